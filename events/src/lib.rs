@@ -1,0 +1,15 @@
+//! avvik-events: the append-only, hash-chained event log avvik keeps everything in.
+//!
+//! The stored value of a record is its exact JSON bytes; record N+1 carries the SHA-256 of
+//! record N's bytes in `prev`. An export is those bytes, one record per line.
+
+pub mod record;
+pub mod store;
+pub mod verify;
+
+pub use record::{hash_hex, NewEvent, RecordedEvent, GENESIS_HASH};
+pub use store::{
+    read_all, BoxFuture, CounterOf, EventStore, ExpectedVersion, Head, SledEventStore, StoreError,
+    StoreOptions, Subscription,
+};
+pub use verify::{verify_export, BadRecord, ChainChecker, VerifyReport};
