@@ -1,0 +1,241 @@
+//! The `avvik` command line: parses arguments and runs one command.
+
+use std::io::{BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use avvik_events::{
+    verify_export, EventStore, RecordedEvent, SledEventStore, StoreOptions, VerifyReport,
+};
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::domain::Reference;
+use crate::register::{AsOf, Register};
+use crate::startup::Application;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "avvik",
+    version,
+    about = "Reporting and handling of information-security deviations (avvikelser)",
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Configuration file (TOML); defaults are compiled in, AVVIK_SECTION__KEY overrides.
+    #[arg(long, global = true, env = "AVVIK_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (HTTP, projections, background work).
+    Serve,
+    /// Walk the hash chain of a data directory or an export file.
+    Verify {
+        /// Data directory (default: store.data_dir from the configuration).
+        #[arg(long, conflicts_with = "file")]
+        data: Option<PathBuf>,
+        /// An NDJSON export to check instead of a data directory.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// The head the log must end with, as SEQ:HASH (e.g. from an annual report).
+        #[arg(long)]
+        expect_head: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the log as NDJSON of the stored records to standard output.
+    Export {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        from_seq: u64,
+        #[arg(long)]
+        to_seq: Option<u64>,
+    },
+    /// Rebuild a new data directory from an NDJSON export (refuses a broken chain).
+    Import {
+        #[arg(long)]
+        data: PathBuf,
+        /// The export file ("-" for standard input).
+        file: PathBuf,
+    },
+    /// Show the register, or one deviation, as it stood at a moment.
+    Replay {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// RFC 3339 time or seq:N.
+        #[arg(long)]
+        as_of: String,
+        /// Only this deviation (AVV-YYYY-NNNN).
+        #[arg(long)]
+        reference: Option<String>,
+    },
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = Config::load(cli.config.as_deref())?;
+    let data_dir = |d: Option<PathBuf>| d.unwrap_or_else(|| config.store.data_dir.clone());
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(config.clone()).await?;
+            app.run_until_stopped().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify {
+            data,
+            file,
+            expect_head,
+            json,
+        } => {
+            let expected = match expect_head {
+                Some(s) => Some(parse_head(&s)?),
+                None => None,
+            };
+            let report = match file {
+                Some(path) => {
+                    let f = std::fs::File::open(&path)
+                        .with_context(|| format!("opening {}", path.display()))?;
+                    verify_export(&mut BufReader::new(f), expected)?
+                }
+                None => {
+                    let store = open_existing(&data_dir(data))?;
+                    let mut report = store.verify()?;
+                    if let (true, Some((seq, hash))) = (report.ok, expected) {
+                        if report.head_seq != seq || report.head_hash != hash {
+                            report.ok = false;
+                            report.reason = Some(format!(
+                                "the log's head is {}:{}, not the expected {seq}:{hash}",
+                                report.head_seq, report.head_hash
+                            ));
+                        }
+                    }
+                    report
+                }
+            };
+            print_verify(&report, json)?;
+            Ok(if report.ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        Command::Export {
+            data,
+            from_seq,
+            to_seq,
+        } => {
+            let store = open_existing(&data_dir(data))?;
+            let stdout = std::io::stdout();
+            let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
+            let n = store.export(from_seq, to_seq.unwrap_or(u64::MAX), &mut out)?;
+            out.flush()?;
+            let head = store.head();
+            eprintln!(
+                "exported {n} records; head seq {} hash {}",
+                head.seq, head.hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import { data, file } => {
+            let head = if file.as_os_str() == "-" {
+                let stdin = std::io::stdin();
+                SledEventStore::import(
+                    &data,
+                    StoreOptions::default(),
+                    &mut stdin.lock(),
+                    &counter_of,
+                )?
+            } else {
+                let f = std::fs::File::open(&file)
+                    .with_context(|| format!("opening {}", file.display()))?;
+                SledEventStore::import(
+                    &data,
+                    StoreOptions::default(),
+                    &mut BufReader::with_capacity(1 << 16, f),
+                    &counter_of,
+                )?
+            };
+            println!("imported {} records; head hash {}", head.seq, head.hash);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Replay {
+            data,
+            as_of,
+            reference,
+        } => {
+            let point = AsOf::parse(&as_of)
+                .context("--as-of must be an RFC 3339 time (2026-03-01T12:00:00+01:00) or seq:N")?;
+            let reference = match reference {
+                Some(r) => {
+                    Some(Reference::parse(&r).context("--reference must look like AVV-2026-0042")?)
+                }
+                None => None,
+            };
+            let store = open_existing(&data_dir(data))?;
+            let seq = point.resolve(&store)?;
+            let reg = Register::fold(&store, seq)?;
+            let out = match reference {
+                Some(r) => match reg.by_reference(r) {
+                    Some(d) => serde_json::json!({ "as_of_seq": seq, "deviation": d }),
+                    None => bail!("{r} did not exist as of seq {seq}"),
+                },
+                None => serde_json::json!({ "as_of_seq": seq, "items": reg.list() }),
+            };
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// The gap-free counter a stored record advanced: reports number their year's references.
+pub fn counter_of(rec: &RecordedEvent) -> Option<(String, u64)> {
+    if rec.event_type != "DeviationReported" {
+        return None;
+    }
+    let r = Reference::parse(rec.data.get("reference")?.as_str()?)?;
+    Some((Reference::counter_name(r.year), r.number))
+}
+
+fn open_existing(dir: &std::path::Path) -> anyhow::Result<SledEventStore> {
+    if !dir.join("events").exists() {
+        bail!("{} holds no avvik event store", dir.display());
+    }
+    Ok(SledEventStore::open(dir, StoreOptions::default())?)
+}
+
+fn parse_head(s: &str) -> anyhow::Result<(u64, String)> {
+    let (seq, hash) = s
+        .split_once(':')
+        .context("--expect-head must be SEQ:HASH")?;
+    let seq: u64 = seq.parse().context("--expect-head: SEQ must be a number")?;
+    if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("--expect-head: HASH must be 64 hex digits");
+    }
+    Ok((seq, hash.to_ascii_lowercase()))
+}
+
+fn print_verify(r: &VerifyReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+    } else if r.ok {
+        println!(
+            "ok: {} records, head seq {} hash {}",
+            r.records, r.head_seq, r.head_hash
+        );
+    } else {
+        println!(
+            "BROKEN: first bad seq {}: {}",
+            r.first_bad_seq
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            r.reason.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,599 @@
+//! The deviation aggregate: its events, its state, and the pure decider.
+
+use chrono::{DateTime, Duration, Months, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::types::{
+    Aspects, Channel, FilingKind, PersonalDataBreach, Reference, Reporter, Severity,
+};
+
+/// A deviation was reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reported {
+    pub reference: Reference,
+    pub title: String,
+    pub description: String,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub discovered_at: DateTime<Utc>,
+    pub sector: Option<String>,
+    pub asset: Option<String>,
+    /// The reporter's guess that personal data may be involved.
+    pub personal_data: bool,
+    pub reporter: Option<Reporter>,
+    pub channel: Channel,
+    /// SHA-256 (hex) of the private status token; the token itself is never stored.
+    pub status_token_hash: String,
+    pub reported_at: DateTime<Utc>,
+}
+
+/// A (re)classification.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Classification {
+    pub severity: Severity,
+    pub aspects: Aspects,
+    pub category: String,
+    pub personal_data_breach: PersonalDataBreach,
+    pub nis2_significant: bool,
+    pub rationale: String,
+    /// The role the classifier acted in, e.g. `ciso` or `kontakt`.
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionRecorded {
+    pub text: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasureAdded {
+    pub measure_id: Uuid,
+    pub description: String,
+    pub owner: String,
+    pub due: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeasureCompleted {
+    pub measure_id: Uuid,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommentAdded {
+    pub text: String,
+    /// Shown to the reporter on the status page (and sent to them).
+    pub to_reporter: bool,
+    /// Written by the reporter rather than staff.
+    pub from_reporter: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Closed {
+    pub resolution: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reopened {
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilingRecorded {
+    pub kind: FilingKind,
+    pub authority: String,
+    pub filed_at: DateTime<Utc>,
+    pub their_reference: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilingDeclined {
+    pub kind: FilingKind,
+    pub rationale: String,
+}
+
+macro_rules! deviation_events {
+    ($($variant:ident($payload:ty) = $name:literal),* $(,)?) => {
+        /// Everything that can happen to a deviation. Stored as `type` + `data`.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum DeviationEvent {
+            $($variant($payload)),*
+        }
+
+        impl DeviationEvent {
+            /// Every deviation event type name.
+            pub const TYPES: &'static [&'static str] = &[$($name),*];
+
+            /// The stored `type`.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(DeviationEvent::$variant(_) => $name),*
+                }
+            }
+
+            /// The stored `data`.
+            pub fn to_data(&self) -> Value {
+                match self {
+                    $(DeviationEvent::$variant(p) => serde_json::to_value(p).unwrap_or(Value::Null)),*
+                }
+            }
+
+            /// Decodes a stored event; `None` when the type is not a deviation event.
+            pub fn from_parts(ty: &str, data: &Value) -> Option<Result<Self, serde_json::Error>> {
+                match ty {
+                    $($name => Some(<$payload>::deserialize(data).map(DeviationEvent::$variant)),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+deviation_events! {
+    Reported(Reported) = "DeviationReported",
+    Classified(Classification) = "DeviationClassified",
+    DecisionRecorded(DecisionRecorded) = "DecisionRecorded",
+    MeasureAdded(MeasureAdded) = "MeasureAdded",
+    MeasureCompleted(MeasureCompleted) = "MeasureCompleted",
+    CommentAdded(CommentAdded) = "CommentAdded",
+    Closed(Closed) = "DeviationClosed",
+    Reopened(Reopened) = "DeviationReopened",
+    FilingRecorded(FilingRecorded) = "FilingRecorded",
+    FilingDeclined(FilingDeclined) = "FilingDeclined",
+}
+
+/// Where a deviation is in its handling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Received,
+    Investigating,
+    Closed,
+}
+
+impl Status {
+    pub fn label_sv(self) -> &'static str {
+        match self {
+            Status::Received => "mottagen",
+            Status::Investigating => "under utredning",
+            Status::Closed => "avslutad",
+        }
+    }
+}
+
+/// Envelope facts evolve needs (who and when), taken from the stored record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventMeta {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationEntry {
+    #[serde(flatten)]
+    pub classification: Classification,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub text: String,
+    pub by: String,
+    pub role: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Measure {
+    pub id: Uuid,
+    pub description: String,
+    pub owner: String,
+    pub due: NaiveDate,
+    pub added_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub completion_note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comment {
+    pub text: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub to_reporter: bool,
+    pub from_reporter: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Filing {
+    pub kind: FilingKind,
+    pub authority: Option<String>,
+    pub filed_at: Option<DateTime<Utc>>,
+    pub their_reference: Option<String>,
+    /// Set when it was decided not to file.
+    pub not_filed_rationale: Option<String>,
+    pub recorded_by: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A statutory clock and whether it is settled.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deadline {
+    pub kind: FilingKind,
+    pub due: DateTime<Utc>,
+    /// When it was filed or decided not to file.
+    pub settled_at: Option<DateTime<Utc>>,
+    /// Frozen once settled: filed after `due`.
+    pub late: Option<bool>,
+}
+
+/// The current state of one deviation: a fold over its events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deviation {
+    pub id: Uuid,
+    pub reference: Reference,
+    pub title: String,
+    pub description: String,
+    pub status: Status,
+    pub severity: Option<Severity>,
+    pub aspects: Aspects,
+    pub category: Option<String>,
+    pub sector: Option<String>,
+    pub asset: Option<String>,
+    pub personal_data_suspected: bool,
+    pub personal_data_breach: Option<PersonalDataBreach>,
+    pub nis2_significant: Option<bool>,
+    pub reporter: Option<Reporter>,
+    pub channel: Channel,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub discovered_at: DateTime<Utc>,
+    pub reported_at: DateTime<Utc>,
+    pub classified_at: Option<DateTime<Utc>>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub resolution: Option<String>,
+    pub classifications: Vec<ClassificationEntry>,
+    pub decisions: Vec<Decision>,
+    pub measures: Vec<Measure>,
+    pub comments: Vec<Comment>,
+    pub filings: Vec<Filing>,
+    pub deadlines: Vec<Deadline>,
+    /// Number of events in the stream.
+    pub version: u32,
+    /// Seq of the last event applied.
+    pub last_seq: u64,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub status_token_hash: String,
+}
+
+impl Deviation {
+    pub fn measure(&self, id: Uuid) -> Option<&Measure> {
+        self.measures.iter().find(|m| m.id == id)
+    }
+
+    pub fn filing(&self, kind: FilingKind) -> Option<&Filing> {
+        self.filings.iter().find(|f| f.kind == kind)
+    }
+
+    /// Recomputes the statutory clocks from discovery time, classification and filings.
+    fn recompute_deadlines(&mut self) {
+        let mut out = Vec::new();
+        let base = self.discovered_at;
+        let settled =
+            |d: &Deviation, kind| d.filing(kind).map(|f| f.filed_at.unwrap_or(f.recorded_at));
+        if matches!(
+            self.personal_data_breach,
+            Some(PersonalDataBreach::Yes | PersonalDataBreach::Investigating)
+        ) || self.filing(FilingKind::Gdpr).is_some()
+        {
+            out.push((FilingKind::Gdpr, base + Duration::hours(72)));
+        }
+        if self.nis2_significant == Some(true)
+            || FilingKind::ALL[1..]
+                .iter()
+                .any(|k| self.filing(*k).is_some())
+        {
+            out.push((FilingKind::Nis2EarlyWarning, base + Duration::hours(24)));
+            let notification_due = base + Duration::hours(72);
+            out.push((FilingKind::Nis2Notification, notification_due));
+            let from = self
+                .filing(FilingKind::Nis2Notification)
+                .and_then(|f| f.filed_at)
+                .unwrap_or(notification_due);
+            let final_due = from.checked_add_months(Months::new(1)).unwrap_or(from);
+            out.push((FilingKind::Nis2FinalReport, final_due));
+        }
+        self.deadlines = out
+            .into_iter()
+            .map(|(kind, due)| {
+                let settled_at = settled(self, kind);
+                let late = self
+                    .filing(kind)
+                    .and_then(|f| f.filed_at)
+                    .map(|filed| filed > due);
+                Deadline {
+                    kind,
+                    due,
+                    settled_at,
+                    late,
+                }
+            })
+            .collect();
+    }
+}
+
+/// What staff and reporters ask the decider to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    Report(Reported),
+    Classify(Classification),
+    RecordDecision { text: String, role: String },
+    AddMeasure(MeasureAdded),
+    CompleteMeasure { measure_id: Uuid, note: String },
+    Comment(CommentAdded),
+    Close { resolution: String },
+    Reopen { reason: String },
+    RecordFiling(FilingRecorded),
+    DeclineFiling(FilingDeclined),
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("deviation not found")]
+    NotFound,
+    #[error("deviation already exists")]
+    AlreadyReported,
+    #[error("the deviation is closed")]
+    Closed,
+    #[error("the deviation is not closed")]
+    NotClosed,
+    #[error("unknown measure {0}")]
+    UnknownMeasure(Uuid),
+    #[error("measure {0} already exists")]
+    DuplicateMeasure(Uuid),
+    #[error("measure {0} is already completed")]
+    MeasureAlreadyCompleted(Uuid),
+    #[error("a {0:?} filing or decision not to file is already recorded")]
+    FilingAlreadyRecorded(FilingKind),
+    #[error("the classification is unchanged")]
+    Unchanged,
+}
+
+impl DomainError {
+    /// A Swedish sentence for people.
+    pub fn message_sv(&self) -> String {
+        match self {
+            DomainError::NotFound => "Avvikelsen finns inte.".into(),
+            DomainError::AlreadyReported => "Avvikelsen finns redan.".into(),
+            DomainError::Closed => "Avvikelsen är avslutad. Återöppna den först.".into(),
+            DomainError::NotClosed => "Avvikelsen är inte avslutad.".into(),
+            DomainError::UnknownMeasure(_) => "Åtgärden finns inte.".into(),
+            DomainError::DuplicateMeasure(_) => "Åtgärden finns redan.".into(),
+            DomainError::MeasureAlreadyCompleted(_) => "Åtgärden är redan slutförd.".into(),
+            DomainError::FilingAlreadyRecorded(_) => {
+                "En anmälan eller ett beslut att inte anmäla finns redan registrerat.".into()
+            }
+            DomainError::Unchanged => "Klassningen är oförändrad.".into(),
+        }
+    }
+}
+
+/// Decides which events a command produces. Pure: time and ids come in the command.
+pub fn decide(state: Option<&Deviation>, cmd: Command) -> Result<Vec<DeviationEvent>, DomainError> {
+    let Some(d) = state else {
+        return match cmd {
+            Command::Report(r) => Ok(vec![DeviationEvent::Reported(r)]),
+            _ => Err(DomainError::NotFound),
+        };
+    };
+    let open = || {
+        if d.status == Status::Closed {
+            Err(DomainError::Closed)
+        } else {
+            Ok(())
+        }
+    };
+    let ev = match cmd {
+        Command::Report(_) => return Err(DomainError::AlreadyReported),
+        Command::Classify(c) => {
+            open()?;
+            if d.classifications.last().map(|e| &e.classification) == Some(&c) {
+                return Err(DomainError::Unchanged);
+            }
+            DeviationEvent::Classified(c)
+        }
+        Command::RecordDecision { text, role } => {
+            open()?;
+            DeviationEvent::DecisionRecorded(DecisionRecorded { text, role })
+        }
+        Command::AddMeasure(m) => {
+            open()?;
+            if d.measure(m.measure_id).is_some() {
+                return Err(DomainError::DuplicateMeasure(m.measure_id));
+            }
+            DeviationEvent::MeasureAdded(m)
+        }
+        Command::CompleteMeasure { measure_id, note } => {
+            match d.measure(measure_id) {
+                None => return Err(DomainError::UnknownMeasure(measure_id)),
+                Some(m) if m.completed_at.is_some() => {
+                    return Err(DomainError::MeasureAlreadyCompleted(measure_id))
+                }
+                Some(_) => {}
+            }
+            DeviationEvent::MeasureCompleted(MeasureCompleted { measure_id, note })
+        }
+        Command::Comment(c) => DeviationEvent::CommentAdded(c),
+        Command::Close { resolution } => {
+            open()?;
+            DeviationEvent::Closed(Closed { resolution })
+        }
+        Command::Reopen { reason } => {
+            if d.status != Status::Closed {
+                return Err(DomainError::NotClosed);
+            }
+            DeviationEvent::Reopened(Reopened { reason })
+        }
+        Command::RecordFiling(f) => {
+            if d.filing(f.kind).is_some() {
+                return Err(DomainError::FilingAlreadyRecorded(f.kind));
+            }
+            DeviationEvent::FilingRecorded(f)
+        }
+        Command::DeclineFiling(f) => {
+            if d.filing(f.kind).is_some() {
+                return Err(DomainError::FilingAlreadyRecorded(f.kind));
+            }
+            DeviationEvent::FilingDeclined(f)
+        }
+    };
+    Ok(vec![ev])
+}
+
+/// Applies one event. `stream` is the deviation's id. Events that do not fit the state
+/// (which a correct log never holds) leave it unchanged rather than panic.
+pub fn evolve(
+    state: Option<Deviation>,
+    stream: Uuid,
+    event: &DeviationEvent,
+    meta: &EventMeta,
+) -> Option<Deviation> {
+    let mut d = match (state, event) {
+        (None, DeviationEvent::Reported(r)) => {
+            let mut d = Deviation {
+                id: stream,
+                reference: r.reference,
+                title: r.title.clone(),
+                description: r.description.clone(),
+                status: Status::Received,
+                severity: None,
+                aspects: Aspects::default(),
+                category: None,
+                sector: r.sector.clone(),
+                asset: r.asset.clone(),
+                personal_data_suspected: r.personal_data,
+                personal_data_breach: None,
+                nis2_significant: None,
+                reporter: r.reporter.clone(),
+                channel: r.channel,
+                occurred_at: r.occurred_at,
+                discovered_at: r.discovered_at,
+                reported_at: r.reported_at,
+                classified_at: None,
+                closed_at: None,
+                resolution: None,
+                classifications: Vec::new(),
+                decisions: Vec::new(),
+                measures: Vec::new(),
+                comments: Vec::new(),
+                filings: Vec::new(),
+                deadlines: Vec::new(),
+                version: 0,
+                last_seq: 0,
+                updated_at: meta.at,
+                status_token_hash: r.status_token_hash.clone(),
+            };
+            d.recompute_deadlines();
+            d
+        }
+        (None, _) => return None,
+        (Some(d), DeviationEvent::Reported(_)) => return Some(d),
+        (Some(mut d), ev) => {
+            match ev {
+                DeviationEvent::Reported(_) => {}
+                DeviationEvent::Classified(c) => {
+                    d.severity = Some(c.severity);
+                    d.aspects = c.aspects;
+                    d.category = Some(c.category.clone());
+                    d.personal_data_breach = Some(c.personal_data_breach);
+                    d.nis2_significant = Some(c.nis2_significant);
+                    d.classified_at.get_or_insert(meta.at);
+                    if d.status == Status::Received {
+                        d.status = Status::Investigating;
+                    }
+                    d.classifications.push(ClassificationEntry {
+                        classification: c.clone(),
+                        by: meta.actor.clone(),
+                        at: meta.at,
+                    });
+                }
+                DeviationEvent::DecisionRecorded(x) => {
+                    if d.status == Status::Received {
+                        d.status = Status::Investigating;
+                    }
+                    d.decisions.push(Decision {
+                        text: x.text.clone(),
+                        by: meta.actor.clone(),
+                        role: x.role.clone(),
+                        at: meta.at,
+                    })
+                }
+                DeviationEvent::MeasureAdded(m) => {
+                    if d.status == Status::Received {
+                        d.status = Status::Investigating;
+                    }
+                    d.measures.push(Measure {
+                        id: m.measure_id,
+                        description: m.description.clone(),
+                        owner: m.owner.clone(),
+                        due: m.due,
+                        added_at: meta.at,
+                        completed_at: None,
+                        completion_note: None,
+                    })
+                }
+                DeviationEvent::MeasureCompleted(c) => {
+                    if let Some(m) = d.measures.iter_mut().find(|m| m.id == c.measure_id) {
+                        m.completed_at = Some(meta.at);
+                        m.completion_note = Some(c.note.clone());
+                    }
+                }
+                DeviationEvent::CommentAdded(c) => d.comments.push(Comment {
+                    text: c.text.clone(),
+                    by: meta.actor.clone(),
+                    at: meta.at,
+                    to_reporter: c.to_reporter,
+                    from_reporter: c.from_reporter,
+                }),
+                DeviationEvent::Closed(c) => {
+                    d.status = Status::Closed;
+                    d.closed_at = Some(meta.at);
+                    d.resolution = Some(c.resolution.clone());
+                }
+                DeviationEvent::Reopened(_) => {
+                    d.status = Status::Investigating;
+                    d.closed_at = None;
+                    d.resolution = None;
+                }
+                DeviationEvent::FilingRecorded(f) => d.filings.push(Filing {
+                    kind: f.kind,
+                    authority: Some(f.authority.clone()),
+                    filed_at: Some(f.filed_at),
+                    their_reference: f.their_reference.clone(),
+                    not_filed_rationale: None,
+                    recorded_by: meta.actor.clone(),
+                    recorded_at: meta.at,
+                }),
+                DeviationEvent::FilingDeclined(f) => d.filings.push(Filing {
+                    kind: f.kind,
+                    authority: None,
+                    filed_at: None,
+                    their_reference: None,
+                    not_filed_rationale: Some(f.rationale.clone()),
+                    recorded_by: meta.actor.clone(),
+                    recorded_at: meta.at,
+                }),
+            }
+            d.recompute_deadlines();
+            d
+        }
+    };
+    d.version += 1;
+    d.last_seq = meta.seq;
+    d.updated_at = meta.at;
+    Some(d)
+}

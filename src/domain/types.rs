@@ -1,0 +1,282 @@
+//! Domain value types, parsed once at the edge: a value of these types is always valid.
+
+use std::fmt;
+
+use chrono::{DateTime, Datelike, Utc};
+use chrono_tz::Europe::Stockholm;
+use serde::{Deserialize, Serialize};
+
+/// `AVV-YYYY-NNNN`: gap-free per Stockholm calendar year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Reference {
+    pub year: i32,
+    pub number: u64,
+}
+
+impl Reference {
+    pub fn new(year: i32, number: u64) -> Self {
+        Self { year, number }
+    }
+
+    /// Parses `AVV-2026-0042` (case-insensitive prefix, at least four digits).
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let rest = s.get(..4).filter(|p| p.eq_ignore_ascii_case("AVV-"))?;
+        let _ = rest;
+        let mut parts = s[4..].splitn(2, '-');
+        let year = parts.next()?;
+        let number = parts.next()?;
+        if year.len() != 4 || number.len() < 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        if !number.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let number: u64 = number.parse().ok()?;
+        if number == 0 {
+            return None;
+        }
+        Some(Self {
+            year: year.parse().ok()?,
+            number,
+        })
+    }
+
+    /// Name of the store counter that numbers this year's references.
+    pub fn counter_name(year: i32) -> String {
+        format!("AVV-{year}")
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AVV-{:04}-{:04}", self.year, self.number)
+    }
+}
+
+impl Serialize for Reference {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Reference {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Reference::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom("not a reference AVV-YYYY-NNNN"))
+    }
+}
+
+/// The calendar year (Stockholm time) an instant belongs to.
+pub fn stockholm_year(at: DateTime<Utc>) -> i32 {
+    at.with_timezone(&Stockholm).year()
+}
+
+/// The policy's two severities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// mindre avvikelse
+    Minor,
+    /// större avvikelse
+    Major,
+}
+
+impl Severity {
+    pub fn label_sv(self) -> &'static str {
+        match self {
+            Severity::Minor => "mindre",
+            Severity::Major => "större",
+        }
+    }
+}
+
+/// Consequence level 1–4 (1 måttlig, 2 betydande, 3 allvarlig, 4 synnerligen allvarlig).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Level(u8);
+
+impl Level {
+    pub fn new(v: u8) -> Option<Self> {
+        (1..=4).contains(&v).then_some(Level(v))
+    }
+
+    pub fn get(self) -> u8 {
+        self.0
+    }
+
+    pub fn label_sv(self) -> &'static str {
+        match self.0 {
+            1 => "måttlig",
+            2 => "betydande",
+            3 => "allvarlig",
+            _ => "synnerligen allvarlig",
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = u8::deserialize(d)?;
+        Level::new(v).ok_or_else(|| serde::de::Error::custom("level must be 1..4"))
+    }
+}
+
+/// Which aspects a deviation hurt, each with its consequence level.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Aspects {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidentiality: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub availability: Option<Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceability: Option<Level>,
+}
+
+impl Aspects {
+    pub fn is_empty(&self) -> bool {
+        self.confidentiality.is_none()
+            && self.integrity.is_none()
+            && self.availability.is_none()
+            && self.traceability.is_none()
+    }
+}
+
+/// Is this a personal-data breach (GDPR art. 33)?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PersonalDataBreach {
+    Yes,
+    No,
+    Investigating,
+}
+
+/// How a report came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Web,
+    Email,
+    Api,
+}
+
+/// A syntactically plausible e-mail address (local@domain, no spaces, one @).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        let (local, domain) = s.split_once('@')?;
+        let ok = !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && s.len() <= 254
+            && !s
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"()[]\\".contains(c))
+            && !domain.contains('@');
+        ok.then(|| EmailAddress(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for EmailAddress {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        EmailAddress::parse(&s).ok_or_else(|| serde::de::Error::custom("not an e-mail address"))
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who reported (absent: anonymous).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reporter {
+    pub name: String,
+    pub email: EmailAddress,
+}
+
+/// Which statutory filing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilingKind {
+    /// GDPR art. 33 notification to IMY, 72 h from discovery.
+    Gdpr,
+    /// NIS2 / cybersäkerhetslagen early warning, 24 h.
+    Nis2EarlyWarning,
+    /// NIS2 incident notification, 72 h.
+    Nis2Notification,
+    /// NIS2 final report, one month after the notification.
+    Nis2FinalReport,
+}
+
+impl FilingKind {
+    pub const ALL: [FilingKind; 4] = [
+        FilingKind::Gdpr,
+        FilingKind::Nis2EarlyWarning,
+        FilingKind::Nis2Notification,
+        FilingKind::Nis2FinalReport,
+    ];
+
+    pub fn label_sv(self) -> &'static str {
+        match self {
+            FilingKind::Gdpr => "Anmälan av personuppgiftsincident till IMY (72 h)",
+            FilingKind::Nis2EarlyWarning => "NIS2 tidig varning (24 h)",
+            FilingKind::Nis2Notification => "NIS2 incidentanmälan (72 h)",
+            FilingKind::Nis2FinalReport => "NIS2 slutrapport (en månad)",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_parses_and_prints() {
+        let r = Reference::parse("AVV-2026-0042").unwrap();
+        assert_eq!(r, Reference::new(2026, 42));
+        assert_eq!(r.to_string(), "AVV-2026-0042");
+        assert_eq!(Reference::new(2026, 12345).to_string(), "AVV-2026-12345");
+        assert_eq!(Reference::parse("avv-2026-0042"), Some(r));
+        for bad in [
+            "",
+            "AVV-26-0042",
+            "AVV-2026-42",
+            "AVV-2026-0000",
+            "XYZ-2026-0042",
+            "AVV-2026-00a2",
+            "AVV-2026",
+        ] {
+            assert_eq!(Reference::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn year_is_stockholm_year() {
+        let t = DateTime::parse_from_rfc3339("2026-12-31T23:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(stockholm_year(t), 2027);
+    }
+
+    #[test]
+    fn email_and_level_validate() {
+        assert!(EmailAddress::parse("anna.svensson@kommunen.se").is_some());
+        for bad in ["", "a", "a@b", "a b@c.se", "<a@b.se>", "a@@b.se", "@b.se"] {
+            assert!(EmailAddress::parse(bad).is_none(), "{bad}");
+        }
+        assert!(Level::new(0).is_none() && Level::new(5).is_none() && Level::new(4).is_some());
+    }
+}

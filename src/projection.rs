@@ -1,0 +1,111 @@
+//! Keeps the register current: folds the whole log at start-up (off the async threads),
+//! then follows new commits live. Readers wait for a seq to get read-your-writes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use avvik_events::{EventStore, StoreError, Subscription};
+use tokio::sync::watch;
+
+use crate::register::Register;
+
+pub struct RegisterProjection {
+    register: RwLock<Register>,
+    seq_tx: watch::Sender<u64>,
+    ready: AtomicBool,
+}
+
+impl RegisterProjection {
+    fn new() -> Self {
+        let (seq_tx, _) = watch::channel(0);
+        Self {
+            register: RwLock::new(Register::new()),
+            seq_tx,
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    /// Starts the projection: catch-up runs in the background; `is_ready` turns true when
+    /// the register has caught up with the head the store had at start.
+    pub fn start(store: Arc<dyn EventStore>, mut shutdown: watch::Receiver<bool>) -> Arc<Self> {
+        let this = Arc::new(Self::new());
+        let me = this.clone();
+        tokio::spawn(async move {
+            let s2 = store.clone();
+            let caught_up = tokio::task::spawn_blocking(move || {
+                let head = s2.head().seq;
+                Register::fold(s2.as_ref(), head)
+            })
+            .await;
+            let reg = match caught_up {
+                Ok(Ok(reg)) => reg,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "register catch-up failed; the service stays not ready");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "register catch-up panicked");
+                    return;
+                }
+            };
+            let from = reg.seq() + 1;
+            let seq = reg.seq();
+            *me.write() = reg;
+            me.seq_tx.send_replace(seq);
+            me.ready.store(true, Ordering::Release);
+            tracing::info!(seq, "register caught up");
+            let mut sub = Subscription::new(store, from);
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    next = sub.next() => match next {
+                        Ok(first) => {
+                            let mut reg = me.write();
+                            reg.apply(&first);
+                            // Apply whatever else is already there under the same lock.
+                            while let Ok(Some(rec)) = sub.try_next() {
+                                reg.apply(&rec);
+                                if reg.seq() % 4096 == 0 { break; }
+                            }
+                            let seq = reg.seq();
+                            drop(reg);
+                            me.seq_tx.send_replace(seq);
+                        }
+                        Err(StoreError::Closed) => break,
+                        Err(e) => {
+                            tracing::error!(error = %e, "register could not read the log; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                }
+            }
+        });
+        this
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Register> {
+        self.register.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Register> {
+        self.register.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn seq(&self) -> u64 {
+        *self.seq_tx.borrow()
+    }
+
+    /// Waits until the register has folded in `seq` (bounded by `timeout`).
+    pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
+        let mut rx = self.seq_tx.subscribe();
+        let done = async {
+            let _ = rx.wait_for(|s| *s >= seq).await;
+        };
+        tokio::time::timeout(timeout, done).await.is_ok() && self.is_ready()
+    }
+}

@@ -1,0 +1,147 @@
+//! The register: current state of every deviation, a fold over the log. Built at start-up,
+//! followed live, and rebuilt up to any earlier point for auditors.
+
+use std::collections::HashMap;
+
+use avvik_events::{read_all, EventStore, RecordedEvent, StoreError};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::domain::{evolve, Deviation, DeviationEvent, EventMeta, Reference};
+
+#[derive(Debug, Default, Clone)]
+pub struct Register {
+    deviations: HashMap<Uuid, Deviation>,
+    by_reference: HashMap<Reference, Uuid>,
+    by_token_hash: HashMap<String, Uuid>,
+    seq: u64,
+    /// Stored records of a deviation type that did not decode (never expected; counted so
+    /// it is visible rather than silent).
+    pub undecodable: u64,
+}
+
+impl Register {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The last seq folded in.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Folds one record in. Records of other types (accounts, notices, …) only move the seq.
+    pub fn apply(&mut self, rec: &RecordedEvent) {
+        self.seq = rec.seq;
+        let Some(decoded) = DeviationEvent::from_parts(&rec.event_type, &rec.data) else {
+            return;
+        };
+        let ev = match decoded {
+            Ok(ev) => ev,
+            Err(e) => {
+                self.undecodable += 1;
+                tracing::error!(seq = rec.seq, error = %e, "stored deviation event does not decode");
+                return;
+            }
+        };
+        let meta = EventMeta {
+            seq: rec.seq,
+            at: rec.at,
+            actor: rec.actor.clone(),
+        };
+        let prev = self.deviations.remove(&rec.stream);
+        let was_new = prev.is_none();
+        if let Some(d) = evolve(prev, rec.stream, &ev, &meta) {
+            if was_new {
+                self.by_reference.insert(d.reference, d.id);
+                self.by_token_hash.insert(d.status_token_hash.clone(), d.id);
+            }
+            self.deviations.insert(rec.stream, d);
+        }
+    }
+
+    pub fn get(&self, id: Uuid) -> Option<&Deviation> {
+        self.deviations.get(&id)
+    }
+
+    pub fn by_reference(&self, r: Reference) -> Option<&Deviation> {
+        self.by_reference
+            .get(&r)
+            .and_then(|id| self.deviations.get(id))
+    }
+
+    pub fn by_token_hash(&self, hash: &str) -> Option<&Deviation> {
+        self.by_token_hash
+            .get(hash)
+            .and_then(|id| self.deviations.get(id))
+    }
+
+    pub fn len(&self) -> usize {
+        self.deviations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.deviations.is_empty()
+    }
+
+    /// All deviations, newest reference first.
+    pub fn list(&self) -> Vec<&Deviation> {
+        let mut v: Vec<&Deviation> = self.deviations.values().collect();
+        v.sort_by(|a, b| b.reference.cmp(&a.reference));
+        v
+    }
+
+    /// Folds the log from the start up to and including `to_seq`.
+    pub fn fold(store: &dyn EventStore, to_seq: u64) -> Result<Self, StoreError> {
+        let mut reg = Register::new();
+        for rec in read_all(store, 1) {
+            let rec = rec?;
+            if rec.seq > to_seq {
+                break;
+            }
+            reg.apply(&rec);
+        }
+        Ok(reg)
+    }
+}
+
+/// A point in the log's history: a seq, or a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    Seq(u64),
+    Time(DateTime<Utc>),
+}
+
+impl AsOf {
+    /// `seq:N` or an RFC 3339 time.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim();
+        if let Some(n) = s.strip_prefix("seq:") {
+            return n.parse().ok().map(AsOf::Seq);
+        }
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| AsOf::Time(t.with_timezone(&Utc)))
+    }
+
+    /// The last seq at or before this point (0 when the log was empty then).
+    pub fn resolve(self, store: &dyn EventStore) -> Result<u64, StoreError> {
+        let head = store.head().seq;
+        match self {
+            AsOf::Seq(n) => Ok(n.min(head)),
+            AsOf::Time(t) => {
+                // `at` never decreases along the log: binary search for the last seq <= t.
+                let (mut lo, mut hi) = (0u64, head);
+                while lo < hi {
+                    let mid = lo + (hi - lo).div_ceil(2);
+                    let rec = store.read_batch(mid, 1)?;
+                    match rec.first() {
+                        Some(r) if r.at <= t => lo = mid,
+                        _ => hi = mid - 1,
+                    }
+                }
+                Ok(lo)
+            }
+        }
+    }
+}

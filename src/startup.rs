@@ -1,0 +1,117 @@
+//! Builds the running service: store, projections, HTTP listener.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use avvik_events::{EventStore, SledEventStore, StoreOptions};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::projection::RegisterProjection;
+use crate::service::Services;
+use crate::web::{self, AppState};
+
+/// Opens the store in the configured data directory.
+pub fn open_store(config: &Config) -> Result<SledEventStore, avvik_events::StoreError> {
+    SledEventStore::open(
+        &config.store.data_dir,
+        StoreOptions {
+            cache_capacity: config.store.cache_mb * 1024 * 1024,
+            ..StoreOptions::default()
+        },
+    )
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Application {
+    /// Opens everything and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let store: Arc<dyn EventStore> = Arc::new(open_store(&config).with_context(|| {
+            format!(
+                "opening the event store in {}",
+                config.store.data_dir.display()
+            )
+        })?);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let register = RegisterProjection::start(store.clone(), shutdown_rx);
+        let listener = TcpListener::bind(config.http.addr)
+            .await
+            .with_context(|| format!("binding {}", config.http.addr))?;
+        let state = AppState {
+            services: Services {
+                store,
+                register,
+                clock,
+            },
+            config: Arc::new(config),
+        };
+        Ok(Self {
+            listener,
+            state,
+            shutdown_tx,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `stop` resolves, then stops the background work.
+    pub async fn run_until(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app = web::router(self.state.clone());
+        tracing::info!(addr = %self.listener.local_addr()?, "avvik is listening");
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop)
+        .await?;
+        let _ = self.shutdown_tx.send(true);
+        Ok(())
+    }
+
+    /// Serves until SIGINT or SIGTERM.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,149 @@
+//! The one mapping from failures to HTTP answers: `application/problem+json` (RFC 9457),
+//! English for the API, with a Swedish sentence alongside for people.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::domain::DomainError;
+use crate::service::ServiceError;
+
+/// One bad input field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+    pub message_sv: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: &str, message_sv: &str) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+            message_sv: message_sv.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid input")]
+    Validation(Vec<FieldError>),
+    #[error("malformed request: {0}")]
+    BadRequest(String),
+    #[error("not found")]
+    NotFound,
+    #[error("{0}")]
+    Domain(DomainError),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    title: &'a str,
+    status: u16,
+    detail: String,
+    detail_sv: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a [FieldError]>,
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Domain(DomainError::NotFound) => ApiError::NotFound,
+            ServiceError::Domain(d) => ApiError::Domain(d),
+            ServiceError::NotReady => ApiError::Unavailable("the register is being rebuilt".into()),
+            ServiceError::Contention => {
+                ApiError::Unavailable("too many concurrent changes; retry".into())
+            }
+            ServiceError::Store(avvik_events::StoreError::Closed) => {
+                ApiError::Unavailable("the service is shutting down".into())
+            }
+            ServiceError::Store(s @ avvik_events::StoreError::Storage(_))
+            | ServiceError::Store(s @ avvik_events::StoreError::Io(_)) => {
+                tracing::error!(error = %s, "write failed in the event store");
+                ApiError::Unavailable("the event store cannot write right now".into())
+            }
+            ServiceError::Store(other) => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, kind, title, detail_sv) = match &self {
+            ApiError::Validation(_) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "urn:avvik:problem:validation",
+                "Invalid input",
+                "Uppgifterna behöver rättas.".to_string(),
+            ),
+            ApiError::BadRequest(_) => (
+                StatusCode::BAD_REQUEST,
+                "urn:avvik:problem:bad-request",
+                "Malformed request",
+                "Begäran kunde inte läsas.".to_string(),
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                "urn:avvik:problem:not-found",
+                "Not found",
+                "Det du söker finns inte.".to_string(),
+            ),
+            ApiError::Domain(d) => (
+                StatusCode::CONFLICT,
+                "urn:avvik:problem:conflict",
+                "Not allowed in the current state",
+                d.message_sv(),
+            ),
+            ApiError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "urn:avvik:problem:unavailable",
+                "Service unavailable",
+                "Tjänsten kan inte ta emot ändringar just nu. Försök igen om en stund.".to_string(),
+            ),
+            ApiError::Internal(e) => {
+                tracing::error!(error = ?e, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "urn:avvik:problem:internal",
+                    "Internal error",
+                    "Ett oväntat fel inträffade.".to_string(),
+                )
+            }
+        };
+        let detail = match &self {
+            ApiError::Internal(_) => "an unexpected error occurred".to_string(),
+            other => other.to_string(),
+        };
+        let errors = match &self {
+            ApiError::Validation(list) => Some(list.as_slice()),
+            _ => None,
+        };
+        let body = Problem {
+            kind,
+            title,
+            status: status.as_u16(),
+            detail,
+            detail_sv,
+            errors,
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
+        resp
+    }
+}

@@ -1,0 +1,42 @@
+//! Liveness and readiness.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use super::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// 200 once the register has caught up with the log and the store can write.
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
+    let s = &state.services;
+    let head = s.store.head();
+    let ready = s.register.is_ready();
+    let degraded = s.store.is_degraded();
+    let status = if ready && !degraded {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "ready": ready && !degraded,
+            "register_caught_up": ready,
+            "store_degraded": degraded,
+            "head_seq": head.seq,
+            "register_seq": s.register.seq(),
+        })),
+    )
+}
