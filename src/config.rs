@@ -186,7 +186,8 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        fig = fig.merge(Env::prefixed("AVVIK_").split("__"));
+        // AVVIK_CONFIG names the file itself and is not a key.
+        fig = fig.merge(Env::prefixed("AVVIK_").ignore(&["config"]).split("__"));
         Self::from_figment(fig)
     }
 
@@ -259,7 +260,7 @@ impl Config {
             ("recipients.kommunstyrelsen", &r.kommunstyrelsen),
         ]
         .into_iter()
-        .chain(r.kontakt.iter().map(|(_, v)| ("recipients.kontakt", v)))
+        .chain(r.kontakt.values().map(|v| ("recipients.kontakt", v)))
         {
             for addr in list {
                 if crate::domain::EmailAddress::parse(addr).is_none() {

@@ -66,7 +66,7 @@ impl RegisterProjection {
                             // Apply whatever else is already there under the same lock.
                             while let Ok(Some(rec)) = sub.try_next() {
                                 reg.apply(&rec);
-                                if reg.seq() % 4096 == 0 { break; }
+                                if reg.seq().is_multiple_of(4096) { break; }
                             }
                             let seq = reg.seq();
                             drop(reg);

@@ -87,7 +87,7 @@ impl Register {
     /// All deviations, newest reference first.
     pub fn list(&self) -> Vec<&Deviation> {
         let mut v: Vec<&Deviation> = self.deviations.values().collect();
-        v.sort_by(|a, b| b.reference.cmp(&a.reference));
+        v.sort_by_key(|d| std::cmp::Reverse(d.reference));
         v
     }
 

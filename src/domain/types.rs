@@ -21,11 +21,8 @@ impl Reference {
     /// Parses `AVV-2026-0042` (case-insensitive prefix, at least four digits).
     pub fn parse(s: &str) -> Option<Self> {
         let s = s.trim();
-        let rest = s.get(..4).filter(|p| p.eq_ignore_ascii_case("AVV-"))?;
-        let _ = rest;
-        let mut parts = s[4..].splitn(2, '-');
-        let year = parts.next()?;
-        let number = parts.next()?;
+        s.get(..4).filter(|p| p.eq_ignore_ascii_case("AVV-"))?;
+        let (year, number) = s[4..].split_once('-')?;
         if year.len() != 4 || number.len() < 4 || !year.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
