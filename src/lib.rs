@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod projection;
 pub mod register;
+pub mod secret;
 pub mod service;
 pub mod startup;
 pub mod web;

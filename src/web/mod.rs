@@ -21,6 +21,7 @@ use crate::service::Services;
 pub struct AppState {
     pub services: Services,
     pub config: Arc<Config>,
+    pub secret: crate::secret::Secret,
 }
 
 pub fn router(state: AppState) -> Router {
