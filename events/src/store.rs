@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 use uuid::Uuid;
@@ -383,11 +383,11 @@ struct Opened {
 
 fn open_raw(dir: &Path, opts: &StoreOptions) -> Result<Opened> {
     let lock = lock_dir(dir)?;
-    let db = sled::Config::new()
+    let config = sled::Config::new()
         .path(dir.join("events"))
         .cache_capacity(opts.cache_capacity)
-        .mode(sled::Mode::HighThroughput)
-        .open()?;
+        .mode(sled::Mode::HighThroughput);
+    let db = open_sled(&config)?;
     let tree = db.open_tree("log")?;
     let head = match tree.get(K_HEAD)? {
         Some(b) => HeadRaw::decode(&b).ok_or(StoreError::Corrupt {
@@ -406,6 +406,25 @@ fn open_raw(dir: &Path, opts: &StoreOptions) -> Result<Opened> {
         tree,
         head,
     })
+}
+
+/// Opens sled, waiting briefly while a handle to the same database that was just dropped
+/// in this process releases sled's own file lock: sled 0.34's background threads let go of
+/// it shortly after `Db` is dropped, not when it is. We hold `avvik.lock` here, so no other
+/// avvik process can be the holder; a lock that stays taken is still reported.
+fn open_sled(config: &sled::Config) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match config.open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => return Ok(r?),
+        }
+    }
 }
 
 const LOCK_FILE: &str = "avvik.lock";
@@ -495,58 +514,18 @@ impl SledEventStore {
                 "the target store is not empty; import only into a new data directory".into(),
             ));
         }
-        let tree = &opened.tree;
-        let mut checker = ChainChecker::new();
-        let mut counters: HashMap<String, u64> = HashMap::new();
-        let mut batch = sled::Batch::default();
-        let mut in_batch = 0usize;
-        let mut line = Vec::new();
-        let mut last: Option<RecordedEvent> = None;
-        let mut last_hash = [0u8; 32];
-        loop {
-            line.clear();
-            let n = input.read_until(b'\n', &mut line)?;
-            if n == 0 {
-                break;
+        let raw = match import_records(&opened.tree, input, counter_of) {
+            Ok(raw) => raw,
+            Err(e) => {
+                // Records are written in chunks as they are checked; a refused import
+                // must not leave the early chunks behind (the target was empty).
+                let tree = &opened.tree;
+                if let Err(ce) = tree.clear().and_then(|()| tree.flush().map(|_| ())) {
+                    tracing::error!(error = %ce, "could not clear a refused import");
+                }
+                return Err(e);
             }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
-            if line.is_empty() {
-                continue;
-            }
-            let rec = checker
-                .check(&line)
-                .map_err(|bad| StoreError::Import(bad.to_string()))?;
-            batch.insert(&log_key(rec.seq), line.as_slice());
-            batch.insert(&stream_key(rec.stream, rec.version), &rec.seq.to_be_bytes());
-            batch.insert(&id_key(rec.id), &rec.seq.to_be_bytes());
-            if let Some((name, value)) = counter_of(&rec) {
-                let c = counters.entry(name).or_default();
-                *c = (*c).max(value);
-            }
-            last_hash.copy_from_slice(&Sha256::digest(&line));
-            last = Some(rec);
-            in_batch += 1;
-            if in_batch >= 10_000 {
-                tree.apply_batch(std::mem::take(&mut batch))?;
-                in_batch = 0;
-            }
-        }
-        let Some(last) = last else {
-            return Err(StoreError::Import("the export holds no records".into()));
         };
-        for (name, value) in &counters {
-            batch.insert(counter_key(name), &value.to_be_bytes());
-        }
-        let raw = HeadRaw {
-            seq: last.seq,
-            hash: last_hash,
-            at_micros: last.at.timestamp_micros(),
-        };
-        batch.insert(K_HEAD, encode_head(&raw));
-        tree.apply_batch(batch)?;
-        tree.flush()?;
         drop(opened.tree);
         drop(opened.db);
         drop(opened.lock);
@@ -559,6 +538,67 @@ impl SledEventStore {
             None => Ok(None),
         }
     }
+}
+
+/// Writes the records of an NDJSON export into an empty `tree`, checking the chain as it
+/// goes, then the rebuilt counters and the head. Returns the head.
+fn import_records(
+    tree: &sled::Tree,
+    input: &mut dyn std::io::BufRead,
+    counter_of: &CounterOf,
+) -> Result<HeadRaw> {
+    let mut checker = ChainChecker::new();
+    let mut counters: HashMap<String, u64> = HashMap::new();
+    let mut batch = sled::Batch::default();
+    let mut in_batch = 0usize;
+    let mut line = Vec::new();
+    let mut last: Option<RecordedEvent> = None;
+    let mut last_hash = [0u8; 32];
+    loop {
+        line.clear();
+        let n = input.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            break;
+        }
+        if line.last() == Some(&b'\n') {
+            line.pop();
+        }
+        if line.is_empty() {
+            continue;
+        }
+        let rec = checker
+            .check(&line)
+            .map_err(|bad| StoreError::Import(bad.to_string()))?;
+        batch.insert(&log_key(rec.seq), line.as_slice());
+        batch.insert(&stream_key(rec.stream, rec.version), &rec.seq.to_be_bytes());
+        batch.insert(&id_key(rec.id), &rec.seq.to_be_bytes());
+        if let Some((name, value)) = counter_of(&rec) {
+            let c = counters.entry(name).or_default();
+            *c = (*c).max(value);
+        }
+        last_hash.copy_from_slice(&Sha256::digest(&line));
+        last = Some(rec);
+        in_batch += 1;
+        if in_batch >= 10_000 {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            in_batch = 0;
+        }
+    }
+    let Some(last) = last else {
+        return Err(StoreError::Import("the export holds no records".into()));
+    };
+    for (name, value) in &counters {
+        batch.insert(counter_key(name), &value.to_be_bytes());
+    }
+    let raw = HeadRaw {
+        seq: last.seq,
+        hash: last_hash,
+        at_micros: last.at.timestamp_micros(),
+    };
+    batch.insert(K_HEAD, encode_head(&raw));
+    tree.apply_batch(batch)?;
+    tree.flush()?;
+    Ok(raw)
 }
 
 fn decode(seq: u64, bytes: &[u8]) -> Result<RecordedEvent> {
@@ -620,7 +660,7 @@ impl EventStore for SledEventStore {
     fn read_batch(&self, from_seq: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
         let durable = self.shared.durable_seq.load(Ordering::Acquire);
         let from = from_seq.max(1);
-        if from > durable {
+        if from > durable || limit == 0 {
             return Ok(Vec::new());
         }
         let mut out = Vec::with_capacity(limit.min((durable - from + 1) as usize));
@@ -709,7 +749,12 @@ impl EventStore for SledEventStore {
             .tree
             .get(K_HEAD)?
             .and_then(|b| HeadRaw::decode(&b));
-        Ok(checker.finish(stored_head.map(|h| (h.seq, hex::encode(h.hash)))))
+        // No head record means an empty log: records without a head were not committed
+        // by this store (and the next append would write over them).
+        let stored_head = stored_head.map_or((0, GENESIS_HASH.to_string()), |h| {
+            (h.seq, hex::encode(h.hash))
+        });
+        Ok(checker.finish(Some(stored_head)))
     }
 
     fn is_degraded(&self) -> bool {
@@ -929,10 +974,13 @@ impl Writer {
             let seq = self.head.seq + 1;
             let last_at = DateTime::<Utc>::from_timestamp_micros(self.head.at_micros)
                 .unwrap_or(DateTime::<Utc>::MIN_UTC);
-            let at = if self.head.seq > 0 && e.at < last_at {
+            // Stored times have microsecond precision; truncate here so the record
+            // returned to the caller is the record that is stored (and hashed).
+            let at = e.at.trunc_subsecs(6);
+            let at = if self.head.seq > 0 && at < last_at {
                 last_at
             } else {
-                e.at
+                at
             };
             let rec = RecordedEvent {
                 seq,

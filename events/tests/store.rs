@@ -1,0 +1,1620 @@
+//! Integration tests for the sled event store: the hash chain, optimistic concurrency,
+//! idempotency, group commit, gap-free counters, durability, locking, subscriptions,
+//! export/import and tamper detection (on exports and on the database itself).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use avvik_events::{
+    hash_hex, read_all, verify_export, EventStore, ExpectedVersion, NewEvent, RecordedEvent,
+    SledEventStore, StoreError, StoreOptions, Subscription, VerifyReport, GENESIS_HASH,
+};
+use chrono::Utc;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+fn opts() -> StoreOptions {
+    StoreOptions {
+        cache_capacity: 16 * 1024 * 1024,
+        ..StoreOptions::default()
+    }
+}
+
+fn tempdir() -> TempDir {
+    tempfile::tempdir().expect("create temp dir")
+}
+
+fn open(dir: &Path) -> SledEventStore {
+    SledEventStore::open(dir, opts()).expect("open store")
+}
+
+fn ev(event_type: &str, data: Value) -> NewEvent {
+    NewEvent::new(event_type, data, "user:ciso@kommunen.example", Utc::now())
+}
+
+/// `(seq, stored bytes)` of every durable record.
+fn raw_log(store: &dyn EventStore) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    store
+        .for_each_raw(1, u64::MAX, &mut |seq, bytes| {
+            out.push((seq, bytes.to_vec()));
+            Ok(())
+        })
+        .expect("read raw log");
+    out
+}
+
+fn all_records(store: &dyn EventStore) -> Vec<RecordedEvent> {
+    read_all(store, 1)
+        .collect::<Result<Vec<_>, _>>()
+        .expect("read all records")
+}
+
+fn export_bytes(store: &SledEventStore) -> Vec<u8> {
+    let mut out = Vec::new();
+    let n = store.export(1, u64::MAX, &mut out).expect("export");
+    assert_eq!(n, store.head().seq, "export writes every record");
+    out
+}
+
+fn lines_of(export: &[u8]) -> Vec<Vec<u8>> {
+    export
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+fn join_lines(lines: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for l in lines {
+        out.extend_from_slice(l);
+        out.push(b'\n');
+    }
+    out
+}
+
+fn verify_bytes(bytes: &[u8], head: Option<(u64, String)>) -> VerifyReport {
+    verify_export(&mut &bytes[..], head).expect("reading from memory cannot fail")
+}
+
+/// Replaces the first occurrence of `from` in `bytes` with `to` (same length), so the
+/// record stays valid JSON but its bytes change.
+fn replace_once(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let pos = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern present in record");
+    bytes[pos..pos + to.len()].copy_from_slice(to);
+}
+
+/// Appends `n` single-event appends, round robin over three streams; record `i` (1-based)
+/// carries `{"name": "alpha-<i>"}`.
+async fn seed(store: &SledEventStore, n: usize) -> Vec<RecordedEvent> {
+    let streams = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+    let mut out = Vec::new();
+    for i in 1..=n {
+        let stream = streams[i % streams.len()];
+        let recs = store
+            .append(
+                stream,
+                ExpectedVersion::Any,
+                vec![ev("Noted", json!({ "name": format!("alpha-{i}"), "i": i }))],
+            )
+            .await
+            .expect("seed append");
+        out.extend(recs);
+    }
+    out
+}
+
+/// Checks the chain by hand: contiguous seq, `prev` links, head.
+fn assert_chain(store: &dyn EventStore, expected_len: u64) {
+    let raw = raw_log(store);
+    assert_eq!(raw.len() as u64, expected_len);
+    let mut prev = GENESIS_HASH.to_string();
+    for (i, (seq, bytes)) in raw.iter().enumerate() {
+        assert_eq!(*seq, i as u64 + 1, "seq is contiguous from 1");
+        let rec: RecordedEvent = serde_json::from_slice(bytes).expect("stored bytes are a record");
+        assert_eq!(rec.seq, *seq);
+        assert_eq!(rec.prev, prev, "prev of seq {seq}");
+        assert_eq!(rec.to_bytes(), *bytes, "stored bytes re-serialize exactly");
+        prev = hash_hex(bytes);
+    }
+    let head = store.head();
+    assert_eq!(head.seq, expected_len);
+    assert_eq!(head.hash, prev, "head hash is the hash of the last record");
+}
+
+fn tamper_db(dir: &Path, f: impl FnOnce(&sled::Tree)) {
+    // sled 0.34 releases its file lock shortly after a dropped store, not at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let db = loop {
+        match sled::open(dir.join("events")) {
+            Ok(db) => break db,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("sled not released yet: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("open sled directly: {e}"),
+        }
+    };
+    let tree = db.open_tree("log").expect("open log tree");
+    f(&tree);
+    tree.flush().expect("flush tampered tree");
+    drop(tree);
+    drop(db);
+}
+
+fn log_key(seq: u64) -> Vec<u8> {
+    let mut k = vec![b'L'];
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn counter_of(rec: &RecordedEvent) -> Option<(String, u64)> {
+    if rec.event_type != "CaseNumbered" {
+        return None;
+    }
+    Some((
+        rec.data["counter"].as_str()?.to_string(),
+        rec.data["number"].as_u64()?,
+    ))
+}
+
+fn numbered(counter: &str) -> Box<dyn FnOnce(u64) -> Vec<NewEvent> + Send> {
+    let counter = counter.to_string();
+    Box::new(move |n| {
+        vec![ev(
+            "CaseNumbered",
+            json!({ "counter": counter, "number": n }),
+        )]
+    })
+}
+
+fn number_of(recs: &[RecordedEvent]) -> u64 {
+    recs[0].data["number"].as_u64().expect("number in data")
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. The chain
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_store_has_genesis_head_and_verifies() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let head = store.head();
+    assert_eq!(head.seq, 0);
+    assert_eq!(head.hash, GENESIS_HASH);
+    assert_eq!(head.at, None);
+    let report = store.verify().expect("verify");
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records, 0);
+    assert!(store.read_batch(1, 10).expect("read").is_empty());
+    assert!(!store.is_degraded());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn appends_get_contiguous_seq_versions_and_prev_links() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let a = Uuid::now_v7();
+    let b = Uuid::now_v7();
+
+    let e1 = ev("DeviationReported", json!({ "title": "USB stick lost" }));
+    let e2 = ev("DeviationClassified", json!({ "severity": "high" }));
+    let first = store
+        .append(a, ExpectedVersion::NoStream, vec![e1.clone(), e2.clone()])
+        .await
+        .expect("append to a");
+    assert_eq!(
+        first.iter().map(|r| (r.seq, r.version)).collect::<Vec<_>>(),
+        [(1, 1), (2, 2)]
+    );
+    assert_eq!(first[0].id, e1.id);
+    assert_eq!(first[0].stream, a);
+    assert_eq!(first[0].event_type, "DeviationReported");
+    assert_eq!(first[0].actor, "user:ciso@kommunen.example");
+    assert_eq!(first[0].schema, 1);
+    assert_eq!(first[0].data, json!({ "title": "USB stick lost" }));
+    assert_eq!(first[0].prev, GENESIS_HASH);
+    assert_eq!(first[1].id, e2.id);
+
+    let second = store
+        .append(
+            b,
+            ExpectedVersion::NoStream,
+            vec![ev("DeviationReported", json!({}))],
+        )
+        .await
+        .expect("append to b");
+    assert_eq!((second[0].seq, second[0].version), (3, 1));
+
+    let third = store
+        .append(
+            a,
+            ExpectedVersion::Exact(2),
+            vec![ev("Closed", json!({ "by": "x" }))],
+        )
+        .await
+        .expect("append to a again");
+    assert_eq!((third[0].seq, third[0].version), (4, 3));
+
+    // prev = hex sha256 of the previous record's stored bytes.
+    let raw = raw_log(&store);
+    assert_eq!(raw.len(), 4);
+    assert_eq!(first[1].prev, hash_hex(&raw[0].1));
+    assert_eq!(second[0].prev, hash_hex(&raw[1].1));
+    assert_eq!(third[0].prev, hash_hex(&raw[2].1));
+    assert_chain(&store, 4);
+
+    // What append answered is exactly what is stored.
+    let returned: Vec<RecordedEvent> = first.into_iter().chain(second).chain(third).collect();
+    let stored = all_records(&store);
+    assert_eq!(stored, returned, "append returns the records as stored");
+    for (rec, (_, bytes)) in returned.iter().zip(&raw) {
+        assert_eq!(&rec.to_bytes(), bytes);
+    }
+
+    let head = store.head();
+    assert_eq!(head.seq, 4);
+    assert_eq!(head.hash, hash_hex(&raw[3].1));
+    assert_eq!(head.at, Some(returned[3].at));
+    let report = store.verify().expect("verify");
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records, 4);
+    assert_eq!(report.head_seq, 4);
+    assert_eq!(report.head_hash, head.hash);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commit_time_never_goes_backwards() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let s = Uuid::now_v7();
+    let now = store
+        .append(s, ExpectedVersion::Any, vec![ev("A", json!({}))])
+        .await
+        .expect("append")[0]
+        .at;
+    let mut old = ev("B", json!({}));
+    old.at = now - chrono::Duration::days(3);
+    let rec = store
+        .append(s, ExpectedVersion::Any, vec![old])
+        .await
+        .expect("append back-dated");
+    assert_eq!(
+        rec[0].at, now,
+        "a back-dated event is stamped with the last time"
+    );
+    let mut later = ev("C", json!({}));
+    later.at = now + chrono::Duration::seconds(5);
+    let rec = store
+        .append(s, ExpectedVersion::Any, vec![later.clone()])
+        .await
+        .expect("append later");
+    assert!(rec[0].at > now);
+    assert!(store.verify().expect("verify").ok);
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Optimistic concurrency
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expected_version_conflicts_report_actual_version() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let s = Uuid::now_v7();
+    store
+        .append(s, ExpectedVersion::NoStream, vec![ev("A", json!({}))])
+        .await
+        .expect("create stream");
+
+    let err = store
+        .append(s, ExpectedVersion::NoStream, vec![ev("B", json!({}))])
+        .await
+        .expect_err("NoStream on an existing stream");
+    match err {
+        StoreError::Conflict {
+            stream,
+            expected,
+            actual,
+        } => {
+            assert_eq!(stream, s);
+            assert_eq!(expected, ExpectedVersion::NoStream);
+            assert_eq!(actual, 1);
+        }
+        other => panic!("expected Conflict, got {other:?}"),
+    }
+
+    for wrong in [0, 2, 7] {
+        let err = store
+            .append(s, ExpectedVersion::Exact(wrong), vec![ev("B", json!({}))])
+            .await
+            .expect_err("wrong exact version");
+        assert!(
+            matches!(
+                err,
+                StoreError::Conflict { stream, expected: ExpectedVersion::Exact(w), actual: 1 }
+                    if stream == s && w == wrong
+            ),
+            "Exact({wrong}): {err:?}"
+        );
+    }
+    // Nothing was written by the refused appends.
+    assert_eq!(store.head().seq, 1);
+    assert_eq!(store.read_stream(s, 1).expect("read").len(), 1);
+
+    let ok = store
+        .append(s, ExpectedVersion::Exact(1), vec![ev("B", json!({}))])
+        .await
+        .expect("right exact version");
+    assert_eq!(ok[0].version, 2);
+    let any = store
+        .append(
+            s,
+            ExpectedVersion::Any,
+            vec![ev("C", json!({})), ev("D", json!({}))],
+        )
+        .await
+        .expect("Any on an existing stream");
+    assert_eq!(any.iter().map(|r| r.version).collect::<Vec<_>>(), [3, 4]);
+    let fresh = store
+        .append(
+            Uuid::now_v7(),
+            ExpectedVersion::Any,
+            vec![ev("A", json!({}))],
+        )
+        .await
+        .expect("Any on a new stream");
+    assert_eq!(fresh[0].version, 1);
+
+    // A stale writer loses after the stream moved on.
+    let err = store
+        .append(s, ExpectedVersion::Exact(1), vec![ev("E", json!({}))])
+        .await
+        .expect_err("stale exact version");
+    assert!(
+        matches!(err, StoreError::Conflict { actual: 4, .. }),
+        "{err:?}"
+    );
+    assert_eq!(store.head().seq, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writers_with_same_expected_version_one_wins() {
+    let dir = tempdir();
+    let store = Arc::new(open(dir.path()));
+    let s = Uuid::now_v7();
+    store
+        .append(s, ExpectedVersion::NoStream, vec![ev("A", json!({}))])
+        .await
+        .expect("create");
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append(
+                    s,
+                    ExpectedVersion::Exact(1),
+                    vec![ev("B", json!({ "i": i }))],
+                )
+                .await
+        }));
+    }
+    let mut wins = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(recs) => {
+                wins += 1;
+                assert_eq!(recs[0].version, 2);
+            }
+            Err(StoreError::Conflict { actual: 2, .. }) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(wins, 1, "exactly one writer may extend version 1");
+    assert_eq!(store.read_stream(s, 1).expect("read").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_append_is_invalid() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let err = store
+        .append(Uuid::now_v7(), ExpectedVersion::Any, Vec::new())
+        .await
+        .expect_err("empty append");
+    assert!(matches!(err, StoreError::InvalidAppend(_)), "{err:?}");
+    assert_eq!(store.head().seq, 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Idempotency
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn re_appending_same_ids_returns_stored_records() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let s = Uuid::now_v7();
+    let events = vec![
+        ev("A", json!({ "n": 1 })),
+        ev("B", json!({ "n": 2 })),
+        ev("C", json!({ "n": 3 })),
+    ];
+    let first = store
+        .append(s, ExpectedVersion::NoStream, events.clone())
+        .await
+        .expect("first append");
+    store
+        .append(
+            Uuid::now_v7(),
+            ExpectedVersion::Any,
+            vec![ev("Other", json!({}))],
+        )
+        .await
+        .expect("other append");
+    let head = store.head();
+
+    // Same ids, even with an expected version that no longer holds: the stored records.
+    for expected in [
+        ExpectedVersion::NoStream,
+        ExpectedVersion::Exact(0),
+        ExpectedVersion::Any,
+    ] {
+        let again = store
+            .append(s, expected, events.clone())
+            .await
+            .expect("re-append is idempotent");
+        assert_eq!(again, first, "{expected:?}");
+    }
+    // Re-sending with a changed payload still answers what is stored (id is the key).
+    let mut changed = events.clone();
+    changed[0].data = json!({ "n": 999 });
+    let again = store
+        .append(s, ExpectedVersion::Any, changed)
+        .await
+        .expect("re-append with changed payload");
+    assert_eq!(again, first);
+
+    assert_eq!(store.head(), head, "no new seq");
+    assert_eq!(store.read_stream(s, 1).expect("read").len(), 3);
+
+    // Part known, part new: refused, nothing written.
+    let err = store
+        .append(
+            s,
+            ExpectedVersion::Any,
+            vec![events[0].clone(), ev("D", json!({}))],
+        )
+        .await
+        .expect_err("mixed known and new ids");
+    assert!(matches!(err, StoreError::InvalidAppend(_)), "{err:?}");
+    // Known ids, but another stream: refused.
+    let err = store
+        .append(Uuid::now_v7(), ExpectedVersion::Any, events.clone())
+        .await
+        .expect_err("known ids on another stream");
+    assert!(matches!(err, StoreError::InvalidAppend(_)), "{err:?}");
+    assert_eq!(store.head(), head);
+    assert!(store.verify().expect("verify").ok);
+
+    // The id index survives a reopen.
+    drop(store);
+    let store = open(dir.path());
+    let again = store
+        .append(s, ExpectedVersion::Any, events)
+        .await
+        .expect("re-append after reopen");
+    assert_eq!(again, first);
+    assert_eq!(store.head(), head);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_duplicates_store_one_record() {
+    let dir = tempdir();
+    let store = Arc::new(open(dir.path()));
+    let s = Uuid::now_v7();
+    let e = ev("A", json!({ "dup": true }));
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let store = store.clone();
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move {
+            store.append(s, ExpectedVersion::Any, vec![e]).await
+        }));
+    }
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.expect("task").expect("idempotent append"));
+    }
+    assert!(answers.iter().all(|a| *a == answers[0]));
+    assert_eq!(store.head().seq, 1);
+    assert_eq!(all_records(&*store), answers[0]);
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Group commit under concurrency
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_appends_keep_the_chain_contiguous() {
+    const TASKS: usize = 64;
+    const PER_TASK: usize = 50;
+    let dir = tempdir();
+    let store = Arc::new(open(dir.path()));
+    let shared_stream = Uuid::now_v7();
+    let started = Instant::now();
+
+    let mut handles = Vec::new();
+    for t in 0..TASKS {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            let own = Uuid::now_v7();
+            let mut own_version = 0u32;
+            let mut got = Vec::new();
+            for i in 0..PER_TASK {
+                let e = ev("Tick", json!({ "task": t, "i": i }));
+                let recs = if i % 2 == 0 {
+                    // Own stream with an exact version: never conflicts.
+                    let r = store
+                        .append(own, ExpectedVersion::Exact(own_version), vec![e])
+                        .await
+                        .expect("own stream append");
+                    own_version += 1;
+                    assert_eq!(r[0].version, own_version);
+                    r
+                } else {
+                    store
+                        .append(shared_stream, ExpectedVersion::Any, vec![e])
+                        .await
+                        .expect("shared stream append")
+                };
+                got.extend(recs);
+            }
+            (own, got)
+        }));
+    }
+    let mut returned = BTreeMap::new();
+    let mut own_streams = Vec::new();
+    for h in handles {
+        let (own, got) = h.await.expect("task");
+        own_streams.push(own);
+        // Each task sees its own appends in increasing seq order.
+        assert!(got.windows(2).all(|w| w[0].seq < w[1].seq));
+        for r in got {
+            assert!(returned.insert(r.seq, r).is_none(), "seq handed out twice");
+        }
+    }
+
+    let total = (TASKS * PER_TASK) as u64;
+    let head = store.head();
+    assert_eq!(head.seq, total);
+    assert_eq!(
+        returned.keys().copied().collect::<Vec<_>>(),
+        (1..=total).collect::<Vec<_>>()
+    );
+    let stored = all_records(&*store);
+    assert_eq!(stored.len() as u64, total);
+    assert_eq!(stored, returned.into_values().collect::<Vec<_>>());
+    assert_chain(&*store, total);
+
+    let report = store.verify().expect("verify");
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records, total);
+    assert_eq!(report.head_hash, head.hash);
+
+    // Per-stream versions are contiguous from 1 and follow the global order.
+    let mut by_stream: HashMap<Uuid, Vec<&RecordedEvent>> = HashMap::new();
+    for r in &stored {
+        by_stream.entry(r.stream).or_default().push(r);
+    }
+    assert_eq!(by_stream.len(), TASKS + 1);
+    for (stream, recs) in &by_stream {
+        let versions: Vec<u32> = recs.iter().map(|r| r.version).collect();
+        let expected: Vec<u32> = (1..=recs.len() as u32).collect();
+        assert_eq!(versions, expected, "stream {stream}");
+    }
+    assert_eq!(by_stream[&shared_stream].len(), TASKS * PER_TASK / 2);
+    for own in own_streams {
+        let recs = store.read_stream(own, 1).expect("read own stream");
+        assert_eq!(recs.len(), PER_TASK / 2);
+        assert!(recs
+            .iter()
+            .enumerate()
+            .all(|(i, r)| r.version == i as u32 + 1));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "3200 concurrent appends took {:?}; group commit is not batching",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Gap-free counters
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn numbered_appends_are_gap_free_under_concurrency() {
+    let dir = tempdir();
+    let store = Arc::new(open(dir.path()));
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .append_numbered(
+                    "case".into(),
+                    Uuid::now_v7(),
+                    ExpectedVersion::NoStream,
+                    numbered("case"),
+                )
+                .await
+        }));
+    }
+    let mut numbers = Vec::new();
+    for t in tasks {
+        let recs = t.await.expect("task").expect("numbered append");
+        numbers.push(number_of(&recs));
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=200).collect::<Vec<u64>>());
+    assert_eq!(store.counter("case").expect("counter"), 200);
+    assert_eq!(store.counter("never-used").expect("counter"), 0);
+
+    // The stored records carry the same numbers, each once.
+    let stored: BTreeSet<u64> = all_records(&*store)
+        .iter()
+        .map(|r| r.data["number"].as_u64().expect("number"))
+        .collect();
+    assert_eq!(stored, (1..=200).collect());
+    assert!(store.verify().expect("verify").ok);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_numbered_append_uses_no_number() {
+    let dir = tempdir();
+    let store = Arc::new(open(dir.path()));
+    let taken = Uuid::now_v7();
+    let first = store
+        .append_numbered(
+            "case".into(),
+            taken,
+            ExpectedVersion::NoStream,
+            numbered("case"),
+        )
+        .await
+        .expect("first numbered append");
+    assert_eq!(number_of(&first), 1);
+
+    let err = store
+        .append_numbered(
+            "case".into(),
+            taken,
+            ExpectedVersion::NoStream,
+            numbered("case"),
+        )
+        .await
+        .expect_err("NoStream on existing stream");
+    assert!(
+        matches!(err, StoreError::Conflict { actual: 1, .. }),
+        "{err:?}"
+    );
+    assert_eq!(store.counter("case").expect("counter"), 1);
+    assert_eq!(store.head().seq, 1);
+
+    let second = store
+        .append_numbered(
+            "case".into(),
+            Uuid::now_v7(),
+            ExpectedVersion::NoStream,
+            numbered("case"),
+        )
+        .await
+        .expect("second numbered append");
+    assert_eq!(number_of(&second), 2, "the refused append did not use 2");
+
+    // Interleave failing and succeeding numbered appends so they share commit batches.
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let store = store.clone();
+        let stream = if i % 2 == 0 { taken } else { Uuid::now_v7() };
+        tasks.push(tokio::spawn(async move {
+            (
+                i,
+                store
+                    .append_numbered(
+                        "case".into(),
+                        stream,
+                        ExpectedVersion::NoStream,
+                        numbered("case"),
+                    )
+                    .await,
+            )
+        }));
+    }
+    let mut numbers = Vec::new();
+    for t in tasks {
+        match t.await.expect("task") {
+            (i, Ok(recs)) => {
+                assert!(i % 2 == 1, "append {i} should have conflicted");
+                numbers.push(number_of(&recs));
+            }
+            (i, Err(StoreError::Conflict { .. })) => assert!(i % 2 == 0),
+            (i, Err(e)) => panic!("append {i}: unexpected error {e:?}"),
+        }
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (3..=102).collect::<Vec<u64>>());
+    assert_eq!(store.counter("case").expect("counter"), 102);
+
+    // Counters are independent.
+    let other = store
+        .append_numbered(
+            "invoice".into(),
+            Uuid::now_v7(),
+            ExpectedVersion::Any,
+            numbered("invoice"),
+        )
+        .await
+        .expect("other counter");
+    assert_eq!(number_of(&other), 1);
+    assert_eq!(store.counter("case").expect("counter"), 102);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counters_survive_reopen() {
+    let dir = tempdir();
+    {
+        let store = open(dir.path());
+        for _ in 0..5 {
+            store
+                .append_numbered(
+                    "case".into(),
+                    Uuid::now_v7(),
+                    ExpectedVersion::NoStream,
+                    numbered("case"),
+                )
+                .await
+                .expect("numbered append");
+        }
+        assert_eq!(store.counter("case").expect("counter"), 5);
+    }
+    let store = open(dir.path());
+    assert_eq!(store.counter("case").expect("counter"), 5);
+    let next = store
+        .append_numbered(
+            "case".into(),
+            Uuid::now_v7(),
+            ExpectedVersion::NoStream,
+            numbered("case"),
+        )
+        .await
+        .expect("numbered append after reopen");
+    assert_eq!(number_of(&next), 6);
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Durability, reopen, locking
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reopen_keeps_records_head_and_indexes() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let seeded = seed(&store, 30).await;
+    let head = store.head();
+    let raw = raw_log(&store);
+    drop(store);
+
+    let store = open(dir.path());
+    assert_eq!(store.head(), head);
+    assert_eq!(raw_log(&store), raw, "stored bytes unchanged");
+    assert_eq!(all_records(&store), seeded);
+    let report = store.verify().expect("verify");
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.head_hash, head.hash);
+
+    // The chain, the stream index and the id index continue where they were.
+    let last = seeded.last().expect("seeded");
+    let stream_len = store.read_stream(last.stream, 1).expect("read").len() as u32;
+    assert_eq!(stream_len, last.version);
+    let next = store
+        .append(
+            last.stream,
+            ExpectedVersion::Exact(last.version),
+            vec![ev("After", json!({}))],
+        )
+        .await
+        .expect("append after reopen");
+    assert_eq!(next[0].seq, 31);
+    assert_eq!(next[0].version, last.version + 1);
+    assert_eq!(next[0].prev, head.hash);
+    assert!(next[0].at >= last.at);
+    assert_chain(&store, 31);
+
+    // Reopening twice more in the same process works (the store releases everything).
+    drop(store);
+    let store = open(dir.path());
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.head().seq, 31);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rapid_close_and_reopen_cycles() {
+    // Drop then reopen at once, many times: each reopen must succeed and see everything.
+    let dir = tempdir();
+    let s = Uuid::now_v7();
+    for i in 0..40u32 {
+        let store =
+            SledEventStore::open(dir.path(), opts()).unwrap_or_else(|e| panic!("reopen {i}: {e}"));
+        assert_eq!(store.head().seq, u64::from(i));
+        store
+            .append(
+                s,
+                ExpectedVersion::Exact(i),
+                vec![ev("Cycle", json!({ "i": i }))],
+            )
+            .await
+            .expect("append");
+    }
+    let store = open(dir.path());
+    assert_chain(&store, 40);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn second_open_in_same_process_is_locked() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    seed(&store, 3).await;
+
+    let started = Instant::now();
+    let err = SledEventStore::open(dir.path(), opts())
+        .err()
+        .expect("second open must fail");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "Locked must come promptly, took {:?}",
+        started.elapsed()
+    );
+    match &err {
+        StoreError::Locked(p) => assert_eq!(p, dir.path()),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+    assert!(dir.path().join("avvik.lock").exists());
+
+    // Import into a directory in use is refused the same way.
+    let err = SledEventStore::import(dir.path(), opts(), &mut &b""[..], &counter_of)
+        .expect_err("import into open dir");
+    assert!(matches!(err, StoreError::Locked(_)), "{err:?}");
+
+    // The first handle is unaffected.
+    store
+        .append(
+            Uuid::now_v7(),
+            ExpectedVersion::Any,
+            vec![ev("A", json!({}))],
+        )
+        .await
+        .expect("first handle still writes");
+    assert_eq!(store.head().seq, 4);
+
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.head().seq, 4);
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Subscriptions
+// ---------------------------------------------------------------------------------------
+
+async fn next_within(sub: &mut Subscription) -> RecordedEvent {
+    tokio::time::timeout(Duration::from_secs(5), sub.next())
+        .await
+        .expect("subscription delivered within 5 s")
+        .expect("subscription record")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscription_catches_up_then_follows_live() {
+    let dir = tempdir();
+    let store = Arc::new(open(dir.path()));
+    let seeded = seed(&store, 5).await;
+    let dyn_store: Arc<dyn EventStore> = store.clone();
+
+    let mut sub = Subscription::new(dyn_store.clone(), 1);
+    for expected in &seeded {
+        assert_eq!(&next_within(&mut sub).await, expected);
+    }
+    assert!(sub.try_next().expect("try_next").is_none(), "caught up");
+    // Caught up: next() waits.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), sub.next())
+            .await
+            .is_err(),
+        "next() must wait when there is nothing new"
+    );
+
+    // Live: a record appended later arrives.
+    let writer = store.clone();
+    let appender = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut out = Vec::new();
+        for i in 0..3 {
+            out.extend(
+                writer
+                    .append(
+                        Uuid::now_v7(),
+                        ExpectedVersion::Any,
+                        vec![ev("Live", json!({ "i": i }))],
+                    )
+                    .await
+                    .expect("live append"),
+            );
+        }
+        out
+    });
+    let mut live = Vec::new();
+    for _ in 0..3 {
+        live.push(next_within(&mut sub).await);
+    }
+    let appended = appender.await.expect("appender");
+    assert_eq!(live, appended);
+    assert_eq!(live.iter().map(|r| r.seq).collect::<Vec<_>>(), [6, 7, 8]);
+
+    // From a checkpoint: starts at that seq.
+    let mut from4 = Subscription::new(dyn_store.clone(), 4);
+    assert_eq!(next_within(&mut from4).await.seq, 4);
+    // From 0 means from the start.
+    let mut from0 = Subscription::new(dyn_store, 0);
+    assert_eq!(next_within(&mut from0).await.seq, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn idle_subscriber_does_not_block_appends() {
+    let dir = tempdir();
+    let store = Arc::new(open(dir.path()));
+    let dyn_store: Arc<dyn EventStore> = store.clone();
+    let mut idle = Subscription::new(dyn_store.clone(), 1);
+    // A subscriber waiting in another task, and one that never reads at all.
+    let mut waiting = Subscription::new(dyn_store, 1);
+    let waiter = tokio::spawn(async move { waiting.next().await.map(|r| r.seq) });
+
+    let appends = async {
+        for i in 0..200 {
+            let events = (0..10)
+                .map(|j| ev("Bulk", json!({ "i": i, "j": j })))
+                .collect();
+            store
+                .append(Uuid::now_v7(), ExpectedVersion::Any, events)
+                .await
+                .expect("append");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), appends)
+        .await
+        .expect("appends are not held up by subscribers");
+    assert_eq!(store.head().seq, 2000);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("waiter woke")
+            .expect("task")
+            .expect("record"),
+        1
+    );
+
+    // The idle subscriber has fallen behind but lost nothing.
+    let mut seqs = Vec::new();
+    while let Some(r) = idle.try_next().expect("try_next") {
+        seqs.push(r.seq);
+    }
+    assert_eq!(seqs, (1..=2000).collect::<Vec<u64>>());
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Export and import
+// ---------------------------------------------------------------------------------------
+
+/// A store with numbered cases, a multi-version stream and a second counter.
+async fn populated(store: &SledEventStore) -> (Uuid, Vec<Uuid>) {
+    let mut case_streams = Vec::new();
+    for _ in 0..10 {
+        let s = Uuid::now_v7();
+        store
+            .append_numbered(
+                "case".into(),
+                s,
+                ExpectedVersion::NoStream,
+                numbered("case"),
+            )
+            .await
+            .expect("numbered");
+        case_streams.push(s);
+    }
+    let long = Uuid::now_v7();
+    for v in 0..5 {
+        store
+            .append(
+                long,
+                ExpectedVersion::Exact(v),
+                vec![ev("Step", json!({ "v": v }))],
+            )
+            .await
+            .expect("append");
+    }
+    for _ in 0..3 {
+        store
+            .append_numbered(
+                "invoice".into(),
+                Uuid::now_v7(),
+                ExpectedVersion::Any,
+                numbered("invoice"),
+            )
+            .await
+            .expect("numbered");
+    }
+    (long, case_streams)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_verifies_and_imports_into_fresh_dir() {
+    let src_dir = tempdir();
+    let src = open(src_dir.path());
+    let (long, case_streams) = populated(&src).await;
+    let head = src.head();
+    assert_eq!(head.seq, 18);
+
+    let export = export_bytes(&src);
+    assert_eq!(lines_of(&export).len(), 18);
+    assert!(export.ends_with(b"\n"));
+    // The export is the stored bytes, one per line.
+    let raw: Vec<Vec<u8>> = raw_log(&src).into_iter().map(|(_, b)| b).collect();
+    assert_eq!(lines_of(&export), raw);
+
+    let report = verify_bytes(&export, Some((head.seq, head.hash.clone())));
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records, head.seq);
+    assert_eq!(report.head_seq, head.seq);
+    assert_eq!(report.head_hash, head.hash);
+    let report = verify_bytes(&export, None);
+    assert!(report.ok);
+    assert_eq!(report.head_hash, head.hash);
+
+    // A partial export verifies against the record it ends with.
+    let mut part = Vec::new();
+    assert_eq!(src.export(1, 7, &mut part).expect("partial export"), 7);
+    let seventh = hash_hex(&raw[6]);
+    let report = verify_bytes(&part, Some((7, seventh.clone())));
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.head_hash, seventh);
+
+    let dst_dir = tempdir();
+    let imported_head =
+        SledEventStore::import(dst_dir.path(), opts(), &mut &export[..], &counter_of)
+            .expect("import");
+    assert_eq!(imported_head, head);
+
+    let dst = open(dst_dir.path());
+    assert_eq!(dst.head(), head);
+    assert_eq!(raw_log(&dst), raw_log(&src), "byte-identical records");
+    assert_eq!(all_records(&dst), all_records(&src));
+    let report = dst.verify().expect("verify imported");
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.head_hash, head.hash);
+
+    // Stream index.
+    assert_eq!(
+        dst.read_stream(long, 1).expect("read"),
+        src.read_stream(long, 1).expect("read")
+    );
+    assert_eq!(dst.read_stream(long, 3).expect("read").len(), 3);
+    for s in &case_streams {
+        assert_eq!(
+            dst.read_stream(*s, 1).expect("read"),
+            src.read_stream(*s, 1).expect("read")
+        );
+    }
+    // Counters rebuilt via counter_of.
+    assert_eq!(dst.counter("case").expect("counter"), 10);
+    assert_eq!(dst.counter("invoice").expect("counter"), 3);
+
+    // The imported store continues the chain, streams, counters and id index.
+    let next = dst
+        .append(
+            long,
+            ExpectedVersion::Exact(5),
+            vec![ev("Step", json!({ "v": 5 }))],
+        )
+        .await
+        .expect("append to imported store");
+    assert_eq!((next[0].seq, next[0].version), (19, 6));
+    assert_eq!(next[0].prev, head.hash);
+    let err = dst
+        .append(long, ExpectedVersion::NoStream, vec![ev("Step", json!({}))])
+        .await
+        .expect_err("stream exists in imported store");
+    assert!(
+        matches!(err, StoreError::Conflict { actual: 6, .. }),
+        "{err:?}"
+    );
+    let n = dst
+        .append_numbered(
+            "case".into(),
+            Uuid::now_v7(),
+            ExpectedVersion::NoStream,
+            numbered("case"),
+        )
+        .await
+        .expect("numbered after import");
+    assert_eq!(number_of(&n), 11);
+    let first = src.read_batch(1, 1).expect("read");
+    let src_first_event = NewEvent {
+        id: first[0].id,
+        event_type: first[0].event_type.clone(),
+        schema: first[0].schema,
+        data: first[0].data.clone(),
+        actor: first[0].actor.clone(),
+        at: first[0].at,
+    };
+    let again = dst
+        .append(first[0].stream, ExpectedVersion::Any, vec![src_first_event])
+        .await
+        .expect("idempotent re-append after import");
+    assert_eq!(again, first);
+    assert_eq!(dst.head().seq, 20);
+    assert_chain(&dst, 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_refuses_broken_chain_and_non_empty_target() {
+    let src_dir = tempdir();
+    let src = open(src_dir.path());
+    seed(&src, 10).await;
+    let export = export_bytes(&src);
+    let head = src.head();
+    drop(src);
+
+    // One byte changed in record 3.
+    let mut lines = lines_of(&export);
+    replace_once(&mut lines[2], b"alpha-3", b"alphb-3");
+    let broken = join_lines(&lines);
+    let dst_dir = tempdir();
+    let err = SledEventStore::import(dst_dir.path(), opts(), &mut &broken[..], &counter_of)
+        .expect_err("broken chain must be refused");
+    match &err {
+        StoreError::Import(msg) => assert!(msg.contains("seq 3"), "names record 3: {msg}"),
+        other => panic!("expected Import, got {other:?}"),
+    }
+
+    // A missing record is refused too.
+    let mut gap = lines_of(&export);
+    gap.remove(5);
+    let err = SledEventStore::import(
+        dst_dir.path(),
+        opts(),
+        &mut &join_lines(&gap)[..],
+        &counter_of,
+    )
+    .expect_err("gap must be refused");
+    assert!(
+        matches!(&err, StoreError::Import(m) if m.contains("seq 6")),
+        "{err:?}"
+    );
+
+    // An empty export is refused.
+    let err = SledEventStore::import(dst_dir.path(), opts(), &mut &b""[..], &counter_of)
+        .expect_err("empty export");
+    assert!(matches!(err, StoreError::Import(_)), "{err:?}");
+
+    // The refused imports left the target empty: the good export imports there.
+    let imported = SledEventStore::import(dst_dir.path(), opts(), &mut &export[..], &counter_of)
+        .expect("good import into the same dir");
+    assert_eq!(imported, head);
+
+    // Now the target is not empty: a second import is refused and changes nothing.
+    let err = SledEventStore::import(dst_dir.path(), opts(), &mut &export[..], &counter_of)
+        .expect_err("non-empty target");
+    assert!(matches!(err, StoreError::Import(_)), "{err:?}");
+    // Importing into the (closed) source dir is refused too.
+    let err = SledEventStore::import(src_dir.path(), opts(), &mut &export[..], &counter_of)
+        .expect_err("source dir is not empty");
+    assert!(matches!(err, StoreError::Import(_)), "{err:?}");
+
+    let dst = open(dst_dir.path());
+    assert_eq!(dst.head(), head);
+    assert!(dst.verify().expect("verify").ok);
+}
+
+/// Builds a valid export of `n` records by hand (the format needs no avvik code).
+fn handmade_export(n: u64) -> Vec<Vec<u8>> {
+    let stream = Uuid::now_v7();
+    let at = Utc::now();
+    let mut prev = GENESIS_HASH.to_string();
+    let mut lines = Vec::with_capacity(n as usize);
+    for seq in 1..=n {
+        let rec = RecordedEvent {
+            seq,
+            id: Uuid::now_v7(),
+            stream,
+            version: seq as u32,
+            at,
+            actor: "system".into(),
+            event_type: "Bulk".into(),
+            schema: 1,
+            data: json!({ "name": format!("alpha-{seq}") }),
+            prev,
+        };
+        let bytes = rec.to_bytes();
+        prev = hash_hex(&bytes);
+        lines.push(bytes);
+    }
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_large_import_leaves_target_empty() {
+    // Import writes in chunks; a break found late must not leave the early chunks behind.
+    let mut lines = handmade_export(10_050);
+    let good = join_lines(&lines);
+    replace_once(&mut lines[10_019], b"alpha-", b"alphb-");
+    let broken = join_lines(&lines);
+
+    let dir = tempdir();
+    let err = SledEventStore::import(dir.path(), opts(), &mut &broken[..], &counter_of)
+        .expect_err("broken chain must be refused");
+    assert!(
+        matches!(&err, StoreError::Import(m) if m.contains("seq 10020")),
+        "{err:?}"
+    );
+    {
+        let store = open(dir.path());
+        assert_eq!(store.head().seq, 0);
+        assert!(
+            store.read_batch(1, 1).expect("read").is_empty(),
+            "nothing readable"
+        );
+        assert!(raw_log(&store).is_empty());
+        let report = store.verify().expect("verify");
+        assert!(report.ok && report.records == 0, "{report:?}");
+    }
+    let head = SledEventStore::import(dir.path(), opts(), &mut &good[..], &counter_of)
+        .expect("the good export imports into the same dir");
+    assert_eq!(head.seq, 10_050);
+    assert_eq!(head.hash, hash_hex(lines.last().expect("lines")));
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Tamper detection on exports
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_export_names_the_tampered_record() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    seed(&store, 8).await;
+    let head = store.head();
+    let head_pair = Some((head.seq, head.hash.clone()));
+    let lines = lines_of(&export_bytes(&store));
+    assert!(verify_bytes(&join_lines(&lines), head_pair.clone()).ok);
+
+    let check = |tampered: Vec<Vec<u8>>, head: Option<(u64, String)>, bad: u64, what: &str| {
+        let report = verify_bytes(&join_lines(&tampered), head);
+        assert!(!report.ok, "{what}: not detected");
+        assert_eq!(report.first_bad_seq, Some(bad), "{what}: {report:?}");
+        assert_eq!(report.records, bad - 1, "{what}: good records before it");
+        assert!(report.reason.is_some());
+    };
+
+    for n in [1usize, 4, 7] {
+        // One letter changed in a string in record n's data: still valid JSON.
+        let mut t = lines.clone();
+        replace_once(
+            &mut t[n - 1],
+            format!("alpha-{n}").as_bytes(),
+            format!("alphb-{n}").as_bytes(),
+        );
+        serde_json::from_slice::<RecordedEvent>(&t[n - 1]).expect("still a valid record");
+        check(t.clone(), None, n as u64, "byte flipped");
+        check(t, head_pair.clone(), n as u64, "byte flipped (with head)");
+
+        // Line n deleted.
+        let mut t = lines.clone();
+        t.remove(n - 1);
+        check(t, None, n as u64, "line deleted");
+
+        // Lines n and n+1 swapped.
+        let mut t = lines.clone();
+        t.swap(n - 1, n);
+        check(t, None, n as u64, "lines swapped");
+    }
+
+    // The last record: changing it is only detectable against an expected head.
+    let mut t = lines.clone();
+    replace_once(&mut t[7], b"alpha-8", b"alphb-8");
+    let report = verify_bytes(&join_lines(&t), None);
+    assert!(
+        report.ok,
+        "without a head the last record cannot be checked"
+    );
+    check(t, head_pair.clone(), 8, "last record altered");
+
+    // Truncation (last line dropped) likewise.
+    let mut t = lines.clone();
+    t.pop();
+    assert!(verify_bytes(&join_lines(&t), None).ok);
+    check(t, head_pair.clone(), 8, "last record deleted");
+
+    // A well-formed record appended outside the store is caught by the head.
+    let last: RecordedEvent = serde_json::from_slice(&lines[7]).expect("record");
+    let forged = RecordedEvent {
+        seq: 9,
+        id: Uuid::now_v7(),
+        version: last.version + 1,
+        prev: hash_hex(&lines[7]),
+        ..last
+    };
+    let mut t = lines.clone();
+    t.push(forged.to_bytes());
+    assert!(verify_bytes(&join_lines(&t), None).ok);
+    check(t, head_pair.clone(), 9, "record appended");
+
+    // A wrong expected head hash flags the last record.
+    check(
+        lines.clone(),
+        Some((head.seq, GENESIS_HASH.to_string())),
+        8,
+        "wrong head hash",
+    );
+
+    // Garbage in a line names that line.
+    let mut t = lines.clone();
+    t[2] = b"{not json".to_vec();
+    check(t, None, 3, "garbage line");
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Tamper detection on the database
+// ---------------------------------------------------------------------------------------
+
+/// A change made to the closed database.
+type Tamper = Box<dyn FnOnce(&sled::Tree)>;
+
+async fn seeded_closed_store(n: usize) -> TempDir {
+    let dir = tempdir();
+    let store = open(dir.path());
+    seed(&store, n).await;
+    assert!(store.verify().expect("verify").ok);
+    drop(store);
+    dir
+}
+
+fn verify_dir(dir: &Path) -> VerifyReport {
+    let store = open(dir);
+    store.verify().expect("verify")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_names_tampered_records_in_the_database() {
+    // Untampered, reopened: ok.
+    let dir = seeded_closed_store(8).await;
+    tamper_db(dir.path(), |_| {});
+    let report = verify_dir(dir.path());
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.records, 8);
+
+    let cases: Vec<(&str, u64, Tamper)> = vec![
+        (
+            "one byte changed in record 4",
+            4,
+            Box::new(|t: &sled::Tree| {
+                let mut v = t.get(log_key(4)).expect("get").expect("record 4").to_vec();
+                replace_once(&mut v, b"alpha-4", b"alphb-4");
+                t.insert(log_key(4), v).expect("insert");
+            }),
+        ),
+        (
+            "one byte changed in record 1",
+            1,
+            Box::new(|t: &sled::Tree| {
+                let mut v = t.get(log_key(1)).expect("get").expect("record 1").to_vec();
+                replace_once(&mut v, b"alpha-1", b"alphb-1");
+                t.insert(log_key(1), v).expect("insert");
+            }),
+        ),
+        (
+            "one byte changed in the last record",
+            8,
+            Box::new(|t: &sled::Tree| {
+                let mut v = t.get(log_key(8)).expect("get").expect("record 8").to_vec();
+                replace_once(&mut v, b"alpha-8", b"alphb-8");
+                t.insert(log_key(8), v).expect("insert");
+            }),
+        ),
+        (
+            "record 5 removed",
+            5,
+            Box::new(|t: &sled::Tree| {
+                t.remove(log_key(5))
+                    .expect("remove")
+                    .expect("record 5 existed");
+            }),
+        ),
+        (
+            "last record removed",
+            8,
+            Box::new(|t: &sled::Tree| {
+                t.remove(log_key(8))
+                    .expect("remove")
+                    .expect("record 8 existed");
+            }),
+        ),
+        (
+            "records 3 and 6 swapped",
+            3,
+            Box::new(|t: &sled::Tree| {
+                let a = t.get(log_key(3)).expect("get").expect("record 3");
+                let b = t.get(log_key(6)).expect("get").expect("record 6");
+                t.insert(log_key(3), b).expect("insert");
+                t.insert(log_key(6), a).expect("insert");
+            }),
+        ),
+        (
+            "records 7 and 8 swapped",
+            7,
+            Box::new(|t: &sled::Tree| {
+                let a = t.get(log_key(7)).expect("get").expect("record 7");
+                let b = t.get(log_key(8)).expect("get").expect("record 8");
+                t.insert(log_key(7), b).expect("insert");
+                t.insert(log_key(8), a).expect("insert");
+            }),
+        ),
+        (
+            "head record removed (records without a head)",
+            1,
+            Box::new(|t: &sled::Tree| {
+                t.remove(&b"H"[..]).expect("remove").expect("head existed");
+            }),
+        ),
+        (
+            "garbage stored as record 2",
+            2,
+            Box::new(|t: &sled::Tree| {
+                t.insert(log_key(2), &b"garbage"[..]).expect("insert");
+            }),
+        ),
+    ];
+    for (what, bad, tamper) in cases {
+        let dir = seeded_closed_store(8).await;
+        tamper_db(dir.path(), tamper);
+        let report = verify_dir(dir.path());
+        assert!(!report.ok, "{what}: not detected");
+        assert_eq!(report.first_bad_seq, Some(bad), "{what}: {report:?}");
+        assert_eq!(report.records, bad - 1, "{what}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. Reading
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_batch_and_read_stream_from_a_position() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let a = Uuid::now_v7();
+    let b = Uuid::now_v7();
+    let mut all = Vec::new();
+    for i in 0..6u32 {
+        all.extend(
+            store
+                .append(
+                    a,
+                    ExpectedVersion::Exact(i),
+                    vec![ev("A", json!({ "i": i }))],
+                )
+                .await
+                .expect("append a"),
+        );
+        all.extend(
+            store
+                .append(
+                    b,
+                    ExpectedVersion::Exact(i),
+                    vec![ev("B", json!({ "i": i }))],
+                )
+                .await
+                .expect("append b"),
+        );
+    }
+    let seqs = |v: Vec<RecordedEvent>| v.into_iter().map(|r| r.seq).collect::<Vec<_>>();
+
+    assert_eq!(seqs(store.read_batch(5, 3).expect("read")), [5, 6, 7]);
+    assert_eq!(store.read_batch(5, 3).expect("read"), all[4..7]);
+    assert_eq!(seqs(store.read_batch(0, 2).expect("read")), [1, 2]);
+    assert_eq!(seqs(store.read_batch(11, 100).expect("read")), [11, 12]);
+    assert!(store.read_batch(13, 10).expect("read").is_empty());
+    assert!(store.read_batch(1, 0).expect("read").is_empty(), "limit 0");
+    assert_eq!(store.read_batch(1, 1000).expect("read"), all);
+
+    let versions = |v: Vec<RecordedEvent>| v.into_iter().map(|r| r.version).collect::<Vec<_>>();
+    let a_all = store.read_stream(a, 1).expect("read");
+    assert_eq!(versions(a_all.clone()), [1, 2, 3, 4, 5, 6]);
+    assert!(a_all.iter().all(|r| r.stream == a && r.event_type == "A"));
+    assert_eq!(
+        a_all,
+        all.iter()
+            .filter(|r| r.stream == a)
+            .cloned()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(store.read_stream(a, 0).expect("read"), a_all);
+    assert_eq!(versions(store.read_stream(a, 4).expect("read")), [4, 5, 6]);
+    assert_eq!(versions(store.read_stream(b, 6).expect("read")), [6]);
+    assert!(store.read_stream(b, 7).expect("read").is_empty());
+    assert!(store
+        .read_stream(Uuid::now_v7(), 1)
+        .expect("read")
+        .is_empty());
+
+    let mut raw = Vec::new();
+    store
+        .for_each_raw(3, 5, &mut |seq, bytes| {
+            raw.push((seq, hash_hex(bytes)));
+            Ok(())
+        })
+        .expect("for_each_raw");
+    assert_eq!(
+        raw,
+        (3..=5)
+            .map(|s| (s, hash_hex(&all[s as usize - 1].to_bytes())))
+            .collect::<Vec<_>>()
+    );
+
+    assert_eq!(all_records(&store), all);
+    let from7: Vec<RecordedEvent> = read_all(&store, 7)
+        .collect::<Result<_, _>>()
+        .expect("read_all");
+    assert_eq!(from7, all[6..]);
+    assert_eq!(read_all(&store, 13).count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn read_all_crosses_chunk_boundaries() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    let s = Uuid::now_v7();
+    for chunk in 0..5 {
+        let events = (0..1000)
+            .map(|i| ev("Bulk", json!({ "chunk": chunk, "i": i })))
+            .collect();
+        store
+            .append(s, ExpectedVersion::Any, events)
+            .await
+            .expect("bulk append");
+    }
+    let seqs: Vec<u64> = read_all(&store, 0)
+        .map(|r| r.expect("record").seq)
+        .collect();
+    assert_eq!(seqs, (1..=5000).collect::<Vec<u64>>());
+    let tail: Vec<u64> = read_all(&store, 4095)
+        .map(|r| r.expect("record").seq)
+        .collect();
+    assert_eq!(tail, (4095..=5000).collect::<Vec<u64>>());
+    assert_eq!(store.read_stream(s, 4999).expect("read").len(), 2);
+    assert!(store.verify().expect("verify").ok);
+}
