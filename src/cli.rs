@@ -65,6 +65,16 @@ pub enum Command {
         /// The export file ("-" for standard input).
         file: PathBuf,
     },
+    /// Manage staff accounts (with the server stopped): bootstrap and recovery.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API tokens (with the server stopped).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Show the register, or one deviation, as it stood at a moment.
     Replay {
         #[arg(long)]
@@ -75,6 +85,66 @@ pub enum Command {
         /// Only this deviation (AVV-YYYY-NNNN).
         #[arg(long)]
         reference: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from a prompt, or from stdin with
+    /// --password-stdin.
+    Add {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// ciso, kontakt, dso, systemagare, ledning, auditor or admin (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Sector for the kontakt role (repeatable).
+        #[arg(long = "sector")]
+        sectors: Vec<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts and their roles.
+    List {
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Set a new password (prompt or --password-stdin); ends the account's sessions.
+    Passwd {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Grant a role.
+    Grant {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long = "sector")]
+        sectors: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user; the token is printed as the last line.
+    Create {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "")]
+        label: String,
     },
 }
 
@@ -164,6 +234,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("imported {} records; head hash {}", head.seq, head.hash);
             Ok(ExitCode::SUCCESS)
         }
+        Command::User { command } => {
+            crate::cli_accounts::user(command, &config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { command } => {
+            crate::cli_accounts::token(command, &config).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Replay {
             data,
             as_of,
@@ -202,7 +280,7 @@ pub fn counter_of(rec: &RecordedEvent) -> Option<(String, u64)> {
     Some((Reference::counter_name(r.year), r.number))
 }
 
-fn open_existing(dir: &std::path::Path) -> anyhow::Result<SledEventStore> {
+pub(crate) fn open_existing(dir: &std::path::Path) -> anyhow::Result<SledEventStore> {
     if !dir.join("events").exists() {
         bail!("{} holds no avvik event store", dir.display());
     }

@@ -1,6 +1,8 @@
 //! avvik: information-security deviations (avvikelser) as an event-sourced service.
 
+pub mod auth;
 pub mod cli;
+pub mod cli_accounts;
 pub mod clock;
 pub mod config;
 pub mod domain;

@@ -15,6 +15,8 @@ pub struct Register {
     by_reference: HashMap<Reference, Uuid>,
     by_token_hash: HashMap<String, Uuid>,
     seq: u64,
+    /// Staff accounts and roles, folded from the same log.
+    pub accounts: crate::auth::Accounts,
     /// Stored records of a deviation type that did not decode (never expected; counted so
     /// it is visible rather than silent).
     pub undecodable: u64,
@@ -33,6 +35,9 @@ impl Register {
     /// Folds one record in. Records of other types (accounts, notices, …) only move the seq.
     pub fn apply(&mut self, rec: &RecordedEvent) {
         self.seq = rec.seq;
+        if self.accounts.apply(rec) {
+            return;
+        }
         let Some(decoded) = DeviationEvent::from_parts(&rec.event_type, &rec.data) else {
             return;
         };

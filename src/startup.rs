@@ -43,8 +43,13 @@ impl Application {
                 config.store.data_dir.display()
             )
         })?);
-        let secret = crate::secret::Secret::load_or_create(&config.store.data_dir)
-            .with_context(|| format!("reading the secret key in {}", config.store.data_dir.display()))?;
+        let secret =
+            crate::secret::Secret::load_or_create(&config.store.data_dir).with_context(|| {
+                format!(
+                    "reading the secret key in {}",
+                    config.store.data_dir.display()
+                )
+            })?;
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let register = RegisterProjection::start(store.clone(), shutdown_rx);
         let listener = TcpListener::bind(config.http.addr)
@@ -57,6 +62,7 @@ impl Application {
                 clock,
             },
             config: Arc::new(config),
+            session_key: crate::auth::session::session_key(&secret),
             secret,
         };
         Ok(Self {

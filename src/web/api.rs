@@ -1,21 +1,53 @@
-//! JSON API v1.
+//! JSON API v1: the public report, and every staff action on deviations.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use uuid::Uuid;
 
 use super::error::ApiError;
+use super::input::Fields;
 use super::report_input::parse_report_json;
 use super::AppState;
-use crate::domain::Channel;
+use crate::auth::{authorize, Action, Principal, Staff};
+use crate::domain::deviation::{CommentAdded, FilingDeclined, FilingRecorded, MeasureAdded};
+use crate::domain::{
+    stockholm_year, Aspects, Channel, Classification, Command, Deviation, FilingKind,
+    PersonalDataBreach, Reference, Severity, Status,
+};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/deviations", post(create_deviation))
+    Router::new()
+        .route(
+            "/api/v1/deviations",
+            post(create_deviation).get(list_deviations),
+        )
+        .route("/api/v1/deviations/{reference}", get(get_deviation))
+        .route("/api/v1/deviations/{reference}/history", get(history))
+        .route(
+            "/api/v1/deviations/{reference}/classification",
+            post(classify),
+        )
+        .route("/api/v1/deviations/{reference}/decisions", post(decide))
+        .route("/api/v1/deviations/{reference}/measures", post(add_measure))
+        .route(
+            "/api/v1/deviations/{reference}/measures/{measure_id}/complete",
+            post(complete_measure),
+        )
+        .route("/api/v1/deviations/{reference}/comments", post(comment))
+        .route("/api/v1/deviations/{reference}/close", post(close))
+        .route("/api/v1/deviations/{reference}/reopen", post(reopen))
+        .route("/api/v1/deviations/{reference}/filings", post(filing))
 }
+
+const TEXT_MAX: usize = 20_000;
+const SHORT_MAX: usize = 200;
 
 fn json_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
@@ -48,3 +80,453 @@ async fn create_deviation(
     )
         .into_response())
 }
+
+/// A deviation as the API shows it: the state plus which clocks are overdue now.
+#[derive(Serialize)]
+pub struct DeviationView<'a> {
+    #[serde(flatten)]
+    pub deviation: &'a Deviation,
+    pub overdue: Vec<FilingKind>,
+}
+
+pub fn view(d: &Deviation, now: DateTime<Utc>) -> DeviationView<'_> {
+    DeviationView {
+        deviation: d,
+        overdue: d
+            .deadlines
+            .iter()
+            .filter(|dl| dl.settled_at.is_none() && dl.due < now)
+            .map(|dl| dl.kind)
+            .collect(),
+    }
+}
+
+/// Looks a deviation up and checks `action` on it: 404 when the caller may not even see
+/// it (so existence does not leak), 403 when they may see but not do.
+fn load_authorized(
+    state: &AppState,
+    who: &Principal,
+    reference: &str,
+    action: Action,
+) -> Result<Deviation, ApiError> {
+    let reference = Reference::parse(reference).ok_or(ApiError::NotFound)?;
+    let reg = state.services.register.read();
+    let d = reg.by_reference(reference).ok_or(ApiError::NotFound)?;
+    if !authorize(who, Action::ViewDeviation, Some(d)) {
+        return Err(ApiError::NotFound);
+    }
+    if !authorize(who, action, Some(d)) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(d.clone())
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct ListQuery {
+    pub status: Option<String>,
+    pub severity: Option<String>,
+    pub sector: Option<String>,
+    pub category: Option<String>,
+    pub year: Option<i32>,
+    pub q: Option<String>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+/// The register, filtered to what the caller may see and to the query.
+pub fn filtered<'a>(
+    reg: &'a crate::register::Register,
+    who: &Principal,
+    q: &ListQuery,
+) -> Vec<&'a Deviation> {
+    let needle =
+        q.q.as_deref()
+            .map(|s| s.trim().to_lowercase())
+            .filter(|s| !s.is_empty());
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    let severity = q.severity.as_deref().filter(|s| !s.is_empty());
+    let sector = q.sector.as_deref().filter(|s| !s.is_empty());
+    let category = q.category.as_deref().filter(|s| !s.is_empty());
+    reg.list()
+        .into_iter()
+        .filter(|d| authorize(who, Action::ViewDeviation, Some(d)))
+        .filter(|d| {
+            status.is_none_or(|s| serde_json::to_value(d.status).ok() == Some(Value::from(s)))
+        })
+        .filter(|d| match severity {
+            None => true,
+            Some("none") => d.severity.is_none(),
+            Some(s) => {
+                d.severity.and_then(|x| serde_json::to_value(x).ok()) == Some(Value::from(s))
+            }
+        })
+        .filter(|d| sector.is_none_or(|s| d.sector.as_deref() == Some(s)))
+        .filter(|d| category.is_none_or(|c| d.category.as_deref() == Some(c)))
+        .filter(|d| q.year.is_none_or(|y| stockholm_year(d.reported_at) == y))
+        .filter(|d| {
+            needle.as_deref().is_none_or(|n| {
+                d.reference.to_string().to_lowercase().contains(n)
+                    || d.title.to_lowercase().contains(n)
+                    || d.description.to_lowercase().contains(n)
+                    || d.asset
+                        .as_deref()
+                        .is_some_and(|a| a.to_lowercase().contains(n))
+            })
+        })
+        .collect()
+}
+
+async fn list_deviations(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    if !authorize(&who, Action::ListDeviations, None) {
+        return Err(ApiError::Forbidden);
+    }
+    let now = state.services.clock.now();
+    let reg = state.services.register.read();
+    let all = filtered(&reg, &who, &q);
+    let total = all.len();
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let offset = q.offset.unwrap_or(0);
+    let items: Vec<DeviationView> = all
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(|d| view(d, now))
+        .collect();
+    Ok(Json(json!({ "items": items, "total": total })).into_response())
+}
+
+async fn get_deviation(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::ViewDeviation)?;
+    let now = state.services.clock.now();
+    Ok(Json(view(&d, now)).into_response())
+}
+
+#[derive(Serialize)]
+struct HistoryEntry {
+    seq: u64,
+    at: String,
+    actor: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    data: Value,
+    prev: String,
+}
+
+async fn history(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::ViewDeviation)?;
+    let records = state
+        .services
+        .store
+        .read_stream(d.id, 1)
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let out: Vec<HistoryEntry> = records
+        .into_iter()
+        .map(|r| HistoryEntry {
+            seq: r.seq,
+            at: r.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            actor: r.actor,
+            event_type: r.event_type,
+            data: r.data,
+            prev: r.prev,
+        })
+        .collect();
+    Ok(Json(out).into_response())
+}
+
+/// Runs `cmd` for `who` and answers with the new state.
+async fn run(
+    state: &AppState,
+    who: &Principal,
+    d: &Deviation,
+    cmd: Command,
+) -> Result<Response, ApiError> {
+    let updated = state
+        .services
+        .execute(d.reference, cmd, &who.actor())
+        .await?;
+    let now = state.services.clock.now();
+    Ok(Json(view(&updated, now)).into_response())
+}
+
+fn level_pair() -> (&'static str, &'static str) {
+    ("an integer 1..4", "Ange en konsekvensnivå 1–4.")
+}
+
+async fn classify(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::Classify)?;
+    let value = json_body(&body)?;
+    let mut f = Fields::new(&value)?;
+    let severity: Option<Severity> = f.parsed(
+        "severity",
+        true,
+        (
+            "\"minor\" or \"major\"",
+            "Välj mindre eller större avvikelse.",
+        ),
+    );
+    let aspects: Option<Aspects> = f.parsed(
+        "aspects",
+        false,
+        (
+            "an object {confidentiality, integrity, availability, traceability} with levels 1..4",
+            level_pair().1,
+        ),
+    );
+    let category = f.text("category", true, SHORT_MAX);
+    if let Some(c) = &category {
+        let cats = &state.config.report.categories;
+        if !cats.is_empty() && !cats.iter().any(|x| x == c) {
+            f.error(
+                "category",
+                &format!("must be one of: {}", cats.join(", ")),
+                "Välj en kategori i listan.",
+            );
+        }
+    }
+    let pdb: Option<PersonalDataBreach> = f.parsed(
+        "personal_data_breach",
+        true,
+        (
+            "\"yes\", \"no\" or \"investigating\"",
+            "Ange om det är en personuppgiftsincident: ja, nej eller under utredning.",
+        ),
+    );
+    let nis2 = f.boolean("nis2_significant", true);
+    let rationale = f.text("rationale", false, TEXT_MAX).unwrap_or_default();
+    f.finish(&[
+        "severity",
+        "aspects",
+        "category",
+        "personal_data_breach",
+        "nis2_significant",
+        "rationale",
+    ])?;
+    let (Some(severity), Some(category), Some(pdb), Some(nis2)) = (severity, category, pdb, nis2)
+    else {
+        return Err(ApiError::BadRequest("incomplete classification".into()));
+    };
+    let cmd = Command::Classify(Classification {
+        severity,
+        aspects: aspects.unwrap_or_default(),
+        category,
+        personal_data_breach: pdb,
+        nis2_significant: nis2,
+        rationale,
+        role: who.acting_role().as_str().to_string(),
+    });
+    run(&state, &who, &d, cmd).await
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::RecordDecision)?;
+    let value = json_body(&body)?;
+    let mut f = Fields::new(&value)?;
+    let text = f.text("text", true, TEXT_MAX);
+    f.finish(&["text"])?;
+    let cmd = Command::RecordDecision {
+        text: text.unwrap_or_default(),
+        role: who.acting_role().as_str().to_string(),
+    };
+    run(&state, &who, &d, cmd).await
+}
+
+async fn add_measure(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::AddMeasure)?;
+    let value = json_body(&body)?;
+    let mut f = Fields::new(&value)?;
+    let description = f.text("description", true, TEXT_MAX);
+    let owner = f.text("owner", true, SHORT_MAX);
+    let due = f.date("due", true);
+    f.finish(&["description", "owner", "due"])?;
+    let (Some(description), Some(owner), Some(due)) = (description, owner, due) else {
+        return Err(ApiError::BadRequest("incomplete measure".into()));
+    };
+    let measure_id = Uuid::now_v7();
+    let cmd = Command::AddMeasure(MeasureAdded {
+        measure_id,
+        description,
+        owner,
+        due,
+    });
+    let updated = state
+        .services
+        .execute(d.reference, cmd, &who.actor())
+        .await?;
+    let now = state.services.clock.now();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "measure_id": measure_id, "deviation": view(&updated, now) })),
+    )
+        .into_response())
+}
+
+async fn complete_measure(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path((reference, measure_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let measure_id = Uuid::parse_str(&measure_id).map_err(|_| ApiError::NotFound)?;
+    let d = load_authorized(
+        &state,
+        &who,
+        &reference,
+        Action::CompleteMeasure(measure_id),
+    )?;
+    let value = json_body(&body)?;
+    let mut f = Fields::new(&value)?;
+    let note = f.text("note", false, TEXT_MAX).unwrap_or_default();
+    f.finish(&["note"])?;
+    run(
+        &state,
+        &who,
+        &d,
+        Command::CompleteMeasure { measure_id, note },
+    )
+    .await
+}
+
+async fn comment(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::Comment)?;
+    let value = json_body(&body)?;
+    let mut f = Fields::new(&value)?;
+    let text = f.text("text", true, TEXT_MAX);
+    let to_reporter = f.boolean("to_reporter", false).unwrap_or(false);
+    f.finish(&["text", "to_reporter"])?;
+    let cmd = Command::Comment(CommentAdded {
+        text: text.unwrap_or_default(),
+        to_reporter,
+        from_reporter: false,
+    });
+    run(&state, &who, &d, cmd).await
+}
+
+async fn close(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::Close)?;
+    let value = json_body(&body)?;
+    let mut f = Fields::new(&value)?;
+    let resolution = f.text("resolution", true, TEXT_MAX);
+    f.finish(&["resolution"])?;
+    run(
+        &state,
+        &who,
+        &d,
+        Command::Close {
+            resolution: resolution.unwrap_or_default(),
+        },
+    )
+    .await
+}
+
+async fn reopen(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::Reopen)?;
+    let value = json_body(&body)?;
+    let mut f = Fields::new(&value)?;
+    let reason = f.text("reason", true, TEXT_MAX);
+    f.finish(&["reason"])?;
+    run(
+        &state,
+        &who,
+        &d,
+        Command::Reopen {
+            reason: reason.unwrap_or_default(),
+        },
+    )
+    .await
+}
+
+async fn filing(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::RecordFiling)?;
+    let value = json_body(&body)?;
+    let mut f = Fields::new(&value)?;
+    let kind: Option<FilingKind> = f.parsed(
+        "kind",
+        true,
+        (
+            "one of \"gdpr\", \"nis2_early_warning\", \"nis2_notification\", \"nis2_final_report\"",
+            "Välj vilken anmälan det gäller.",
+        ),
+    );
+    let rationale = f.text("not_filed_rationale", false, TEXT_MAX);
+    let cmd = if let Some(rationale) = rationale {
+        f.finish(&["kind", "not_filed_rationale"])?;
+        kind.map(|kind| Command::DeclineFiling(FilingDeclined { kind, rationale }))
+    } else {
+        let authority = f.text("authority", true, SHORT_MAX);
+        let filed_at = f.datetime("filed_at", true);
+        let their_reference = f.text("their_reference", false, SHORT_MAX);
+        if let Some(t) = filed_at {
+            if t > state.services.clock.now() + chrono::Duration::minutes(5) {
+                f.error(
+                    "filed_at",
+                    "must not be in the future",
+                    "Tidpunkten får inte ligga i framtiden.",
+                );
+            }
+        }
+        f.finish(&["kind", "authority", "filed_at", "their_reference"])?;
+        match (kind, authority, filed_at) {
+            (Some(kind), Some(authority), Some(filed_at)) => {
+                Some(Command::RecordFiling(FilingRecorded {
+                    kind,
+                    authority,
+                    filed_at,
+                    their_reference,
+                }))
+            }
+            _ => None,
+        }
+    };
+    let cmd = cmd.ok_or_else(|| ApiError::BadRequest("incomplete filing".into()))?;
+    run(&state, &who, &d, cmd).await
+}
+
+/// For list filters in the UI: the statuses in order.
+pub const STATUSES: [Status; 3] = [Status::Received, Status::Investigating, Status::Closed];

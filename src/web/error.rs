@@ -34,6 +34,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("not found")]
     NotFound,
+    #[error("forbidden: your roles do not allow this")]
+    Forbidden,
     #[error("{0}")]
     Domain(DomainError),
     #[error("service unavailable: {0}")]
@@ -96,6 +98,12 @@ impl IntoResponse for ApiError {
                 "urn:avvik:problem:not-found",
                 "Not found",
                 "Det du söker finns inte.".to_string(),
+            ),
+            ApiError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "urn:avvik:problem:forbidden",
+                "Forbidden",
+                "Din roll ger inte behörighet till detta.".to_string(),
             ),
             ApiError::Domain(d) => (
                 StatusCode::CONFLICT,

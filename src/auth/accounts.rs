@@ -1,0 +1,326 @@
+//! Staff accounts and their roles, as events in per-account streams, folded into
+//! `Accounts`. Because they are events, an auditor can replay who could do what, when.
+
+use std::collections::HashMap;
+
+use avvik_events::RecordedEvent;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::EmailAddress;
+
+/// Namespace for account ids: an account's id is UUIDv5 of its lower-cased e-mail, so the
+/// same address can never be created twice (the create appends with NoStream).
+const ACCOUNT_NS: Uuid = Uuid::from_u128(0x6176_7669_6b2d_6163_636f_756e_7473_0001);
+
+pub fn account_id(email: &EmailAddress) -> Uuid {
+    Uuid::new_v5(&ACCOUNT_NS, email.as_str().to_lowercase().as_bytes())
+}
+
+/// The roles of DESIGN.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything about deviations.
+    Ciso,
+    /// Informationssäkerhetskontakt, scoped to sectors.
+    Kontakt,
+    /// Dataskyddsombud: personal-data deviations.
+    Dso,
+    /// Systemägare/systemförvaltare: deviations where they own a measure.
+    Systemagare,
+    /// Ledningsgrupp/kommunstyrelsen: read major deviations.
+    Ledning,
+    /// Read everything, write nothing.
+    Auditor,
+    /// Accounts only.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 7] = [
+        Role::Ciso,
+        Role::Kontakt,
+        Role::Dso,
+        Role::Systemagare,
+        Role::Ledning,
+        Role::Auditor,
+        Role::Admin,
+    ];
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s.trim().to_lowercase())
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ciso => "ciso",
+            Role::Kontakt => "kontakt",
+            Role::Dso => "dso",
+            Role::Systemagare => "systemagare",
+            Role::Ledning => "ledning",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn label_sv(self) -> &'static str {
+        match self {
+            Role::Ciso => "CISO",
+            Role::Kontakt => "Informationssäkerhetskontakt",
+            Role::Dso => "Dataskyddsombud",
+            Role::Systemagare => "Systemägare",
+            Role::Ledning => "Ledning",
+            Role::Auditor => "Revisor",
+            Role::Admin => "Administratör",
+        }
+    }
+}
+
+/// A role held, with its sector scope (only `kontakt` uses sectors).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleGrant {
+    pub role: Role,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sectors: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountCreated {
+    pub account_id: Uuid,
+    pub email: EmailAddress,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleGranted {
+    pub account_id: Uuid,
+    pub role: Role,
+    #[serde(default)]
+    pub sectors: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleRevoked {
+    pub account_id: Uuid,
+    pub role: Role,
+}
+
+/// The argon2id PHC string. It is a salted, memory-hard hash, never the password.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasswordChanged {
+    pub account_id: Uuid,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountDisabled {
+    pub account_id: Uuid,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountEnabled {
+    pub account_id: Uuid,
+}
+
+/// An API token: only the SHA-256 of the token is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiTokenCreated {
+    pub account_id: Uuid,
+    pub token_id: Uuid,
+    pub token_hash: String,
+    #[serde(default)]
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiTokenRevoked {
+    pub account_id: Uuid,
+    pub token_id: Uuid,
+}
+
+macro_rules! account_events {
+    ($($variant:ident($payload:ty) = $name:literal),* $(,)?) => {
+        /// Everything that can happen to an account.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum AccountEvent {
+            $($variant($payload)),*
+        }
+
+        impl AccountEvent {
+            pub const TYPES: &'static [&'static str] = &[$($name),*];
+
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $(AccountEvent::$variant(_) => $name),*
+                }
+            }
+
+            pub fn to_data(&self) -> serde_json::Value {
+                match self {
+                    $(AccountEvent::$variant(p) => serde_json::to_value(p).unwrap_or(serde_json::Value::Null)),*
+                }
+            }
+
+            pub fn from_parts(ty: &str, data: &serde_json::Value) -> Option<Result<Self, serde_json::Error>> {
+                match ty {
+                    $($name => Some(<$payload>::deserialize(data).map(AccountEvent::$variant)),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+account_events! {
+    Created(AccountCreated) = "AccountCreated",
+    RoleGranted(RoleGranted) = "RoleGranted",
+    RoleRevoked(RoleRevoked) = "RoleRevoked",
+    PasswordChanged(PasswordChanged) = "PasswordChanged",
+    Disabled(AccountDisabled) = "AccountDisabled",
+    Enabled(AccountEnabled) = "AccountEnabled",
+    ApiTokenCreated(ApiTokenCreated) = "ApiTokenCreated",
+    ApiTokenRevoked(ApiTokenRevoked) = "ApiTokenRevoked",
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiToken {
+    pub id: Uuid,
+    pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Account {
+    pub id: Uuid,
+    pub email: EmailAddress,
+    pub name: String,
+    pub roles: Vec<RoleGrant>,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub password_changed_at: Option<DateTime<Utc>>,
+    pub tokens: Vec<ApiToken>,
+    pub version: u32,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+}
+
+impl Account {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.iter().any(|g| g.role == role)
+    }
+}
+
+/// All accounts, folded from the log.
+#[derive(Debug, Clone, Default)]
+pub struct Accounts {
+    by_id: HashMap<Uuid, Account>,
+    by_token_hash: HashMap<String, (Uuid, Uuid)>,
+}
+
+impl Accounts {
+    /// Folds one record in; returns false if it is not an account event.
+    pub fn apply(&mut self, rec: &RecordedEvent) -> bool {
+        let Some(decoded) = AccountEvent::from_parts(&rec.event_type, &rec.data) else {
+            return false;
+        };
+        let ev = match decoded {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::error!(seq = rec.seq, error = %e, "stored account event does not decode");
+                return true;
+            }
+        };
+        let at = rec.at;
+        if let AccountEvent::Created(c) = &ev {
+            self.by_id.entry(c.account_id).or_insert_with(|| Account {
+                id: c.account_id,
+                email: c.email.clone(),
+                name: c.name.clone(),
+                roles: Vec::new(),
+                disabled: false,
+                created_at: at,
+                password_changed_at: None,
+                tokens: Vec::new(),
+                version: 0,
+                password_hash: None,
+            });
+        }
+        let Some(a) = self.by_id.get_mut(&rec.stream) else {
+            return true;
+        };
+        a.version = rec.version;
+        match ev {
+            AccountEvent::Created(_) => {}
+            AccountEvent::RoleGranted(g) => {
+                a.roles.retain(|x| x.role != g.role);
+                a.roles.push(RoleGrant {
+                    role: g.role,
+                    sectors: g.sectors,
+                });
+                a.roles.sort_by_key(|g| g.role);
+            }
+            AccountEvent::RoleRevoked(r) => a.roles.retain(|x| x.role != r.role),
+            AccountEvent::PasswordChanged(p) => {
+                a.password_hash = Some(p.password_hash);
+                a.password_changed_at = Some(at);
+            }
+            AccountEvent::Disabled(_) => a.disabled = true,
+            AccountEvent::Enabled(_) => a.disabled = false,
+            AccountEvent::ApiTokenCreated(t) => {
+                self.by_token_hash
+                    .insert(t.token_hash.clone(), (a.id, t.token_id));
+                a.tokens.push(ApiToken {
+                    id: t.token_id,
+                    label: t.label,
+                    created_at: at,
+                    revoked_at: None,
+                    hash: t.token_hash,
+                });
+            }
+            AccountEvent::ApiTokenRevoked(r) => {
+                if let Some(t) = a.tokens.iter_mut().find(|t| t.id == r.token_id) {
+                    t.revoked_at = Some(at);
+                    self.by_token_hash.remove(&t.hash);
+                }
+            }
+        }
+        true
+    }
+
+    pub fn get(&self, id: Uuid) -> Option<&Account> {
+        self.by_id.get(&id)
+    }
+
+    pub fn by_email(&self, email: &EmailAddress) -> Option<&Account> {
+        self.by_id.get(&account_id(email))
+    }
+
+    /// The active account an API token belongs to.
+    pub fn by_token_hash(&self, hash: &str) -> Option<&Account> {
+        let (account, _) = self.by_token_hash.get(hash)?;
+        self.by_id.get(account).filter(|a| !a.disabled)
+    }
+
+    pub fn list(&self) -> Vec<&Account> {
+        let mut v: Vec<&Account> = self.by_id.values().collect();
+        v.sort_by(|a, b| a.email.as_str().cmp(b.email.as_str()));
+        v
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_id.is_empty()
+    }
+}

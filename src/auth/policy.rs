@@ -1,0 +1,161 @@
+//! The one place that decides who may do what. Every staff, audit and admin route asks
+//! `authorize`; nothing else checks roles.
+
+use uuid::Uuid;
+
+use super::accounts::{Account, Role, RoleGrant};
+use crate::domain::{Deviation, PersonalDataBreach, Severity};
+
+/// A signed-in staff member, as their account stood when the request came in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub account_id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub roles: Vec<RoleGrant>,
+}
+
+impl Principal {
+    pub fn from_account(a: &Account) -> Self {
+        Self {
+            account_id: a.id,
+            email: a.email.as_str().to_string(),
+            name: a.name.clone(),
+            roles: a.roles.clone(),
+        }
+    }
+
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.iter().any(|g| g.role == role)
+    }
+
+    /// The actor name events record.
+    pub fn actor(&self) -> String {
+        format!("user:{}", self.email)
+    }
+
+    /// The role an action is recorded under: the most senior one the user holds.
+    pub fn acting_role(&self) -> Role {
+        self.roles
+            .iter()
+            .map(|g| g.role)
+            .min()
+            .unwrap_or(Role::Auditor)
+    }
+}
+
+/// Everything a staff member can ask to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Open the register (each row is then filtered by `ViewDeviation`).
+    ListDeviations,
+    ViewDeviation,
+    Classify,
+    RecordDecision,
+    AddMeasure,
+    /// Complete the given measure.
+    CompleteMeasure(Uuid),
+    Comment,
+    Close,
+    Reopen,
+    RecordFiling,
+    /// Audit views: history, as-of register, verify.
+    ViewAudit,
+    /// Export the log.
+    ExportLog,
+    ViewReports,
+    IssueReport,
+    ManageAccounts,
+}
+
+impl Action {
+    /// Does this action change a deviation?
+    pub fn is_write(self) -> bool {
+        matches!(
+            self,
+            Action::Classify
+                | Action::RecordDecision
+                | Action::AddMeasure
+                | Action::CompleteMeasure(_)
+                | Action::Comment
+                | Action::Close
+                | Action::Reopen
+                | Action::RecordFiling
+                | Action::IssueReport
+                | Action::ManageAccounts
+        )
+    }
+}
+
+fn in_sector(grant: &RoleGrant, d: &Deviation) -> bool {
+    d.sector
+        .as_ref()
+        .is_some_and(|s| grant.sectors.iter().any(|g| g == s))
+}
+
+fn is_personal_data(d: &Deviation) -> bool {
+    d.personal_data_suspected
+        || matches!(
+            d.personal_data_breach,
+            Some(PersonalDataBreach::Yes | PersonalDataBreach::Investigating)
+        )
+}
+
+fn owns_a_measure(email: &str, d: &Deviation) -> bool {
+    d.measures
+        .iter()
+        .any(|m| m.owner.eq_ignore_ascii_case(email))
+}
+
+/// May `who` do `action` (on `target`, for deviation actions)?
+pub fn authorize(who: &Principal, action: Action, target: Option<&Deviation>) -> bool {
+    who.roles
+        .iter()
+        .any(|grant| grant_allows(who, grant, action, target))
+}
+
+fn grant_allows(
+    who: &Principal,
+    grant: &RoleGrant,
+    action: Action,
+    target: Option<&Deviation>,
+) -> bool {
+    use Action::*;
+    match grant.role {
+        Role::Admin => matches!(action, ManageAccounts),
+        Role::Auditor => matches!(
+            action,
+            ListDeviations | ViewDeviation | ViewAudit | ExportLog | ViewReports
+        ),
+        Role::Ciso => !matches!(action, ManageAccounts),
+        Role::Kontakt => match action {
+            ListDeviations => true,
+            ViewDeviation | Classify | RecordDecision | AddMeasure | CompleteMeasure(_)
+            | Comment | Close | Reopen | RecordFiling => {
+                target.is_some_and(|d| in_sector(grant, d))
+            }
+            _ => false,
+        },
+        Role::Dso => match action {
+            ListDeviations => true,
+            ViewDeviation | Comment | RecordDecision | RecordFiling => {
+                target.is_some_and(is_personal_data)
+            }
+            _ => false,
+        },
+        Role::Systemagare => match action {
+            ListDeviations => true,
+            ViewDeviation | Comment => target.is_some_and(|d| owns_a_measure(&who.email, d)),
+            CompleteMeasure(id) => target.is_some_and(|d| {
+                d.measure(id)
+                    .is_some_and(|m| m.owner.eq_ignore_ascii_case(&who.email))
+            }),
+            _ => false,
+        },
+        Role::Ledning => match action {
+            ListDeviations | ViewReports => true,
+            ViewDeviation => target.is_some_and(|d| d.severity == Some(Severity::Major)),
+            _ => false,
+        },
+    }
+}

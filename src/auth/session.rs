@@ -1,0 +1,182 @@
+//! Who is asking: a bearer API token or a private (encrypted, signed) session cookie.
+//! The `Staff` extractor turns either into a `Principal`, checked against the current
+//! accounts on every request (disabled accounts and old sessions stop working at once).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar, SameSite};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::accounts::Account;
+use super::policy::Principal;
+use crate::web::AppState;
+
+pub const SESSION_COOKIE: &str = "avvik_session";
+/// Absolute session lifetime.
+pub const SESSION_HOURS: i64 = 10;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionClaims {
+    /// Account id.
+    a: Uuid,
+    /// Issued at (unix seconds).
+    i: i64,
+}
+
+/// The cookie key, derived from the installation secret.
+pub fn session_key(secret: &crate::secret::Secret) -> Key {
+    let mut k = Vec::with_capacity(64);
+    k.extend_from_slice(&secret.derive("session-cookie-1"));
+    k.extend_from_slice(&secret.derive("session-cookie-2"));
+    Key::from(&k)
+}
+
+/// A new session cookie for `account`.
+pub fn session_cookie(account: Uuid, now: DateTime<Utc>, secure: bool) -> Cookie<'static> {
+    let claims = SessionClaims {
+        a: account,
+        i: now.timestamp(),
+    };
+    let value = serde_json::to_string(&claims).unwrap_or_default();
+    let mut c = Cookie::new(SESSION_COOKIE, value);
+    c.set_http_only(true);
+    c.set_secure(secure);
+    c.set_same_site(SameSite::Lax);
+    c.set_path("/");
+    // No Max-Age: the cookie ends with the browser session; the server enforces the
+    // absolute lifetime from the issue time inside the cookie.
+    c
+}
+
+/// A cookie that removes the session.
+pub fn removal_cookie() -> Cookie<'static> {
+    let mut c = Cookie::from(SESSION_COOKIE);
+    c.set_path("/");
+    c
+}
+
+/// Is this session still good for this account?
+fn session_valid(claims: &SessionClaims, account: &Account, now: DateTime<Utc>) -> bool {
+    let Some(issued) = DateTime::<Utc>::from_timestamp(claims.i, 0) else {
+        return false;
+    };
+    if account.disabled
+        || now - issued > Duration::hours(SESSION_HOURS)
+        || issued > now + Duration::minutes(5)
+    {
+        return false;
+    }
+    // A password change ends every session issued before it.
+    match account.password_changed_at {
+        Some(changed) => changed.timestamp() <= claims.i,
+        None => false,
+    }
+}
+
+/// The signed-in staff member.
+#[derive(Debug, Clone)]
+pub struct Staff(pub Principal);
+
+/// Why a request is not signed in: JSON 401 for the API, a redirect to the login page for
+/// the web UI.
+pub enum AuthRejection {
+    Api,
+    Web { next: String },
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self {
+            AuthRejection::Api => {
+                let body = serde_json::json!({
+                    "type": "urn:avvik:problem:unauthorized",
+                    "title": "Unauthorized",
+                    "status": 401,
+                    "detail": "a valid bearer token or session is required",
+                    "detail_sv": "Du behöver logga in.",
+                });
+                let mut r = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/problem+json"),
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"avvik\""),
+                );
+                r
+            }
+            AuthRejection::Web { next } => {
+                let next = url_escape(&next);
+                Redirect::to(&format!("/staff/login?next={next}")).into_response()
+            }
+        }
+    }
+}
+
+/// Percent-encodes a local path for a query value.
+fn url_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let is_api = parts.uri.path().starts_with("/api/");
+        let reject = || {
+            if is_api {
+                AuthRejection::Api
+            } else {
+                AuthRejection::Web {
+                    next: parts.uri.path().to_string(),
+                }
+            }
+        };
+        let register = &state.services.register;
+        if let Some(token) = bearer(parts) {
+            let hash = avvik_events::hash_hex(token.as_bytes());
+            let reg = register.read();
+            return reg
+                .accounts
+                .by_token_hash(&hash)
+                .map(|a| Staff(Principal::from_account(a)))
+                .ok_or(AuthRejection::Api);
+        }
+        let jar = PrivateCookieJar::from_headers(&parts.headers, state.session_key.clone());
+        let Some(cookie) = jar.get(SESSION_COOKIE) else {
+            return Err(reject());
+        };
+        let Ok(claims) = serde_json::from_str::<SessionClaims>(cookie.value()) else {
+            return Err(reject());
+        };
+        let now = state.services.clock.now();
+        let reg = register.read();
+        match reg.accounts.get(claims.a) {
+            Some(a) if session_valid(&claims, a, now) => Ok(Staff(Principal::from_account(a))),
+            _ => Err(reject()),
+        }
+    }
+}
