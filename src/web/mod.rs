@@ -3,6 +3,7 @@
 pub mod api;
 pub mod error;
 pub mod health;
+pub mod input;
 pub mod report_input;
 
 use std::sync::Arc;
@@ -22,6 +23,8 @@ pub struct AppState {
     pub services: Services,
     pub config: Arc<Config>,
     pub secret: crate::secret::Secret,
+    /// Encrypts and signs session cookies (derived from `secret`).
+    pub session_key: axum_extra::extract::cookie::Key,
 }
 
 pub fn router(state: AppState) -> Router {

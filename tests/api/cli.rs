@@ -20,7 +20,10 @@ fn invalid_configuration_stops_start_up_naming_the_key() {
     let d = dir.path().to_str().unwrap();
     let (code, _, err) = avvik(
         &["serve"],
-        &[("AVVIK_HTTP__ADDR", "inte-en-adress"), ("AVVIK_STORE__DATA_DIR", d)],
+        &[
+            ("AVVIK_HTTP__ADDR", "inte-en-adress"),
+            ("AVVIK_STORE__DATA_DIR", d),
+        ],
     );
     assert_ne!(code, 0);
     assert!(err.contains("http.addr"), "{err}");
@@ -68,25 +71,53 @@ async fn export_verify_import_replay_round_trip() {
     assert!(out.ends_with(&format!("{head_hash}\n")), "{out}");
     // The expected head must match when given.
     let (code, _, _) = avvik(
-        &["verify", "--file", file.to_str().unwrap(), "--expect-head", &format!("5:{head_hash}")],
+        &[
+            "verify",
+            "--file",
+            file.to_str().unwrap(),
+            "--expect-head",
+            &format!("5:{head_hash}"),
+        ],
         &[],
     );
     assert_eq!(code, 0);
     let (code, _, _) = avvik(
-        &["verify", "--file", file.to_str().unwrap(), "--expect-head", &format!("4:{head_hash}")],
+        &[
+            "verify",
+            "--file",
+            file.to_str().unwrap(),
+            "--expect-head",
+            &format!("4:{head_hash}"),
+        ],
         &[],
     );
     assert_eq!(code, 1);
 
     let restored = dir.path().join("restored");
-    let (code, out, err) = avvik(&["import", "--data", restored.to_str().unwrap(), file.to_str().unwrap()], &[]);
+    let (code, out, err) = avvik(
+        &[
+            "import",
+            "--data",
+            restored.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&head_hash), "{out}");
     let (code, out, _) = avvik(&["verify", "--data", restored.to_str().unwrap()], &[]);
     assert_eq!(code, 0);
     assert!(out.contains(&head_hash));
     // Importing again into a non-empty store is refused.
-    let (code, _, err) = avvik(&["import", "--data", restored.to_str().unwrap(), file.to_str().unwrap()], &[]);
+    let (code, _, err) = avvik(
+        &[
+            "import",
+            "--data",
+            restored.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
     assert_ne!(code, 0);
     assert!(err.contains("not empty"), "{err}");
 
@@ -98,20 +129,45 @@ async fn export_verify_import_replay_round_trip() {
     assert_eq!(v["items"].as_array().unwrap().len(), 3);
     let year = avvik::domain::stockholm_year(chrono::Utc::now());
     let (code, out, _) = avvik(
-        &["replay", "--data", data_s, "--as-of", "seq:3", "--reference", &format!("AVV-{year}-0002")],
+        &[
+            "replay",
+            "--data",
+            data_s,
+            "--as-of",
+            "seq:3",
+            "--reference",
+            &format!("AVV-{year}-0002"),
+        ],
         &[],
     );
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["deviation"]["title"], "Avvikelse nummer 1");
     let (code, _, err) = avvik(
-        &["replay", "--data", data_s, "--as-of", "seq:3", "--reference", &format!("AVV-{year}-0005")],
+        &[
+            "replay",
+            "--data",
+            data_s,
+            "--as-of",
+            "seq:3",
+            "--reference",
+            &format!("AVV-{year}-0005"),
+        ],
         &[],
     );
     assert_ne!(code, 0);
     assert!(err.contains("did not exist"), "{err}");
     // As of a time before anything happened: empty register.
-    let (code, out, _) = avvik(&["replay", "--data", data_s, "--as-of", "2000-01-01T00:00:00Z"], &[]);
+    let (code, out, _) = avvik(
+        &[
+            "replay",
+            "--data",
+            data_s,
+            "--as-of",
+            "2000-01-01T00:00:00Z",
+        ],
+        &[],
+    );
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["as_of_seq"], 0);
@@ -152,15 +208,27 @@ fn commands_refuse_a_data_directory_a_running_server_holds() {
     for args in [
         vec!["verify", "--data", data.to_str().unwrap()],
         vec!["export", "--data", data.to_str().unwrap()],
-        vec!["replay", "--data", data.to_str().unwrap(), "--as-of", "seq:1"],
+        vec![
+            "replay",
+            "--data",
+            data.to_str().unwrap(),
+            "--as-of",
+            "seq:1",
+        ],
     ] {
         let started = Instant::now();
         let (code, _, err) = avvik(&args, &[]);
         assert_ne!(code, 0);
         assert!(err.contains("in use by another avvik process"), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(5), "refused at once");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "refused at once"
+        );
     }
-    let (code, _, err) = avvik(&["import", "--data", data.to_str().unwrap(), "/dev/null"], &[]);
+    let (code, _, err) = avvik(
+        &["import", "--data", data.to_str().unwrap(), "/dev/null"],
+        &[],
+    );
     assert_ne!(code, 0);
     assert!(err.contains("in use"), "{err}");
     server.kill9();

@@ -24,14 +24,18 @@ async fn hammer(base: String, clients: usize, acked: Arc<Mutex<Vec<String>>>) {
             for i in 0.. {
                 let r = client
                     .post(&url)
-                    .json(&json!({"title": format!("Rapport {c}-{i}"), "description": "krasch-test"}))
+                    .json(
+                        &json!({"title": format!("Rapport {c}-{i}"), "description": "krasch-test"}),
+                    )
                     .send()
                     .await;
                 let Ok(r) = r else { break };
                 if r.status() != 201 {
                     break;
                 }
-                let Ok(v) = r.json::<Value>().await else { break };
+                let Ok(v) = r.json::<Value>().await else {
+                    break;
+                };
                 acked
                     .lock()
                     .unwrap()
@@ -63,7 +67,16 @@ async fn every_answered_report_survives_sigkill() {
     let d = data.to_str().unwrap();
     let (code, out, err) = avvik(&["verify", "--data", d], &[]);
     assert_eq!(code, 0, "{out}{err}");
-    let (code, out, _) = avvik(&["replay", "--data", d, "--as-of", &format!("seq:{}", u64::MAX)], &[]);
+    let (code, out, _) = avvik(
+        &[
+            "replay",
+            "--data",
+            d,
+            "--as-of",
+            &format!("seq:{}", u64::MAX),
+        ],
+        &[],
+    );
     assert_eq!(code, 0);
     let v: Value = serde_json::from_str(&out).unwrap();
     let stored: BTreeSet<String> = v["items"]

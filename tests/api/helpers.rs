@@ -68,7 +68,12 @@ impl TestApp {
     pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if let Ok(r) = self.client.get(format!("{}/readyz", self.base)).send().await {
+            if let Ok(r) = self
+                .client
+                .get(format!("{}/readyz", self.base))
+                .send()
+                .await
+            {
                 if r.status() == 200 {
                     return;
                 }
@@ -129,7 +134,11 @@ impl Server {
                 eprintln!("[avvik] {line}");
                 if !sent {
                     if let Some(i) = line.find("addr=") {
-                        let addr = line[i + 5..].split_whitespace().next().unwrap_or("").to_string();
+                        let addr = line[i + 5..]
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or("")
+                            .to_string();
                         let _ = tx.send(addr);
                         sent = true;
                     }
@@ -196,7 +205,11 @@ pub fn blocking_status(base: &str, path: &str) -> Option<u16> {
     let addr = base.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(addr).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).ok()?;
     let text = String::from_utf8_lossy(&buf);

@@ -33,7 +33,10 @@ async fn a_report_is_answered_201_with_reference_and_private_token() {
     assert!(!token.contains("AVV"));
     // Anonymous, second report: next number.
     let r = app
-        .post_json("/api/v1/deviations", json!({"title": "Borttappad dator", "description": "Lämnad på tåget."}))
+        .post_json(
+            "/api/v1/deviations",
+            json!({"title": "Borttappad dator", "description": "Lämnad på tåget."}),
+        )
         .await;
     assert_eq!(r.status(), 201);
     let body: Value = r.json().await.unwrap();
@@ -67,10 +70,16 @@ async fn invalid_reports_get_422_problem_json_naming_each_field() {
         .iter()
         .map(|e| e["field"].as_str().unwrap())
         .collect();
-    assert_eq!(fields, ["title", "description", "discovered_at", "reporter.email"]);
+    assert_eq!(
+        fields,
+        ["title", "description", "discovered_at", "reporter.email"]
+    );
     // Too long a title.
     let r = app
-        .post_json("/api/v1/deviations", json!({"title": "x".repeat(201), "description": "d"}))
+        .post_json(
+            "/api/v1/deviations",
+            json!({"title": "x".repeat(201), "description": "d"}),
+        )
         .await;
     assert_eq!(r.status(), 422);
     // Not JSON at all: 400, still problem+json.
@@ -85,7 +94,10 @@ async fn invalid_reports_get_422_problem_json_naming_each_field() {
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     // Over the body limit: refused before parsing.
     let r = app
-        .post_json("/api/v1/deviations", json!({"title": "t", "description": "x".repeat(100_000)}))
+        .post_json(
+            "/api/v1/deviations",
+            json!({"title": "t", "description": "x".repeat(100_000)}),
+        )
         .await;
     assert_eq!(r.status(), 413);
     // Nothing was stored.
@@ -95,7 +107,12 @@ async fn invalid_reports_get_422_problem_json_naming_each_field() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = TestApp::spawn().await;
-    let r = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let r: Value = app
         .client
