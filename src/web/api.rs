@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::error::ApiError;
 use super::input::Fields;
+use super::openapi::*;
 use super::report_input::parse_report_json;
 use super::AppState;
 use crate::auth::{authorize, Action, Principal, Staff};
@@ -21,29 +22,32 @@ use crate::domain::{
     stockholm_year, Aspects, Channel, Classification, Command, Deviation, FilingKind,
     PersonalDataBreach, Reference, Severity, Status,
 };
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
+/// The API routes and their OpenAPI document, from the same annotations.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/deviations",
-            post(create_deviation).get(list_deviations),
-        )
-        .route("/api/v1/deviations/{reference}", get(get_deviation))
-        .route("/api/v1/deviations/{reference}/history", get(history))
-        .route(
-            "/api/v1/deviations/{reference}/classification",
-            post(classify),
-        )
-        .route("/api/v1/deviations/{reference}/decisions", post(decide))
-        .route("/api/v1/deviations/{reference}/measures", post(add_measure))
-        .route(
-            "/api/v1/deviations/{reference}/measures/{measure_id}/complete",
-            post(complete_measure),
-        )
-        .route("/api/v1/deviations/{reference}/comments", post(comment))
-        .route("/api/v1/deviations/{reference}/close", post(close))
-        .route("/api/v1/deviations/{reference}/reopen", post(reopen))
-        .route("/api/v1/deviations/{reference}/filings", post(filing))
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(create_deviation, list_deviations))
+        .routes(routes!(get_deviation))
+        .routes(routes!(history))
+        .routes(routes!(classify))
+        .routes(routes!(decide))
+        .routes(routes!(add_measure))
+        .routes(routes!(complete_measure))
+        .routes(routes!(comment))
+        .routes(routes!(close))
+        .routes(routes!(reopen))
+        .routes(routes!(filing))
+        .split_for_parts();
+    let doc = std::sync::Arc::new(api);
+    router.route(
+        "/api/v1/openapi.json",
+        get(move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        }),
+    )
 }
 
 const TEXT_MAX: usize = 20_000;
@@ -54,6 +58,7 @@ fn json_body(body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))
 }
 
+#[utoipa::path(post, path = "/api/v1/deviations", tag = "report", request_body = ReportBody, responses((status = 201, body = ReportCreated), (status = 422, body = Problem), (status = 429, description = "Too many reports from this address")))]
 /// Public: anyone may report. Answers 201 with the reference and the private status token.
 async fn create_deviation(
     State(state): State<AppState>,
@@ -176,6 +181,7 @@ pub fn filtered<'a>(
         .collect()
 }
 
+#[utoipa::path(get, path = "/api/v1/deviations", tag = "staff", security(("bearer" = [])), params(("status" = Option<String>, Query, description = "received|investigating|closed"), ("severity" = Option<String>, Query, description = "minor|major|none"), ("sector" = Option<String>, Query), ("category" = Option<String>, Query), ("year" = Option<i32>, Query, description = "Stockholm year of reporting"), ("q" = Option<String>, Query, description = "free text"), ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)), responses((status = 200, body = DeviationList), (status = 401, body = Problem)))]
 async fn list_deviations(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -199,6 +205,7 @@ async fn list_deviations(
     Ok(Json(json!({ "items": items, "total": total })).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/deviations/{reference}", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), responses((status = 200, description = "The deviation"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn get_deviation(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -220,6 +227,7 @@ struct HistoryEntry {
     prev: String,
 }
 
+#[utoipa::path(get, path = "/api/v1/deviations/{reference}/history", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), responses((status = 200, body = [HistoryItem]), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn history(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -264,6 +272,7 @@ fn level_pair() -> (&'static str, &'static str) {
     ("an integer 1..4", "Ange en konsekvensnivå 1–4.")
 }
 
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/classification", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = ClassificationBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn classify(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -334,6 +343,7 @@ async fn classify(
     run(&state, &who, &d, cmd).await
 }
 
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/decisions", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = DecisionBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn decide(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -352,6 +362,7 @@ async fn decide(
     run(&state, &who, &d, cmd).await
 }
 
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/measures", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = MeasureBody, responses((status = 201, body = MeasureCreated), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn add_measure(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -387,6 +398,7 @@ async fn add_measure(
         .into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/measures/{measure_id}/complete", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN"), ("measure_id" = String, Path)), request_body = CompleteMeasureBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn complete_measure(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -413,6 +425,7 @@ async fn complete_measure(
     .await
 }
 
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/comments", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = CommentBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn comment(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -433,6 +446,7 @@ async fn comment(
     run(&state, &who, &d, cmd).await
 }
 
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/close", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = CloseBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn close(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -455,6 +469,7 @@ async fn close(
     .await
 }
 
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/reopen", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = ReopenBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn reopen(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -477,6 +492,7 @@ async fn reopen(
     .await
 }
 
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/filings", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = FilingBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn filing(
     State(state): State<AppState>,
     Staff(who): Staff,

@@ -4,6 +4,7 @@ pub mod api;
 pub mod error;
 pub mod health;
 pub mod input;
+pub mod openapi;
 pub mod report_input;
 
 use std::sync::Arc;

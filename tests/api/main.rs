@@ -4,4 +4,5 @@ mod authz;
 mod cli;
 mod crash;
 mod helpers;
+mod openapi;
 mod report;
