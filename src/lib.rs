@@ -1,5 +1,6 @@
 //! avvik: information-security deviations (avvikelser) as an event-sourced service.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod cli_accounts;
@@ -8,6 +9,8 @@ pub mod config;
 pub mod domain;
 pub mod projection;
 pub mod register;
+pub mod report;
+pub mod scheduler;
 pub mod secret;
 pub mod service;
 pub mod startup;

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::projection::RegisterProjection;
+use crate::scheduler::{Scheduler, Schedules};
 use crate::service::Services;
 use crate::web::{self, AppState};
 
@@ -28,6 +29,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     shutdown_tx: watch::Sender<bool>,
+    scheduler: Arc<Scheduler>,
+    scheduler_task: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -50,11 +53,19 @@ impl Application {
                     config.store.data_dir.display()
                 )
             })?;
+        // Install the metrics recorder before anything records.
+        crate::web::metrics::handle();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let register = RegisterProjection::start(store.clone(), shutdown_rx);
         let listener = TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("binding {}", config.http.addr))?;
+        let scheduler = Arc::new(Scheduler::new(
+            store.clone(),
+            clock.clone(),
+            Schedules::from_config(&config)?,
+        ));
+        let scheduler_task = scheduler.clone().spawn(shutdown_tx.subscribe());
         let state = AppState {
             services: Services {
                 store,
@@ -69,6 +80,8 @@ impl Application {
             listener,
             state,
             shutdown_tx,
+            scheduler,
+            scheduler_task,
         })
     }
 
@@ -78,6 +91,11 @@ impl Application {
 
     pub fn state(&self) -> &AppState {
         &self.state
+    }
+
+    /// The scheduler, so tests can run due jobs at a chosen time.
+    pub fn scheduler(&self) -> Arc<Scheduler> {
+        self.scheduler.clone()
     }
 
     /// Serves until `stop` resolves, then stops the background work.
@@ -94,6 +112,8 @@ impl Application {
         .with_graceful_shutdown(stop)
         .await?;
         let _ = self.shutdown_tx.send(true);
+        // The scheduler holds the store; wait for it so the data directory is free after.
+        let _ = self.scheduler_task.await;
         Ok(())
     }
 

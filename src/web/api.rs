@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(close))
         .routes(routes!(reopen))
         .routes(routes!(filing))
+        .merge(super::audit_api::routes())
         .split_for_parts();
     let doc = std::sync::Arc::new(api);
     router.route(

@@ -14,7 +14,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         description = "Reporting and handling of information-security deviations. Staff routes take `Authorization: Bearer <token>` (`avvik token create --user EMAIL`). Errors are application/problem+json (RFC 9457) with `detail` in English and `detail_sv` in Swedish; 422 lists every bad field in `errors`."
     ),
     modifiers(&BearerAuth),
-    tags((name = "report", description = "Public reporting"), (name = "staff", description = "Case handling (bearer token)"))
+    tags((name = "report", description = "Public reporting"), (name = "staff", description = "Case handling (bearer token)"), (name = "audit", description = "Read-only audit views (auditor or CISO)"))
 )]
 pub struct ApiDoc;
 
