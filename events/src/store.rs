@@ -394,11 +394,21 @@ fn open_raw(dir: &Path, opts: &StoreOptions) -> Result<Opened> {
             seq: 0,
             reason: "head record has the wrong length".into(),
         })?,
-        None => HeadRaw {
-            seq: 0,
-            hash: [0; 32],
-            at_micros: 0,
-        },
+        None => {
+            // Records without a head: appending would overwrite seq 1. Refuse, so the
+            // operator restores from an export or the archive instead.
+            if tree.scan_prefix([K_LOG]).next().is_some() {
+                return Err(StoreError::Corrupt {
+                    seq: 0,
+                    reason: "the log holds records but no head; restore from an export".into(),
+                });
+            }
+            HeadRaw {
+                seq: 0,
+                hash: [0; 32],
+                at_micros: 0,
+            }
+        }
     };
     Ok(Opened {
         lock,
