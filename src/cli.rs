@@ -86,6 +86,22 @@ pub enum Command {
         #[arg(long)]
         reference: Option<String>,
     },
+    /// Print the annual report on a year: the issued one byte for byte, else a draft.
+    Report {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// The calendar year (Stockholm time).
+        #[arg(long)]
+        year: i32,
+        #[arg(long, value_enum, default_value = "html")]
+        format: crate::report::ReportFormat,
+        /// Issue the report now; if it was issued before, a new edition (needs --reason).
+        #[arg(long)]
+        issue: bool,
+        /// Why the report is issued again.
+        #[arg(long, requires = "issue")]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -267,6 +283,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             println!("{}", serde_json::to_string_pretty(&out)?);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Report {
+            data,
+            year,
+            format,
+            issue,
+            reason,
+        } => {
+            let store: std::sync::Arc<dyn EventStore> =
+                std::sync::Arc::new(open_existing(&data_dir(data))?);
+            let stdout = std::io::stdout();
+            let mut out = BufWriter::new(stdout.lock());
+            let now = chrono::Utc::now();
+            crate::report::command::run(store, year, format, issue, reason, now, &mut out).await
         }
     }
 }

@@ -35,6 +35,7 @@ async fn services(
             store,
             register,
             clock: Arc::new(SystemClock),
+            secret: crate::secret::Secret::load_or_create(&dir)?,
         },
         tx,
     ))

@@ -18,6 +18,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub mail: MailConfig,
     pub recipients: Recipients,
+    pub notifications: NotificationsConfig,
     pub report: ReportConfig,
     pub intake: IntakeConfig,
     pub schedule: ScheduleConfig,
@@ -31,6 +32,9 @@ pub struct HttpConfig {
     pub base_url: String,
     pub body_limit: usize,
     pub request_timeout_s: u64,
+    /// Public state-changing requests (report form, status page, JSON report) allowed per
+    /// peer IP address per minute; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +78,8 @@ pub struct SmtpConfig {
     pub user: String,
     pub password: String,
     pub timeout_s: u64,
+    /// SMTP connections kept open for reuse at most.
+    pub pool_max: u32,
 }
 
 impl std::fmt::Debug for SmtpConfig {
@@ -84,8 +90,40 @@ impl std::fmt::Debug for SmtpConfig {
             .field("tls", &self.tls)
             .field("user", &self.user)
             .field("password", &"<redacted>")
+            .field("timeout_s", &self.timeout_s)
+            .field("pool_max", &self.pool_max)
             .finish()
     }
+}
+
+/// When e-mail notices go out and how delivery is retried (`[notifications]`; each key is
+/// documented in config/avvik.toml).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// Include the description in escalations to ledningsgrupp and kommunstyrelsen.
+    pub board_includes_description: bool,
+    /// Hours after an escalation before one reminder goes to a group nobody in which has
+    /// acknowledged; 0 = no reminder.
+    pub ack_reminder_after_h: u64,
+    /// Hours before a statutory deadline that CISO/DPO are reminded; 0 = no early reminder.
+    pub deadline_reminder_before_h: u64,
+    /// While a deadline is overdue and unfiled, remind again every this many hours; 0 = once.
+    pub overdue_repeat_h: u64,
+    /// Stockholm hour (0–23) on the day after a measure's due date its owner is reminded.
+    pub measure_reminder_hour: u32,
+    /// Remind the owner again every this many days while the measure is open; 0 = once.
+    pub measure_repeat_days: u64,
+    /// Seconds before the first retry of a failed delivery; doubles per attempt.
+    pub retry_first_s: u64,
+    /// Longest wait between two attempts, seconds.
+    pub retry_max_s: u64,
+    /// Hours after a notice became due that delivery is abandoned.
+    pub give_up_after_h: u64,
+    /// Seconds between looks for due reminders and retries.
+    pub poll_interval_s: u64,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -111,6 +149,10 @@ pub struct ReportConfig {
 #[serde(deny_unknown_fields)]
 pub struct IntakeConfig {
     pub token: String,
+    /// Larger messages are quarantined (raw bytes kept), not turned into deviations.
+    pub max_message_bytes: usize,
+    /// A message with a larger attachment is quarantined.
+    pub max_attachment_bytes: usize,
     pub imap: ImapConfig,
 }
 
@@ -125,6 +167,8 @@ impl std::fmt::Debug for IntakeConfig {
                     "<redacted>"
                 },
             )
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_attachment_bytes", &self.max_attachment_bytes)
             .field("imap", &self.imap)
             .finish()
     }
@@ -141,6 +185,20 @@ pub struct ImapConfig {
     pub folder: String,
     pub processed_folder: String,
     pub interval_s: u64,
+    /// What marks a message as handled: moved to `processed_folder`, or flagged in place.
+    pub mark: ImapMark,
+    /// Wait with IMAP IDLE between polls when the server offers it.
+    pub idle: bool,
+}
+
+/// How the IMAP collector marks a message it has durably recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapMark {
+    /// Move it to `processed_folder` (MOVE, or COPY + delete + expunge).
+    Move,
+    /// Leave it in the folder with the keyword `$AvvikProcessed`.
+    Flag,
 }
 
 impl std::fmt::Debug for ImapConfig {
@@ -152,6 +210,10 @@ impl std::fmt::Debug for ImapConfig {
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("folder", &self.folder)
+            .field("processed_folder", &self.processed_folder)
+            .field("interval_s", &self.interval_s)
+            .field("mark", &self.mark)
+            .field("idle", &self.idle)
             .finish()
     }
 }
@@ -160,12 +222,16 @@ impl std::fmt::Debug for ImapConfig {
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     pub annual_report: String,
+    /// When on a review reminder's date it is sent (first match on or after its start).
+    pub policy_review_reminder: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     pub valid_until: chrono::NaiveDate,
+    /// Months before `valid_until` at which the CISO is reminded to review the policy.
+    pub review_reminders_months: Vec<u32>,
 }
 
 /// A configuration that cannot be used; the message names the key and the expected form.
@@ -268,6 +334,16 @@ impl Config {
                 }
             }
         }
+        for sector in r.kontakt.keys() {
+            if !self.report.sectors.is_empty() && !self.report.sectors.contains(sector) {
+                return bad(
+                    "recipients.kontakt",
+                    "sector names from report.sectors",
+                    sector,
+                );
+            }
+        }
+        self.validate_mail_delivery()?;
         if !self.intake.imap.host.is_empty()
             && self.intake.imap.tls == TlsMode::None
             && !is_loopback_host(&self.intake.imap.host)
@@ -278,11 +354,170 @@ impl Config {
                 &"none",
             );
         }
-        if self.schedule.annual_report.split_whitespace().count() != 6 {
+        self.validate_intake()?;
+        for (key, expr) in [
+            ("schedule.annual_report", &self.schedule.annual_report),
+            (
+                "schedule.policy_review_reminder",
+                &self.schedule.policy_review_reminder,
+            ),
+        ] {
+            let parsed = crate::scheduler::cron::StockholmSchedule::parse(expr);
+            if expr.split_whitespace().count() != 6 || parsed.is_err() {
+                let why = parsed.err().map(|e| format!(" ({e})")).unwrap_or_default();
+                return bad(
+                    key,
+                    &format!(
+                        "a cron expression with six fields (sec min hour day month weekday){why}"
+                    ),
+                    expr,
+                );
+            }
+        }
+        let months = &self.policy.review_reminders_months;
+        for (i, m) in months.iter().enumerate() {
+            if *m > 120 || months[..i].contains(m) {
+                return bad(
+                    "policy.review_reminders_months",
+                    "distinct numbers of months from 0 to 120",
+                    m,
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The `[mail.smtp]` and `[notifications]` bounds (separate so `validate` stays short).
+    fn validate_mail_delivery(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, expected: &str, got: &dyn std::fmt::Display| {
+            Err(ConfigError(format!(
+                "key `{key}`: expected {expected}, got `{got}`"
+            )))
+        };
+        let smtp = &self.mail.smtp;
+        if self.mail.transport == MailTransport::Smtp {
+            if smtp.host.trim().is_empty() {
+                return bad("mail.smtp.host", "a host name or address", &smtp.host);
+            }
+            if smtp.port == 0 {
+                return bad("mail.smtp.port", "a port from 1 to 65535", &smtp.port);
+            }
+        }
+        let n = &self.notifications;
+        let ranges: [(&str, u64, u64, u64); 10] = [
+            ("mail.smtp.timeout_s", smtp.timeout_s, 1, 600),
+            ("mail.smtp.pool_max", smtp.pool_max.into(), 1, 64),
+            (
+                "notifications.ack_reminder_after_h",
+                n.ack_reminder_after_h,
+                0,
+                720,
+            ),
+            (
+                "notifications.deadline_reminder_before_h",
+                n.deadline_reminder_before_h,
+                0,
+                720,
+            ),
+            ("notifications.overdue_repeat_h", n.overdue_repeat_h, 0, 720),
+            (
+                "notifications.measure_reminder_hour",
+                n.measure_reminder_hour.into(),
+                0,
+                23,
+            ),
+            (
+                "notifications.measure_repeat_days",
+                n.measure_repeat_days,
+                0,
+                365,
+            ),
+            ("notifications.give_up_after_h", n.give_up_after_h, 1, 720),
+            ("notifications.poll_interval_s", n.poll_interval_s, 1, 3600),
+            ("notifications.concurrency", n.concurrency as u64, 1, 64),
+        ];
+        for (key, value, lo, hi) in ranges {
+            if !(lo..=hi).contains(&value) {
+                return bad(key, &format!("a number from {lo} to {hi}"), &value);
+            }
+        }
+        if !(1..=86_400).contains(&n.retry_first_s) {
             return bad(
-                "schedule.annual_report",
-                "a cron expression with six fields (sec min hour day month weekday)",
-                &self.schedule.annual_report,
+                "notifications.retry_first_s",
+                "a number of seconds from 1 to 86400",
+                &n.retry_first_s,
+            );
+        }
+        if n.retry_max_s < n.retry_first_s || n.retry_max_s > 86_400 {
+            return bad(
+                "notifications.retry_max_s",
+                "at least notifications.retry_first_s and at most 86400",
+                &n.retry_max_s,
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_intake(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, expected: &str, got: &dyn std::fmt::Display| {
+            Err(ConfigError(format!(
+                "key `{key}`: expected {expected}, got `{got}`"
+            )))
+        };
+        let i = &self.intake;
+        if i.max_message_bytes < 1024 {
+            return bad(
+                "intake.max_message_bytes",
+                "at least 1024 bytes",
+                &i.max_message_bytes,
+            );
+        }
+        if i.max_attachment_bytes == 0 || i.max_attachment_bytes > i.max_message_bytes {
+            return bad(
+                "intake.max_attachment_bytes",
+                "a positive number of bytes, at most intake.max_message_bytes",
+                &i.max_attachment_bytes,
+            );
+        }
+        if !i.token.is_empty() && i.token.len() < 16 {
+            return bad(
+                "intake.token",
+                "empty (upload off) or at least 16 characters",
+                &"<redacted>",
+            );
+        }
+        let imap = &i.imap;
+        if imap.host.is_empty() {
+            return Ok(());
+        }
+        if imap.user.is_empty() {
+            return bad(
+                "intake.imap.user",
+                "a user name when intake.imap.host is set",
+                &"",
+            );
+        }
+        if imap.folder.trim().is_empty() {
+            return bad("intake.imap.folder", "a folder name", &imap.folder);
+        }
+        if imap.mark == ImapMark::Move
+            && (imap.processed_folder.trim().is_empty() || imap.processed_folder == imap.folder)
+        {
+            return bad(
+                "intake.imap.processed_folder",
+                "a folder other than intake.imap.folder (mark = \"move\")",
+                &imap.processed_folder,
+            );
+        }
+        if imap.interval_s == 0 {
+            return bad(
+                "intake.imap.interval_s",
+                "a positive number of seconds",
+                &imap.interval_s,
             );
         }
         Ok(())
@@ -371,6 +606,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("policy.valid_until"), "{e}");
+        let e = with("[notifications]\nretry_first_s = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("notifications.retry_first_s"), "{e}");
+        let e = with("[notifications]\nretry_first_s = 600\nretry_max_s = 60")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("notifications.retry_max_s"), "{e}");
+        let e = with("[notifications]\nmeasure_reminder_hour = 24")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("notifications.measure_reminder_hour"), "{e}");
+        let e = with("[recipients.kontakt]\n\"Socialtjänst\" = [\"k@kommunen.example\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("recipients.kontakt"), "{e}");
+        let e = with("[mail]\ntransport = \"smtp\"\n[mail.smtp]\nhost = \"\"\ntls = \"starttls\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mail.smtp.host"), "{e}");
+        let e = with("[schedule]\nannual_report = \"0 0 25 10 1 *\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schedule.annual_report"), "{e}");
+        let e = with("[schedule]\npolicy_review_reminder = \"varje dag\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("schedule.policy_review_reminder"), "{e}");
+        let e = with("[intake]\nmax_attachment_bytes = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("intake.max_attachment_bytes"), "{e}");
+        let e = with("[intake.imap]\nhost = \"127.0.0.1\"\ntls = \"none\"\nuser = \"u\"\nprocessed_folder = \"INBOX\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("intake.imap.processed_folder"), "{e}");
+        let e = with("[intake.imap]\nmark = \"delete\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("intake.imap.mark"), "{e}");
+        let e = with("[intake]\ntoken = \"kort\"").unwrap_err().to_string();
+        assert!(e.contains("intake.token") && !e.contains("kort"), "{e}");
+        let e = with("[policy]\nreview_reminders_months = [12, 6, 6]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("policy.review_reminders_months"), "{e}");
     }
 
     #[test]
@@ -378,7 +659,9 @@ mod tests {
         let mut c = Config::defaults().unwrap();
         c.mail.smtp.password = "hemligt-lösen".into();
         c.intake.token = "hemlig-token".into();
+        c.intake.imap.password = "imap-lösen".into();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hemligt-lösen") && !dbg.contains("hemlig-token"));
+        assert!(!dbg.contains("imap-lösen"));
     }
 }

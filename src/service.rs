@@ -54,12 +54,33 @@ pub struct Receipt {
     pub seq: u64,
 }
 
+/// A report filed at most once (see `Services::report_once`).
+#[derive(Debug, Clone)]
+pub struct ReportedOnce {
+    pub id: Uuid,
+    pub reference: Reference,
+    pub seq: u64,
+    /// The private status token when this call filed the report; `None` when the report
+    /// was already stored (only the token's hash is kept, so it cannot be shown again).
+    pub status_token: Option<String>,
+}
+
+/// A command applied at most once (see `Services::execute_once`).
+#[derive(Debug, Clone)]
+pub struct ExecutedOnce {
+    pub deviation: Deviation,
+    /// False when the event was already stored by an earlier call.
+    pub new: bool,
+}
+
 /// The parts of the application the services need.
 #[derive(Clone)]
 pub struct Services {
     pub store: Arc<dyn EventStore>,
     pub register: Arc<RegisterProjection>,
     pub clock: Arc<dyn Clock>,
+    /// Derives status tokens (see `status_token_for`).
+    pub secret: crate::secret::Secret,
 }
 
 /// A fresh status token: 256 random bits, hex.
@@ -67,6 +88,19 @@ pub fn new_status_token() -> String {
     let mut b = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut b);
     hex::encode(b)
+}
+
+/// The private status token of a deviation: hex HMAC-SHA256 of its id under a subkey of
+/// the installation secret. Unguessable without the secret, yet derivable again later, so
+/// the receipt e-mail (built by the outbox from the log, possibly after a restart) can
+/// carry the status link although only the token's hash is stored.
+pub fn status_token_for(secret: &crate::secret::Secret, deviation_id: Uuid) -> String {
+    use hmac::{Hmac, Mac};
+    let key = secret.derive("status-token");
+    let mut mac =
+        <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes keys of any length");
+    mac.update(deviation_id.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// The stored form of a status token.
@@ -91,7 +125,7 @@ impl Services {
         let now = self.clock.now();
         let year = stockholm_year(now);
         let id = Uuid::now_v7();
-        let token = new_status_token();
+        let token = status_token_for(&self.secret, id);
         let token_hash = token_hash(&token);
         let actor_owned = actor.to_string();
         let build = Box::new(move |n: u64| {
@@ -140,6 +174,153 @@ impl Services {
             status_token: token,
             seq,
         })
+    }
+
+    /// Files a new deviation on a stream and with an event id the caller derives from its
+    /// input (e-mail intake: from the Message-ID), so the same input can never file two:
+    /// a repeat gets the stored report back (the store is idempotent by event id, and the
+    /// stream must not exist yet). The reference is numbered in the same commit; a repeat
+    /// uses no number.
+    pub async fn report_once(
+        &self,
+        r: NewReport,
+        actor: &str,
+        stream: Uuid,
+        event_id: Uuid,
+    ) -> Result<ReportedOnce, ServiceError> {
+        let now = self.clock.now();
+        let year = stockholm_year(now);
+        let token = status_token_for(&self.secret, stream);
+        let hash = token_hash(&token);
+        let our_hash = hash.clone();
+        let actor_owned = actor.to_string();
+        let build = Box::new(move |n: u64| {
+            let reported = Reported {
+                reference: Reference::new(year, n),
+                title: r.title,
+                description: r.description,
+                occurred_at: r.occurred_at,
+                discovered_at: r.discovered_at.unwrap_or(now),
+                sector: r.sector,
+                asset: r.asset,
+                personal_data: r.personal_data,
+                reporter: r.reporter,
+                channel: r.channel,
+                status_token_hash: hash,
+                reported_at: now,
+            };
+            let events = decide(None, Command::Report(reported)).unwrap_or_default();
+            events
+                .into_iter()
+                .map(|ev| {
+                    let mut e = NewEvent::new(ev.type_name(), ev.to_data(), &actor_owned, now);
+                    e.id = event_id;
+                    e
+                })
+                .collect()
+        });
+        let stored = match self
+            .store
+            .append_numbered(
+                Reference::counter_name(year),
+                stream,
+                ExpectedVersion::NoStream,
+                build,
+            )
+            .await
+        {
+            Ok(stored) => stored,
+            // The stream exists with other event ids: it is still this input's deviation.
+            Err(StoreError::Conflict { .. }) => self.store.read_stream(stream, 1)?,
+            Err(e) => return Err(e.into()),
+        };
+        let rec = stored.first().ok_or(ServiceError::Contention)?;
+        let reference = rec
+            .data
+            .get("reference")
+            .and_then(|v| v.as_str())
+            .and_then(Reference::parse)
+            .ok_or_else(|| StoreError::Corrupt {
+                seq: rec.seq,
+                reason: "report without reference".into(),
+            })?;
+        // Our freshly drawn token's hash is in the record only if this call stored it.
+        let new =
+            rec.data.get("status_token_hash").and_then(|v| v.as_str()) == Some(our_hash.as_str());
+        let seq = stored.last().map(|r| r.seq).unwrap_or(rec.seq);
+        self.register.wait_for(seq, READ_YOUR_WRITES).await;
+        Ok(ReportedOnce {
+            id: stream,
+            reference,
+            seq,
+            status_token: new.then_some(token),
+        })
+    }
+
+    /// Like `execute`, but the command's event gets the caller's `event_id` (further events
+    /// of the same command ids derived from it), so a repeat of the same input is stored
+    /// once: the store answers a known event id with the stored record.
+    pub async fn execute_once(
+        &self,
+        reference: Reference,
+        cmd: Command,
+        actor: &str,
+        event_id: Uuid,
+    ) -> Result<ExecutedOnce, ServiceError> {
+        if !self.register.is_ready() {
+            return Err(ServiceError::NotReady);
+        }
+        // With the register at the head, an event stored earlier is already folded in, so
+        // "new" below is exact for one caller at a time.
+        self.register
+            .wait_for(self.store.head().seq, READ_YOUR_WRITES)
+            .await;
+        for _ in 0..8 {
+            let current = self
+                .register
+                .read()
+                .by_reference(reference)
+                .cloned()
+                .ok_or(DomainError::NotFound)?;
+            let events = decide(Some(&current), cmd.clone())?;
+            let now = self.clock.now();
+            let events: Vec<NewEvent> = to_new_events(events, actor, now)
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut e)| {
+                    e.id = if i == 0 {
+                        event_id
+                    } else {
+                        Uuid::new_v5(&event_id, &(i as u64).to_be_bytes())
+                    };
+                    e
+                })
+                .collect();
+            match self
+                .store
+                .append(current.id, ExpectedVersion::Exact(current.version), events)
+                .await
+            {
+                Ok(stored) => {
+                    let new = stored.first().is_some_and(|r| r.version > current.version);
+                    let seq = stored.last().map(|r| r.seq).unwrap_or(0);
+                    self.register.wait_for(seq, READ_YOUR_WRITES).await;
+                    let deviation = self
+                        .register
+                        .read()
+                        .get(current.id)
+                        .cloned()
+                        .ok_or(ServiceError::NotReady)?;
+                    return Ok(ExecutedOnce { deviation, new });
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    let head = self.store.head().seq;
+                    self.register.wait_for(head, READ_YOUR_WRITES).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Contention)
     }
 
     /// Runs a command against an existing deviation. Retries on a concurrent change.

@@ -74,6 +74,7 @@ impl Application {
             },
             config: Arc::new(config),
             session_key: crate::auth::session::session_key(&secret),
+            login_guard: Default::default(),
             secret,
         };
         Ok(Self {

@@ -11,17 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+use super::commands;
 use super::error::ApiError;
-use super::input::Fields;
 use super::openapi::*;
 use super::report_input::parse_report_json;
 use super::AppState;
 use crate::auth::{authorize, Action, Principal, Staff};
-use crate::domain::deviation::{CommentAdded, FilingDeclined, FilingRecorded, MeasureAdded};
-use crate::domain::{
-    stockholm_year, Aspects, Channel, Classification, Command, Deviation, FilingKind,
-    PersonalDataBreach, Reference, Severity, Status,
-};
+use crate::domain::{stockholm_year, Channel, Command, Deviation, FilingKind, Reference};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -50,9 +46,6 @@ pub fn router() -> Router<AppState> {
         }),
     )
 }
-
-const TEXT_MAX: usize = 20_000;
-const SHORT_MAX: usize = 200;
 
 fn json_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
@@ -269,10 +262,6 @@ async fn run(
     Ok(Json(view(&updated, now)).into_response())
 }
 
-fn level_pair() -> (&'static str, &'static str) {
-    ("an integer 1..4", "Ange en konsekvensnivå 1–4.")
-}
-
 #[utoipa::path(post, path = "/api/v1/deviations/{reference}/classification", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = ClassificationBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn classify(
     State(state): State<AppState>,
@@ -281,66 +270,7 @@ async fn classify(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::Classify)?;
-    let value = json_body(&body)?;
-    let mut f = Fields::new(&value)?;
-    let severity: Option<Severity> = f.parsed(
-        "severity",
-        true,
-        (
-            "\"minor\" or \"major\"",
-            "Välj mindre eller större avvikelse.",
-        ),
-    );
-    let aspects: Option<Aspects> = f.parsed(
-        "aspects",
-        false,
-        (
-            "an object {confidentiality, integrity, availability, traceability} with levels 1..4",
-            level_pair().1,
-        ),
-    );
-    let category = f.text("category", true, SHORT_MAX);
-    if let Some(c) = &category {
-        let cats = &state.config.report.categories;
-        if !cats.is_empty() && !cats.iter().any(|x| x == c) {
-            f.error(
-                "category",
-                &format!("must be one of: {}", cats.join(", ")),
-                "Välj en kategori i listan.",
-            );
-        }
-    }
-    let pdb: Option<PersonalDataBreach> = f.parsed(
-        "personal_data_breach",
-        true,
-        (
-            "\"yes\", \"no\" or \"investigating\"",
-            "Ange om det är en personuppgiftsincident: ja, nej eller under utredning.",
-        ),
-    );
-    let nis2 = f.boolean("nis2_significant", true);
-    let rationale = f.text("rationale", false, TEXT_MAX).unwrap_or_default();
-    f.finish(&[
-        "severity",
-        "aspects",
-        "category",
-        "personal_data_breach",
-        "nis2_significant",
-        "rationale",
-    ])?;
-    let (Some(severity), Some(category), Some(pdb), Some(nis2)) = (severity, category, pdb, nis2)
-    else {
-        return Err(ApiError::BadRequest("incomplete classification".into()));
-    };
-    let cmd = Command::Classify(Classification {
-        severity,
-        aspects: aspects.unwrap_or_default(),
-        category,
-        personal_data_breach: pdb,
-        nis2_significant: nis2,
-        rationale,
-        role: who.acting_role().as_str().to_string(),
-    });
+    let cmd = commands::classification(&json_body(&body)?, &who, &state.config.report)?;
     run(&state, &who, &d, cmd).await
 }
 
@@ -352,14 +282,7 @@ async fn decide(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::RecordDecision)?;
-    let value = json_body(&body)?;
-    let mut f = Fields::new(&value)?;
-    let text = f.text("text", true, TEXT_MAX);
-    f.finish(&["text"])?;
-    let cmd = Command::RecordDecision {
-        text: text.unwrap_or_default(),
-        role: who.acting_role().as_str().to_string(),
-    };
+    let cmd = commands::decision(&json_body(&body)?, &who)?;
     run(&state, &who, &d, cmd).await
 }
 
@@ -371,22 +294,7 @@ async fn add_measure(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::AddMeasure)?;
-    let value = json_body(&body)?;
-    let mut f = Fields::new(&value)?;
-    let description = f.text("description", true, TEXT_MAX);
-    let owner = f.text("owner", true, SHORT_MAX);
-    let due = f.date("due", true);
-    f.finish(&["description", "owner", "due"])?;
-    let (Some(description), Some(owner), Some(due)) = (description, owner, due) else {
-        return Err(ApiError::BadRequest("incomplete measure".into()));
-    };
-    let measure_id = Uuid::now_v7();
-    let cmd = Command::AddMeasure(MeasureAdded {
-        measure_id,
-        description,
-        owner,
-        due,
-    });
+    let (measure_id, cmd) = commands::measure(&json_body(&body)?)?;
     let updated = state
         .services
         .execute(d.reference, cmd, &who.actor())
@@ -413,17 +321,8 @@ async fn complete_measure(
         &reference,
         Action::CompleteMeasure(measure_id),
     )?;
-    let value = json_body(&body)?;
-    let mut f = Fields::new(&value)?;
-    let note = f.text("note", false, TEXT_MAX).unwrap_or_default();
-    f.finish(&["note"])?;
-    run(
-        &state,
-        &who,
-        &d,
-        Command::CompleteMeasure { measure_id, note },
-    )
-    .await
+    let cmd = commands::complete_measure(&json_body(&body)?, measure_id)?;
+    run(&state, &who, &d, cmd).await
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{reference}/comments", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = CommentBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -434,16 +333,7 @@ async fn comment(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::Comment)?;
-    let value = json_body(&body)?;
-    let mut f = Fields::new(&value)?;
-    let text = f.text("text", true, TEXT_MAX);
-    let to_reporter = f.boolean("to_reporter", false).unwrap_or(false);
-    f.finish(&["text", "to_reporter"])?;
-    let cmd = Command::Comment(CommentAdded {
-        text: text.unwrap_or_default(),
-        to_reporter,
-        from_reporter: false,
-    });
+    let cmd = commands::comment(&json_body(&body)?)?;
     run(&state, &who, &d, cmd).await
 }
 
@@ -455,19 +345,8 @@ async fn close(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::Close)?;
-    let value = json_body(&body)?;
-    let mut f = Fields::new(&value)?;
-    let resolution = f.text("resolution", true, TEXT_MAX);
-    f.finish(&["resolution"])?;
-    run(
-        &state,
-        &who,
-        &d,
-        Command::Close {
-            resolution: resolution.unwrap_or_default(),
-        },
-    )
-    .await
+    let cmd = commands::close(&json_body(&body)?)?;
+    run(&state, &who, &d, cmd).await
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{reference}/reopen", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = ReopenBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -478,19 +357,8 @@ async fn reopen(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::Reopen)?;
-    let value = json_body(&body)?;
-    let mut f = Fields::new(&value)?;
-    let reason = f.text("reason", true, TEXT_MAX);
-    f.finish(&["reason"])?;
-    run(
-        &state,
-        &who,
-        &d,
-        Command::Reopen {
-            reason: reason.unwrap_or_default(),
-        },
-    )
-    .await
+    let cmd = commands::reopen(&json_body(&body)?)?;
+    run(&state, &who, &d, cmd).await
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{reference}/filings", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = FilingBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -501,49 +369,6 @@ async fn filing(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::RecordFiling)?;
-    let value = json_body(&body)?;
-    let mut f = Fields::new(&value)?;
-    let kind: Option<FilingKind> = f.parsed(
-        "kind",
-        true,
-        (
-            "one of \"gdpr\", \"nis2_early_warning\", \"nis2_notification\", \"nis2_final_report\"",
-            "Välj vilken anmälan det gäller.",
-        ),
-    );
-    let rationale = f.text("not_filed_rationale", false, TEXT_MAX);
-    let cmd = if let Some(rationale) = rationale {
-        f.finish(&["kind", "not_filed_rationale"])?;
-        kind.map(|kind| Command::DeclineFiling(FilingDeclined { kind, rationale }))
-    } else {
-        let authority = f.text("authority", true, SHORT_MAX);
-        let filed_at = f.datetime("filed_at", true);
-        let their_reference = f.text("their_reference", false, SHORT_MAX);
-        if let Some(t) = filed_at {
-            if t > state.services.clock.now() + chrono::Duration::minutes(5) {
-                f.error(
-                    "filed_at",
-                    "must not be in the future",
-                    "Tidpunkten får inte ligga i framtiden.",
-                );
-            }
-        }
-        f.finish(&["kind", "authority", "filed_at", "their_reference"])?;
-        match (kind, authority, filed_at) {
-            (Some(kind), Some(authority), Some(filed_at)) => {
-                Some(Command::RecordFiling(FilingRecorded {
-                    kind,
-                    authority,
-                    filed_at,
-                    their_reference,
-                }))
-            }
-            _ => None,
-        }
-    };
-    let cmd = cmd.ok_or_else(|| ApiError::BadRequest("incomplete filing".into()))?;
+    let cmd = commands::filing(&json_body(&body)?, state.services.clock.now())?;
     run(&state, &who, &d, cmd).await
 }
-
-/// For list filters in the UI: the statuses in order.
-pub const STATUSES: [Status; 3] = [Status::Received, Status::Investigating, Status::Closed];

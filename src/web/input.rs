@@ -125,7 +125,8 @@ impl<'a> Fields<'a> {
         match self.present(field) {
             None => {
                 if required {
-                    self.error(field, "is required", "Fältet måste fyllas i.");
+                    // The specific Swedish wording says what to choose, not just "required".
+                    self.error(field, "is required", expected.1);
                 }
                 None
             }

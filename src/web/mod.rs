@@ -1,11 +1,19 @@
 //! HTTP: routers per area, merged over one `AppState`.
 
 pub mod api;
+pub mod audit_api;
+pub mod commands;
+pub mod csrf;
 pub mod error;
 pub mod health;
 pub mod input;
+pub mod metrics;
 pub mod openapi;
+pub mod pages;
+pub mod public;
 pub mod report_input;
+pub mod security;
+pub mod staff;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +21,6 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::service::Services;
@@ -26,19 +33,31 @@ pub struct AppState {
     pub secret: crate::secret::Secret,
     /// Encrypts and signs session cookies (derived from `secret`).
     pub session_key: axum_extra::extract::cookie::Key,
+    /// Failed staff logins per account.
+    pub login_guard: Arc<staff::LoginGuard>,
 }
 
 pub fn router(state: AppState) -> Router {
     let limit = state.config.http.body_limit;
     let timeout = Duration::from_secs(state.config.http.request_timeout_s.max(1));
-    Router::new()
+    let https = state.config.http.base_url.starts_with("https://");
+    let per_minute = state.config.http.rate_limit_per_minute;
+    let routes = Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(api::router())
+        .merge(public::router())
+        .merge(pages::router())
+        .merge(staff::router())
+        .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
-        ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        ));
+    // Innermost first: the rate limit, then headers on every answer (429s included), then
+    // request logging by route template (never the raw URI: status tokens are in paths).
+    let routes = security::with_rate_limit(routes, per_minute);
+    let routes = security::with_security_headers(routes, https);
+    security::with_request_tracing(routes).with_state(state)
 }

@@ -1,7 +1,10 @@
-//! Parses a report from outside (JSON API, later the form) into a `NewReport`, collecting
-//! every bad field with an English and a Swedish message.
+//! Parses a report from outside (JSON API, web form) into a `NewReport`, collecting every
+//! bad field with an English and a Swedish message. Each entry point only reads its own
+//! format into a `Draft`; the rules a report must meet live once, in `apply_rules`.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono_tz::Europe::Stockholm;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::ReportConfig;
@@ -15,6 +18,7 @@ pub const SHORT_MAX: usize = 200;
 /// Clock skew tolerated for times "in the future".
 const SKEW: i64 = 5;
 
+/// JSON fields, in the order their errors are listed.
 const FIELDS: &[&str] = &[
     "title",
     "description",
@@ -24,99 +28,274 @@ const FIELDS: &[&str] = &[
     "asset",
     "personal_data",
     "reporter",
+    "reporter.name",
+    "reporter.email",
 ];
 
-fn text(
-    obj: &Map<String, Value>,
+/// A value as an entry point read it, before the rules.
+#[derive(Debug, Clone, PartialEq)]
+enum Input<T> {
+    Absent,
+    Given(T),
+    /// The entry point could not read it and has already said why.
+    Unreadable,
+}
+
+impl<T> Input<T> {
+    fn from_option(v: Option<T>) -> Self {
+        v.map_or(Input::Absent, Input::Given)
+    }
+}
+
+#[derive(Debug)]
+enum ReporterDraft {
+    Anonymous,
+    Named {
+        name: Input<String>,
+        email: Input<String>,
+    },
+    Unreadable,
+}
+
+/// A report as read from one format; the rules have not been applied yet.
+#[derive(Debug)]
+struct Draft {
+    title: Input<String>,
+    description: Input<String>,
+    occurred_at: Input<DateTime<Utc>>,
+    discovered_at: Input<DateTime<Utc>>,
+    sector: Input<String>,
+    asset: Input<String>,
+    personal_data: bool,
+    reporter: ReporterDraft,
+}
+
+/// The one rule for free text: trimmed, required or not, at most `max` characters, no
+/// control characters but line breaks and tabs. `Ok(None)`: optional and left empty.
+pub fn check_text(
     field: &str,
+    value: Option<&str>,
+    required: bool,
+    max: usize,
+) -> Result<Option<String>, FieldError> {
+    let Some(s) = value else {
+        return if required {
+            Err(FieldError::new(
+                field,
+                "is required",
+                "Fältet måste fyllas i.",
+            ))
+        } else {
+            Ok(None)
+        };
+    };
+    let t = s.trim();
+    if t.is_empty() {
+        if required {
+            return Err(FieldError::new(
+                field,
+                "must not be empty",
+                "Fältet måste fyllas i.",
+            ));
+        }
+        Ok(None)
+    } else if t.chars().count() > max {
+        Err(FieldError::new(
+            field,
+            &format!("must be at most {max} characters"),
+            &format!("Texten får vara högst {max} tecken."),
+        ))
+    } else if t
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        Err(FieldError::new(
+            field,
+            "contains control characters",
+            "Texten innehåller otillåtna tecken.",
+        ))
+    } else {
+        Ok(Some(t.to_string()))
+    }
+}
+
+fn text_rule(
+    field: &str,
+    input: Input<String>,
     required: bool,
     max: usize,
     errors: &mut Vec<FieldError>,
 ) -> Option<String> {
-    match obj.get(field) {
-        None | Some(Value::Null) => {
-            if required {
+    let value = match &input {
+        Input::Unreadable => return None,
+        Input::Absent => None,
+        Input::Given(s) => Some(s.as_str()),
+    };
+    check_text(field, value, required, max).unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    })
+}
+
+fn time_rule(
+    field: &str,
+    input: Input<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    errors: &mut Vec<FieldError>,
+) -> Option<DateTime<Utc>> {
+    match input {
+        Input::Given(t) if t > now + Duration::minutes(SKEW) => {
+            errors.push(FieldError::new(
+                field,
+                "must not be in the future",
+                "Tidpunkten får inte ligga i framtiden.",
+            ));
+            None
+        }
+        Input::Given(t) => Some(t),
+        Input::Absent | Input::Unreadable => None,
+    }
+}
+
+/// Every rule a report meets, whatever format it came in. Field names in the errors are
+/// the JSON API's (`occurred_at`, `reporter.email`, …).
+fn apply_rules(
+    draft: Draft,
+    cfg: &ReportConfig,
+    now: DateTime<Utc>,
+    channel: Channel,
+    errors: &mut Vec<FieldError>,
+) -> Option<NewReport> {
+    let title = text_rule("title", draft.title, true, TITLE_MAX, errors);
+    let description = text_rule(
+        "description",
+        draft.description,
+        true,
+        DESCRIPTION_MAX,
+        errors,
+    );
+    let occurred_at = time_rule("occurred_at", draft.occurred_at, now, errors);
+    let discovered_at = time_rule("discovered_at", draft.discovered_at, now, errors);
+    if let (Some(o), Some(d)) = (occurred_at, discovered_at) {
+        if o > d {
+            errors.push(FieldError::new(
+                "occurred_at",
+                "must not be after discovered_at",
+                "Händelsen kan inte ha inträffat efter att den upptäcktes.",
+            ));
+        }
+    }
+    let sector = text_rule("sector", draft.sector, false, SHORT_MAX, errors);
+    if let Some(s) = &sector {
+        if !cfg.sectors.is_empty() && !cfg.sectors.iter().any(|x| x == s) {
+            errors.push(FieldError::new(
+                "sector",
+                &format!("must be one of: {}", cfg.sectors.join(", ")),
+                "Välj en sektor i listan.",
+            ));
+        }
+    }
+    let asset = text_rule("asset", draft.asset, false, SHORT_MAX, errors);
+    let reporter = match draft.reporter {
+        ReporterDraft::Unreadable => None,
+        ReporterDraft::Anonymous => {
+            if !cfg.allow_anonymous {
                 errors.push(FieldError::new(
-                    field,
-                    "is required",
-                    "Fältet måste fyllas i.",
+                    "reporter",
+                    "is required (anonymous reports are not accepted)",
+                    "Ange ditt namn och din e-postadress.",
                 ));
             }
             None
         }
-        Some(Value::String(s)) => {
-            let t = s.trim();
-            if t.is_empty() {
-                if required {
+        ReporterDraft::Named { name, email } => {
+            let name = text_rule("reporter.name", name, true, SHORT_MAX, errors);
+            let email = match email {
+                Input::Given(s) => match EmailAddress::parse(&s) {
+                    Some(e) => Some(e),
+                    None => {
+                        errors.push(FieldError::new(
+                            "reporter.email",
+                            "must be an e-mail address",
+                            "Ange en giltig e-postadress, till exempel namn@kommunen.se.",
+                        ));
+                        None
+                    }
+                },
+                Input::Absent => {
                     errors.push(FieldError::new(
-                        field,
-                        "must not be empty",
-                        "Fältet måste fyllas i.",
+                        "reporter.email",
+                        "is required",
+                        "Ange din e-postadress.",
                     ));
+                    None
                 }
-                None
-            } else if t.chars().count() > max {
-                errors.push(FieldError::new(
-                    field,
-                    &format!("must be at most {max} characters"),
-                    &format!("Texten får vara högst {max} tecken."),
-                ));
-                None
-            } else if t
-                .chars()
-                .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
-            {
-                errors.push(FieldError::new(
-                    field,
-                    "contains control characters",
-                    "Texten innehåller otillåtna tecken.",
-                ));
-                None
-            } else {
-                Some(t.to_string())
+                Input::Unreadable => None,
+            };
+            match (name, email) {
+                (Some(name), Some(email)) => Some(Reporter { name, email }),
+                _ => None,
             }
         }
+    };
+    if !errors.is_empty() {
+        return None;
+    }
+    Some(NewReport {
+        title: title?,
+        description: description?,
+        occurred_at,
+        discovered_at,
+        sector,
+        asset,
+        personal_data: draft.personal_data,
+        reporter,
+        channel,
+    })
+}
+
+/// Lists errors in the order of `order`; names not in it (unknown fields) come first.
+fn sort_errors(errors: &mut [FieldError], order: &[&str]) {
+    errors.sort_by_key(|e| {
+        order
+            .iter()
+            .position(|f| *f == e.field)
+            .map_or(0, |i| i + 1)
+    });
+}
+
+fn json_text(obj: &Map<String, Value>, field: &str, errors: &mut Vec<FieldError>) -> Input<String> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Input::Absent,
+        Some(Value::String(s)) => Input::Given(s.clone()),
         Some(_) => {
             errors.push(FieldError::new(
                 field,
                 "must be a string",
                 "Fältet måste vara text.",
             ));
-            None
+            Input::Unreadable
         }
     }
 }
 
-fn time(
+fn json_time(
     obj: &Map<String, Value>,
     field: &str,
-    now: DateTime<Utc>,
     errors: &mut Vec<FieldError>,
-) -> Option<DateTime<Utc>> {
+) -> Input<DateTime<Utc>> {
     match obj.get(field) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.trim().is_empty() => None,
+        None | Some(Value::Null) => Input::Absent,
+        Some(Value::String(s)) if s.trim().is_empty() => Input::Absent,
         Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s.trim()) {
-            Ok(t) => {
-                let t = t.with_timezone(&Utc);
-                if t > now + Duration::minutes(SKEW) {
-                    errors.push(FieldError::new(
-                        field,
-                        "must not be in the future",
-                        "Tidpunkten får inte ligga i framtiden.",
-                    ));
-                    None
-                } else {
-                    Some(t)
-                }
-            }
+            Ok(t) => Input::Given(t.with_timezone(&Utc)),
             Err(_) => {
                 errors.push(FieldError::new(
                     field,
                     "must be an RFC 3339 date-time, e.g. 2026-03-01T14:30:00+01:00",
                     "Ange datum och tid, till exempel 2026-03-01 14:30.",
                 ));
-                None
+                Input::Unreadable
             }
         },
         Some(_) => {
@@ -125,7 +304,44 @@ fn time(
                 "must be an RFC 3339 date-time string",
                 "Ange datum och tid.",
             ));
-            None
+            Input::Unreadable
+        }
+    }
+}
+
+fn json_reporter(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> ReporterDraft {
+    match obj.get("reporter") {
+        None | Some(Value::Null) => ReporterDraft::Anonymous,
+        Some(Value::Object(r)) => {
+            for key in r.keys() {
+                if key != "name" && key != "email" {
+                    errors.push(FieldError::new(
+                        &format!("reporter.{key}"),
+                        "unknown field",
+                        "Okänt fält.",
+                    ));
+                }
+            }
+            let mut sub = Vec::new();
+            let name = json_text(r, "name", &mut sub);
+            errors.extend(sub.into_iter().map(|mut e| {
+                e.field = format!("reporter.{}", e.field);
+                e
+            }));
+            // A non-string e-mail reads as missing: "is required" says what to send.
+            let email = match r.get("email") {
+                Some(Value::String(s)) => Input::Given(s.clone()),
+                _ => Input::Absent,
+            };
+            ReporterDraft::Named { name, email }
+        }
+        Some(_) => {
+            errors.push(FieldError::new(
+                "reporter",
+                "must be an object {name, email} or absent",
+                "Ange namn och e-postadress.",
+            ));
+            ReporterDraft::Unreadable
         }
     }
 }
@@ -146,34 +362,10 @@ pub fn parse_report_json(
     };
     let mut errors = Vec::new();
     for key in obj.keys() {
-        if !FIELDS.contains(&key.as_str()) {
+        if !FIELDS[..8].contains(&key.as_str()) {
             errors.push(FieldError::new(key, "unknown field", "Okänt fält."));
         }
     }
-    let title = text(obj, "title", true, TITLE_MAX, &mut errors);
-    let description = text(obj, "description", true, DESCRIPTION_MAX, &mut errors);
-    let occurred_at = time(obj, "occurred_at", now, &mut errors);
-    let discovered_at = time(obj, "discovered_at", now, &mut errors);
-    if let (Some(o), Some(d)) = (occurred_at, discovered_at) {
-        if o > d {
-            errors.push(FieldError::new(
-                "occurred_at",
-                "must not be after discovered_at",
-                "Händelsen kan inte ha inträffat efter att den upptäcktes.",
-            ));
-        }
-    }
-    let sector = text(obj, "sector", false, SHORT_MAX, &mut errors);
-    if let Some(s) = &sector {
-        if !cfg.sectors.is_empty() && !cfg.sectors.iter().any(|x| x == s) {
-            errors.push(FieldError::new(
-                "sector",
-                &format!("must be one of: {}", cfg.sectors.join(", ")),
-                "Välj en sektor i listan.",
-            ));
-        }
-    }
-    let asset = text(obj, "asset", false, SHORT_MAX, &mut errors);
     let personal_data = match obj.get("personal_data") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -186,80 +378,237 @@ pub fn parse_report_json(
             false
         }
     };
-    let reporter = match obj.get("reporter") {
-        None | Some(Value::Null) => {
-            if !cfg.allow_anonymous {
-                errors.push(FieldError::new(
-                    "reporter",
-                    "is required (anonymous reports are not accepted)",
-                    "Ange ditt namn och din e-postadress.",
-                ));
-            }
-            None
+    let draft = Draft {
+        title: json_text(obj, "title", &mut errors),
+        description: json_text(obj, "description", &mut errors),
+        occurred_at: json_time(obj, "occurred_at", &mut errors),
+        discovered_at: json_time(obj, "discovered_at", &mut errors),
+        sector: json_text(obj, "sector", &mut errors),
+        asset: json_text(obj, "asset", &mut errors),
+        personal_data,
+        reporter: json_reporter(obj, &mut errors),
+    };
+    let report = apply_rules(draft, cfg, now, channel, &mut errors);
+    match report {
+        Some(r) if errors.is_empty() => Ok(r),
+        _ => {
+            sort_errors(&mut errors, FIELDS);
+            Err(errors)
         }
-        Some(Value::Object(r)) => {
-            let mut sub = Vec::new();
-            let name = text(r, "name", true, SHORT_MAX, &mut sub);
-            let email = match r.get("email") {
-                Some(Value::String(s)) => match EmailAddress::parse(s) {
-                    Some(e) => Some(e),
-                    None => {
-                        sub.push(FieldError::new(
-                            "email",
-                            "must be an e-mail address",
-                            "Ange en giltig e-postadress, till exempel namn@kommunen.se.",
-                        ));
-                        None
-                    }
-                },
-                _ => {
-                    sub.push(FieldError::new(
-                        "email",
-                        "is required",
-                        "Ange din e-postadress.",
-                    ));
-                    None
-                }
-            };
-            for key in r.keys() {
-                if key != "name" && key != "email" {
-                    sub.push(FieldError::new(key, "unknown field", "Okänt fält."));
-                }
-            }
-            errors.extend(sub.into_iter().map(|mut e| {
-                e.field = format!("reporter.{}", e.field);
-                e
-            }));
-            match (name, email) {
-                (Some(name), Some(email)) => Some(Reporter { name, email }),
-                _ => None,
-            }
-        }
-        Some(_) => {
+    }
+}
+
+/// The report form as posted (`application/x-www-form-urlencoded`). Every field is text
+/// as typed, so a bad value never stops the form from being shown again with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ReportForm {
+    pub title: String,
+    pub description: String,
+    /// `YYYY-MM-DD`, Stockholm local date (`<input type="date">`).
+    pub occurred_date: String,
+    /// `HH:MM`, Stockholm local time (`<input type="time">`).
+    pub occurred_time: String,
+    pub discovered_date: String,
+    pub discovered_time: String,
+    pub sector: String,
+    pub asset: String,
+    /// Checkbox: present when ticked.
+    pub personal_data: Option<String>,
+    /// Checkbox "report anonymously": present when ticked.
+    pub anonymous: Option<String>,
+    pub reporter_name: String,
+    pub reporter_email: String,
+}
+
+impl ReportForm {
+    pub fn personal_data(&self) -> bool {
+        self.personal_data.is_some()
+    }
+
+    pub fn anonymous(&self) -> bool {
+        self.anonymous.is_some()
+    }
+}
+
+/// Form inputs, in the order they appear (and their errors are listed).
+pub const FORM_FIELDS: &[&str] = &[
+    "title",
+    "description",
+    "occurred_date",
+    "occurred_time",
+    "discovered_date",
+    "discovered_time",
+    "sector",
+    "asset",
+    "personal_data",
+    "anonymous",
+    "reporter_name",
+    "reporter_email",
+];
+
+/// The form input that shows an error the rules named by its JSON field.
+fn form_field(rule_field: &str) -> &'static str {
+    match rule_field {
+        "occurred_at" => "occurred_date",
+        "discovered_at" => "discovered_date",
+        "reporter" | "reporter.name" => "reporter_name",
+        "reporter.email" => "reporter_email",
+        other => FORM_FIELDS
+            .iter()
+            .copied()
+            .find(|f| *f == other)
+            .unwrap_or("title"),
+    }
+}
+
+/// Reads a Stockholm local date and time into UTC, DST-correctly: in the hour that occurs
+/// twice in October the earlier instant is taken (it starts the statutory clocks sooner);
+/// the hour that does not exist in March is refused.
+pub fn stockholm_local_to_utc(
+    date: &str,
+    time: &str,
+    date_field: &str,
+    time_field: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<Option<DateTime<Utc>>> {
+    let (date, time) = (date.trim(), time.trim());
+    if date.is_empty() && time.is_empty() {
+        return Some(None);
+    }
+    let d = if date.is_empty() {
+        errors.push(FieldError::new(
+            date_field,
+            "a date is required with the time",
+            "Ange datum.",
+        ));
+        None
+    } else {
+        let parsed = NaiveDate::parse_from_str(date, "%Y-%m-%d");
+        if parsed.is_err() {
             errors.push(FieldError::new(
-                "reporter",
-                "must be an object {name, email} or absent",
-                "Ange namn och e-postadress.",
+                date_field,
+                "must be a date YYYY-MM-DD",
+                "Ange datum som åååå-mm-dd, till exempel 2026-03-01.",
+            ));
+        }
+        parsed.ok()
+    };
+    let t = if time.is_empty() {
+        errors.push(FieldError::new(
+            time_field,
+            "a time is required with the date",
+            "Ange klockslag, till exempel 14:30.",
+        ));
+        None
+    } else {
+        let parsed = NaiveTime::parse_from_str(time, "%H:%M")
+            .or_else(|_| NaiveTime::parse_from_str(time, "%H:%M:%S"));
+        if parsed.is_err() {
+            errors.push(FieldError::new(
+                time_field,
+                "must be a time HH:MM",
+                "Ange klockslag som tt:mm, till exempel 14:30.",
+            ));
+        }
+        parsed.ok()
+    };
+    let (d, t) = (d?, t?);
+    match Stockholm
+        .from_local_datetime(&NaiveDateTime::new(d, t))
+        .earliest()
+    {
+        Some(local) => Some(Some(local.with_timezone(&Utc))),
+        None => {
+            errors.push(FieldError::new(
+                time_field,
+                "does not exist in Europe/Stockholm on that date (daylight saving time starts)",
+                "Klockslaget finns inte den dagen eftersom klockan ställdes fram en timme \
+                 till sommartid. Ange en tid före 02:00 eller från 03:00.",
             ));
             None
         }
-    };
-    if !errors.is_empty() {
-        return Err(errors);
     }
-    match (title, description) {
-        (Some(title), Some(description)) => Ok(NewReport {
-            title,
-            description,
-            occurred_at,
-            discovered_at,
-            sector,
-            asset,
-            personal_data,
-            reporter,
-            channel,
-        }),
-        _ => Err(errors),
+}
+
+fn form_text(s: &str) -> Input<String> {
+    Input::from_option((!s.trim().is_empty()).then(|| s.to_string()))
+}
+
+/// Parses the posted report form. Times are Stockholm local time. Field names in the
+/// errors are the form's input names (`FORM_FIELDS`), so each message can sit at its input.
+pub fn parse_report_form(
+    form: &ReportForm,
+    cfg: &ReportConfig,
+    now: DateTime<Utc>,
+) -> Result<NewReport, Vec<FieldError>> {
+    let mut form_errors = Vec::new();
+    let time = |date: &str, time: &str, prefix: &str, errors: &mut Vec<FieldError>| {
+        match stockholm_local_to_utc(
+            date,
+            time,
+            &format!("{prefix}_date"),
+            &format!("{prefix}_time"),
+            errors,
+        ) {
+            Some(t) => Input::from_option(t),
+            None => Input::Unreadable,
+        }
+    };
+    let occurred_at = time(
+        &form.occurred_date,
+        &form.occurred_time,
+        "occurred",
+        &mut form_errors,
+    );
+    let discovered_at = time(
+        &form.discovered_date,
+        &form.discovered_time,
+        "discovered",
+        &mut form_errors,
+    );
+    // Anonymous means anonymous: whatever was typed in the name fields is not kept.
+    let reporter = if form.anonymous() && cfg.allow_anonymous {
+        ReporterDraft::Anonymous
+    } else {
+        ReporterDraft::Named {
+            name: form_text(&form.reporter_name),
+            email: form_text(&form.reporter_email),
+        }
+    };
+    let draft = Draft {
+        title: form_text(&form.title),
+        description: form_text(&form.description),
+        occurred_at,
+        discovered_at,
+        sector: form_text(&form.sector),
+        asset: form_text(&form.asset),
+        personal_data: form.personal_data(),
+        reporter,
+    };
+    let mut rule_errors = Vec::new();
+    let report = apply_rules(draft, cfg, now, Channel::Web, &mut rule_errors);
+    let mut errors = form_errors;
+    errors.extend(rule_errors.into_iter().map(|mut e| {
+        e.field = form_field(&e.field).to_string();
+        if e.field == "reporter_name" && e.message_sv == "Fältet måste fyllas i." {
+            e.message_sv = if cfg.allow_anonymous {
+                "Ange ditt namn, eller kryssa i att du vill rapportera anonymt.".into()
+            } else {
+                "Ange ditt namn.".into()
+            };
+        }
+        e
+    }));
+    match report {
+        Some(r) if errors.is_empty() => Ok(r),
+        _ => {
+            sort_errors(&mut errors, FORM_FIELDS);
+            // One message per input is enough; the first is the most basic.
+            let mut seen = std::collections::HashSet::new();
+            errors.retain(|e| seen.insert(e.field.clone()));
+            Err(errors)
+        }
     }
 }
 
@@ -270,6 +619,10 @@ mod tests {
 
     fn cfg() -> ReportConfig {
         crate::config::Config::defaults().unwrap().report
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
 
     #[test]
@@ -299,6 +652,7 @@ mod tests {
         ] {
             assert!(fields.contains(&f), "{f} missing in {fields:?}");
         }
+        assert_eq!(fields[0], "extra", "unknown fields first: {fields:?}");
         assert!(errs.iter().all(|e| !e.message_sv.is_empty()));
     }
 
@@ -313,5 +667,113 @@ mod tests {
         .unwrap();
         assert_eq!(r.title, "Förlorad mobil");
         assert!(r.reporter.is_none());
+    }
+
+    fn form() -> ReportForm {
+        ReportForm {
+            title: "Förlorad mobil".into(),
+            description: "Tappade telefonen på bussen.".into(),
+            anonymous: Some("on".into()),
+            ..ReportForm::default()
+        }
+    }
+
+    #[test]
+    fn form_and_json_share_the_rules() {
+        let now = utc("2026-06-01T12:00:00Z");
+        let long = "x".repeat(TITLE_MAX + 1);
+        let f = ReportForm {
+            title: long.clone(),
+            sector: "Månbasen".into(),
+            ..form()
+        };
+        let form_errs = parse_report_form(&f, &cfg(), now).unwrap_err();
+        let json_errs = parse_report_json(
+            &json!({"title": long, "description": "d", "sector": "Månbasen"}),
+            &cfg(),
+            now,
+            Channel::Api,
+        )
+        .unwrap_err();
+        let sv = |v: &[FieldError]| v.iter().map(|e| e.message_sv.clone()).collect::<Vec<_>>();
+        assert_eq!(sv(&form_errs), sv(&json_errs));
+        assert_eq!(form_errs[0].field, "title");
+        assert_eq!(form_errs[1].field, "sector");
+    }
+
+    #[test]
+    fn form_times_are_stockholm_local_time_and_dst_correct() {
+        let now = utc("2026-06-01T12:00:00Z");
+        let at = |date: &str, time: &str| {
+            let f = ReportForm {
+                discovered_date: date.into(),
+                discovered_time: time.into(),
+                ..form()
+            };
+            parse_report_form(&f, &cfg(), now)
+        };
+        // Winter: UTC+1; summer: UTC+2.
+        assert_eq!(
+            at("2026-01-15", "08:00").unwrap().discovered_at,
+            Some(utc("2026-01-15T07:00:00Z"))
+        );
+        assert_eq!(
+            at("2025-07-01", "10:00").unwrap().discovered_at,
+            Some(utc("2025-07-01T08:00:00Z"))
+        );
+        // 2025-10-26 02:30 happens twice: the earlier (summer time) instant.
+        assert_eq!(
+            at("2025-10-26", "02:30").unwrap().discovered_at,
+            Some(utc("2025-10-26T00:30:00Z"))
+        );
+        // 2026-03-29 02:30 does not exist.
+        let errs = at("2026-03-29", "02:30").unwrap_err();
+        assert_eq!(errs[0].field, "discovered_time");
+        assert!(errs[0].message_sv.contains("sommartid"), "{errs:?}");
+        // A date without a time, a time without a date, nonsense, the future.
+        assert_eq!(
+            at("2026-01-15", "").unwrap_err()[0].field,
+            "discovered_time"
+        );
+        assert_eq!(at("", "08:00").unwrap_err()[0].field, "discovered_date");
+        assert_eq!(at("15/1", "08:00").unwrap_err()[0].field, "discovered_date");
+        let errs = at("2026-06-02", "08:00").unwrap_err();
+        assert_eq!(errs[0].field, "discovered_date");
+        assert!(errs[0].message_sv.contains("framtiden"));
+    }
+
+    #[test]
+    fn form_reporter_is_named_or_explicitly_anonymous() {
+        let now = Utc::now();
+        let mut c = cfg();
+        let f = ReportForm {
+            anonymous: Some("on".into()),
+            reporter_name: "Anna".into(),
+            reporter_email: "anna@kommunen.se".into(),
+            ..form()
+        };
+        assert!(parse_report_form(&f, &c, now).unwrap().reporter.is_none());
+        let f = ReportForm {
+            anonymous: None,
+            ..form()
+        };
+        let errs = parse_report_form(&f, &c, now).unwrap_err();
+        let fields: Vec<&str> = errs.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["reporter_name", "reporter_email"]);
+        assert!(errs[0].message_sv.contains("anonymt"));
+        let f = ReportForm {
+            anonymous: None,
+            reporter_name: "Anna".into(),
+            reporter_email: "anna@kommunen.se".into(),
+            ..form()
+        };
+        let r = parse_report_form(&f, &c, now).unwrap();
+        assert_eq!(r.reporter.unwrap().email.as_str(), "anna@kommunen.se");
+        assert_eq!(r.channel, Channel::Web);
+        // When anonymous reports are not accepted, ticking the box does not help.
+        c.allow_anonymous = false;
+        let errs = parse_report_form(&form(), &c, now).unwrap_err();
+        assert_eq!(errs[0].field, "reporter_name");
+        assert_eq!(errs[0].message_sv, "Ange ditt namn.");
     }
 }

@@ -55,7 +55,8 @@ async fn every_answered_report_survives_sigkill() {
     let acked = Arc::new(Mutex::new(Vec::new()));
     let mut rng = rand::thread_rng();
     for _cycle in 0..3 {
-        let server = Server::start(&data, &[]);
+        // Unlimited: the load must still be running when the server is killed.
+        let server = Server::start(&data, &[("AVVIK_HTTP__RATE_LIMIT_PER_MINUTE", "0")]);
         let load = tokio::spawn(hammer(server.base.clone(), 8, acked.clone()));
         tokio::time::sleep(Duration::from_millis(rng.gen_range(150..600))).await;
         server.kill9();

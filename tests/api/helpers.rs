@@ -215,3 +215,218 @@ pub fn blocking_status(base: &str, path: &str) -> Option<u16> {
     let text = String::from_utf8_lossy(&buf);
     text.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// An HTML page as a browser would get it.
+pub struct Page {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
+}
+
+impl Page {
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The form's CSRF token (the hidden `authenticity_token` input).
+    pub fn csrf_token(&self) -> String {
+        attr_after(&self.body, "name=\"authenticity_token\"", "value")
+            .expect("the page has a CSRF token field")
+    }
+}
+
+/// The value of attribute `attr` in the first tag after `marker`, HTML entities decoded.
+pub fn attr_after(html: &str, marker: &str, attr: &str) -> Option<String> {
+    let start = html.find(marker)?;
+    let tag_end = start + html[start..].find('>')?;
+    let tag_start = html[..start].rfind('<')?;
+    let tag = &html[tag_start..tag_end];
+    let key = format!("{attr}=\"");
+    let v = tag.find(&key)? + key.len();
+    let end = v + tag[v..].find('"')?;
+    Some(html_unescape(&tag[v..end]))
+}
+
+/// Decodes the entities askama writes (`&#NN;`, `&amp;`, `&lt;`, `&gt;`, `&quot;`).
+pub fn html_unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(end) = rest.find(';') else { break };
+        let entity = &rest[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            e if e.starts_with('#') => e[1..].parse::<u32>().ok().and_then(char::from_u32),
+            _ => None,
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A browser-like HTTP session against one server: keeps cookies, does not follow
+/// redirects (tests look at each 303).
+pub struct WebSession {
+    pub base: String,
+    client: reqwest::Client,
+    pub cookies: std::collections::BTreeMap<String, String>,
+}
+
+impl WebSession {
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_string(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            cookies: Default::default(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn finish(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let req = if self.cookies.is_empty() {
+            req
+        } else {
+            req.header(reqwest::header::COOKIE, self.cookie_header())
+        };
+        let resp = req.send().await.expect("request sent");
+        for v in resp.headers().get_all(reqwest::header::SET_COOKIE) {
+            let v = v.to_str().unwrap_or("");
+            if let Some((name, value)) = v.split(';').next().and_then(|kv| kv.split_once('=')) {
+                if v.contains("Max-Age=0") {
+                    self.cookies.remove(name.trim());
+                } else {
+                    self.cookies
+                        .insert(name.trim().to_string(), value.trim().to_string());
+                }
+            }
+        }
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.unwrap_or_default();
+        Page {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let req = self.client.get(format!("{}{}", self.base, path));
+        self.finish(req).await
+    }
+
+    /// Posts a urlencoded form (repeat a name for several values).
+    pub async fn post_form(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let req = self
+            .client
+            .post(format!("{}{}", self.base, path))
+            .form(fields);
+        self.finish(req).await
+    }
+}
+
+/// `avvik serve` as a child whose log lines are kept for the test to read.
+pub struct LoggedServer {
+    pub child: Child,
+    pub base: String,
+    pub lines: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl LoggedServer {
+    pub fn start(data: &Path, envs: &[(&str, &str)]) -> LoggedServer {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .env("AVVIK_HTTP__ADDR", "127.0.0.1:0")
+            .env("AVVIK_STORE__DATA_DIR", data)
+            .env("AVVIK_MAIL__OUTBOX_DIR", data.join("outbox"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("avvik starts");
+        let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        for stream in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = loop {
+            let found = lines.lock().unwrap().iter().find_map(|l| {
+                l.find("addr=").map(|i| {
+                    l[i + 5..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                })
+            });
+            if let Some(a) = found {
+                break a;
+            }
+            assert!(Instant::now() < deadline, "server printed no address");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let s = LoggedServer {
+            child,
+            base: format!("http://{addr}"),
+            lines,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while blocking_status(&s.base, "/readyz") != Some(200) {
+            assert!(Instant::now() < deadline, "server not ready in time");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        s
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+}
+
+impl Drop for LoggedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,755 @@
+//! The outbox: a fold of the log into the e-mails the rules call for and how far each got.
+//! A notice that no `NotificationSent` / `NotificationAbandoned` has settled is pending;
+//! nothing else is stored. Rebuilt from the log at start-up, then follows it live.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use avvik_events::{read_all, EventStore, RecordedEvent, StoreError, Subscription};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::events::{
+    EscalationAcknowledged, NotificationAbandoned, NotificationFailed, NotificationSent,
+    ESCALATION_ACKNOWLEDGED, NOTIFICATION_ABANDONED, NOTIFICATION_FAILED, NOTIFICATION_SENT,
+};
+use super::rules::{self, EscalationRound, Group, Notice, Rule, Rules};
+use crate::domain::{evolve, Deviation, DeviationEvent, EventMeta};
+
+/// A notice an event called for, kept for the deviation's notice list.
+#[derive(Debug, Clone)]
+struct Triggered {
+    notice: Notice,
+    /// The deviation as it was when the rule fired (what the e-mail reports); dropped once
+    /// the notice is settled.
+    snapshot: Option<Arc<Deviation>>,
+}
+
+/// How far delivery of one notice got, from its events.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub deviation_id: Uuid,
+    pub rule: Rule,
+    pub group: Group,
+    pub recipient: String,
+    pub trigger_event_id: Option<Uuid>,
+    pub due_at: DateTime<Utc>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub next_retry_at: Option<DateTime<Utc>>,
+    pub sent: Option<SentInfo>,
+    pub abandoned: Option<AbandonedInfo>,
+}
+
+impl Delivery {
+    fn settled(&self) -> bool {
+        self.sent.is_some() || self.abandoned.is_some()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SentInfo {
+    pub at: DateTime<Utc>,
+    pub attempt: u32,
+    pub message_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AbandonedInfo {
+    pub at: DateTime<Utc>,
+    pub attempts: u32,
+    pub last_error: String,
+}
+
+/// A recorded acknowledgement of an escalation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Acknowledgement {
+    pub deviation_id: Uuid,
+    pub notification_id: Uuid,
+    pub escalation_event_id: Uuid,
+    pub recipient: String,
+    pub group: Group,
+    pub at: DateTime<Utc>,
+    pub seq: u64,
+}
+
+/// A notice due for a delivery attempt now.
+#[derive(Debug, Clone)]
+pub struct DueNotice {
+    pub notice: Notice,
+    /// What the e-mail reports: the snapshot for event-triggered notices, the current
+    /// state for reminders.
+    pub deviation: Arc<Deviation>,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// Where one notice stands, for people (the staff deviation page).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Not sent yet; `attempts` failed so far.
+    Pending {
+        attempts: u32,
+        next_retry_at: Option<DateTime<Utc>>,
+        last_error: Option<String>,
+    },
+    Sent(SentInfo),
+    Abandoned(AbandonedInfo),
+    /// Never tried before the give-up time (avvik was down longer, or the address was
+    /// added to the configuration later); not sent.
+    Expired,
+    /// Tried, but the rule no longer calls for it (e.g. a deadline reminder after the
+    /// filing was recorded, or replaced by a later reminder).
+    Cancelled {
+        attempts: u32,
+        last_error: Option<String>,
+    },
+}
+
+impl DeliveryState {
+    pub fn label_sv(&self) -> &'static str {
+        match self {
+            DeliveryState::Pending { attempts: 0, .. } => "väntar på att skickas",
+            DeliveryState::Pending { .. } => "misslyckades, försöker igen",
+            DeliveryState::Sent(_) => "skickat",
+            DeliveryState::Abandoned(_) => "gick inte att skicka, uppgivet",
+            DeliveryState::Expired => "inte skickat (för gammalt)",
+            DeliveryState::Cancelled { .. } => "inte längre aktuellt",
+        }
+    }
+}
+
+/// One e-mail about a deviation, as the staff page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoticeStatus {
+    pub notification_id: Uuid,
+    pub deviation_id: Uuid,
+    pub rule: Rule,
+    pub rule_label: &'static str,
+    pub group: Group,
+    pub group_label: &'static str,
+    pub recipient: String,
+    pub due_at: DateTime<Utc>,
+    pub state: DeliveryState,
+    /// For escalations: the recipient's acknowledgement, if given.
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// What the acknowledgement page needs to know about one escalation e-mail.
+#[derive(Debug, Clone)]
+pub struct EscalationNotice {
+    pub notification_id: Uuid,
+    pub deviation_id: Uuid,
+    pub escalation_event_id: Uuid,
+    pub recipient: String,
+    pub group: Group,
+    pub reference: Option<crate::domain::Reference>,
+    pub title: Option<String>,
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// The fold.
+#[derive(Debug)]
+pub struct Outbox {
+    rules: Arc<Rules>,
+    seq: u64,
+    deviations: HashMap<Uuid, Arc<Deviation>>,
+    triggered: HashMap<Uuid, Triggered>,
+    /// Event-triggered notices not settled yet: a delivery round looks only at these and
+    /// at `watched`, never at the whole history.
+    open_triggered: HashSet<Uuid>,
+    deliveries: HashMap<Uuid, Delivery>,
+    /// Notice ids per deviation (triggered or delivered), for the deviation page.
+    by_deviation: HashMap<Uuid, Vec<Uuid>>,
+    escalations: HashMap<Uuid, Vec<EscalationRound>>,
+    acks: HashMap<Uuid, Vec<Acknowledgement>>,
+    ack_by_notice: HashMap<Uuid, Acknowledgement>,
+    /// Deviations that may still call for a reminder.
+    watched: HashSet<Uuid>,
+    /// Notification records per deviation, for its timeline.
+    records: HashMap<Uuid, Vec<RecordedEvent>>,
+    /// Stored records of our types that did not decode (never expected; counted so it is
+    /// visible rather than silent).
+    pub undecodable: u64,
+}
+
+impl Outbox {
+    pub fn new(rules: Arc<Rules>) -> Self {
+        Self {
+            rules,
+            seq: 0,
+            deviations: HashMap::new(),
+            triggered: HashMap::new(),
+            open_triggered: HashSet::new(),
+            deliveries: HashMap::new(),
+            by_deviation: HashMap::new(),
+            escalations: HashMap::new(),
+            acks: HashMap::new(),
+            ack_by_notice: HashMap::new(),
+            watched: HashSet::new(),
+            records: HashMap::new(),
+            undecodable: 0,
+        }
+    }
+
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    pub fn deviation(&self, id: Uuid) -> Option<&Arc<Deviation>> {
+        self.deviations.get(&id)
+    }
+
+    /// Folds one record in (at-least-once safe: re-applying a seq already folded is a no-op).
+    pub fn apply(&mut self, rec: &RecordedEvent) {
+        if rec.seq <= self.seq {
+            return;
+        }
+        self.seq = rec.seq;
+        match rec.event_type.as_str() {
+            NOTIFICATION_SENT | NOTIFICATION_FAILED | NOTIFICATION_ABANDONED => {
+                self.apply_delivery(rec)
+            }
+            ESCALATION_ACKNOWLEDGED => self.apply_ack(rec),
+            ty => match DeviationEvent::from_parts(ty, &rec.data) {
+                Some(Ok(ev)) => self.apply_deviation(rec, &ev),
+                Some(Err(e)) => {
+                    // The register logs these too; here they only cannot trigger notices.
+                    tracing::debug!(seq = rec.seq, error = %e, "deviation event does not decode");
+                }
+                None => {}
+            },
+        }
+    }
+
+    fn apply_deviation(&mut self, rec: &RecordedEvent, ev: &DeviationEvent) {
+        let meta = EventMeta {
+            seq: rec.seq,
+            at: rec.at,
+            actor: rec.actor.clone(),
+        };
+        let prev = self.deviations.remove(&rec.stream);
+        let before = prev.clone();
+        let Some(next) = evolve(prev.map(Arc::unwrap_or_clone), rec.stream, ev, &meta) else {
+            return;
+        };
+        let next = Arc::new(next);
+        self.deviations.insert(rec.stream, next.clone());
+        if let DeviationEvent::Classified(c) = ev {
+            let was = before.as_ref().and_then(|d| d.severity);
+            if c.severity == crate::domain::Severity::Major
+                && was != Some(crate::domain::Severity::Major)
+            {
+                self.escalations
+                    .entry(rec.stream)
+                    .or_default()
+                    .push(EscalationRound {
+                        event_id: rec.id,
+                        at: rec.at,
+                    });
+            }
+        }
+        let notices = rules::on_event(&self.rules, before.as_deref(), &next, ev, rec.id, rec.at);
+        for n in notices {
+            if self.triggered.contains_key(&n.id) {
+                continue;
+            }
+            let settled = self.deliveries.get(&n.id).is_some_and(Delivery::settled);
+            if !settled {
+                self.open_triggered.insert(n.id);
+            }
+            self.index(n.deviation_id, n.id);
+            self.triggered.insert(
+                n.id,
+                Triggered {
+                    snapshot: (!settled).then(|| next.clone()),
+                    notice: n,
+                },
+            );
+        }
+        self.rewatch(rec.stream);
+    }
+
+    fn index(&mut self, deviation_id: Uuid, notice_id: Uuid) {
+        let ids = self.by_deviation.entry(deviation_id).or_default();
+        if !ids.contains(&notice_id) {
+            ids.push(notice_id);
+        }
+    }
+
+    fn apply_delivery(&mut self, rec: &RecordedEvent) {
+        // The three payloads share their head; decode the specific one for the rest.
+        let decoded = match rec.event_type.as_str() {
+            NOTIFICATION_SENT => rec.decode::<NotificationSent>().map(|e| {
+                let head = (
+                    e.notification_id,
+                    e.deviation_id,
+                    e.rule,
+                    e.group,
+                    e.recipients.clone(),
+                    e.trigger_event_id,
+                    e.due_at,
+                );
+                (head, Outcome::Sent(e))
+            }),
+            NOTIFICATION_FAILED => rec.decode::<NotificationFailed>().map(|e| {
+                let head = (
+                    e.notification_id,
+                    e.deviation_id,
+                    e.rule,
+                    e.group,
+                    e.recipients.clone(),
+                    e.trigger_event_id,
+                    e.due_at,
+                );
+                (head, Outcome::Failed(e))
+            }),
+            _ => rec.decode::<NotificationAbandoned>().map(|e| {
+                let head = (
+                    e.notification_id,
+                    e.deviation_id,
+                    e.rule,
+                    e.group,
+                    e.recipients.clone(),
+                    e.trigger_event_id,
+                    e.due_at,
+                );
+                (head, Outcome::Abandoned(e))
+            }),
+        };
+        let ((id, deviation_id, rule, group, recipients, trigger, due_at), outcome) = match decoded
+        {
+            Ok(x) => x,
+            Err(e) => {
+                self.undecodable += 1;
+                tracing::error!(seq = rec.seq, error = %e, "stored notification event does not decode");
+                return;
+            }
+        };
+        let d = self.deliveries.entry(id).or_insert_with(|| Delivery {
+            deviation_id,
+            rule,
+            group,
+            recipient: recipients.first().cloned().unwrap_or_default(),
+            trigger_event_id: trigger,
+            due_at,
+            attempts: 0,
+            last_error: None,
+            next_retry_at: None,
+            sent: None,
+            abandoned: None,
+        });
+        match outcome {
+            Outcome::Sent(e) => {
+                d.attempts = d.attempts.max(e.attempt);
+                d.next_retry_at = None;
+                d.sent.get_or_insert(SentInfo {
+                    at: rec.at,
+                    attempt: e.attempt,
+                    message_id: e.message_id,
+                });
+            }
+            Outcome::Failed(e) => {
+                if !d.settled() {
+                    d.attempts = d.attempts.max(e.attempt);
+                    d.last_error = Some(e.error);
+                    d.next_retry_at = Some(e.next_retry_at);
+                }
+            }
+            Outcome::Abandoned(e) => {
+                d.attempts = d.attempts.max(e.attempts);
+                d.next_retry_at = None;
+                if d.sent.is_none() {
+                    d.abandoned.get_or_insert(AbandonedInfo {
+                        at: rec.at,
+                        attempts: e.attempts,
+                        last_error: e.last_error,
+                    });
+                }
+            }
+        }
+        if d.settled() {
+            self.open_triggered.remove(&id);
+            if let Some(t) = self.triggered.get_mut(&id) {
+                t.snapshot = None;
+            }
+        }
+        self.index(deviation_id, id);
+        self.records
+            .entry(deviation_id)
+            .or_default()
+            .push(rec.clone());
+    }
+
+    fn apply_ack(&mut self, rec: &RecordedEvent) {
+        let e = match rec.decode::<EscalationAcknowledged>() {
+            Ok(e) => e,
+            Err(err) => {
+                self.undecodable += 1;
+                tracing::error!(seq = rec.seq, error = %err, "stored acknowledgement does not decode");
+                return;
+            }
+        };
+        let ack = Acknowledgement {
+            deviation_id: e.deviation_id,
+            notification_id: e.notification_id,
+            escalation_event_id: e.escalation_event_id,
+            recipient: e.recipient,
+            group: e.group,
+            at: rec.at,
+            seq: rec.seq,
+        };
+        if self.ack_by_notice.contains_key(&ack.notification_id) {
+            return;
+        }
+        self.ack_by_notice.insert(ack.notification_id, ack.clone());
+        self.acks.entry(ack.deviation_id).or_default().push(ack);
+        self.records
+            .entry(e.deviation_id)
+            .or_default()
+            .push(rec.clone());
+        self.rewatch(e.deviation_id);
+    }
+
+    fn latest_round(&self, deviation_id: Uuid) -> Option<&EscalationRound> {
+        self.escalations.get(&deviation_id).and_then(|r| r.last())
+    }
+
+    fn acked(&self, deviation_id: Uuid, round: Option<&EscalationRound>, group: Group) -> bool {
+        let Some(round) = round else { return true };
+        self.acks.get(&deviation_id).is_some_and(|acks| {
+            acks.iter()
+                .any(|a| a.escalation_event_id == round.event_id && a.group == group)
+        })
+    }
+
+    fn rewatch(&mut self, deviation_id: Uuid) {
+        let watch = self.deviations.get(&deviation_id).is_some_and(|d| {
+            let round = self.latest_round(deviation_id);
+            let unacked = round.is_some()
+                && Group::BOARD
+                    .iter()
+                    .any(|g| !self.acked(deviation_id, round, *g));
+            rules::may_remind(&self.rules, d, unacked)
+        });
+        if watch {
+            self.watched.insert(deviation_id);
+        } else {
+            self.watched.remove(&deviation_id);
+        }
+    }
+
+    /// The reminders a deviation calls for at `now`.
+    fn reminders_for(&self, d: &Deviation, now: DateTime<Utc>) -> Vec<Notice> {
+        let round = self.latest_round(d.id);
+        rules::reminders(&self.rules, d, round, |g| self.acked(d.id, round, g), now)
+    }
+
+    /// Whether a never-tried notice has run out of time.
+    fn expired(&self, notice: &Notice, attempts: u32, now: DateTime<Utc>) -> bool {
+        attempts == 0 && now - notice.due_at >= self.rules.give_up_after
+    }
+
+    /// Every notice due for an attempt at `now`, oldest first. Expired ones are returned
+    /// separately (they are not tried; the caller logs them and calls `forget`).
+    pub fn due(&self, now: DateTime<Utc>) -> (Vec<DueNotice>, Vec<Notice>) {
+        let mut due = Vec::new();
+        let mut expired = Vec::new();
+        let mut consider = |n: &Notice, deviation: Arc<Deviation>| {
+            let delivery = self.deliveries.get(&n.id);
+            if delivery.is_some_and(Delivery::settled) || now < n.due_at {
+                return;
+            }
+            if delivery
+                .and_then(|d| d.next_retry_at)
+                .is_some_and(|t| now < t)
+            {
+                return;
+            }
+            let attempts = delivery.map_or(0, |d| d.attempts);
+            if self.expired(n, attempts, now) {
+                expired.push(n.clone());
+                return;
+            }
+            due.push(DueNotice {
+                notice: n.clone(),
+                deviation,
+                attempts,
+            });
+        };
+        for id in &self.open_triggered {
+            let Some(t) = self.triggered.get(id) else {
+                continue;
+            };
+            let current = self.deviations.get(&t.notice.deviation_id);
+            if let Some(d) = t.snapshot.as_ref().or(current) {
+                consider(&t.notice, d.clone());
+            }
+        }
+        for id in &self.watched {
+            let Some(d) = self.deviations.get(id) else {
+                continue;
+            };
+            for n in self.reminders_for(d, now) {
+                consider(&n, d.clone());
+            }
+        }
+        due.sort_by_key(|d| (d.notice.due_at, d.notice.id));
+        (due, expired)
+    }
+
+    /// Stops looking at event-triggered notices that expired (in memory only: after a
+    /// restart they are found, logged once and forgotten again).
+    pub fn forget(&mut self, ids: &[Uuid]) {
+        for id in ids {
+            if self.open_triggered.remove(id) {
+                if let Some(t) = self.triggered.get_mut(id) {
+                    t.snapshot = None;
+                }
+            }
+        }
+    }
+
+    /// Every e-mail about one deviation: sent, failed, pending, abandoned, in due order.
+    pub fn notices_for(&self, deviation_id: Uuid, now: DateTime<Utc>) -> Vec<NoticeStatus> {
+        let current: Vec<Notice> = self
+            .deviations
+            .get(&deviation_id)
+            .map(|d| self.reminders_for(d, now))
+            .unwrap_or_default();
+        let mut out: Vec<NoticeStatus> = Vec::new();
+        let mut seen = HashSet::new();
+        let known = self.by_deviation.get(&deviation_id).into_iter().flatten();
+        for id in known.chain(current.iter().map(|n| &n.id)) {
+            if !seen.insert(*id) {
+                continue;
+            }
+            let notice = self
+                .triggered
+                .get(id)
+                .map(|t| t.notice.clone())
+                .or_else(|| current.iter().find(|n| n.id == *id).cloned());
+            let delivery = self.deliveries.get(id);
+            let called_for = self.open_triggered.contains(id)
+                || self.triggered.contains_key(id)
+                || current.iter().any(|n| n.id == *id);
+            let (rule, group, recipient, due_at) = match (&notice, delivery) {
+                (Some(n), _) => (n.rule, n.group, n.recipient.clone(), n.due_at),
+                (None, Some(d)) => (d.rule, d.group, d.recipient.clone(), d.due_at),
+                (None, None) => continue,
+            };
+            let attempts = delivery.map_or(0, |d| d.attempts);
+            let state = match delivery {
+                Some(Delivery { sent: Some(s), .. }) => DeliveryState::Sent(s.clone()),
+                Some(Delivery {
+                    abandoned: Some(a), ..
+                }) => DeliveryState::Abandoned(a.clone()),
+                _ if !called_for => DeliveryState::Cancelled {
+                    attempts,
+                    last_error: delivery.and_then(|d| d.last_error.clone()),
+                },
+                _ if attempts == 0 && now - due_at >= self.rules.give_up_after => {
+                    DeliveryState::Expired
+                }
+                _ => DeliveryState::Pending {
+                    attempts,
+                    next_retry_at: delivery.and_then(|d| d.next_retry_at),
+                    last_error: delivery.and_then(|d| d.last_error.clone()),
+                },
+            };
+            out.push(NoticeStatus {
+                notification_id: *id,
+                deviation_id,
+                rule,
+                rule_label: rule.label_sv(),
+                group,
+                group_label: group.label_sv(),
+                recipient,
+                due_at,
+                state,
+                acknowledged: self.ack_by_notice.get(id).cloned(),
+            });
+        }
+        out.sort_by_key(|s| (s.due_at, s.rule, s.recipient.clone()));
+        out
+    }
+
+    pub fn acknowledgements_for(&self, deviation_id: Uuid) -> Vec<Acknowledgement> {
+        self.acks.get(&deviation_id).cloned().unwrap_or_default()
+    }
+
+    pub fn timeline_for(&self, deviation_id: Uuid) -> Vec<RecordedEvent> {
+        self.records.get(&deviation_id).cloned().unwrap_or_default()
+    }
+
+    /// The escalation e-mail a signed acknowledgement link names, if it exists.
+    pub fn escalation(&self, notification_id: Uuid) -> Option<EscalationNotice> {
+        let (deviation_id, escalation_event_id, recipient, group) =
+            match self.triggered.get(&notification_id) {
+                Some(Triggered {
+                    notice:
+                        Notice {
+                            rule: Rule::Escalation,
+                            deviation_id,
+                            trigger_event_id: Some(trigger),
+                            recipient,
+                            group,
+                            ..
+                        },
+                    ..
+                }) => (*deviation_id, *trigger, recipient.clone(), *group),
+                _ => match self.deliveries.get(&notification_id) {
+                    Some(Delivery {
+                        rule: Rule::Escalation,
+                        deviation_id,
+                        trigger_event_id: Some(trigger),
+                        recipient,
+                        group,
+                        ..
+                    }) => (*deviation_id, *trigger, recipient.clone(), *group),
+                    _ => return None,
+                },
+            };
+        let d = self.deviations.get(&deviation_id);
+        Some(EscalationNotice {
+            notification_id,
+            deviation_id,
+            escalation_event_id,
+            recipient,
+            group,
+            reference: d.map(|d| d.reference),
+            title: d.map(|d| d.title.clone()),
+            acknowledged: self.ack_by_notice.get(&notification_id).cloned(),
+        })
+    }
+
+    /// Folds the whole log up to `to_seq`.
+    pub fn fold(
+        store: &dyn EventStore,
+        rules: Arc<Rules>,
+        to_seq: u64,
+    ) -> Result<Self, StoreError> {
+        let mut outbox = Outbox::new(rules);
+        for rec in read_all(store, 1) {
+            let rec = rec?;
+            if rec.seq > to_seq {
+                break;
+            }
+            outbox.apply(&rec);
+        }
+        Ok(outbox)
+    }
+}
+
+enum Outcome {
+    Sent(NotificationSent),
+    Failed(NotificationFailed),
+    Abandoned(NotificationAbandoned),
+}
+
+/// The outbox kept current, like the register: catch up off the async threads, then
+/// follow new commits.
+pub struct OutboxProjection {
+    outbox: RwLock<Outbox>,
+    seq_tx: watch::Sender<u64>,
+    ready: AtomicBool,
+}
+
+impl OutboxProjection {
+    pub fn start(
+        store: Arc<dyn EventStore>,
+        rules: Arc<Rules>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        let (seq_tx, _) = watch::channel(0);
+        let this = Arc::new(Self {
+            outbox: RwLock::new(Outbox::new(rules.clone())),
+            seq_tx,
+            ready: AtomicBool::new(false),
+        });
+        let me = this.clone();
+        tokio::spawn(async move {
+            let s2 = store.clone();
+            let caught_up = tokio::task::spawn_blocking(move || {
+                let head = s2.head().seq;
+                Outbox::fold(s2.as_ref(), rules, head)
+            })
+            .await;
+            let outbox = match caught_up {
+                Ok(Ok(o)) => o,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "outbox catch-up failed; no e-mail is sent");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox catch-up panicked; no e-mail is sent");
+                    return;
+                }
+            };
+            let seq = outbox.seq();
+            *me.write() = outbox;
+            me.ready.store(true, Ordering::Release);
+            me.seq_tx.send_replace(seq);
+            tracing::info!(seq, "outbox caught up");
+            let mut sub = Subscription::new(store, seq + 1);
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => break,
+                    next = sub.next() => match next {
+                        Ok(first) => {
+                            let mut o = me.write();
+                            o.apply(&first);
+                            while let Ok(Some(rec)) = sub.try_next() {
+                                o.apply(&rec);
+                                if o.seq().is_multiple_of(4096) { break; }
+                            }
+                            let seq = o.seq();
+                            drop(o);
+                            me.seq_tx.send_replace(seq);
+                        }
+                        Err(StoreError::Closed) => break,
+                        Err(e) => {
+                            tracing::error!(error = %e, "outbox could not read the log; retrying");
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                }
+            }
+        });
+        this
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Outbox> {
+        self.outbox.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, Outbox> {
+        self.outbox.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.seq_tx.subscribe()
+    }
+
+    /// Waits until the outbox has folded `seq` (bounded by `timeout`).
+    pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
+        let mut rx = self.seq_tx.subscribe();
+        let done = async {
+            let _ = rx.wait_for(|s| *s >= seq).await;
+        };
+        tokio::time::timeout(timeout, done).await.is_ok() && self.is_ready()
+    }
+}

@@ -1,0 +1,552 @@
+//! The notification rules: which e-mails an event or a clock calls for, to whom, and from
+//! when. Pure functions of the deviation's state, the configuration and `now`.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
+use chrono_tz::Europe::Stockholm;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::domain::{
+    Deviation, DeviationEvent, EmailAddress, FilingKind, PersonalDataBreach, Severity, Status,
+};
+
+/// Why an e-mail is sent. Part of the notice id, so names never change once stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// New report → CISO and the sector's kontakt.
+    Triage,
+    /// New report → the reporter (reference and status link).
+    Receipt,
+    /// Classified major (first time or up from minor) → ledningsgrupp, kommunstyrelsen.
+    Escalation,
+    /// Nobody in a group acknowledged the escalation in time → that group, once.
+    AckReminder,
+    /// Personal-data breach (yes / under investigation) → dataskyddsombud.
+    GdprAlert,
+    /// A statutory deadline is near or overdue → DPO/CISO.
+    DeadlineReminder,
+    /// A measure is past due → its owner.
+    MeasureOverdue,
+    /// Closed → the reporter.
+    Closed,
+}
+
+impl Rule {
+    pub fn key(self) -> &'static str {
+        match self {
+            Rule::Triage => "triage",
+            Rule::Receipt => "receipt",
+            Rule::Escalation => "escalation",
+            Rule::AckReminder => "ack_reminder",
+            Rule::GdprAlert => "gdpr_alert",
+            Rule::DeadlineReminder => "deadline_reminder",
+            Rule::MeasureOverdue => "measure_overdue",
+            Rule::Closed => "closed",
+        }
+    }
+
+    pub fn label_sv(self) -> &'static str {
+        match self {
+            Rule::Triage => "Ny avvikelse att bedöma",
+            Rule::Receipt => "Mottagningskvitto till rapportören",
+            Rule::Escalation => "Större avvikelse rapporterad",
+            Rule::AckReminder => "Påminnelse om kvittering",
+            Rule::GdprAlert => "Möjlig personuppgiftsincident",
+            Rule::DeadlineReminder => "Påminnelse om lagstadgad tidsfrist",
+            Rule::MeasureOverdue => "Försenad åtgärd",
+            Rule::Closed => "Avslutat, meddelande till rapportören",
+        }
+    }
+}
+
+/// Who an e-mail went to, as a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    Ciso,
+    Kontakt,
+    Dataskyddsombud,
+    Ledningsgrupp,
+    Kommunstyrelsen,
+    Reporter,
+    MeasureOwner,
+}
+
+impl Group {
+    pub fn label_sv(self) -> &'static str {
+        match self {
+            Group::Ciso => "CISO",
+            Group::Kontakt => "informationssäkerhetskontakt",
+            Group::Dataskyddsombud => "dataskyddsombud",
+            Group::Ledningsgrupp => "ledningsgruppen",
+            Group::Kommunstyrelsen => "kommunstyrelsen",
+            Group::Reporter => "rapportören",
+            Group::MeasureOwner => "åtgärdsansvarig",
+        }
+    }
+
+    /// The groups an escalation goes to and that acknowledge it.
+    pub const BOARD: [Group; 2] = [Group::Ledningsgrupp, Group::Kommunstyrelsen];
+}
+
+/// What a notice is about, beyond its rule: what the e-mail needs to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    Plain,
+    Escalation {
+        escalation_event_id: Uuid,
+    },
+    AckReminder {
+        escalation_event_id: Uuid,
+        escalated_at: DateTime<Utc>,
+    },
+    Deadline {
+        kind: FilingKind,
+        due: DateTime<Utc>,
+        overdue: bool,
+    },
+    Measure {
+        measure_id: Uuid,
+    },
+    Closed {
+        resolution: String,
+    },
+}
+
+/// One e-mail a rule calls for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// UUIDv5 of (trigger, rule and slot, recipient): the same notice always gets the same
+    /// id, across restarts, and so the same Message-ID.
+    pub id: Uuid,
+    pub deviation_id: Uuid,
+    pub rule: Rule,
+    pub group: Group,
+    pub recipient: String,
+    /// The event that called for it (none for clock-driven reminders).
+    pub trigger_event_id: Option<Uuid>,
+    /// From when it should go out; give-up is measured from here.
+    pub due_at: DateTime<Utc>,
+    pub subject: Subject,
+}
+
+/// The id of a notice. Addresses compare case-insensitively, so the id does too.
+pub fn notice_id(trigger: Uuid, rule_and_slot: &str, recipient: &str) -> Uuid {
+    let name = format!("{rule_and_slot}\0{}", recipient.trim().to_lowercase());
+    Uuid::new_v5(&trigger, name.as_bytes())
+}
+
+/// An upgrade to major: the escalation e-mails, their acknowledgements and reminder hang
+/// off this event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EscalationRound {
+    pub event_id: Uuid,
+    pub at: DateTime<Utc>,
+}
+
+/// The configuration the rules need, in the form they need it.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub ciso: Vec<String>,
+    pub dataskyddsombud: Vec<String>,
+    pub ledningsgrupp: Vec<String>,
+    pub kommunstyrelsen: Vec<String>,
+    pub kontakt: std::collections::BTreeMap<String, Vec<String>>,
+    pub board_includes_description: bool,
+    pub ack_reminder_after: Option<Duration>,
+    pub deadline_before: Option<Duration>,
+    pub overdue_repeat: Option<Duration>,
+    pub measure_hour: u32,
+    pub measure_repeat: Option<Duration>,
+    pub give_up_after: Duration,
+}
+
+fn positive(d: Duration) -> Option<Duration> {
+    (d > Duration::zero()).then_some(d)
+}
+
+/// Addresses in configuration order, without repeats (case-insensitive).
+fn unique(list: &[String]) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    list.iter()
+        .map(|a| a.trim().to_string())
+        .filter(|a| seen.insert(a.to_lowercase()))
+        .collect()
+}
+
+impl Rules {
+    pub fn from_config(c: &Config) -> Self {
+        let n = &c.notifications;
+        let r = &c.recipients;
+        let hours = |h: u64| Duration::hours(i64::try_from(h).unwrap_or(i64::MAX / 7200));
+        Self {
+            ciso: unique(&r.ciso),
+            dataskyddsombud: unique(&r.dataskyddsombud),
+            ledningsgrupp: unique(&r.ledningsgrupp),
+            kommunstyrelsen: unique(&r.kommunstyrelsen),
+            kontakt: r
+                .kontakt
+                .iter()
+                .map(|(k, v)| (k.clone(), unique(v)))
+                .collect(),
+            board_includes_description: n.board_includes_description,
+            ack_reminder_after: positive(hours(n.ack_reminder_after_h)),
+            deadline_before: positive(hours(n.deadline_reminder_before_h)),
+            overdue_repeat: positive(hours(n.overdue_repeat_h)),
+            measure_hour: n.measure_reminder_hour.min(23),
+            measure_repeat: positive(hours(n.measure_repeat_days.saturating_mul(24))),
+            give_up_after: hours(n.give_up_after_h),
+        }
+    }
+
+    /// The addresses of a group (`sector` picks the kontakt list).
+    pub fn members(&self, group: Group, sector: Option<&str>) -> Vec<String> {
+        match group {
+            Group::Ciso => self.ciso.clone(),
+            Group::Dataskyddsombud => self.dataskyddsombud.clone(),
+            Group::Ledningsgrupp => self.ledningsgrupp.clone(),
+            Group::Kommunstyrelsen => self.kommunstyrelsen.clone(),
+            Group::Kontakt => sector
+                .and_then(|s| self.kontakt.get(s))
+                .cloned()
+                .unwrap_or_default(),
+            Group::Reporter | Group::MeasureOwner => Vec::new(),
+        }
+    }
+
+    /// Who is reminded of a statutory deadline: the DPO tracks the GDPR clock, the CISO
+    /// owns every filing.
+    fn deadline_groups(kind: FilingKind) -> &'static [Group] {
+        match kind {
+            FilingKind::Gdpr => &[Group::Dataskyddsombud, Group::Ciso],
+            _ => &[Group::Ciso],
+        }
+    }
+}
+
+/// Adds one notice per address, skipping addresses already addressed for this trigger and
+/// rule (a person in two groups gets one e-mail).
+fn push_for(
+    out: &mut Vec<Notice>,
+    base: &Notice,
+    rule_and_slot: &str,
+    trigger: Uuid,
+    group: Group,
+    recipients: &[String],
+) {
+    for r in recipients {
+        let id = notice_id(trigger, rule_and_slot, r);
+        if out.iter().any(|n| n.id == id) {
+            continue;
+        }
+        out.push(Notice {
+            id,
+            group,
+            recipient: r.clone(),
+            ..base.clone()
+        });
+    }
+}
+
+fn is_breach(b: Option<PersonalDataBreach>) -> bool {
+    matches!(
+        b,
+        Some(PersonalDataBreach::Yes | PersonalDataBreach::Investigating)
+    )
+}
+
+/// The e-mails one deviation event calls for. `prev` is the state before the event, `next`
+/// after it; `event_id`/`at` are the stored record's.
+pub fn on_event(
+    rules: &Rules,
+    prev: Option<&Deviation>,
+    next: &Deviation,
+    event: &DeviationEvent,
+    event_id: Uuid,
+    at: DateTime<Utc>,
+) -> Vec<Notice> {
+    let mut out = Vec::new();
+    let base = |rule: Rule, subject: Subject| Notice {
+        id: Uuid::nil(),
+        deviation_id: next.id,
+        rule,
+        group: Group::Ciso,
+        recipient: String::new(),
+        trigger_event_id: Some(event_id),
+        due_at: at,
+        subject,
+    };
+    match event {
+        DeviationEvent::Reported(r) if prev.is_none() => {
+            let b = base(Rule::Triage, Subject::Plain);
+            for g in [Group::Ciso, Group::Kontakt] {
+                let members = rules.members(g, r.sector.as_deref());
+                push_for(&mut out, &b, Rule::Triage.key(), event_id, g, &members);
+            }
+            if let Some(rep) = &r.reporter {
+                let b = base(Rule::Receipt, Subject::Plain);
+                let to = [rep.email.as_str().to_string()];
+                push_for(&mut out, &b, Rule::Receipt.key(), event_id, Group::Reporter, &to);
+            }
+        }
+        DeviationEvent::Classified(c) => {
+            let was = prev.and_then(|p| p.severity);
+            // Once per upgrade: the first major classification, or up from minor. Editing a
+            // major classification (aspects, rationale …) is not news to the board.
+            if c.severity == Severity::Major && was != Some(Severity::Major) {
+                let b = base(
+                    Rule::Escalation,
+                    Subject::Escalation {
+                        escalation_event_id: event_id,
+                    },
+                );
+                for g in Group::BOARD {
+                    let members = rules.members(g, None);
+                    push_for(&mut out, &b, Rule::Escalation.key(), event_id, g, &members);
+                }
+            }
+            if is_breach(Some(c.personal_data_breach))
+                && !is_breach(prev.and_then(|p| p.personal_data_breach))
+            {
+                let b = base(Rule::GdprAlert, Subject::Plain);
+                let members = rules.members(Group::Dataskyddsombud, None);
+                push_for(
+                    &mut out,
+                    &b,
+                    Rule::GdprAlert.key(),
+                    event_id,
+                    Group::Dataskyddsombud,
+                    &members,
+                );
+            }
+        }
+        DeviationEvent::Closed(c) => {
+            if let Some(rep) = &next.reporter {
+                let b = base(
+                    Rule::Closed,
+                    Subject::Closed {
+                        resolution: c.resolution.clone(),
+                    },
+                );
+                let to = [rep.email.as_str().to_string()];
+                push_for(&mut out, &b, Rule::Closed.key(), event_id, Group::Reporter, &to);
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Which reminder of a series is current at `now`: the early one from `before`, the first
+/// overdue one at `start`, then one every `repeat`. Only the latest slot is ever pending,
+/// so a reminder missed (avvik down, SMTP down) is replaced by the next, not sent in a burst.
+fn current_slot(
+    now: DateTime<Utc>,
+    before: Option<DateTime<Utc>>,
+    start: DateTime<Utc>,
+    repeat: Option<Duration>,
+) -> Option<(String, DateTime<Utc>, bool)> {
+    if now >= start {
+        let k = match repeat {
+            Some(r) if r > Duration::zero() => {
+                let elapsed = (now - start).num_seconds();
+                elapsed / r.num_seconds().max(1)
+            }
+            _ => 0,
+        };
+        let at = start + Duration::seconds(k.saturating_mul(repeat.map_or(0, |r| r.num_seconds())));
+        return Some((format!("overdue-{k}"), at, true));
+    }
+    match before {
+        Some(b) if now >= b => Some(("before".to_string(), b, false)),
+        _ => None,
+    }
+}
+
+/// When an open measure's owner is first reminded: `hour` o'clock Stockholm time on the
+/// day after its due date (chrono-tz resolves the DST gap and overlap).
+pub fn measure_overdue_at(due: chrono::NaiveDate, hour: u32) -> Option<DateTime<Utc>> {
+    let day = due.succ_opt()?;
+    let local = day.and_time(NaiveTime::from_hms_opt(hour.min(23), 0, 0)?);
+    Stockholm
+        .from_local_datetime(&local)
+        .earliest()
+        .or_else(|| Stockholm.from_local_datetime(&(local + Duration::hours(1))).earliest())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The clock-driven e-mails a deviation calls for at `now`: acknowledgement reminders,
+/// statutory-deadline reminders, overdue measures. `acked(group)` tells whether anyone in
+/// `group` acknowledged `escalation`.
+pub fn reminders(
+    rules: &Rules,
+    d: &Deviation,
+    escalation: Option<&EscalationRound>,
+    acked: impl Fn(Group) -> bool,
+    now: DateTime<Utc>,
+) -> Vec<Notice> {
+    let mut out = Vec::new();
+    let base = |rule: Rule, due_at, trigger, subject| Notice {
+        id: Uuid::nil(),
+        deviation_id: d.id,
+        rule,
+        group: Group::Ciso,
+        recipient: String::new(),
+        trigger_event_id: trigger,
+        due_at,
+        subject,
+    };
+    if let (Some(after), Some(round), Some(Severity::Major)) =
+        (rules.ack_reminder_after, escalation, d.severity)
+    {
+        let due = round.at + after;
+        if now >= due {
+            let b = base(
+                Rule::AckReminder,
+                due,
+                Some(round.event_id),
+                Subject::AckReminder {
+                    escalation_event_id: round.event_id,
+                    escalated_at: round.at,
+                },
+            );
+            for g in Group::BOARD {
+                if !acked(g) {
+                    let members = rules.members(g, None);
+                    push_for(&mut out, &b, Rule::AckReminder.key(), round.event_id, g, &members);
+                }
+            }
+        }
+    }
+    for dl in d.deadlines.iter().filter(|dl| dl.settled_at.is_none()) {
+        let before = rules.deadline_before.map(|b| dl.due - b);
+        let Some((slot, at, overdue)) = current_slot(now, before, dl.due, rules.overdue_repeat)
+        else {
+            continue;
+        };
+        let kind = serde_json::to_value(dl.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        // The due time is part of the key: if it moves (NIS2 final report follows the
+        // notification filing), the reminders for the new time are new notices.
+        let key = format!(
+            "{}:{kind}:{}:{slot}",
+            Rule::DeadlineReminder.key(),
+            dl.due.timestamp()
+        );
+        let b = base(
+            Rule::DeadlineReminder,
+            at,
+            None,
+            Subject::Deadline {
+                kind: dl.kind,
+                due: dl.due,
+                overdue,
+            },
+        );
+        for g in Rules::deadline_groups(dl.kind) {
+            let members = rules.members(*g, None);
+            push_for(&mut out, &b, &key, d.id, *g, &members);
+        }
+    }
+    if d.status != Status::Closed {
+        for m in d.measures.iter().filter(|m| m.completed_at.is_none()) {
+            // The owner is free text; only an address can be reminded.
+            let Some(owner) = EmailAddress::parse(&m.owner) else {
+                continue;
+            };
+            let Some(start) = measure_overdue_at(m.due, rules.measure_hour) else {
+                continue;
+            };
+            let Some((slot, at, _)) = current_slot(now, None, start, rules.measure_repeat) else {
+                continue;
+            };
+            let key = format!("{}:{}:{}:{slot}", Rule::MeasureOverdue.key(), m.id, m.due);
+            let b = base(
+                Rule::MeasureOverdue,
+                at,
+                None,
+                Subject::Measure { measure_id: m.id },
+            );
+            let to = [owner.as_str().to_string()];
+            push_for(&mut out, &b, &key, d.id, Group::MeasureOwner, &to);
+        }
+    }
+    out
+}
+
+/// Can this deviation still call for a reminder? Deviations that cannot are not looked at
+/// by the delivery rounds.
+pub fn may_remind(rules: &Rules, d: &Deviation, unacked_escalation: bool) -> bool {
+    d.deadlines.iter().any(|dl| dl.settled_at.is_none())
+        || (d.status != Status::Closed
+            && d.measures
+                .iter()
+                .any(|m| m.completed_at.is_none() && EmailAddress::parse(&m.owner).is_some()))
+        || (rules.ack_reminder_after.is_some()
+            && d.severity == Some(Severity::Major)
+            && unacked_escalation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn measure_reminders_follow_stockholm_wall_clock_across_dst() {
+        // 08:00 CET on 2026-03-28 is 07:00 UTC; 08:00 CEST on 2026-03-30 is 06:00 UTC.
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 3, 27).unwrap();
+        assert_eq!(measure_overdue_at(d, 8), Some(t("2026-03-28T07:00:00Z")));
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 3, 29).unwrap();
+        assert_eq!(measure_overdue_at(d, 8), Some(t("2026-03-30T06:00:00Z")));
+        // 02:00 does not exist on 2026-03-29 in Stockholm: the next valid hour is taken.
+        let d = chrono::NaiveDate::from_ymd_opt(2026, 3, 28).unwrap();
+        assert_eq!(measure_overdue_at(d, 2), Some(t("2026-03-29T01:00:00Z")));
+    }
+
+    #[test]
+    fn only_the_latest_slot_is_current() {
+        let start = t("2026-03-30T09:00:00Z");
+        let before = Some(t("2026-03-29T21:00:00Z"));
+        let day = Some(Duration::hours(24));
+        assert_eq!(current_slot(t("2026-03-29T20:59:59Z"), before, start, day), None);
+        assert_eq!(
+            current_slot(t("2026-03-29T21:00:00Z"), before, start, day),
+            Some(("before".into(), t("2026-03-29T21:00:00Z"), false))
+        );
+        assert_eq!(
+            current_slot(t("2026-03-30T09:00:00Z"), before, start, day),
+            Some(("overdue-0".into(), start, true))
+        );
+        assert_eq!(
+            current_slot(t("2026-04-01T10:00:00Z"), before, start, day),
+            Some(("overdue-2".into(), t("2026-04-01T09:00:00Z"), true))
+        );
+        assert_eq!(
+            current_slot(t("2026-04-01T10:00:00Z"), before, start, None),
+            Some(("overdue-0".into(), start, true))
+        );
+    }
+
+    #[test]
+    fn ids_are_stable_and_case_insensitive_in_the_address() {
+        let e = Uuid::now_v7();
+        assert_eq!(
+            notice_id(e, "escalation", "Anna@Kommunen.example"),
+            notice_id(e, "escalation", "anna@kommunen.example ")
+        );
+        assert_ne!(
+            notice_id(e, "escalation", "anna@kommunen.example"),
+            notice_id(e, "triage", "anna@kommunen.example")
+        );
+    }
+}

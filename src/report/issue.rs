@@ -1,0 +1,276 @@
+//! Issuing annual reports. An issue is an `AnnualReportIssued` event in the annual-report
+//! stream that pins the log (`as_of_seq`, `head_hash`) and the content (`content_hash`).
+//! The report is never stored: it is rebuilt from the log as of `as_of_seq`, which gives
+//! the same bytes. Issuing a year again needs a reason and is a new event.
+
+use std::sync::Arc;
+
+use avvik_events::{EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::build::{build_report, ReportError, YEARS};
+use super::model::AnnualReport;
+use super::render::content_hash;
+
+/// Event type of an issue.
+pub const ANNUAL_REPORT_ISSUED: &str = "AnnualReportIssued";
+
+/// The stream holding every annual report issue and the annual-report job's runs.
+pub fn annual_reports_stream() -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:avvik:stream:annual-reports")
+}
+
+/// An annual report was issued (or issued again).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnnualReportIssued {
+    pub year: i32,
+    /// The report covers records 1..=as_of_seq.
+    pub as_of_seq: u64,
+    /// Hash of record `as_of_seq`.
+    pub head_hash: String,
+    /// SHA-256 of the report's canonical JSON (`report::to_json`).
+    pub content_hash: String,
+    /// The report layout version it was computed with.
+    pub report_schema: u16,
+    /// 1 for the first issue of a year, then 2, 3, …
+    pub edition: u32,
+    /// Why it was issued again (required for edition 2 on; optional for a manual first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Seq of the issue event this one replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reissue_of: Option<u64>,
+    /// `scheduled` or `manual`.
+    pub trigger: IssueTrigger,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IssueTrigger {
+    Scheduled,
+    Manual,
+}
+
+/// A stored issue with its envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IssuedReport {
+    pub seq: u64,
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub event: AnnualReportIssued,
+}
+
+impl IssuedReport {
+    pub fn from_record(rec: &RecordedEvent) -> Option<Self> {
+        if rec.event_type != ANNUAL_REPORT_ISSUED {
+            return None;
+        }
+        let event = rec.decode::<AnnualReportIssued>().ok()?;
+        Some(Self {
+            seq: rec.seq,
+            id: rec.id,
+            at: rec.at,
+            actor: rec.actor.clone(),
+            event,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IssueError {
+    #[error("the annual report for {year} is already issued (seq {seq}); issuing it again needs a reason")]
+    AlreadyIssued { year: i32, seq: u64 },
+    #[error("the reason is too long (at most 2000 characters)")]
+    ReasonTooLong,
+    #[error("too many concurrent changes to the annual reports; retry")]
+    Contention,
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Every issue of `year`, oldest first.
+pub fn issues(store: &dyn EventStore, year: i32) -> Result<Vec<IssuedReport>, StoreError> {
+    Ok(store
+        .read_stream(annual_reports_stream(), 1)?
+        .iter()
+        .filter_map(IssuedReport::from_record)
+        .filter(|i| i.event.year == year)
+        .collect())
+}
+
+/// The issue in force for `year`: the latest one.
+pub fn latest_issue(store: &dyn EventStore, year: i32) -> Result<Option<IssuedReport>, StoreError> {
+    Ok(issues(store, year)?.pop())
+}
+
+/// What an issue will append, decided against the stream as it is now.
+pub(crate) struct PreparedIssue {
+    pub expected: ExpectedVersion,
+    pub event: AnnualReportIssued,
+    pub report: AnnualReport,
+}
+
+/// Builds the report as of the current head and decides the issue event. Blocking.
+/// `reason: None` refuses when the year is already issued.
+pub(crate) fn prepare_issue(
+    store: &dyn EventStore,
+    year: i32,
+    reason: Option<String>,
+    trigger: IssueTrigger,
+) -> Result<PreparedIssue, IssueError> {
+    if !YEARS.contains(&year) {
+        return Err(ReportError::InvalidYear(year).into());
+    }
+    let reason = reason
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty());
+    if reason.as_ref().is_some_and(|r| r.chars().count() > 2000) {
+        return Err(IssueError::ReasonTooLong);
+    }
+    let stream = store.read_stream(annual_reports_stream(), 1)?;
+    let expected = match stream.last() {
+        Some(r) => ExpectedVersion::Exact(r.version),
+        None => ExpectedVersion::NoStream,
+    };
+    let previous: Vec<IssuedReport> = stream
+        .iter()
+        .filter_map(IssuedReport::from_record)
+        .filter(|i| i.event.year == year)
+        .collect();
+    let last = previous.last();
+    if let (Some(last), None) = (last, &reason) {
+        return Err(IssueError::AlreadyIssued {
+            year,
+            seq: last.seq,
+        });
+    }
+    let head = store.head().seq;
+    let report = build_report(store, year, head)?;
+    let event = AnnualReportIssued {
+        year,
+        as_of_seq: report.source.as_of_seq,
+        head_hash: report.source.head_hash.clone(),
+        content_hash: content_hash(&report),
+        report_schema: report.schema,
+        edition: previous.len() as u32 + 1,
+        reason,
+        reissue_of: last.map(|l| l.seq),
+        trigger,
+    };
+    Ok(PreparedIssue {
+        expected,
+        event,
+        report,
+    })
+}
+
+pub(crate) fn issue_event(event: &AnnualReportIssued, actor: &str, at: DateTime<Utc>) -> NewEvent {
+    NewEvent::new(
+        ANNUAL_REPORT_ISSUED,
+        serde_json::to_value(event).unwrap_or_default(),
+        actor,
+        at,
+    )
+}
+
+/// Issues the report on `year` by hand (e.g. the CISO from the staff UI). The first issue
+/// of a year may omit the reason; any later one must give it and becomes a new edition.
+/// Returns the stored issue and the report it pins.
+pub async fn issue_annual_report(
+    store: Arc<dyn EventStore>,
+    year: i32,
+    reason: Option<String>,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<(IssuedReport, AnnualReport), IssueError> {
+    for _ in 0..5 {
+        let s = store.clone();
+        let r = reason.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            prepare_issue(s.as_ref(), year, r, IssueTrigger::Manual)
+        })
+        .await
+        .map_err(|e| StoreError::Storage(format!("report task failed: {e}")))??;
+        match store
+            .append(
+                annual_reports_stream(),
+                prepared.expected,
+                vec![issue_event(&prepared.event, actor, now)],
+            )
+            .await
+        {
+            Ok(stored) => {
+                let issued = stored
+                    .iter()
+                    .find_map(IssuedReport::from_record)
+                    .ok_or(IssueError::Contention)?;
+                return Ok((issued, prepared.report));
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(IssueError::Contention)
+}
+
+/// A report to show: the issued one rebuilt as of its issue, or a draft as of the head.
+#[derive(Debug, Clone)]
+pub struct ReportDocument {
+    pub report: AnnualReport,
+    /// The issue in force; `None` for a draft.
+    pub issue: Option<IssuedReport>,
+    /// For an issued report: does the rebuilt content still hash to the recorded value?
+    /// `false` means the report code changed since it was issued; say so loudly.
+    pub hash_matches: Option<bool>,
+}
+
+impl ReportDocument {
+    pub fn is_draft(&self) -> bool {
+        self.issue.is_none()
+    }
+}
+
+/// The report on `year` for display. Blocking; see [`annual_report_document`].
+pub fn load_document(store: &dyn EventStore, year: i32) -> Result<ReportDocument, ReportError> {
+    if !YEARS.contains(&year) {
+        return Err(ReportError::InvalidYear(year));
+    }
+    match latest_issue(store, year)? {
+        Some(issue) => {
+            let report = build_report(store, year, issue.event.as_of_seq)?;
+            let matches = content_hash(&report) == issue.event.content_hash;
+            if !matches {
+                tracing::error!(
+                    year,
+                    seq = issue.seq,
+                    "the rebuilt annual report does not match its recorded content hash"
+                );
+            }
+            Ok(ReportDocument {
+                report,
+                issue: Some(issue),
+                hash_matches: Some(matches),
+            })
+        }
+        None => Ok(ReportDocument {
+            report: build_report(store, year, store.head().seq)?,
+            issue: None,
+            hash_matches: None,
+        }),
+    }
+}
+
+/// The report on `year` for display, off the async threads: for HTTP handlers.
+pub async fn annual_report_document(
+    store: Arc<dyn EventStore>,
+    year: i32,
+) -> Result<ReportDocument, ReportError> {
+    tokio::task::spawn_blocking(move || load_document(store.as_ref(), year))
+        .await
+        .map_err(|e| ReportError::Store(StoreError::Storage(format!("report task failed: {e}"))))?
+}

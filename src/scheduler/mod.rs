@@ -1,0 +1,480 @@
+//! The scheduler: jobs on cron expressions in Stockholm time, each run recorded as an
+//! event so a run is never repeated after a restart and a run missed while avvik was down
+//! happens at the next start.
+//!
+//! A job's run and its effect are appended together, atomically, to the job's own stream:
+//! `ScheduledJobRan` plus `AnnualReportIssued` to the annual-report stream, or plus
+//! `PolicyReviewReminderDue` to the policy-review stream. The notification outbox turns
+//! those effects into e-mail (the annual report to kommunstyrelsen and the CISO, the
+//! reminder to the CISO).
+//!
+//! Which slots are due: the slots after the start of the history (the first record in
+//! the log, or this process's start if that is earlier) up to now, that no
+//! `ScheduledJobRan` records. So installing avvik does not fire last January's report,
+//! and a slot missed during downtime fires at the next start-up.
+
+pub mod cron;
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use avvik_events::{EventStore, NewEvent, RecordedEvent, StoreError};
+use chrono::{DateTime, Months, NaiveDate, Utc};
+use chrono_tz::Europe::Stockholm;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use self::cron::StockholmSchedule;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::stockholm_year;
+use crate::report::issue::{issue_event, prepare_issue, IssueError, IssueTrigger};
+use crate::report::{annual_reports_stream, ReportError};
+
+/// Event type of a job run.
+pub const SCHEDULED_JOB_RAN: &str = "ScheduledJobRan";
+/// Event type of a policy-review reminder.
+pub const POLICY_REVIEW_REMINDER_DUE: &str = "PolicyReviewReminderDue";
+/// The actor of everything the scheduler appends.
+pub const SCHEDULER_ACTOR: &str = "system:scheduler";
+/// At most this many missed slots of one job are caught up at once (the latest ones).
+const CATCH_UP_LIMIT: usize = 5;
+/// The loop re-reads the clock at least this often, so a clock change is noticed.
+const MAX_SLEEP: StdDuration = StdDuration::from_secs(60);
+
+/// The scheduled jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Job {
+    /// The annual report on the previous year.
+    AnnualReport,
+    /// A reminder to the CISO that the policy must be reviewed before it expires.
+    PolicyReviewReminder,
+}
+
+impl Job {
+    /// The stream its runs (and their effects) are recorded in.
+    pub fn stream(self) -> Uuid {
+        match self {
+            Job::AnnualReport => annual_reports_stream(),
+            Job::PolicyReviewReminder => policy_review_stream(),
+        }
+    }
+}
+
+/// The stream of policy-review reminders.
+pub fn policy_review_stream() -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_URL, b"urn:avvik:stream:policy-review")
+}
+
+/// A job ran for a slot (a scheduled instant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledJobRan {
+    pub job: Job,
+    pub slot: DateTime<Utc>,
+    /// The slot on the Stockholm clock, for people reading the log.
+    pub slot_local: String,
+    pub outcome: JobOutcome,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JobOutcome {
+    /// The annual report on `year` was issued (the `AnnualReportIssued` event follows).
+    ReportIssued { year: i32, content_hash: String },
+    /// It had already been issued (by hand, or by an earlier slot): nothing new.
+    ReportAlreadyIssued { year: i32, issue_seq: u64 },
+    /// A review reminder is due (the `PolicyReviewReminderDue` event follows).
+    ReminderDue { months_before: u32 },
+    /// Missed during downtime and covered by a later slot's run.
+    Superseded { by_slot: DateTime<Utc> },
+}
+
+/// The policy must be reviewed before `valid_until`; this reminder is `months_before` it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyReviewReminderDue {
+    pub valid_until: NaiveDate,
+    pub months_before: u32,
+    /// The date the reminder was planned for (`valid_until` minus `months_before`).
+    pub reminder_date: NaiveDate,
+    pub slot: DateTime<Utc>,
+    /// Who is to be reminded: always `ciso`.
+    pub recipient_role: String,
+}
+
+/// One run, as `run_due_jobs` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRun {
+    pub job: Job,
+    pub slot: DateTime<Utc>,
+    pub outcome: JobOutcome,
+    /// Seq of the `ScheduledJobRan` record.
+    pub seq: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    #[error("key `{key}`: not a valid cron expression `{expression}`: {reason}")]
+    BadCron {
+        key: &'static str,
+        expression: String,
+        reason: String,
+    },
+    #[error("too many concurrent changes to the job's stream; will retry")]
+    Contention,
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the scheduler is configured to do.
+#[derive(Debug, Clone)]
+pub struct Schedules {
+    pub annual_report: StockholmSchedule,
+    /// When on a reminder's date it is sent: the first slot at or after that date's start.
+    pub policy_review_reminder: StockholmSchedule,
+    pub policy_valid_until: NaiveDate,
+    pub review_reminders_months: Vec<u32>,
+}
+
+impl Schedules {
+    pub fn from_config(config: &Config) -> Result<Self, SchedulerError> {
+        let parse = |key: &'static str, expression: &str| {
+            StockholmSchedule::parse(expression).map_err(|e| SchedulerError::BadCron {
+                key,
+                expression: expression.to_string(),
+                reason: e.to_string(),
+            })
+        };
+        Ok(Self {
+            annual_report: parse("schedule.annual_report", &config.schedule.annual_report)?,
+            policy_review_reminder: parse(
+                "schedule.policy_review_reminder",
+                &config.schedule.policy_review_reminder,
+            )?,
+            policy_valid_until: config.policy.valid_until,
+            review_reminders_months: config.policy.review_reminders_months.clone(),
+        })
+    }
+
+    /// Each reminder's slot, with its lead time in months.
+    pub fn reminder_slots(&self) -> Vec<(u32, NaiveDate, DateTime<Utc>)> {
+        let mut out: Vec<(u32, NaiveDate, DateTime<Utc>)> = self
+            .review_reminders_months
+            .iter()
+            .filter_map(|&m| {
+                let date = self.policy_valid_until.checked_sub_months(Months::new(m))?;
+                let start = cron::to_instant(date.and_hms_opt(0, 0, 0)?)?;
+                let slot = self.policy_review_reminder.at_or_after(start)?;
+                Some((m, date, slot))
+            })
+            .collect();
+        out.sort_by_key(|(m, _, slot)| (*slot, *m));
+        out.dedup_by_key(|(_, _, slot)| *slot);
+        out
+    }
+}
+
+/// Runs the jobs. `run_due_jobs` is the whole decision and can be driven by a test with a
+/// manual clock; `spawn` wraps it in a loop that stops on shutdown.
+pub struct Scheduler {
+    store: Arc<dyn EventStore>,
+    clock: Arc<dyn Clock>,
+    schedules: Schedules,
+    started_at: DateTime<Utc>,
+    running: tokio::sync::Mutex<()>,
+}
+
+fn local(t: DateTime<Utc>) -> String {
+    t.with_timezone(&Stockholm).to_rfc3339()
+}
+
+fn ran_event(job: Job, slot: DateTime<Utc>, outcome: JobOutcome, at: DateTime<Utc>) -> NewEvent {
+    let ran = ScheduledJobRan {
+        job,
+        slot,
+        slot_local: local(slot),
+        outcome,
+    };
+    NewEvent::new(
+        SCHEDULED_JOB_RAN,
+        serde_json::to_value(&ran).unwrap_or_default(),
+        SCHEDULER_ACTOR,
+        at,
+    )
+}
+
+fn runs_in(records: &[RecordedEvent]) -> Vec<JobRun> {
+    records
+        .iter()
+        .filter(|r| r.event_type == SCHEDULED_JOB_RAN)
+        .filter_map(|r| {
+            let ran: ScheduledJobRan = r.decode().ok()?;
+            Some(JobRun {
+                job: ran.job,
+                slot: ran.slot,
+                outcome: ran.outcome,
+                seq: r.seq,
+            })
+        })
+        .collect()
+}
+
+impl Scheduler {
+    pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>, schedules: Schedules) -> Self {
+        let started_at = clock.now();
+        Self {
+            store,
+            clock,
+            schedules,
+            started_at,
+            running: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn schedules(&self) -> &Schedules {
+        &self.schedules
+    }
+
+    /// Every recorded run of `job`, oldest first.
+    pub fn runs(&self, job: Job) -> Result<Vec<JobRun>, StoreError> {
+        Ok(runs_in(&self.store.read_stream(job.stream(), 1)?)
+            .into_iter()
+            .filter(|r| r.job == job)
+            .collect())
+    }
+
+    /// Where the history starts: slots before it are not caught up.
+    fn history_start(&self) -> Result<DateTime<Utc>, StoreError> {
+        let first = self.store.read_batch(1, 1)?;
+        Ok(match first.first() {
+            Some(r) if r.at < self.started_at => r.at,
+            _ => self.started_at,
+        })
+    }
+
+    /// The next instant a job is scheduled after `now`.
+    pub fn next_slot_after(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let annual = self.schedules.annual_report.next_after(now);
+        let reminder = self
+            .schedules
+            .reminder_slots()
+            .into_iter()
+            .map(|(_, _, s)| s)
+            .find(|s| *s > now);
+        [annual, reminder].into_iter().flatten().min()
+    }
+
+    /// Runs every job slot that is due at `now` and not yet recorded; returns what ran.
+    /// Safe to call concurrently and repeatedly: a slot runs once.
+    pub async fn run_due_jobs(&self, now: DateTime<Utc>) -> Result<Vec<JobRun>, SchedulerError> {
+        let _one_at_a_time = self.running.lock().await;
+        let start = self.history_start()?;
+        let mut ran = self.run_annual(start, now).await?;
+        ran.extend(self.run_reminders(start, now).await?);
+        Ok(ran)
+    }
+
+    async fn run_annual(
+        &self,
+        start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<JobRun>, SchedulerError> {
+        let job = Job::AnnualReport;
+        let done: Vec<DateTime<Utc>> = self.runs(job)?.into_iter().map(|r| r.slot).collect();
+        let due: Vec<DateTime<Utc>> = self
+            .schedules
+            .annual_report
+            .slots_between(start, now, CATCH_UP_LIMIT)
+            .into_iter()
+            .filter(|s| !done.contains(s))
+            .collect();
+        let mut out = Vec::new();
+        for slot in due {
+            // The report is on the year before the one the slot falls in.
+            let year = stockholm_year(slot) - 1;
+            out.push(self.run_annual_slot(slot, year).await?);
+        }
+        Ok(out)
+    }
+
+    async fn run_annual_slot(
+        &self,
+        slot: DateTime<Utc>,
+        year: i32,
+    ) -> Result<JobRun, SchedulerError> {
+        let job = Job::AnnualReport;
+        for _ in 0..5 {
+            let store = self.store.clone();
+            let prepared = tokio::task::spawn_blocking(move || {
+                prepare_issue(store.as_ref(), year, None, IssueTrigger::Scheduled)
+            })
+            .await
+            .map_err(|e| StoreError::Storage(format!("report task failed: {e}")))?;
+            let at = self.clock.now();
+            let (expected, events, outcome) = match prepared {
+                Ok(p) => {
+                    let outcome = JobOutcome::ReportIssued {
+                        year,
+                        content_hash: p.event.content_hash.clone(),
+                    };
+                    let events = vec![
+                        ran_event(job, slot, outcome.clone(), at),
+                        issue_event(&p.event, SCHEDULER_ACTOR, at),
+                    ];
+                    (p.expected, events, outcome)
+                }
+                Err(IssueError::AlreadyIssued { seq, .. }) => {
+                    let outcome = JobOutcome::ReportAlreadyIssued {
+                        year,
+                        issue_seq: seq,
+                    };
+                    let expected = match self.store.read_stream(job.stream(), 1)?.last() {
+                        Some(r) => avvik_events::ExpectedVersion::Exact(r.version),
+                        None => avvik_events::ExpectedVersion::NoStream,
+                    };
+                    (
+                        expected,
+                        vec![ran_event(job, slot, outcome.clone(), at)],
+                        outcome,
+                    )
+                }
+                Err(IssueError::Report(e)) => return Err(e.into()),
+                Err(IssueError::Store(e)) => return Err(e.into()),
+                Err(IssueError::Contention | IssueError::ReasonTooLong) => {
+                    return Err(SchedulerError::Contention)
+                }
+            };
+            match self.store.append(job.stream(), expected, events).await {
+                Ok(stored) => {
+                    let seq = stored.first().map(|r| r.seq).unwrap_or(0);
+                    tracing::info!(?job, %slot, year, ?outcome, "scheduled job ran");
+                    return Ok(JobRun {
+                        job,
+                        slot,
+                        outcome,
+                        seq,
+                    });
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SchedulerError::Contention)
+    }
+
+    async fn run_reminders(
+        &self,
+        start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<JobRun>, SchedulerError> {
+        let job = Job::PolicyReviewReminder;
+        for _ in 0..5 {
+            let records = self.store.read_stream(job.stream(), 1)?;
+            let done: Vec<DateTime<Utc>> = runs_in(&records).into_iter().map(|r| r.slot).collect();
+            let due: Vec<(u32, NaiveDate, DateTime<Utc>)> = self
+                .schedules
+                .reminder_slots()
+                .into_iter()
+                .filter(|(_, _, slot)| *slot > start && *slot <= now && !done.contains(slot))
+                .collect();
+            // Only the most urgent missed reminder is sent; earlier missed ones are covered.
+            let Some(&(months, date, slot)) = due.last() else {
+                return Ok(Vec::new());
+            };
+            let at = self.clock.now();
+            let mut events: Vec<NewEvent> = due[..due.len() - 1]
+                .iter()
+                .map(|(_, _, s)| ran_event(job, *s, JobOutcome::Superseded { by_slot: slot }, at))
+                .collect();
+            let outcome = JobOutcome::ReminderDue {
+                months_before: months,
+            };
+            events.push(ran_event(job, slot, outcome, at));
+            let reminder = PolicyReviewReminderDue {
+                valid_until: self.schedules.policy_valid_until,
+                months_before: months,
+                reminder_date: date,
+                slot,
+                recipient_role: "ciso".into(),
+            };
+            events.push(NewEvent::new(
+                POLICY_REVIEW_REMINDER_DUE,
+                serde_json::to_value(&reminder).unwrap_or_default(),
+                SCHEDULER_ACTOR,
+                at,
+            ));
+            let expected = match records.last() {
+                Some(r) => avvik_events::ExpectedVersion::Exact(r.version),
+                None => avvik_events::ExpectedVersion::NoStream,
+            };
+            match self.store.append(job.stream(), expected, events).await {
+                Ok(stored) => {
+                    tracing::info!(?job, %slot, months, "policy review reminder due");
+                    return Ok(runs_in(&stored));
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(SchedulerError::Contention)
+    }
+
+    /// Runs due jobs now and then at each slot, until `shutdown` turns true (or its sender
+    /// is dropped). Sleeps at most a minute at a time, so a changed clock is noticed.
+    pub fn spawn(
+        self: Arc<Self>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if *shutdown.borrow() {
+                    break;
+                }
+                let now = self.clock.now();
+                if let Err(e) = self.run_due_jobs(now).await {
+                    tracing::error!(error = %e, "scheduled jobs failed; retrying in a minute");
+                }
+                let now = self.clock.now();
+                let wait = self
+                    .next_slot_after(now)
+                    .and_then(|next| (next - now).to_std().ok())
+                    .map(|d| d + StdDuration::from_millis(20))
+                    .unwrap_or(MAX_SLEEP)
+                    .min(MAX_SLEEP);
+                tokio::select! {
+                    changed = shutdown.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                    }
+                    _ = tokio::time::sleep(wait) => {}
+                }
+            }
+            tracing::debug!("scheduler stopped");
+        })
+    }
+}
+
+/// The reminder e-mail's subject and text, in Swedish, for the outbox.
+pub fn render_policy_reminder_email(r: &PolicyReviewReminderDue) -> (String, String) {
+    let until = r.valid_until.format("%Y-%m-%d");
+    let subject = format!("Påminnelse: informationssäkerhetspolicyn ska utvärderas före {until}");
+    let lead = match r.months_before {
+        0 => "i dag".to_string(),
+        1 => "om en månad".to_string(),
+        m => format!("om {m} månader"),
+    };
+    let text = format!(
+        "Informationssäkerhetspolicyn gäller till och med {until}, alltså {lead}.\n\n\
+         Enligt policyn ska den utvärderas innan den upphör att gälla, inför att en ny \
+         policy antas av kommunfullmäktige. Planera utvärderingen och beslutsgången så att \
+         en ny policy kan antas i tid.\n\n\
+         Detta är en automatisk påminnelse från avvik ({} månader före).\n",
+        r.months_before
+    );
+    (subject, text)
+}

@@ -1,0 +1,537 @@
+//! Real-browser tests: headless Chromium driven over WebDriver (chromedriver + fantoccini),
+//! with axe-core checking every page for WCAG 2.1 A/AA problems.
+//!
+//! WebDriver rather than CDP (chromiumoxide): fantoccini is small, speaks the W3C protocol
+//! that chromedriver implements for this exact Chromium build (Debian ships both from one
+//! source), and its keyboard actions are the W3C input model — what "keyboard only" means.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` and axe-core from npm; `scripts/test`
+//! installs all three. Paths: `AVVIK_CHROMIUM` (default /usr/bin/chromium),
+//! `AVVIK_CHROMEDRIVER` (default /usr/bin/chromedriver), `AVVIK_AXE_JS` (default
+//! /var/tmp/avvik-npm/node_modules/axe-core/axe.min.js). A missing piece fails the test
+//! with a message saying how to get it; nothing is skipped silently.
+//!
+//! For more flows (staff pages): `Browser::start()`, `goto`, `tab_to`, `type_text`,
+//! `press`, `fill`, `text`, `wait_for_path`, `run_axe()` / `assert_accessible(what)`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::helpers::TestApp;
+
+const AXE_DEFAULT: &str = "/var/tmp/avvik-npm/node_modules/axe-core/axe.min.js";
+
+fn env_path(var: &str, default: &str) -> PathBuf {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default))
+}
+
+fn require(path: &PathBuf, var: &str, what: &str) {
+    assert!(
+        path.is_file(),
+        "{what} not found at {} — run scripts/test (it installs chromium, chromium-driver \
+         and axe-core), or set {var} to its path",
+        path.display()
+    );
+}
+
+/// axe-core's source, read from the npm cache.
+pub fn axe_source() -> String {
+    let path = env_path("AVVIK_AXE_JS", AXE_DEFAULT);
+    require(&path, "AVVIK_AXE_JS", "axe-core (axe.min.js)");
+    std::fs::read_to_string(&path).expect("axe.min.js readable")
+}
+
+/// One axe-core rule that failed, with the elements it failed on.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AxeViolation {
+    pub id: String,
+    /// minor, moderate, serious or critical.
+    pub impact: Option<String>,
+    pub help: String,
+    pub nodes: Vec<String>,
+}
+
+impl AxeViolation {
+    pub fn is_serious(&self) -> bool {
+        matches!(self.impact.as_deref(), Some("serious" | "critical"))
+    }
+}
+
+/// A headless Chromium with its own chromedriver on a free loopback port and a fresh
+/// profile. Dropping it ends both processes.
+pub struct Browser {
+    pub client: Client,
+    pub base: String,
+    driver: Child,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver and a browser session; `base` is prefixed to paths in `goto`.
+    pub async fn start(base: &str) -> Browser {
+        let chromium = env_path("AVVIK_CHROMIUM", "/usr/bin/chromium");
+        let chromedriver = env_path("AVVIK_CHROMEDRIVER", "/usr/bin/chromedriver");
+        require(&chromium, "AVVIK_CHROMIUM", "Chromium");
+        require(&chromedriver, "AVVIK_CHROMEDRIVER", "chromedriver");
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("port").port()
+        };
+        let driver = Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", chromedriver.display()));
+        let profile = tempfile::tempdir().expect("profile dir");
+        let caps = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-dev-shm-usage",
+                    "--no-first-run",
+                    "--lang=sv-SE",
+                    "--window-size=1280,1024",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+                "prefs": {"intl.accept_languages": "sv-SE,sv"},
+            }
+        });
+        let caps = match caps {
+            Value::Object(m) => m,
+            _ => unreachable!("a JSON object"),
+        };
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut driver = driver;
+        let client = loop {
+            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(connector)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => break c,
+                Err(e) => {
+                    if Instant::now() > deadline {
+                        let _ = driver.kill();
+                        panic!("no WebDriver session from chromedriver on {url}: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        };
+        Browser {
+            client,
+            base: base.to_string(),
+            driver,
+            _profile: profile,
+        }
+    }
+
+    pub async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{}", self.base, path))
+            .await
+            .unwrap_or_else(|e| panic!("goto {path}: {e}"));
+    }
+
+    pub async fn path(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .expect("url")
+            .path()
+            .to_string()
+    }
+
+    /// Waits until the page's path is `path` (after a form post and redirect).
+    pub async fn wait_for_path(&self, path: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.path().await;
+            if now == path {
+                return;
+            }
+            assert!(Instant::now() < deadline, "still at {now}, expected {path}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Presses and releases one key (see `fantoccini::key::Key` for Tab, Enter, …).
+    pub async fn press(&self, key: impl Into<char>) {
+        let k = key.into();
+        let actions = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: k })
+            .then(KeyAction::Up { value: k });
+        self.client
+            .perform_actions(actions)
+            .await
+            .expect("key press");
+    }
+
+    /// Types text into whatever has focus, key by key.
+    pub async fn type_text(&self, text: &str) {
+        let mut actions = KeyActions::new("keyboard".into());
+        for c in text.chars() {
+            actions = actions
+                .then(KeyAction::Down { value: c })
+                .then(KeyAction::Up { value: c });
+        }
+        self.client.perform_actions(actions).await.expect("typing");
+    }
+
+    /// `id` (or, failing that, the tag name) of the focused element.
+    pub async fn focused(&self) -> String {
+        let el = self.client.active_element().await.expect("active element");
+        match el.attr("id").await.expect("id") {
+            Some(id) if !id.is_empty() => id,
+            _ => el.tag_name().await.expect("tag"),
+        }
+    }
+
+    /// Presses Tab until the element with `id` has focus; fails if it never gets it.
+    /// Returns the ids focused on the way (the tab order).
+    pub async fn tab_to(&self, id: &str) -> Vec<String> {
+        let mut seen = Vec::new();
+        for _ in 0..40 {
+            self.press(Key::Tab).await;
+            let f = self.focused().await;
+            if f == id {
+                return seen;
+            }
+            seen.push(f);
+        }
+        panic!("Tab never reached #{id}; focus went through {seen:?}");
+    }
+
+    /// The `value` property of an input.
+    pub async fn value(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .prop("value")
+            .await
+            .expect("value")
+            .unwrap_or_default()
+    }
+
+    /// Types into an input found by CSS (a shortcut for long flows where the keyboard path
+    /// is not what is being tested).
+    #[allow(dead_code)] // for the staff flows
+    pub async fn fill(&self, css: &str, text: &str) {
+        let el = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"));
+        el.clear().await.expect("clear");
+        el.send_keys(text).await.expect("send keys");
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{css}: {e}"))
+            .text()
+            .await
+            .expect("text")
+    }
+
+    /// Runs axe-core on the current page (WCAG 2.0/2.1 A and AA plus best practices).
+    pub async fn run_axe(&self) -> Vec<AxeViolation> {
+        self.client
+            .execute(&axe_source(), vec![])
+            .await
+            .expect("axe-core loads into the page");
+        let result = self
+            .client
+            .execute_async(
+                r#"
+                const done = arguments[arguments.length - 1];
+                axe.run(document, {
+                    runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']},
+                    resultTypes: ['violations'],
+                }).then(r => done({violations: r.violations.map(v => ({
+                    id: v.id,
+                    impact: v.impact,
+                    help: v.help,
+                    nodes: v.nodes.map(n => n.target.join(' ')),
+                }))})).catch(e => done({error: String(e)}));
+                "#,
+                vec![],
+            )
+            .await
+            .expect("axe.run answers");
+        if let Some(e) = result.get("error") {
+            panic!("axe.run failed: {e}");
+        }
+        serde_json::from_value(result["violations"].clone()).expect("axe result shape")
+    }
+
+    /// Fails on any serious or critical axe violation; prints the milder ones.
+    pub async fn assert_accessible(&self, what: &str) {
+        let violations = self.run_axe().await;
+        for v in violations.iter().filter(|v| !v.is_serious()) {
+            eprintln!(
+                "axe ({what}), {:?}: {} – {} {:?}",
+                v.impact, v.id, v.help, v.nodes
+            );
+        }
+        let serious: Vec<&AxeViolation> = violations.iter().filter(|v| v.is_serious()).collect();
+        assert!(
+            serious.is_empty(),
+            "serious accessibility problems on {what}: {serious:#?}"
+        );
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Types a date (`YYYY-MM-DD`) or time (`HH:MM`) into the focused input, key by key.
+/// Chromium's segmented inputs take the digits in the browser locale's order (the
+/// Debian package without chromium-l10n is en-US: month/day/year, 12 h), so the order
+/// is read from the browser's own `Intl` first.
+async fn type_date_or_time(b: &Browser, id: &str, value: &str) {
+    let keys = if let Some((y, rest)) = value.split_once('-') {
+        let (m, d) = rest.split_once('-').expect("YYYY-MM-DD");
+        let order = b
+            .client
+            .execute(
+                "return new Intl.DateTimeFormat().formatToParts(new Date(2025, 6, 1))\
+                   .map(p => p.type).filter(t => ['year', 'month', 'day'].includes(t));",
+                vec![],
+            )
+            .await
+            .expect("locale date order");
+        let order: Vec<String> = serde_json::from_value(order).expect("list of parts");
+        order
+            .iter()
+            .map(|part| match part.as_str() {
+                "year" => y,
+                "month" => m,
+                _ => d,
+            })
+            .collect::<String>()
+    } else {
+        let (h, min) = value.split_once(':').expect("HH:MM");
+        let h12 = b
+            .client
+            .execute(
+                "return new Intl.DateTimeFormat(undefined, {hour: 'numeric'})\
+                   .resolvedOptions().hour12 === true;",
+                vec![],
+            )
+            .await
+            .expect("locale clock");
+        if h12 == Value::Bool(true) {
+            let hour: u32 = h.parse().expect("hour");
+            let (h12, half) = match hour {
+                0 => (12, 'A'),
+                1..=11 => (hour, 'A'),
+                12 => (12, 'P'),
+                _ => (hour - 12, 'P'),
+            };
+            format!("{h12:02}{min}{half}")
+        } else {
+            format!("{h}{min}")
+        }
+    };
+    b.type_text(&keys).await;
+    let got = b.value(&format!("#{id}")).await;
+    assert_eq!(got, value, "#{id} after typing {keys}");
+}
+
+#[tokio::test]
+async fn an_employee_reports_follows_and_adds_information_with_the_keyboard_only() {
+    let app = TestApp::spawn().await;
+    let b = Browser::start(&app.base).await;
+
+    // The form: skip link first, then straight into the form.
+    b.goto("/").await;
+    assert_eq!(
+        b.client.title().await.unwrap(),
+        "Rapportera en avvikelse – Avvikelserapportering"
+    );
+    b.assert_accessible("the report form").await;
+    b.press(Key::Tab).await;
+    let skip = b.client.active_element().await.unwrap();
+    assert_eq!(skip.text().await.unwrap(), "Hoppa till innehållet");
+    b.press(Key::Enter).await;
+    assert_eq!(b.focused().await, "main");
+
+    // Sending the empty form: the error summary gets focus and links to the fields.
+    b.tab_to("title").await;
+    b.tab_to("reporter_email").await;
+    b.press(Key::Tab).await;
+    assert_eq!(
+        b.client
+            .active_element()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "Skicka rapporten"
+    );
+    b.press(Key::Enter).await;
+    b.wait_for_path("/").await;
+    let summary = b.client.find(Locator::Css(".error-summary")).await.unwrap();
+    let focused = b.client.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("class").await.unwrap().as_deref(),
+        Some("error-summary"),
+        "the error summary has focus"
+    );
+    assert!(summary
+        .text()
+        .await
+        .unwrap()
+        .contains("Vad har hänt: Fältet måste fyllas i."));
+    assert!(b.client.title().await.unwrap().starts_with("Fel: "));
+    b.assert_accessible("the report form with errors").await;
+
+    // Filling it in, field by field, with Tab and typing.
+    let order = b.tab_to("title").await;
+    assert!(
+        order
+            .iter()
+            .all(|id| id.is_empty() || !id.starts_with("reporter")),
+        "{order:?}"
+    );
+    b.type_text("Nätfiskemejl öppnat").await;
+    b.tab_to("description").await;
+    b.type_text("Jag klickade på en länk i ett mejl som såg ut att komma från IT-avdelningen.")
+        .await;
+    b.tab_to("occurred_date").await;
+    type_date_or_time(&b, "occurred_date", "2025-07-01").await;
+    b.tab_to("occurred_time").await;
+    type_date_or_time(&b, "occurred_time", "09:15").await;
+    b.tab_to("discovered_date").await;
+    type_date_or_time(&b, "discovered_date", "2025-07-01").await;
+    b.tab_to("discovered_time").await;
+    type_date_or_time(&b, "discovered_time", "10:30").await;
+    b.tab_to("sector").await;
+    b.type_text("Soc").await;
+    assert_eq!(b.value("#sector").await, "Socialtjänsten");
+    b.tab_to("asset").await;
+    b.type_text("Outlook").await;
+    b.tab_to("personal_data").await;
+    b.press(' ').await;
+    b.tab_to("anonymous").await;
+    b.tab_to("reporter_name").await;
+    b.type_text("Anna Andersson").await;
+    b.tab_to("reporter_email").await;
+    b.type_text("anna.andersson@kommunen.example").await;
+    b.press(Key::Enter).await;
+
+    // The receipt: reference and status link.
+    b.wait_for_path("/receipt").await;
+    let year = avvik::domain::stockholm_year(chrono::Utc::now());
+    let reference = b.text(".reference").await;
+    assert_eq!(reference, format!("AVV-{year}-0001"));
+    let link = b
+        .client
+        .find(Locator::Css(".status-link a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .expect("status link");
+    assert!(
+        link.starts_with("/status/") && link.len() == 8 + 64,
+        "{link}"
+    );
+    b.assert_accessible("the receipt").await;
+
+    // What was stored matches what was typed (Stockholm summer time → UTC).
+    {
+        let reg = app.app_state.services.register.read();
+        let d = reg.list()[0].clone();
+        assert_eq!(d.title, "Nätfiskemejl öppnat");
+        assert_eq!(d.sector.as_deref(), Some("Socialtjänsten"));
+        assert!(d.personal_data_suspected);
+        assert_eq!(
+            d.discovered_at,
+            chrono::DateTime::parse_from_rfc3339("2025-07-01T08:30:00Z").unwrap()
+        );
+        assert_eq!(
+            d.reporter.unwrap().email.as_str(),
+            "anna.andersson@kommunen.example"
+        );
+    }
+
+    // Following the link from the receipt with the keyboard.
+    let mut found = false;
+    for _ in 0..20 {
+        b.press(Key::Tab).await;
+        let el = b.client.active_element().await.unwrap();
+        if el.attr("href").await.unwrap().as_deref() == Some(link.as_str()) {
+            found = true;
+            break;
+        }
+    }
+    assert!(found, "the status link is reachable with Tab");
+    b.press(Key::Enter).await;
+    b.wait_for_path(&link).await;
+    assert!(b.text(".status").await.contains("mottagen"));
+    assert!(b.text("h1").await.contains(&reference));
+    b.assert_accessible("the status page").await;
+
+    // Adding information.
+    b.tab_to("text").await;
+    b.type_text("Jag har bytt lösenord efteråt.").await;
+    b.press(Key::Tab).await;
+    b.press(Key::Enter).await;
+    b.wait_for_path(&link).await;
+    let notice = b.text(".notice").await;
+    assert!(notice.contains("Tack"), "{notice}");
+    assert!(b
+        .text(".messages")
+        .await
+        .contains("Jag har bytt lösenord efteråt."));
+    b.assert_accessible("the status page after adding information")
+        .await;
+    {
+        let reg = app.app_state.services.register.read();
+        let c = reg.list()[0].comments.last().cloned().unwrap();
+        assert!(c.from_reporter);
+        assert_eq!(c.by, "reporter");
+    }
+
+    // An unknown link gets the Swedish 404 page, which is accessible too.
+    b.goto(&format!("/status/{}", "0".repeat(64))).await;
+    assert_eq!(b.text("h1").await, "Sidan finns inte");
+    b.assert_accessible("the 404 page").await;
+    b.close().await;
+}

@@ -1,0 +1,346 @@
+//! The staff web UI: login, register, deviation page, actions through forms (with CSRF),
+//! and every user-supplied string inert in the staff pages.
+
+use serde_json::{json, Value};
+
+use crate::helpers::TestApp;
+
+pub const PASSWORD: &str = "ett långt lösenord 123";
+
+/// A cookie-keeping client, logged in as `email`.
+pub async fn login(app: &TestApp, email: &str) -> reqwest::Client {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = client
+        .get(format!("{}/staff/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    let token = csrf_token(&html);
+    let r = client
+        .post(format!("{}/staff/login", app.base))
+        .form(&[
+            ("authenticity_token", token.as_str()),
+            ("email", email),
+            ("password", PASSWORD),
+            ("next", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "login as {email}");
+    client
+}
+
+pub fn csrf_token(html: &str) -> String {
+    let i = html
+        .find("name=\"authenticity_token\" value=\"")
+        .expect("form has a CSRF token");
+    let rest = &html[i + "name=\"authenticity_token\" value=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+async fn get_html(client: &reqwest::Client, url: &str) -> (u16, String) {
+    let r = client.get(url).send().await.unwrap();
+    let s = r.status().as_u16();
+    (s, r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn login_register_and_classify_through_the_forms() {
+    let app = TestApp::spawn().await;
+    crate::authz::tokens(&app).await;
+    let r = app
+        .post_json("/api/v1/deviations", json!({"title": "Obehörig inloggning", "description": "Okänd IP", "sector": "Socialtjänsten"}))
+        .await;
+    let reference = r.json::<Value>().await.unwrap()["reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Not logged in: the staff pages send you to the login page.
+    let anon = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = anon
+        .get(format!("{}/staff", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/staff/login"));
+
+    // Wrong password: 401 page, no session.
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let html = client
+        .get(format!("{}/staff/login", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = client
+        .post(format!("{}/staff/login", app.base))
+        .form(&[
+            ("authenticity_token", csrf_token(&html).as_str()),
+            ("email", "ciso@kommunen.example"),
+            ("password", "fel lösenord här"),
+            ("next", ""),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Fel e-postadress eller lösenord"));
+
+    let ciso = login(&app, "ciso@kommunen.example").await;
+    let (s, html) = get_html(&ciso, &format!("{}/staff", app.base)).await;
+    assert_eq!(s, 200);
+    assert!(html.contains(&reference) && html.contains("<html lang=\"sv\">"));
+    // Filters narrow the register.
+    let (_, html) = get_html(&ciso, &format!("{}/staff?status=closed", app.base)).await;
+    assert!(!html.contains(&format!(">{reference}<")));
+
+    let url = format!("{}/staff/deviations/{reference}", app.base);
+    let (s, html) = get_html(&ciso, &url).await;
+    assert_eq!(s, 200);
+    let token = csrf_token(&html);
+    // Invalid classification: shown again with the error at the form.
+    let r = ciso
+        .post(format!("{url}/classify"))
+        .form(&[
+            ("authenticity_token", token.as_str()),
+            ("category", "nätfiske"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Välj mindre eller större avvikelse."),
+        "{html}"
+    );
+    // Valid: major, and it appears in the timeline.
+    let r = ciso
+        .post(format!("{url}/classify"))
+        .form(&[
+            ("authenticity_token", token.as_str()),
+            ("severity", "major"),
+            ("aspect_confidentiality", "3"),
+            ("aspect_integrity", ""),
+            ("category", "obehörig åtkomst"),
+            ("personal_data_breach", "investigating"),
+            ("rationale", "Konto med behörighet till journaler"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, html) = get_html(&ciso, &url).await;
+    assert!(
+        html.contains("Klassad som större avvikelse"),
+        "timeline shows the classification"
+    );
+    assert!(html.contains("konfidentialitet 3 (allvarlig)"));
+    assert!(
+        html.contains("Anmälan av personuppgiftsincident till IMY (72 h)"),
+        "GDPR clock shown"
+    );
+    let d = app
+        .app_state
+        .services
+        .register
+        .read()
+        .by_reference(avvik::domain::Reference::parse(&reference).unwrap())
+        .cloned()
+        .unwrap();
+    assert_eq!(d.severity, Some(avvik::domain::Severity::Major));
+    assert_eq!(d.classifications[0].by, "user:ciso@kommunen.example");
+
+    // A form without a CSRF token is refused and changes nothing.
+    let r = ciso
+        .post(format!("{url}/decide"))
+        .form(&[("text", "Utan token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Filing with a local Stockholm time.
+    let r = ciso
+        .post(format!("{url}/filing"))
+        .form(&[
+            ("authenticity_token", token.as_str()),
+            ("kind", "gdpr"),
+            ("authority", "IMY"),
+            ("filed_at", "2026-01-10T10:00"),
+            ("their_reference", "IMY-2026-1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let d = app
+        .app_state
+        .services
+        .register
+        .read()
+        .by_reference(avvik::domain::Reference::parse(&reference).unwrap())
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        d.filings[0].filed_at.unwrap().to_rfc3339(),
+        "2026-01-10T09:00:00+00:00"
+    );
+    // Close through the form; the decision form disappears, reopen appears.
+    let r = ciso
+        .post(format!("{url}/close"))
+        .form(&[
+            ("authenticity_token", token.as_str()),
+            ("resolution", "Kontot spärrat"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let (_, html) = get_html(&ciso, &url).await;
+    assert!(html.contains("Återöppna avvikelsen"));
+    assert!(!html.contains(&format!("action=\"/staff/deviations/{reference}/decide\"")));
+
+    // Another sector's contact cannot see it at all; the auditor sees it but gets no forms.
+    let other = login(&app, "kontakt.bou@kommunen.example").await;
+    let (s, _) = get_html(&other, &url).await;
+    assert_eq!(s, 404);
+    let auditor = login(&app, "revisor@kommunen.example").await;
+    let (s, html) = get_html(&auditor, &url).await;
+    assert_eq!(s, 200);
+    assert!(
+        !html.contains("method=\"post\""),
+        "an auditor gets no forms"
+    );
+    let (_, logout_html) = get_html(&auditor, &format!("{}/staff/logout", app.base)).await;
+    let r = auditor
+        .post(format!("{url}/reopen"))
+        .form(&[
+            ("authenticity_token", csrf_token(&logout_html).as_str()),
+            ("reason", "försök"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Logout ends the session.
+    let (_, html) = get_html(&ciso, &format!("{}/staff/logout", app.base)).await;
+    let r = ciso
+        .post(format!("{}/staff/logout", app.base))
+        .form(&[("authenticity_token", csrf_token(&html).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = ciso
+        .get(format!("{}/staff", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}
+
+#[tokio::test]
+async fn user_supplied_strings_are_inert_in_staff_pages() {
+    let app = TestApp::spawn().await;
+    let tok = crate::authz::tokens(&app).await;
+    let payloads = [
+        "<script>alert(1)</script>",
+        "\"onmouseover=alert(1) x=\"",
+        "'><img src=x onerror=alert(1)>",
+    ];
+    let p = payloads.join(" ");
+    let r = app
+        .post_json(
+            "/api/v1/deviations",
+            json!({"title": p, "description": p, "asset": p, "reporter": {"name": p, "email": "x@kommunen.example"}, "sector": "Socialtjänsten"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let reference = r.json::<Value>().await.unwrap()["reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let api = |path: String, body: Value| {
+        let c = app.client.clone();
+        let t = tok["ciso"].clone();
+        let base = app.base.clone();
+        async move {
+            let r = c
+                .post(format!("{base}{path}"))
+                .bearer_auth(t)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+        }
+    };
+    api(format!("/api/v1/deviations/{reference}/classification"), json!({"severity": "major", "category": "nätfiske", "personal_data_breach": "no", "nis2_significant": false, "rationale": p})).await;
+    api(
+        format!("/api/v1/deviations/{reference}/decisions"),
+        json!({"text": p}),
+    )
+    .await;
+    api(
+        format!("/api/v1/deviations/{reference}/measures"),
+        json!({"description": p, "owner": p, "due": "2026-12-31"}),
+    )
+    .await;
+    api(
+        format!("/api/v1/deviations/{reference}/comments"),
+        json!({"text": p, "to_reporter": true}),
+    )
+    .await;
+    api(format!("/api/v1/deviations/{reference}/filings"), json!({"kind": "gdpr", "authority": p, "filed_at": "2026-01-01T00:00:00Z", "their_reference": p})).await;
+    api(
+        format!("/api/v1/deviations/{reference}/close"),
+        json!({"resolution": p}),
+    )
+    .await;
+    let ciso = login(&app, "ciso@kommunen.example").await;
+    for url in [
+        format!("{}/staff", app.base),
+        format!("{}/staff/deviations/{reference}", app.base),
+    ] {
+        let (s, html) = get_html(&ciso, &url).await;
+        assert_eq!(s, 200);
+        for raw in [
+            "<script>alert(1)</script>",
+            "<img src=x",
+            "\"onmouseover=alert(1)",
+        ] {
+            assert!(!html.contains(raw), "{url} contains raw {raw}");
+        }
+        assert!(
+            html.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                || html.contains("&#60;script&#62;"),
+            "{url} shows the text escaped"
+        );
+    }
+}
