@@ -102,6 +102,24 @@ pub enum Command {
         #[arg(long, requires = "issue")]
         reason: Option<String>,
     },
+    /// Hand one e-mail on standard input to the running server (for an MTA alias pipe,
+    /// like RT's mailgate). Exit 0 when recorded, 75 (EX_TEMPFAIL) when the MTA should
+    /// retry later, 65 when the server refuses the message itself.
+    Intake {
+        /// The server's base URL (default: http.base_url).
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for the server.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+    },
+    /// Send a test e-mail with the configured [mail] settings (records nothing; works while
+    /// the server runs).
+    SendTestEmail {
+        /// Recipient address.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -165,7 +183,15 @@ pub enum TokenCommand {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = Config::load(cli.config.as_deref())?;
+    let config = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        // An MTA pipe must defer, not bounce, while the configuration is being fixed.
+        Err(e) if matches!(cli.command, Command::Intake { .. }) => {
+            eprintln!("avvik intake: {e}");
+            return Ok(ExitCode::from(crate::intake::client::EX_TEMPFAIL));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let data_dir = |d: Option<PathBuf>| d.unwrap_or_else(|| config.store.data_dir.clone());
     match cli.command {
         Command::Serve => {
@@ -297,6 +323,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut out = BufWriter::new(stdout.lock());
             let now = chrono::Utc::now();
             crate::report::command::run(store, year, format, issue, reason, now, &mut out).await
+        }
+        Command::Intake { url, timeout } => {
+            Ok(crate::intake::client::run(&config, url, timeout).await)
+        }
+        Command::SendTestEmail { to } => {
+            let went = crate::notify::send_test_email(&config, &to).await?;
+            println!("test e-mail to {to} {went}");
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

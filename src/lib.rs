@@ -7,6 +7,8 @@ pub mod cli_accounts;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod intake;
+pub mod notify;
 pub mod projection;
 pub mod register;
 pub mod report;

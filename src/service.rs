@@ -103,6 +103,21 @@ pub fn status_token_for(secret: &crate::secret::Secret, deviation_id: Uuid) -> S
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// The reference a stored `DeviationReported` record carries.
+fn reported_reference(rec: &avvik_events::RecordedEvent) -> Result<Reference, ServiceError> {
+    rec.data
+        .get("reference")
+        .and_then(|v| v.as_str())
+        .and_then(Reference::parse)
+        .ok_or_else(|| {
+            StoreError::Corrupt {
+                seq: rec.seq,
+                reason: "report without reference".into(),
+            }
+            .into()
+        })
+}
+
 /// The stored form of a status token.
 pub fn token_hash(token: &str) -> String {
     avvik_events::hash_hex(token.as_bytes())
@@ -188,11 +203,24 @@ impl Services {
         stream: Uuid,
         event_id: Uuid,
     ) -> Result<ReportedOnce, ServiceError> {
+        let existing =
+            |stored: &[avvik_events::RecordedEvent]| -> Result<ReportedOnce, ServiceError> {
+                let rec = stored.first().ok_or(ServiceError::Contention)?;
+                Ok(ReportedOnce {
+                    id: stream,
+                    reference: reported_reference(rec)?,
+                    seq: rec.seq,
+                    status_token: None,
+                })
+            };
+        let before = self.store.read_stream(stream, 1)?;
+        if !before.is_empty() {
+            return existing(&before);
+        }
         let now = self.clock.now();
         let year = stockholm_year(now);
         let token = status_token_for(&self.secret, stream);
         let hash = token_hash(&token);
-        let our_hash = hash.clone();
         let actor_owned = actor.to_string();
         let build = Box::new(move |n: u64| {
             let reported = Reported {
@@ -230,30 +258,23 @@ impl Services {
             .await
         {
             Ok(stored) => stored,
-            // The stream exists with other event ids: it is still this input's deviation.
-            Err(StoreError::Conflict { .. }) => self.store.read_stream(stream, 1)?,
+            // Filed meanwhile by a concurrent caller: still this input's one deviation.
+            Err(StoreError::Conflict { .. }) => {
+                return existing(&self.store.read_stream(stream, 1)?);
+            }
             Err(e) => return Err(e.into()),
         };
         let rec = stored.first().ok_or(ServiceError::Contention)?;
-        let reference = rec
-            .data
-            .get("reference")
-            .and_then(|v| v.as_str())
-            .and_then(Reference::parse)
-            .ok_or_else(|| StoreError::Corrupt {
-                seq: rec.seq,
-                reason: "report without reference".into(),
-            })?;
-        // Our freshly drawn token's hash is in the record only if this call stored it.
-        let new =
-            rec.data.get("status_token_hash").and_then(|v| v.as_str()) == Some(our_hash.as_str());
+        let reference = reported_reference(rec)?;
         let seq = stored.last().map(|r| r.seq).unwrap_or(rec.seq);
         self.register.wait_for(seq, READ_YOUR_WRITES).await;
         Ok(ReportedOnce {
             id: stream,
             reference,
             seq,
-            status_token: new.then_some(token),
+            // A concurrent identical call may also get the stored record back; only one
+            // caller at a time per input (as intake does) makes this exact.
+            status_token: Some(token),
         })
     }
 

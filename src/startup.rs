@@ -31,6 +31,8 @@ pub struct Application {
     shutdown_tx: watch::Sender<bool>,
     scheduler: Arc<Scheduler>,
     scheduler_task: tokio::task::JoinHandle<()>,
+    /// The IMAP collector, when `intake.imap.host` is set.
+    intake_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -66,15 +68,42 @@ impl Application {
             Schedules::from_config(&config)?,
         ));
         let scheduler_task = scheduler.clone().spawn(shutdown_tx.subscribe());
+        // E-mail notices: the outbox follows the log, delivery runs until shutdown.
+        let notify = crate::notify::Notify::start(
+            &config,
+            store.clone(),
+            clock.clone(),
+            secret.clone(),
+            shutdown_tx.subscribe(),
+        )
+        .context("setting up e-mail delivery ([mail])")?;
+        let services = Services {
+            store,
+            register,
+            clock,
+            secret: secret.clone(),
+        };
+        // E-mail intake: one pipeline for the upload endpoint and the IMAP collector.
+        let intake_view = crate::intake::projection::IntakeProjection::start(
+            services.store.clone(),
+            shutdown_tx.subscribe(),
+        );
+        let intake = Arc::new(crate::intake::Intake::new(
+            services.clone(),
+            &config,
+            intake_view,
+        ));
+        let intake_task = (!config.intake.imap.host.is_empty()).then(|| {
+            crate::intake::imap::ImapCollector::new(intake.clone(), config.intake.imap.clone())
+                .spawn(shutdown_tx.subscribe())
+        });
         let state = AppState {
-            services: Services {
-                store,
-                register,
-                clock,
-            },
+            services,
             config: Arc::new(config),
             session_key: crate::auth::session::session_key(&secret),
             login_guard: Default::default(),
+            notify,
+            intake,
             secret,
         };
         Ok(Self {
@@ -83,6 +112,7 @@ impl Application {
             shutdown_tx,
             scheduler,
             scheduler_task,
+            intake_task,
         })
     }
 
@@ -115,6 +145,10 @@ impl Application {
         let _ = self.shutdown_tx.send(true);
         // The scheduler holds the store; wait for it so the data directory is free after.
         let _ = self.scheduler_task.await;
+        // The collector finishes the message in hand (or drops the connection) and stops.
+        if let Some(t) = self.intake_task {
+            let _ = t.await;
+        }
         Ok(())
     }
 

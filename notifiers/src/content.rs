@@ -80,11 +80,11 @@ pub enum NoticeContent {
         due: String,
         link: String,
     },
-    /// To the reporter: the deviation was closed.
+    /// To the reporter: the deviation was closed. The resolution is staff's text and is
+    /// not mailed; the status page shows what the reporter may see.
     Closed {
         reference: String,
         title: String,
-        resolution: String,
         status_link: String,
     },
     /// `avvik send-test-email`.
@@ -321,7 +321,6 @@ mod tests {
             NoticeContent::Closed {
                 reference: "AVV-2026-0042".into(),
                 title: "t".into(),
-                resolution: "Åtgärdat".into(),
                 status_link: "https://a/status/abc".into(),
             },
             NoticeContent::Test {

@@ -66,6 +66,8 @@ pub enum Action {
     ViewReports,
     IssueReport,
     ManageAccounts,
+    /// See, download and resolve e-mail held in the intake quarantine.
+    HandleQuarantine,
 }
 
 impl Action {
@@ -83,6 +85,7 @@ impl Action {
                 | Action::RecordFiling
                 | Action::IssueReport
                 | Action::ManageAccounts
+                | Action::HandleQuarantine
         )
     }
 }

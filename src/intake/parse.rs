@@ -146,9 +146,7 @@ impl QuarantineReason {
                 filename,
                 size,
                 limit,
-            } => format!(
-                "Bilagan \"{filename}\" är för stor ({size} byte, gränsen är {limit})."
-            ),
+            } => format!("Bilagan \"{filename}\" är för stor ({size} byte, gränsen är {limit})."),
             QuarantineReason::HeadersOnly { size } => format!(
                 "Meddelandet var för stort för att hämtas ({size} byte); bara rubrikerna \
                  sparades. Det finns kvar i brevlådans mapp för behandlade meddelanden."
@@ -309,7 +307,11 @@ fn key_for(message_id: Option<&str>, raw_sha256: &str) -> String {
 
 /// `<Abc@Example.ORG>` → `abc@example.org`; `None` when it cannot be an id.
 pub fn normalize_message_id(s: &str) -> Option<String> {
-    let s = s.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    let s = s
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim();
     let ok = !s.is_empty()
         && s.len() <= MESSAGE_ID_MAX
         && !s
@@ -318,7 +320,7 @@ pub fn normalize_message_id(s: &str) -> Option<String> {
     ok.then(|| s.to_lowercase())
 }
 
-fn header_text<'a>(msg: &'a Message<'_>, name: &str) -> Option<&'a str> {
+fn header_text<'a>(msg: &'a Message<'_>, name: &'static str) -> Option<&'a str> {
     msg.header_raw(name).map(str::trim)
 }
 
@@ -731,7 +733,8 @@ mod tests {
 
     #[test]
     fn quoted_text_is_cut() {
-        let body = "Här är mer information.\n\nDen 3 mars 2026 skrev avvik:\n> Tack för din rapport.";
+        let body =
+            "Här är mer information.\n\nDen 3 mars 2026 skrev avvik:\n> Tack för din rapport.";
         assert_eq!(strip_quoted(body), "Här är mer information.");
         let body = "Svar\n\nFrån: avvik\nSkickat: den 3 mars\nÄmne: x";
         assert_eq!(strip_quoted(body), "Svar");
@@ -755,7 +758,10 @@ mod tests {
     fn auto_replies_and_loops_are_ignored() {
         let base = "From: Anna <anna@kommunen.example>\r\nSubject: x\r\n";
         for (extra, reason) in [
-            ("Auto-Submitted: auto-replied\r\n", IgnoreReason::AutoSubmitted),
+            (
+                "Auto-Submitted: auto-replied\r\n",
+                IgnoreReason::AutoSubmitted,
+            ),
             ("Precedence: bulk\r\n", IgnoreReason::Precedence),
             ("X-Autoreply: yes\r\n", IgnoreReason::AutoReplyHeader),
             ("Return-Path: <>\r\n", IgnoreReason::MailerDaemon),
@@ -769,7 +775,8 @@ mod tests {
             analyze(raw.as_bytes(), &Limits::default(), &own()).verdict,
             Verdict::Ignore(IgnoreReason::OwnAddress)
         );
-        let raw = "From: Anna <anna@kommunen.example>\r\nAuto-Submitted: no\r\nSubject: x\r\n\r\nhej\r\n";
+        let raw =
+            "From: Anna <anna@kommunen.example>\r\nAuto-Submitted: no\r\nSubject: x\r\n\r\nhej\r\n";
         assert!(matches!(
             analyze(raw.as_bytes(), &Limits::default(), &own()).verdict,
             Verdict::Accept(_)
@@ -791,7 +798,10 @@ mod tests {
         assert_eq!(a.key, "mid:big@b.se");
         for garbage in [&b""[..], b"\x00\x01\x02", b"just some words\n"] {
             let a = analyze(garbage, &Limits::default(), &own());
-            assert_eq!(a.verdict, Verdict::Quarantine(QuarantineReason::Unparseable));
+            assert_eq!(
+                a.verdict,
+                Verdict::Quarantine(QuarantineReason::Unparseable)
+            );
             assert!(a.key.starts_with("sha256:"));
         }
         let raw = "Subject: ingen avsändare\r\n\r\ntext\r\n";

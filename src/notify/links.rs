@@ -78,10 +78,17 @@ mod tests {
         let sig = ack_signature(&secret, id);
         assert!(verify_ack(&secret, id, &sig));
         assert!(!verify_ack(&other, id, &sig), "another installation's link");
-        assert!(!verify_ack(&secret, Uuid::now_v7(), &sig), "another e-mail's id");
+        assert!(
+            !verify_ack(&secret, Uuid::now_v7(), &sig),
+            "another e-mail's id"
+        );
         let mut flipped = sig.clone().into_bytes();
         flipped[10] = if flipped[10] == b'a' { b'b' } else { b'a' };
-        assert!(!verify_ack(&secret, id, std::str::from_utf8(&flipped).unwrap()));
+        assert!(!verify_ack(
+            &secret,
+            id,
+            std::str::from_utf8(&flipped).unwrap()
+        ));
         assert!(!verify_ack(&secret, id, &sig[..32]), "truncated");
         assert!(!verify_ack(&secret, id, "inte-hex"));
         assert!(!verify_ack(&secret, id, ""));

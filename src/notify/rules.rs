@@ -112,9 +112,6 @@ pub enum Subject {
     Measure {
         measure_id: Uuid,
     },
-    Closed {
-        resolution: String,
-    },
 }
 
 /// One e-mail a rule calls for.
@@ -290,7 +287,14 @@ pub fn on_event(
             if let Some(rep) = &r.reporter {
                 let b = base(Rule::Receipt, Subject::Plain);
                 let to = [rep.email.as_str().to_string()];
-                push_for(&mut out, &b, Rule::Receipt.key(), event_id, Group::Reporter, &to);
+                push_for(
+                    &mut out,
+                    &b,
+                    Rule::Receipt.key(),
+                    event_id,
+                    Group::Reporter,
+                    &to,
+                );
             }
         }
         DeviationEvent::Classified(c) => {
@@ -324,16 +328,18 @@ pub fn on_event(
                 );
             }
         }
-        DeviationEvent::Closed(c) => {
+        DeviationEvent::Closed(_) => {
             if let Some(rep) = &next.reporter {
-                let b = base(
-                    Rule::Closed,
-                    Subject::Closed {
-                        resolution: c.resolution.clone(),
-                    },
-                );
+                let b = base(Rule::Closed, Subject::Plain);
                 let to = [rep.email.as_str().to_string()];
-                push_for(&mut out, &b, Rule::Closed.key(), event_id, Group::Reporter, &to);
+                push_for(
+                    &mut out,
+                    &b,
+                    Rule::Closed.key(),
+                    event_id,
+                    Group::Reporter,
+                    &to,
+                );
             }
         }
         _ => {}
@@ -375,7 +381,11 @@ pub fn measure_overdue_at(due: chrono::NaiveDate, hour: u32) -> Option<DateTime<
     Stockholm
         .from_local_datetime(&local)
         .earliest()
-        .or_else(|| Stockholm.from_local_datetime(&(local + Duration::hours(1))).earliest())
+        .or_else(|| {
+            Stockholm
+                .from_local_datetime(&(local + Duration::hours(1)))
+                .earliest()
+        })
         .map(|t| t.with_timezone(&Utc))
 }
 
@@ -417,7 +427,14 @@ pub fn reminders(
             for g in Group::BOARD {
                 if !acked(g) {
                     let members = rules.members(g, None);
-                    push_for(&mut out, &b, Rule::AckReminder.key(), round.event_id, g, &members);
+                    push_for(
+                        &mut out,
+                        &b,
+                        Rule::AckReminder.key(),
+                        round.event_id,
+                        g,
+                        &members,
+                    );
                 }
             }
         }
@@ -518,7 +535,10 @@ mod tests {
         let start = t("2026-03-30T09:00:00Z");
         let before = Some(t("2026-03-29T21:00:00Z"));
         let day = Some(Duration::hours(24));
-        assert_eq!(current_slot(t("2026-03-29T20:59:59Z"), before, start, day), None);
+        assert_eq!(
+            current_slot(t("2026-03-29T20:59:59Z"), before, start, day),
+            None
+        );
         assert_eq!(
             current_slot(t("2026-03-29T21:00:00Z"), before, start, day),
             Some(("before".into(), t("2026-03-29T21:00:00Z"), false))

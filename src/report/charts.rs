@@ -25,6 +25,8 @@ const PREVIOUS_YEAR: RGBColor = RGBColor(0xb0, 0xc4, 0xde);
 const FONT: &str = "sans-serif";
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
+/// One layer of a stacked bar: legend label, colour, and the value it stacks.
+type Stack = (&'static str, RGBColor, fn(&super::model::MonthRow) -> u64);
 
 /// The report's charts, in the order they are shown.
 pub fn charts(report: &AnnualReport) -> Vec<Chart> {
@@ -94,10 +96,8 @@ fn per_month(report: &AnnualReport, root: &DrawingArea<SVGBackend<'_>, Shift>) -
         .y_label_area_size(44)
         .build_cartesian_2d((1u32..13u32).into_segmented(), 0u32..(max + max / 10 + 1))?;
     let labels = |v: &SegmentValue<u32>| match v {
-        SegmentValue::CenterOf(m) | SegmentValue::Exact(m) => {
-            super::model::month_label_sv(*m).to_string()
-        }
-        SegmentValue::Last => String::new(),
+        SegmentValue::CenterOf(m) => super::model::month_label_sv(*m).to_string(),
+        SegmentValue::Exact(_) | SegmentValue::Last => String::new(),
     };
     chart
         .configure_mesh()
@@ -109,7 +109,7 @@ fn per_month(report: &AnnualReport, root: &DrawingArea<SVGBackend<'_>, Shift>) -
         .label_style((FONT, 13))
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
-    let stacks: [(&str, RGBColor, fn(&super::model::MonthRow) -> u64); 3] = [
+    let stacks: [Stack; 3] = [
         ("Större", MAJOR, |m| m.major),
         ("Mindre", MINOR, |m| m.minor),
         ("Ej klassade", UNCLASSIFIED, |m| m.unclassified),
@@ -172,10 +172,9 @@ fn per_category(report: &AnnualReport, root: &DrawingArea<SVGBackend<'_>, Shift>
     // Row 0 at the top: the y axis grows upwards, so segment i shows row n-1-i.
     let row_at = |i: u32| rows.get(n.saturating_sub(1).saturating_sub(i as usize));
     let name_of = |v: &SegmentValue<u32>| match v {
-        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-            row_at(*i).map(|r| r.label_sv.clone()).unwrap_or_default()
-        }
-        SegmentValue::Last => String::new(),
+        // Only the middle of a segment gets a label; its edges stay blank.
+        SegmentValue::CenterOf(i) => row_at(*i).map(|r| r.label_sv.clone()).unwrap_or_default(),
+        SegmentValue::Exact(_) | SegmentValue::Last => String::new(),
     };
     chart
         .configure_mesh()

@@ -401,8 +401,19 @@ pub fn duration_sv(seconds: i64) -> String {
     match (d, h, m) {
         (0, 0, 0) => "under 1 min".into(),
         (0, 0, m) => format!("{m} min"),
+        (0, h, 0) => format!("{h} tim"),
         (0, h, m) => format!("{h} tim {m} min"),
+        (d, 0, _) => format!("{d} dygn"),
         (d, h, _) => format!("{d} dygn {h} tim"),
+    }
+}
+
+/// Who did something, for people: the account's address, or what the system part is.
+fn who_sv(actor: &str) -> String {
+    match actor {
+        "system:scheduler" => "avvik (schemalagt)".into(),
+        "system:cli" => "avvik (kommandorad)".into(),
+        a => a.strip_prefix("user:").unwrap_or(a).to_string(),
     }
 }
 
@@ -491,7 +502,7 @@ struct FilingView {
     not_filed: u64,
     overdue: u64,
     pending: u64,
-    late_references: String,
+    late_list: Vec<String>,
 }
 
 struct LeadView {
@@ -628,7 +639,12 @@ fn view(report: &AnnualReport, draft: bool, chart_list: &[Chart]) -> View {
                         } else {
                             String::new()
                         };
-                        format!("{} ({}), {}{again}", c.by, c.role, datetime_sv(c.at))
+                        format!(
+                            "{} ({}), {}{again}",
+                            who_sv(&c.by),
+                            c.role,
+                            datetime_sv(c.at)
+                        )
                     })
                     .unwrap_or_default(),
                 decisions: d
@@ -636,7 +652,7 @@ fn view(report: &AnnualReport, draft: bool, chart_list: &[Chart]) -> View {
                     .iter()
                     .map(|x| DecisionView {
                         text: x.text.clone(),
-                        who: format!("{} ({})", x.by, x.role),
+                        who: format!("{} ({})", who_sv(&x.by), x.role),
                         at: datetime_sv(x.at),
                     })
                     .collect(),
@@ -725,7 +741,7 @@ fn view(report: &AnnualReport, draft: bool, chart_list: &[Chart]) -> View {
                 not_filed: f.not_filed,
                 overdue: f.overdue,
                 pending: f.pending,
-                late_references: join_refs(&f.late_references, ", "),
+                late_list: f.late_references.iter().map(|r| r.to_string()).collect(),
             })
             .collect(),
         lead_times: r
@@ -880,6 +896,8 @@ mod tests {
         assert_eq!(duration_sv(45 * 60 + 30), "45 min");
         assert_eq!(duration_sv(5 * 3600 + 12 * 60), "5 tim 12 min");
         assert_eq!(duration_sv(3 * 86_400 + 4 * 3600 + 59), "3 dygn 4 tim");
+        assert_eq!(duration_sv(2 * 3600), "2 tim");
+        assert_eq!(duration_sv(2 * 86_400 + 30 * 60), "2 dygn");
     }
 
     #[test]

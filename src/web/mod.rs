@@ -1,7 +1,9 @@
 //! HTTP: routers per area, merged over one `AppState`.
 
+pub mod admin;
 pub mod api;
 pub mod audit_api;
+pub mod audit_ui;
 pub mod commands;
 pub mod csrf;
 pub mod error;
@@ -35,6 +37,10 @@ pub struct AppState {
     pub session_key: axum_extra::extract::cookie::Key,
     /// Failed staff logins per account.
     pub login_guard: Arc<staff::LoginGuard>,
+    /// E-mail notices: acknowledgement links, and what was sent about each deviation.
+    pub notify: crate::notify::Notify,
+    /// E-mail intake: the pipeline (shared with the IMAP collector), attachments, quarantine.
+    pub intake: Arc<crate::intake::Intake>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -49,6 +55,9 @@ pub fn router(state: AppState) -> Router {
         .merge(public::router())
         .merge(pages::router())
         .merge(staff::router())
+        .merge(admin::router())
+        .merge(audit_ui::router())
+        .merge(crate::notify::web::router())
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(

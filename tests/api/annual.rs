@@ -18,7 +18,6 @@ use avvik::scheduler::{
 };
 use avvik::service::{NewReport, Services};
 use avvik::startup::Application;
-use avvik_events::EventStore;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use uuid::Uuid;
@@ -309,12 +308,11 @@ async fn policy_review_reminders_come_at_their_lead_times_across_summer_time() {
 
     // Three months before, 2027-03-30: summer time began on the 28th, so 07:00 is 05:00Z.
     clock.set(utc("2027-03-30T04:59:59Z"));
-    assert!(app
-        .scheduler
-        .run_due_jobs(clock.now())
-        .await
-        .unwrap()
-        .is_empty());
+    let ran = app.scheduler.run_due_jobs(clock.now()).await.unwrap();
+    assert!(
+        ran.iter().all(|r| r.job != Job::PolicyReviewReminder),
+        "{ran:?}"
+    );
     clock.set(utc("2027-03-30T05:00:00Z"));
     app.scheduler.run_due_jobs(clock.now()).await.unwrap();
     let stream = app
@@ -1045,16 +1043,35 @@ async fn the_annual_report_has_every_figure_right_and_stays_frozen() {
     let app = start(dir.path(), clock.clone(), |_| {}).await;
     let store = app.services.store.clone();
     build_scenario(&app.services, &clock).await;
-    let head_before = store.head();
 
-    // The scheduled run issues it at 07:00 on 10 January.
+    // The scheduler was never asked during the scenario, so at 07:00 on 10 January 2027
+    // it catches up 2025-01-10 and 2026-01-10 too, oldest first, then issues 2026.
     clock.set(utc("2027-01-10T06:00:00Z"));
-    app.scheduler.run_due_jobs(clock.now()).await.unwrap();
+    let ran = app.scheduler.run_due_jobs(clock.now()).await.unwrap();
+    let years: Vec<i32> = ran
+        .iter()
+        .map(|r| match &r.outcome {
+            JobOutcome::ReportIssued { year, .. } => *year,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(years, vec![2024, 2025, 2026]);
     let issue = report::latest_issue(store.as_ref(), 2026)
         .unwrap()
         .expect("issued");
+    // Pinned to the head just before its own append ([ScheduledJobRan, AnnualReportIssued]).
+    let head_before = avvik_events::Head {
+        seq: issue.seq - 2,
+        hash: report::record_hash(store.as_ref(), issue.seq - 2).unwrap(),
+        at: None,
+    };
     assert_eq!(issue.event.as_of_seq, head_before.seq);
     assert_eq!(issue.event.head_hash, head_before.hash);
+    let prev = store.read_batch(issue.seq - 1, 1).unwrap().remove(0);
+    assert_eq!(
+        prev.prev, head_before.hash,
+        "the hash is the chain's own link"
+    );
 
     let doc = report::load_document(store.as_ref(), 2026).unwrap();
     assert_eq!(doc.hash_matches, Some(true));
@@ -1194,6 +1211,7 @@ async fn the_annual_report_has_every_figure_right_and_stays_frozen() {
     assert!(mail2.text.contains("avslutades efter utfärdandet"));
     let second_json = report::to_json(&second_report);
     let first_issue_seq = issue.seq;
+    drop(store);
     app.stop().await;
 
     // The CLI, with the server stopped, prints the edition in force byte for byte.

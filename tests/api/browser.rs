@@ -535,3 +535,25 @@ async fn an_employee_reports_follows_and_adds_information_with_the_keyboard_only
     b.assert_accessible("the 404 page").await;
     b.close().await;
 }
+
+/// The harness itself: axe must report a page that is broken on purpose, or a green run
+/// of the test above would mean nothing.
+#[tokio::test]
+async fn axe_reports_a_page_with_known_problems() {
+    let app = TestApp::spawn().await;
+    let b = Browser::start(&app.base).await;
+    b.goto("/finns-inte").await;
+    b.client
+        .execute(
+            "document.querySelector('main').innerHTML = \
+             '<input type=\"text\"><p style=\"color:#bbb\">Svag kontrast</p>';",
+            vec![],
+        )
+        .await
+        .expect("page changed");
+    let violations = b.run_axe().await;
+    let ids: Vec<&str> = violations.iter().map(|v| v.id.as_str()).collect();
+    assert!(ids.contains(&"label"), "{violations:#?}");
+    assert!(violations.iter().any(|v| v.id == "label" && v.is_serious()));
+    b.close().await;
+}

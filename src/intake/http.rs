@@ -1,0 +1,396 @@
+//! Intake over HTTP: the upload endpoint the MTA pipe posts to, and the staff routes for
+//! attachments and the quarantine (JSON; the staff HTML links to the downloads).
+
+#![allow(dead_code)] // the body types exist for their schemas
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::blobs::is_sha256_hex;
+use super::record::Source;
+use super::{IntakeError, IntakeResult};
+use crate::auth::{authorize, Action, Principal, Staff};
+use crate::domain::{Deviation, Reference};
+use crate::web::error::ApiError;
+use crate::web::AppState;
+
+/// The intake routes and their OpenAPI documentation (merged into the API router).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upload_email))
+        .routes(routes!(list_attachments))
+        .routes(routes!(download_attachment))
+        .routes(routes!(list_quarantine))
+        .routes(routes!(download_quarantined))
+        .routes(routes!(resolve_quarantined))
+}
+
+/// How much larger than `intake.max_message_bytes` an upload may be: up to this factor it
+/// is read and quarantined (raw bytes kept); beyond it the upload is refused with 413.
+pub const UPLOAD_FACTOR: usize = 4;
+/// The upload's media type.
+pub const RFC822: &str = "message/rfc822";
+
+/// The answer to an upload.
+#[derive(ToSchema)]
+pub struct IntakeAnswer {
+    /// "created" | "comment" | "duplicate" | "ignored" | "quarantined"
+    pub outcome: String,
+    /// AVV-YYYY-NNNN, for created, comment and (when known) duplicate.
+    pub reference: Option<String>,
+}
+
+#[derive(ToSchema)]
+pub struct AttachmentItem {
+    pub sha256: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    pub inline: bool,
+    pub received_at: String,
+    pub message_id: Option<String>,
+    /// "created" (came with the report) or "comment" (came with a reply)
+    pub disposition: String,
+}
+
+#[derive(ToSchema)]
+pub struct QuarantineItem {
+    /// Use in the quarantine routes.
+    pub id: Uuid,
+    pub seq: u64,
+    pub received_at: String,
+    pub key: String,
+    pub message_id: Option<String>,
+    /// "imap" | "http"
+    pub source: String,
+    pub raw_sha256: String,
+    pub raw_size: u64,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub reason: serde_json::Value,
+    pub reason_sv: String,
+    pub file: String,
+    pub resolved: Option<serde_json::Value>,
+}
+
+#[derive(ToSchema)]
+pub struct ResolveBody {
+    /// What was done with the message.
+    pub note: String,
+}
+
+/// A problem answer of a kind `ApiError` does not have.
+fn problem(status: StatusCode, kind: &str, title: &str, detail: &str, detail_sv: &str) -> Response {
+    let body = serde_json::json!({
+        "type": kind,
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+        "detail_sv": detail_sv,
+    });
+    let mut r = (status, Json(body)).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    r
+}
+
+fn unavailable(e: IntakeError) -> Response {
+    metrics::counter!("avvik_intake_failures_total", "source" => "http").increment(1);
+    tracing::error!(error = %e, "e-mail upload failed; the sender should retry");
+    ApiError::Unavailable("the message could not be recorded now; retry".into()).into_response()
+}
+
+fn token_matches(given: &str, expected: &str) -> bool {
+    // Compare digests, so the comparison takes the same time wherever they differ.
+    Sha256::digest(given.as_bytes()) == Sha256::digest(expected.as_bytes())
+}
+
+#[utoipa::path(post, path = "/api/v1/intake/email", tag = "intake", security(("bearer" = [])),
+    request_body(content = String, content_type = "message/rfc822", description = "The raw message (RFC 5322)"),
+    responses(
+        (status = 202, body = IntakeAnswer, description = "Recorded; the outcome says what it became"),
+        (status = 401, body = crate::web::openapi::Problem, description = "Missing or wrong intake token"),
+        (status = 404, body = crate::web::openapi::Problem, description = "Upload is off (intake.token is empty)"),
+        (status = 413, body = crate::web::openapi::Problem),
+        (status = 415, body = crate::web::openapi::Problem),
+        (status = 503, body = crate::web::openapi::Problem, description = "Not recorded; retry later")))]
+/// For the MTA pipe (`avvik intake`): one raw message, authorized with the intake token
+/// (`Authorization: Bearer <intake.token>`). Safe to repeat: a message is recorded once.
+pub async fn upload_email(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let expected = &state.config.intake.token;
+    if expected.is_empty() {
+        return ApiError::NotFound.into_response();
+    }
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    if !token_matches(given, expected) {
+        let mut r = problem(
+            StatusCode::UNAUTHORIZED,
+            "urn:avvik:problem:unauthorized",
+            "Unauthorized",
+            "a valid intake token is required",
+            "En giltig nyckel för e-postmottagning krävs.",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"avvik-intake\""),
+        );
+        return r;
+    }
+    let ctype = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media = ctype.split(';').next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case(RFC822) {
+        return problem(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "urn:avvik:problem:unsupported-media-type",
+            "Unsupported media type",
+            "send the message as Content-Type: message/rfc822",
+            "Meddelandet måste skickas som message/rfc822.",
+        );
+    }
+    let limit = state
+        .config
+        .intake
+        .max_message_bytes
+        .saturating_mul(UPLOAD_FACTOR);
+    let raw = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b.to_vec(),
+        Err(_) => {
+            return problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "urn:avvik:problem:too-large",
+                "Message too large",
+                &format!("messages larger than {limit} bytes are refused"),
+                "Meddelandet är för stort för att tas emot.",
+            )
+        }
+    };
+    match state.intake.process(raw, Source::Http).await {
+        Ok(result) => (StatusCode::ACCEPTED, Json(result)).into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Looks a deviation up for `who`: 404 when they may not see it, so existence does not
+/// leak.
+fn visible_deviation(
+    state: &AppState,
+    who: &Principal,
+    reference: &str,
+) -> Result<Deviation, ApiError> {
+    let reference = Reference::parse(reference).ok_or(ApiError::NotFound)?;
+    let reg = state.services.register.read();
+    let d = reg.by_reference(reference).ok_or(ApiError::NotFound)?;
+    if !authorize(who, Action::ViewDeviation, Some(d)) {
+        return Err(ApiError::NotFound);
+    }
+    Ok(d.clone())
+}
+
+#[utoipa::path(get, path = "/api/v1/deviations/{reference}/attachments", tag = "staff", security(("bearer" = [])),
+    params(("reference" = String, Path, description = "AVV-YYYY-NNNN")),
+    responses((status = 200, body = [AttachmentItem]), (status = 401, body = crate::web::openapi::Problem), (status = 404, body = crate::web::openapi::Problem)))]
+/// Attachments that came by e-mail with the report or with replies, oldest first.
+pub async fn list_attachments(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+) -> Result<Response, ApiError> {
+    let d = visible_deviation(&state, &who, &reference)?;
+    let view = state.intake.view().read();
+    Ok(Json(view.attachments(d.id)).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/deviations/{reference}/attachments/{sha256}", tag = "staff", security(("bearer" = [])),
+    params(("reference" = String, Path, description = "AVV-YYYY-NNNN"), ("sha256" = String, Path, description = "The attachment's SHA-256, hex")),
+    responses((status = 200, content_type = "application/octet-stream", description = "The attachment, as a download"), (status = 401, body = crate::web::openapi::Problem), (status = 404, body = crate::web::openapi::Problem)))]
+/// Downloads an attachment of a deviation the caller may see.
+pub async fn download_attachment(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path((reference, sha256)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let d = visible_deviation(&state, &who, &reference)?;
+    if !is_sha256_hex(&sha256) {
+        return Err(ApiError::NotFound);
+    }
+    let listed = {
+        let view = state.intake.view().read();
+        view.attachments(d.id)
+            .iter()
+            .find(|a| a.attachment.sha256 == sha256)
+            .map(|a| a.attachment.filename.clone())
+    };
+    let filename = listed.ok_or(ApiError::NotFound)?;
+    let blobs = state.intake.blobs().clone();
+    let sha = sha256.clone();
+    let bytes = tokio::task::spawn_blocking(move || blobs.read_attachment(&sha))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("attachment {sha256}: {e}")))?;
+    Ok(download(bytes, &filename))
+}
+
+/// A download that a browser saves and never renders.
+fn download(bytes: Vec<u8>, filename: &str) -> Response {
+    let ascii: String = filename
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._- ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+        percent_encode(filename)
+    );
+    let mut r = (StatusCode::OK, bytes).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&disposition) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// RFC 8187 value characters: everything but attr-char percent-encoded.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn may_handle_quarantine(who: &Principal) -> Result<(), ApiError> {
+    if authorize(who, Action::HandleQuarantine, None) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+#[derive(Serialize)]
+struct QuarantineList<'a> {
+    items: Vec<&'a super::record::QuarantineEntry>,
+    open: usize,
+}
+
+#[utoipa::path(get, path = "/api/v1/intake/quarantine", tag = "intake", security(("bearer" = [])),
+    responses((status = 200, description = "{items: [QuarantineItem], open}", body = [QuarantineItem]), (status = 401, body = crate::web::openapi::Problem), (status = 403, body = crate::web::openapi::Problem)))]
+/// Messages kept for manual handling, newest first (CISO).
+pub async fn list_quarantine(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+) -> Result<Response, ApiError> {
+    may_handle_quarantine(&who)?;
+    let view = state.intake.view().read();
+    let items = view.quarantine();
+    let open = view.open_quarantine();
+    Ok(Json(QuarantineList { items, open }).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/intake/quarantine/{id}/raw", tag = "intake", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The quarantine entry's id")),
+    responses((status = 200, content_type = "application/octet-stream", description = "The raw message (.eml), as a download"), (status = 401, body = crate::web::openapi::Problem), (status = 403, body = crate::web::openapi::Problem), (status = 404, body = crate::web::openapi::Problem)))]
+/// Downloads a quarantined message's raw bytes (CISO).
+pub async fn download_quarantined(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    may_handle_quarantine(&who)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let sha = {
+        let view = state.intake.view().read();
+        view.quarantined(id)
+            .map(|e| e.record.message.raw_sha256.clone())
+            .ok_or(ApiError::NotFound)?
+    };
+    let blobs = state.intake.blobs().clone();
+    let name = format!("{sha}.eml");
+    let bytes = tokio::task::spawn_blocking(move || blobs.read_quarantined(&sha))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("quarantined message: {e}")))?;
+    Ok(download(bytes, &name))
+}
+
+#[utoipa::path(post, path = "/api/v1/intake/quarantine/{id}/resolve", tag = "intake", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The quarantine entry's id")), request_body = ResolveBody,
+    responses((status = 200, description = "Marked as handled"), (status = 401, body = crate::web::openapi::Problem), (status = 403, body = crate::web::openapi::Problem), (status = 404, body = crate::web::openapi::Problem), (status = 422, body = crate::web::openapi::Problem), (status = 503, body = crate::web::openapi::Problem)))]
+/// Marks a quarantined message as handled (CISO), with a note on what was done.
+pub async fn resolve_quarantined(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    may_handle_quarantine(&who)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    if state.intake.view().read().quarantined(id).is_none() {
+        return Err(ApiError::NotFound);
+    }
+    let value: serde_json::Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let mut f = crate::web::input::Fields::new(&value)?;
+    let note = f.text("note", true, crate::web::report_input::DESCRIPTION_MAX);
+    f.finish(&["note"])?;
+    let note = note.unwrap_or_default();
+    match state
+        .intake
+        .resolve_quarantined(id, note, &who.actor())
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return Err(ApiError::NotFound),
+        Err(e) => return Ok(unavailable(e)),
+    }
+    let view = state.intake.view().read();
+    Ok(Json(view.quarantined(id)).into_response())
+}
+
+impl IntoResponse for IntakeResult {
+    fn into_response(self) -> Response {
+        (StatusCode::ACCEPTED, Json(self)).into_response()
+    }
+}

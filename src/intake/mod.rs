@@ -1,0 +1,514 @@
+//! E-mail intake: mail to the deviation address becomes deviations and comments, through
+//! one pipeline fed by three channels — the IMAP collector (`imap`), the MTA pipe
+//! (`avvik intake`, `client`) and the upload endpoint (`http`).
+//!
+//! # What happens to a message
+//! `parse::analyze` (pure, fuzzed) gives a verdict:
+//! - **ignore** — auto-replies and bounces (`Auto-Submitted` other than `no`,
+//!   `Precedence: bulk|junk|list`, `X-Autoreply`…, delivery/disposition reports,
+//!   MAILER-DAEMON/postmaster senders or an empty Return-Path, mail from avvik's own
+//!   addresses): nothing is created and nothing is answered; an `EmailIgnored` event, a log
+//!   line and `avvik_intake_ignored_total{reason}` record it.
+//! - **quarantine** — unparseable, no usable sender, over `intake.max_message_bytes`, an
+//!   attachment over `intake.max_attachment_bytes`: the raw bytes go to
+//!   `quarantine/<sha256>.eml`, then an `EmailQuarantined` event (with `notify_role: ciso`)
+//!   is appended; the staff API lists it for manual handling.
+//! - **accept** — a comment when the subject carries `[AVV-YYYY-NNNN]` or In-Reply-To /
+//!   References name a Message-ID avvik sent about a deviation, *and* the sender is that
+//!   deviation's reporter or a staff user allowed to comment on it (a stranger's mail never
+//!   lands in a confidential case: it becomes a new deviation instead). Otherwise a new
+//!   deviation, channel e-mail: subject → title, text body (HTML converted by mail-parser,
+//!   forwarded messages appended) → description, From → reporter, Date → discovery time
+//!   (when within the last 30 days). The notifications outbox sends the reporter the
+//!   receipt, as for any report with a known e-mail address. Attachments go to
+//!   `attachments/<sha256>` first; an `EmailReceived` event lists them on the deviation.
+//!
+//! # Exactly once, without multi-stream transactions
+//! A message's key is its normalized Message-ID, or the SHA-256 of its raw bytes when it
+//! has none. Everything intake writes has an id derived from the key (UUIDv5):
+//! - the new deviation's stream (appended with `ExpectedVersion::NoStream`) and its
+//!   `DeviationReported` event id — a second filing is impossible, across restarts and
+//!   copies of the message, because the store answers a known event id with the stored
+//!   record and refuses an existing stream;
+//! - a comment's event id (from key and deviation) — the store stores it once;
+//! - the message's own stream and its disposition event (`EmailReceived`, `EmailIgnored`,
+//!   `EmailQuarantined`).
+//!
+//! The disposition event is written after the deviation or comment. A crash in between
+//! leaves the message unacknowledged (still in the mailbox; the MTA got no 202), and the
+//! retry repeats both writes, the first of which the store answers from what it has. So
+//! correctness never depends on the second write; it only makes the repeat cheap: a message
+//! whose disposition is recorded answers `duplicate` at once. Files an event names are
+//! fsynced before the event is appended. Messages are handled one at a time in a process
+//! (the `serial` lock), so the answer (`created` vs `duplicate`) is exact too.
+//!
+//! The IMAP collector moves (or flags) a message only after `process` returned, i.e. after
+//! its events are durable; a SIGKILL before that means the message is handled again,
+//! which the keys make a duplicate. A transient failure (store, disk) is an error, never a
+//! quarantine: the message stays and is retried.
+//!
+//! Known limits: sender addresses are taken as written (SPF/DKIM/DMARC are the receiving
+//! MTA's job); the same Message-ID from two senders counts as one message; winmail.dat
+//! (TNEF) is kept as an attachment, not unpacked.
+
+pub mod blobs;
+pub mod client;
+pub mod http;
+pub mod imap;
+pub mod parse;
+pub mod projection;
+pub mod record;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use avvik_events::{ExpectedVersion, NewEvent, RecordedEvent, StoreError};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use self::blobs::BlobStore;
+use self::parse::{Accepted, Analysis, Limits, Verdict};
+use self::projection::IntakeProjection;
+use self::record::*;
+use crate::auth::{authorize, Action, Principal};
+use crate::config::Config;
+use crate::domain::deviation::CommentAdded;
+use crate::domain::{Channel, Command, Deviation, EmailAddress, Reference};
+use crate::service::{NewReport, ServiceError, Services};
+
+/// How long a write waits for the intake view to show it.
+const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
+/// A Date header older than this is not taken as the discovery time.
+const DATE_TRUST_DAYS: i64 = 30;
+
+/// What a message became, as the upload answers and the metrics count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Created,
+    Comment,
+    Duplicate,
+    Ignored,
+    Quarantined,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Comment => "comment",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Ignored => "ignored",
+            Outcome::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// The answer to one message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IntakeResult {
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Reference>,
+}
+
+/// A failure that is worth retrying later (the message is not lost: it stays in the
+/// mailbox, or the MTA keeps it queued).
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("the service is still starting")]
+    NotReady,
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot write {what}: {source}")]
+    Io {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("intake task failed: {0}")]
+    Task(String),
+}
+
+/// Who is commenting by e-mail.
+enum Commenter {
+    Reporter,
+    Staff(Principal),
+}
+
+/// The intake pipeline of one running application.
+pub struct Intake {
+    services: Services,
+    limits: Limits,
+    own_addresses: Vec<String>,
+    blobs: BlobStore,
+    view: Arc<IntakeProjection>,
+    serial: tokio::sync::Mutex<()>,
+}
+
+impl Intake {
+    pub fn new(services: Services, config: &Config, view: Arc<IntakeProjection>) -> Self {
+        let mut own: Vec<String> = [
+            config.mail.from.as_str(),
+            config.mail.reply_to.as_str(),
+            config.intake.imap.user.as_str(),
+        ]
+        .into_iter()
+        .filter_map(EmailAddress::parse)
+        .map(|a| a.as_str().to_lowercase())
+        .collect();
+        own.dedup();
+        Self {
+            services,
+            limits: Limits {
+                max_message_bytes: config.intake.max_message_bytes,
+                max_attachment_bytes: config.intake.max_attachment_bytes,
+            },
+            own_addresses: own,
+            blobs: BlobStore::new(&config.store.data_dir),
+            view,
+            serial: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    pub fn view(&self) -> &Arc<IntakeProjection> {
+        &self.view
+    }
+
+    /// Handles one raw message. `Ok` means its outcome is durable (and the message can be
+    /// acknowledged); `Err` means try again later.
+    pub async fn process(&self, raw: Vec<u8>, source: Source) -> Result<IntakeResult, IntakeError> {
+        let limits = self.limits;
+        let own = self.own_addresses.clone();
+        let (analysis, raw) =
+            tokio::task::spawn_blocking(move || (parse::analyze(&raw, &limits, &own), raw))
+                .await
+                .map_err(|e| IntakeError::Task(e.to_string()))?;
+        self.handle(analysis, raw, source).await
+    }
+
+    /// Handles a message of which only the headers could be fetched (too large to fetch
+    /// whole): it is quarantined with those headers, unless it is an auto-reply.
+    pub async fn process_headers_only(
+        &self,
+        header_bytes: Vec<u8>,
+        full_size: usize,
+        source: Source,
+    ) -> Result<IntakeResult, IntakeError> {
+        let analysis = parse::analyze_headers_only(&header_bytes, full_size, &self.own_addresses);
+        self.handle(analysis, header_bytes, source).await
+    }
+
+    async fn handle(
+        &self,
+        a: Analysis,
+        raw: Vec<u8>,
+        source: Source,
+    ) -> Result<IntakeResult, IntakeError> {
+        let _one_at_a_time = self.serial.lock().await;
+        if !self.services.register.is_ready() || !self.view.is_ready() {
+            return Err(IntakeError::NotReady);
+        }
+        let stream = message_stream(&a.key);
+        let result = if let Some(first) = self.services.store.read_stream(stream, 1)?.first() {
+            IntakeResult {
+                outcome: Outcome::Duplicate,
+                reference: first
+                    .data
+                    .get("reference")
+                    .and_then(|v| v.as_str())
+                    .and_then(Reference::parse),
+            }
+        } else {
+            let facts = MessageFacts {
+                key: a.key.clone(),
+                message_id: a.message_id.clone(),
+                source,
+                raw_sha256: a.raw_sha256.clone(),
+                raw_size: a.raw_size as u64,
+                from: a.from.clone(),
+                subject: a.subject.clone(),
+            };
+            match a.verdict {
+                Verdict::Ignore(reason) => {
+                    let rec = EmailIgnored {
+                        message: facts,
+                        reason,
+                    };
+                    self.record(&a.key, EMAIL_IGNORED, &rec).await?;
+                    metrics::counter!("avvik_intake_ignored_total", "reason" => reason.as_str())
+                        .increment(1);
+                    tracing::info!(key = %a.key, reason = reason.as_str(), "e-mail ignored: machine-generated, not answered");
+                    IntakeResult {
+                        outcome: Outcome::Ignored,
+                        reference: None,
+                    }
+                }
+                Verdict::Quarantine(reason) => {
+                    let blobs = self.blobs.clone();
+                    let sha = a.raw_sha256.clone();
+                    tokio::task::spawn_blocking(move || blobs.put_quarantined(&sha, &raw))
+                        .await
+                        .map_err(|e| IntakeError::Task(e.to_string()))?
+                        .map_err(|source| IntakeError::Io {
+                            what: "the quarantined message",
+                            source,
+                        })?;
+                    let kind = reason.as_str();
+                    let rec = EmailQuarantined {
+                        message: facts,
+                        reason_sv: reason.message_sv(),
+                        reason,
+                        file: BlobStore::quarantine_name(&a.raw_sha256),
+                        notify_role: "ciso".into(),
+                    };
+                    self.record(&a.key, EMAIL_QUARANTINED, &rec).await?;
+                    metrics::counter!("avvik_intake_quarantined_total", "reason" => kind)
+                        .increment(1);
+                    tracing::warn!(key = %a.key, reason = kind, "e-mail quarantined for manual handling");
+                    IntakeResult {
+                        outcome: Outcome::Quarantined,
+                        reference: None,
+                    }
+                }
+                Verdict::Accept(accepted) => self.accept(&a.key, facts, *accepted).await?,
+            }
+        };
+        metrics::counter!(
+            "avvik_intake_messages_total",
+            "source" => source.as_str(),
+            "outcome" => result.outcome.as_str()
+        )
+        .increment(1);
+        tracing::info!(
+            key = %a.key,
+            source = source.as_str(),
+            outcome = result.outcome.as_str(),
+            reference = result.reference.map(|r| r.to_string()).unwrap_or_default(),
+            "e-mail handled"
+        );
+        Ok(result)
+    }
+
+    async fn accept(
+        &self,
+        key: &str,
+        facts: MessageFacts,
+        a: Accepted,
+    ) -> Result<IntakeResult, IntakeError> {
+        let target = self.thread_target(&a);
+        let attachments: Vec<AttachmentRef> = a
+            .attachments
+            .iter()
+            .map(|x| AttachmentRef {
+                sha256: x.sha256.clone(),
+                filename: x.filename.clone(),
+                content_type: x.content_type.clone(),
+                size: x.bytes.len() as u64,
+                inline: x.inline,
+            })
+            .collect();
+        let blobs = self.blobs.clone();
+        let files = a.attachments;
+        tokio::task::spawn_blocking(move || {
+            files
+                .iter()
+                .try_for_each(|f| blobs.put_attachment(&f.sha256, &f.bytes))
+        })
+        .await
+        .map_err(|e| IntakeError::Task(e.to_string()))?
+        .map_err(|source| IntakeError::Io {
+            what: "an attachment",
+            source,
+        })?;
+        let (disposition, deviation, reference) = match target {
+            Some((d, who)) => {
+                let (actor, from_reporter) = match &who {
+                    Commenter::Reporter => (crate::web::public::REPORTER_ACTOR.to_string(), true),
+                    Commenter::Staff(p) => (p.actor(), false),
+                };
+                let cmd = Command::Comment(CommentAdded {
+                    text: a.reply_text,
+                    to_reporter: false,
+                    from_reporter,
+                });
+                self.services
+                    .execute_once(d.reference, cmd, &actor, comment_event_id(key, d.id))
+                    .await?;
+                (Disposition::Comment, d.id, d.reference)
+            }
+            None => {
+                let now = self.services.clock.now();
+                let actor = format!("reporter:{}", a.reporter.email);
+                let report = NewReport {
+                    title: a.title,
+                    description: a.description,
+                    occurred_at: None,
+                    discovered_at: Some(discovered_at(a.sent_at, now)),
+                    sector: None,
+                    asset: None,
+                    personal_data: false,
+                    reporter: Some(a.reporter),
+                    channel: Channel::Email,
+                };
+                let filed = self
+                    .services
+                    .report_once(report, &actor, deviation_stream(key), report_event_id(key))
+                    .await?;
+                (Disposition::Created, filed.id, filed.reference)
+            }
+        };
+        let rec = EmailReceived {
+            message: facts,
+            disposition,
+            deviation,
+            reference,
+            attachments,
+        };
+        self.record(key, EMAIL_RECEIVED, &rec).await?;
+        Ok(IntakeResult {
+            outcome: match disposition {
+                Disposition::Created => Outcome::Created,
+                Disposition::Comment => Outcome::Comment,
+            },
+            reference: Some(reference),
+        })
+    }
+
+    /// The deviation a reply belongs to, if the sender may add to it.
+    fn thread_target(&self, a: &Accepted) -> Option<(Deviation, Commenter)> {
+        let reg = self.services.register.read();
+        let view = self.view.read();
+        let named = a
+            .subject_references
+            .iter()
+            .filter_map(|r| reg.by_reference(*r))
+            .chain(
+                a.replied_to
+                    .iter()
+                    .filter_map(|id| view.sent_about(id))
+                    .filter_map(|id| reg.get(id)),
+            );
+        for d in named {
+            let is_reporter = d.reporter.as_ref().is_some_and(|r| {
+                r.email
+                    .as_str()
+                    .eq_ignore_ascii_case(a.reporter.email.as_str())
+            });
+            if is_reporter {
+                return Some((d.clone(), Commenter::Reporter));
+            }
+            let staff = reg
+                .accounts
+                .by_email(&a.reporter.email)
+                .filter(|acc| !acc.disabled)
+                .map(Principal::from_account);
+            if let Some(p) = staff {
+                if authorize(&p, Action::Comment, Some(d)) {
+                    return Some((d.clone(), Commenter::Staff(p)));
+                }
+            }
+        }
+        None
+    }
+
+    /// Appends the message's disposition (idempotent: derived stream and event id).
+    async fn record<T: Serialize>(
+        &self,
+        key: &str,
+        event_type: &str,
+        data: &T,
+    ) -> Result<RecordedEvent, IntakeError> {
+        let data = serde_json::to_value(data)
+            .map_err(|e| IntakeError::Task(format!("encoding {event_type}: {e}")))?;
+        let mut event = NewEvent::new(event_type, data, INTAKE_ACTOR, self.services.clock.now());
+        event.id = disposition_event_id(key);
+        let stream = message_stream(key);
+        let stored = match self
+            .services
+            .store
+            .append(stream, ExpectedVersion::NoStream, vec![event])
+            .await
+        {
+            Ok(s) => s,
+            Err(StoreError::Conflict { .. }) => self.services.store.read_stream(stream, 1)?,
+            Err(e) => return Err(e.into()),
+        };
+        let rec = stored
+            .into_iter()
+            .next()
+            .ok_or_else(|| IntakeError::Task("append returned no record".into()))?;
+        self.view.wait_for(rec.seq, READ_YOUR_WRITES).await;
+        Ok(rec)
+    }
+
+    /// Marks a quarantined message as handled, with a note.
+    pub async fn resolve_quarantined(
+        &self,
+        id: Uuid,
+        note: String,
+        actor: &str,
+    ) -> Result<bool, IntakeError> {
+        let now = self.services.clock.now();
+        let data = serde_json::to_value(EmailQuarantineResolved { note })
+            .map_err(|e| IntakeError::Task(e.to_string()))?;
+        let event = NewEvent::new(EMAIL_QUARANTINE_RESOLVED, data, actor, now);
+        let (version, resolved) = {
+            let view = self.view.read();
+            match view.quarantined(id) {
+                None => return Ok(false),
+                Some(e) => (1u32, e.resolved.is_some()),
+            }
+        };
+        if resolved {
+            return Ok(true);
+        }
+        let stored = match self
+            .services
+            .store
+            .append(id, ExpectedVersion::Exact(version), vec![event])
+            .await
+        {
+            Ok(s) => s,
+            // Someone resolved it a moment ago.
+            Err(StoreError::Conflict { .. }) => return Ok(true),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(rec) = stored.last() {
+            self.view.wait_for(rec.seq, READ_YOUR_WRITES).await;
+        }
+        Ok(true)
+    }
+}
+
+/// The entry point of the fuzz target (`fuzz/fuzz_targets/intake.rs`) and of the test
+/// that replays its corpus: everything intake does to untrusted bytes before any I/O.
+pub fn fuzz_target(raw: &[u8], limits: &Limits) -> Analysis {
+    let a = parse::analyze(raw, limits, &["avvik@kommunen.example".to_string()]);
+    if let Verdict::Accept(acc) = &a.verdict {
+        // The pieces a comment and a thread lookup use, too.
+        let _ = parse::strip_quoted(&acc.description);
+        let _ = parse::references_in(&acc.title);
+    }
+    a
+}
+
+/// The Date header, when it is plausible, else now: mail can sit in queues, and the
+/// statutory clocks run from discovery.
+fn discovered_at(sent: Option<DateTime<Utc>>, now: DateTime<Utc>) -> DateTime<Utc> {
+    match sent {
+        Some(t) if t <= now && now - t <= chrono::Duration::days(DATE_TRUST_DAYS) => t,
+        _ => now,
+    }
+}

@@ -1,0 +1,493 @@
+//! Delivery: the handle the application keeps (`Notify`), one delivery round that tests can
+//! drive (`deliver_pending_once`), the background loop around it, and recording what
+//! happened to each e-mail as an event.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use avvik_events::{EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
+use avvik_notifiers::{
+    message_id_for, render, Mailer, MailerError, MailerSettings, NoticeContent, OutgoingEmail,
+    RetryPolicy, SendError, SmtpSettings, SmtpTls, TransportSettings,
+};
+use chrono::{DateTime, Utc};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::content::{content, ContentContext};
+use super::events::{
+    acknowledgement_stream, EscalationAcknowledged, NotificationAbandoned, NotificationFailed,
+    NotificationSent, ESCALATION_ACKNOWLEDGED, NOTIFICATION_ABANDONED, NOTIFICATION_FAILED,
+    NOTIFICATION_SENT,
+};
+use super::outbox::{Acknowledgement, DueNotice, EscalationNotice, NoticeStatus, OutboxProjection};
+use super::rules::Rules;
+use crate::clock::Clock;
+use crate::config::{Config, MailTransport, TlsMode};
+use crate::secret::Secret;
+
+/// Actor of the events delivery writes.
+const ACTOR: &str = "system:notify";
+/// How long a round waits for the outbox to fold the log's head (or its own events).
+const CATCH_UP: Duration = Duration::from_secs(10);
+
+/// What one delivery round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub sent: usize,
+    pub failed: usize,
+    pub abandoned: usize,
+    /// Never tried before the give-up time; logged, not sent.
+    pub expired: usize,
+}
+
+/// The result of using an acknowledgement link.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AckOutcome {
+    /// Recorded now.
+    Recorded(Acknowledgement),
+    /// Recorded earlier (by this link); nothing new was stored.
+    AlreadyRecorded(Option<Acknowledgement>),
+    /// The link is signed but names no escalation e-mail this installation knows.
+    Unknown,
+}
+
+/// The configured mail transport, in the notifier crate's terms.
+pub fn mailer_settings(config: &Config) -> MailerSettings {
+    let m = &config.mail;
+    let transport = match m.transport {
+        MailTransport::File => TransportSettings::File {
+            dir: m.outbox_dir.clone(),
+        },
+        MailTransport::Smtp => TransportSettings::Smtp(SmtpSettings {
+            host: m.smtp.host.clone(),
+            port: m.smtp.port,
+            tls: match m.smtp.tls {
+                TlsMode::None => SmtpTls::None,
+                TlsMode::Starttls => SmtpTls::Starttls,
+                TlsMode::Tls => SmtpTls::Tls,
+            },
+            user: m.smtp.user.clone(),
+            password: m.smtp.password.clone(),
+            timeout: Duration::from_secs(m.smtp.timeout_s.max(1)),
+            pool_max: m.smtp.pool_max,
+        }),
+    };
+    MailerSettings {
+        transport,
+        from: m.from.clone(),
+        reply_to: Some(m.reply_to.clone()).filter(|r| !r.trim().is_empty()),
+    }
+}
+
+struct Inner {
+    store: Arc<dyn EventStore>,
+    outbox: Arc<OutboxProjection>,
+    mailer: Mailer,
+    clock: Arc<dyn Clock>,
+    secret: Secret,
+    base_url: String,
+    from: String,
+    policy: RetryPolicy,
+    concurrency: usize,
+    poll_interval: Duration,
+    board_includes_description: bool,
+    /// Serialises delivery rounds (the background loop and tests driving rounds), and
+    /// remembers which expired notices were already logged.
+    round: tokio::sync::Mutex<HashSet<Uuid>>,
+}
+
+/// E-mail notices for the running application. Cheap to clone.
+#[derive(Clone)]
+pub struct Notify {
+    inner: Arc<Inner>,
+}
+
+impl Notify {
+    /// Builds the configured transport, starts the outbox projection and the delivery loop.
+    pub fn start(
+        config: &Config,
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+        secret: Secret,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Self, MailerError> {
+        let mailer = Mailer::new(&mailer_settings(config))?;
+        let notify = Self::with_mailer(config, store, clock, secret, mailer, shutdown.clone());
+        tokio::spawn(notify.clone().run(shutdown));
+        Ok(notify)
+    }
+
+    /// The outbox projection without the background loop, over a given mailer: rounds run
+    /// only when called (unit tests with lettre's stub transport).
+    pub fn with_mailer(
+        config: &Config,
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+        secret: Secret,
+        mailer: Mailer,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let rules = Arc::new(Rules::from_config(config));
+        let n = &config.notifications;
+        let policy = RetryPolicy {
+            first: Duration::from_secs(n.retry_first_s),
+            max: Duration::from_secs(n.retry_max_s),
+            give_up_after: Duration::from_secs(n.give_up_after_h.saturating_mul(3600)),
+        };
+        let outbox = OutboxProjection::start(store.clone(), rules, shutdown);
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                outbox,
+                mailer,
+                clock,
+                secret,
+                base_url: config.http.base_url.clone(),
+                from: config.mail.from.clone(),
+                policy,
+                concurrency: n.concurrency.max(1),
+                poll_interval: Duration::from_secs(n.poll_interval_s.max(1)),
+                board_includes_description: n.board_includes_description,
+                round: tokio::sync::Mutex::new(HashSet::new()),
+            }),
+        }
+    }
+
+    /// True once the outbox has folded the log it found at start.
+    pub fn is_ready(&self) -> bool {
+        self.inner.outbox.is_ready()
+    }
+
+    /// The mailer (for `send-test-email`-like uses and tests).
+    pub fn mailer(&self) -> &Mailer {
+        &self.inner.mailer
+    }
+
+    pub fn secret(&self) -> &Secret {
+        &self.inner.secret
+    }
+
+    /// Waits until the outbox shows everything the log held when called.
+    async fn caught_up(&self) -> bool {
+        let head = self.inner.store.head().seq;
+        self.inner.outbox.wait_for(head, CATCH_UP).await
+    }
+
+    /// Every e-mail about a deviation, for the staff page: who was notified, what failed
+    /// and why, what is still pending, who acknowledged an escalation.
+    pub fn notices_for(&self, deviation_id: Uuid) -> Vec<NoticeStatus> {
+        let now = self.inner.clock.now();
+        self.inner.outbox.read().notices_for(deviation_id, now)
+    }
+
+    /// The acknowledgements of a deviation's escalations, in the order they were given.
+    pub fn acknowledgements_for(&self, deviation_id: Uuid) -> Vec<Acknowledgement> {
+        self.inner.outbox.read().acknowledgements_for(deviation_id)
+    }
+
+    /// The stored notification events about a deviation (sent, failed, abandoned,
+    /// acknowledged), in log order, for its timeline.
+    pub fn timeline_for(&self, deviation_id: Uuid) -> Vec<RecordedEvent> {
+        self.inner.outbox.read().timeline_for(deviation_id)
+    }
+
+    /// The escalation e-mail an acknowledgement link names.
+    pub fn escalation(&self, notification_id: Uuid) -> Option<EscalationNotice> {
+        self.inner.outbox.read().escalation(notification_id)
+    }
+
+    /// Records that the recipient of an escalation e-mail acknowledged it. At most once:
+    /// the event goes into a stream that can only be created once.
+    pub async fn acknowledge(&self, notification_id: Uuid) -> Result<AckOutcome, StoreError> {
+        self.caught_up().await;
+        let Some(esc) = self.escalation(notification_id) else {
+            return Ok(AckOutcome::Unknown);
+        };
+        if let Some(a) = esc.acknowledged {
+            return Ok(AckOutcome::AlreadyRecorded(Some(a)));
+        }
+        let data = EscalationAcknowledged {
+            deviation_id: esc.deviation_id,
+            notification_id,
+            escalation_event_id: esc.escalation_event_id,
+            recipient: esc.recipient.clone(),
+            group: esc.group,
+        };
+        let event = NewEvent::new(
+            ESCALATION_ACKNOWLEDGED,
+            serde_json::to_value(&data).unwrap_or_default(),
+            format!("recipient:{}", esc.recipient),
+            self.inner.clock.now(),
+        );
+        let stream = acknowledgement_stream(notification_id);
+        match self
+            .inner
+            .store
+            .append(stream, ExpectedVersion::NoStream, vec![event])
+            .await
+        {
+            Ok(stored) => {
+                let seq = stored.last().map_or(0, |r| r.seq);
+                self.inner.outbox.wait_for(seq, CATCH_UP).await;
+                let ack = self
+                    .escalation(notification_id)
+                    .and_then(|e| e.acknowledged);
+                Ok(match ack {
+                    Some(a) => AckOutcome::Recorded(a),
+                    None => AckOutcome::AlreadyRecorded(None),
+                })
+            }
+            Err(StoreError::Conflict { .. }) => {
+                self.caught_up().await;
+                Ok(AckOutcome::AlreadyRecorded(
+                    self.escalation(notification_id)
+                        .and_then(|e| e.acknowledged),
+                ))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One delivery round at `now`: every due notice gets one attempt, and each outcome is
+    /// stored before this returns (and folded, so the next round sees it).
+    pub async fn deliver_pending_once(&self, now: DateTime<Utc>) -> DeliveryReport {
+        let mut logged_expired = self.inner.round.lock().await;
+        let mut report = DeliveryReport::default();
+        // A round on a stale outbox could send what is already settled.
+        if !self.caught_up().await {
+            tracing::warn!("the outbox is behind the log; delivery waits for the next round");
+            return report;
+        }
+        let (due, expired) = self.inner.outbox.read().due(now);
+        let expired_ids: Vec<Uuid> = expired.iter().map(|n| n.id).collect();
+        for n in expired {
+            if logged_expired.insert(n.id) {
+                report.expired += 1;
+                metrics::counter!("avvik_notifications_expired_total", "rule" => n.rule.key())
+                    .increment(1);
+                tracing::warn!(
+                    notification_id = %n.id,
+                    deviation_id = %n.deviation_id,
+                    rule = n.rule.key(),
+                    due_at = %n.due_at,
+                    "e-mail not sent: never tried before the give-up time"
+                );
+            }
+        }
+        self.inner.outbox.write().forget(&expired_ids);
+        let permits = Arc::new(Semaphore::new(self.inner.concurrency));
+        let mut tasks = JoinSet::new();
+        for notice in due {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            let me = self.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                me.deliver_one(notice, now).await
+            });
+        }
+        let mut last_seq = 0;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((outcome, seq)) => {
+                    last_seq = last_seq.max(seq.unwrap_or(0));
+                    match outcome {
+                        Outcome::Sent => report.sent += 1,
+                        Outcome::Failed => report.failed += 1,
+                        Outcome::Abandoned => report.abandoned += 1,
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+            }
+        }
+        if last_seq > 0 {
+            self.inner.outbox.wait_for(last_seq, CATCH_UP).await;
+        }
+        report
+    }
+
+    /// One attempt for one notice, and its event. Returns the seq of the stored event.
+    async fn deliver_one(&self, due: DueNotice, now: DateTime<Utc>) -> (Outcome, Option<u64>) {
+        let me = &self.inner;
+        let n = &due.notice;
+        let cx = ContentContext {
+            base_url: &me.base_url,
+            secret: &me.secret,
+            board_includes_description: me.board_includes_description,
+        };
+        let message_id = message_id_for(n.id, &me.from);
+        let attempt = due.attempts.saturating_add(1);
+        let result = match render(&content(n, &due.deviation, &cx)) {
+            Ok(rendered) => {
+                let subject = rendered.subject.clone();
+                let email = OutgoingEmail {
+                    to: n.recipient.clone(),
+                    message_id: message_id.clone(),
+                    rendered,
+                };
+                me.mailer.send(&email).await.map(|()| subject)
+            }
+            Err(e) => Err(SendError::Build(e.to_string())),
+        };
+        let recipients = vec![n.recipient.clone()];
+        let reference = due.deviation.reference;
+        let (outcome, event_type, data) = match result {
+            Ok(subject) => {
+                metrics::counter!("avvik_notifications_sent_total", "rule" => n.rule.key())
+                    .increment(1);
+                tracing::info!(%reference, rule = n.rule.key(), notification_id = %n.id, attempt, "e-mail sent");
+                let e = NotificationSent {
+                    notification_id: n.id,
+                    deviation_id: n.deviation_id,
+                    rule: n.rule,
+                    group: n.group,
+                    recipients,
+                    trigger_event_id: n.trigger_event_id,
+                    due_at: n.due_at,
+                    subject,
+                    message_id,
+                    attempt,
+                };
+                (Outcome::Sent, NOTIFICATION_SENT, serde_json::to_value(e))
+            }
+            Err(err) => {
+                let age = (now - n.due_at).to_std().unwrap_or_default();
+                if me.policy.gives_up(age) {
+                    metrics::counter!("avvik_notifications_abandoned_total", "rule" => n.rule.key())
+                        .increment(1);
+                    tracing::error!(
+                        %reference, rule = n.rule.key(), notification_id = %n.id,
+                        attempts = attempt, error = %err,
+                        "e-mail abandoned: not delivered before the give-up time"
+                    );
+                    let e = NotificationAbandoned {
+                        notification_id: n.id,
+                        deviation_id: n.deviation_id,
+                        rule: n.rule,
+                        group: n.group,
+                        recipients,
+                        trigger_event_id: n.trigger_event_id,
+                        due_at: n.due_at,
+                        attempts: attempt,
+                        last_error: err.to_string(),
+                    };
+                    (
+                        Outcome::Abandoned,
+                        NOTIFICATION_ABANDONED,
+                        serde_json::to_value(e),
+                    )
+                } else {
+                    let wait = chrono::Duration::from_std(me.policy.delay(attempt))
+                        .unwrap_or(chrono::Duration::hours(1));
+                    metrics::counter!("avvik_notifications_failed_total", "rule" => n.rule.key())
+                        .increment(1);
+                    tracing::warn!(
+                        %reference, rule = n.rule.key(), notification_id = %n.id,
+                        attempt, error = %err, retry_in_s = wait.num_seconds(),
+                        "e-mail delivery failed; will retry"
+                    );
+                    let e = NotificationFailed {
+                        notification_id: n.id,
+                        deviation_id: n.deviation_id,
+                        rule: n.rule,
+                        group: n.group,
+                        recipients,
+                        trigger_event_id: n.trigger_event_id,
+                        due_at: n.due_at,
+                        attempt,
+                        error: err.to_string(),
+                        next_retry_at: now + wait,
+                    };
+                    (
+                        Outcome::Failed,
+                        NOTIFICATION_FAILED,
+                        serde_json::to_value(e),
+                    )
+                }
+            }
+        };
+        let data = data.unwrap_or_default();
+        let event = NewEvent::new(event_type, data, ACTOR, now);
+        match me
+            .store
+            .append(n.id, ExpectedVersion::Any, vec![event])
+            .await
+        {
+            Ok(stored) => (outcome, stored.last().map(|r| r.seq)),
+            Err(e) => {
+                // The e-mail may have gone out; the notice stays pending and the next round
+                // sends it again with the same Message-ID, which receivers deduplicate.
+                tracing::error!(notification_id = %n.id, error = %e, "could not record the delivery outcome");
+                (outcome, None)
+            }
+        }
+    }
+
+    /// The background loop: a round whenever the log grows (new reports, classifications)
+    /// and every `poll_interval_s` (reminders coming due, retries), until shutdown.
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut changes = self.inner.outbox.subscribe();
+        let mut tick = tokio::time::interval(self.inner.poll_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = changes.changed() => {}
+                _ = tick.tick() => {}
+            }
+            if *shutdown.borrow() {
+                break;
+            }
+            if !self.is_ready() {
+                continue;
+            }
+            let now = self.inner.clock.now();
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                _ = self.deliver_pending_once(now) => {}
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Sent,
+    Failed,
+    Abandoned,
+}
+
+/// `avvik send-test-email --to ADDRESS`: one e-mail through the configured transport,
+/// nothing recorded. Returns where it went.
+pub async fn send_test_email(config: &Config, to: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let to = crate::domain::EmailAddress::parse(to)
+        .with_context(|| format!("`{to}` is not an e-mail address"))?;
+    let mailer = Mailer::new(&mailer_settings(config))?;
+    let rendered = render(&NoticeContent::Test {
+        sent_at: avvik_notifiers::time::stockholm(Utc::now()),
+    })?;
+    let email = OutgoingEmail {
+        to: to.to_string(),
+        message_id: message_id_for(Uuid::now_v7(), &config.mail.from),
+        rendered,
+    };
+    mailer
+        .send(&email)
+        .await
+        .context("sending the test e-mail")?;
+    Ok(match config.mail.transport {
+        MailTransport::File => format!(
+            "written to {} (mail.transport = \"file\")",
+            config.mail.outbox_dir.display()
+        ),
+        MailTransport::Smtp => format!(
+            "accepted by {}:{}",
+            config.mail.smtp.host, config.mail.smtp.port
+        ),
+    })
+}
