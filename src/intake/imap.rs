@@ -398,6 +398,10 @@ impl ImapCollector {
         tokio::spawn(async move {
             let host = self.cfg.host.clone();
             let folder = self.cfg.folder.clone();
+            tokio::select! {
+                _ = stopped(&mut shutdown) => return,
+                _ = self.intake.ready() => {}
+            }
             tracing::info!(%host, %folder, "IMAP collector started");
             let mut backoff = Duration::from_secs(1);
             'connect: loop {

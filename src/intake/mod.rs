@@ -174,6 +174,14 @@ impl Intake {
         }
     }
 
+    /// Waits until the register and the intake view have caught up with the log (at
+    /// start-up), so the first messages are not answered "not ready".
+    pub async fn ready(&self) {
+        while !(self.services.register.is_ready() && self.view.is_ready()) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn limits(&self) -> Limits {
         self.limits
     }

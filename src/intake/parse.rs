@@ -20,6 +20,8 @@ pub const DESCRIPTION_MAX: usize = crate::web::report_input::DESCRIPTION_MAX;
 const NAME_MAX: usize = 200;
 /// A Message-ID longer than a header line may be is not one.
 const MESSAGE_ID_MAX: usize = 998;
+/// Line width HTML is rendered at: wide, so paragraphs stay one line each.
+const HTML_WIDTH: usize = 1000;
 /// Title of a message with an empty subject.
 pub const NO_SUBJECT: &str = "E-post utan ämne";
 /// Description of a message without text.
@@ -484,15 +486,59 @@ fn accept(msg: &Message<'_>, limits: &Limits) -> Verdict {
 /// All text bodies (HTML-only parts converted to text by mail-parser), in order.
 fn body_text(msg: &Message<'_>) -> String {
     let mut out = String::new();
-    for i in 0..msg.text_body_count() {
-        if let Some(t) = msg.body_text(i) {
-            if !out.is_empty() {
-                out.push_str("\n\n");
+    for part in msg.text_bodies() {
+        let text = match &part.body {
+            PartType::Text(t) if t.contains('\u{FFFD}') => {
+                unknown_charset_text(msg, part).unwrap_or_else(|| t.to_string())
             }
-            out.push_str(&t);
+            PartType::Text(t) => t.to_string(),
+            PartType::Html(h) => html_to_text(h),
+            _ => continue,
+        };
+        if !out.is_empty() {
+            out.push_str("\n\n");
         }
+        out.push_str(&text);
     }
     out
+}
+
+/// A text part in a charset mail-parser does not know (`unknown-8bit`, typos) was decoded
+/// as UTF-8 with replacement characters. Most such mail here is Windows-1252: decode the
+/// part's bytes (transfer encoding undone by mail-parser's decoders) as that instead.
+fn unknown_charset_text(msg: &Message<'_>, part: &MessagePart<'_>) -> Option<String> {
+    use mail_parser::decoders::{base64, charsets, quoted_printable};
+    let charset = part.content_type()?.attribute("charset")?;
+    if charsets::map::charset_decoder(charset.as_bytes()).is_some() {
+        return None;
+    }
+    let start = part.raw_body_offset() as usize;
+    let end = part.raw_end_offset() as usize;
+    let raw = msg.raw_message().get(start..end.max(start))?;
+    let bytes = match part
+        .content_transfer_encoding()
+        .map(|e| e.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Some("quoted-printable") => quoted_printable::quoted_printable_decode(raw)?,
+        Some("base64") => base64::base64_decode(raw)?,
+        _ => raw.to_vec(),
+    };
+    match String::from_utf8(bytes) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            let decode = charsets::map::charset_decoder(b"windows-1252")?;
+            Some(decode(e.as_bytes()))
+        }
+    }
+}
+
+/// HTML as readable text: blocks on their own lines, scripts and styles dropped, link
+/// targets kept as numbered references (they matter in phishing reports).
+fn html_to_text(html: &str) -> String {
+    html2text::config::plain()
+        .string_from_read(html.as_bytes(), HTML_WIDTH)
+        .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(html))
 }
 
 fn forwarded_summary(inner: &Message<'_>) -> String {
@@ -670,7 +716,8 @@ pub fn strip_quoted(body: &str) -> String {
         let t = line.trim();
         let lower = t.to_lowercase();
         let attribution = (lower.starts_with("den ") || lower.starts_with("on "))
-            && (lower.ends_with("skrev:") || lower.ends_with("wrote:"));
+            && (lower.contains(" skrev") || lower.contains(" wrote"))
+            && lower.ends_with(':');
         let separator = lower.starts_with("-----original message")
             || lower.starts_with("-----ursprungligt meddelande")
             || lower.starts_with("________________________________");

@@ -179,7 +179,13 @@ impl Rules {
     pub fn from_config(c: &Config) -> Self {
         let n = &c.notifications;
         let r = &c.recipients;
-        let hours = |h: u64| Duration::hours(i64::try_from(h).unwrap_or(i64::MAX / 7200));
+        // Validated to at most a year; saturate rather than panic if called unvalidated.
+        let hours = |h: u64| {
+            i64::try_from(h)
+                .ok()
+                .and_then(Duration::try_hours)
+                .unwrap_or(Duration::days(366))
+        };
         Self {
             ciso: unique(&r.ciso),
             dataskyddsombud: unique(&r.dataskyddsombud),

@@ -47,8 +47,8 @@ pub fn render(doc: &ReportDocument, format: ReportFormat) -> Vec<u8> {
 
 /// 200 with the body and headers saying what it is:
 /// `x-avvik-report-status: issued|draft`, `x-avvik-as-of-seq`, `x-avvik-head-hash`, and
-/// for an issued report `x-avvik-content-hash` (SHA-256 of the JSON body) and
-/// `x-avvik-edition`.
+/// for an issued report `x-avvik-content-hash` (SHA-256 of the JSON body),
+/// `x-avvik-edition` and `x-avvik-content-verified` (does the rebuilt report still match?).
 pub fn into_response(doc: &ReportDocument, format: ReportFormat) -> Response {
     let mut resp = (StatusCode::OK, render(doc, format)).into_response();
     let h = resp.headers_mut();
@@ -70,6 +70,11 @@ pub fn into_response(doc: &ReportDocument, format: ReportFormat) -> Response {
     if let Some(issue) = &doc.issue {
         set("x-avvik-content-hash", issue.event.content_hash.clone());
         set("x-avvik-edition", issue.event.edition.to_string());
+        // `false` means the rebuilt report no longer hashes to what was issued.
+        set(
+            "x-avvik-content-verified",
+            doc.hash_matches.unwrap_or(false).to_string(),
+        );
     }
     if format == ReportFormat::Csv {
         set(
@@ -81,4 +86,51 @@ pub fn into_response(doc: &ReportDocument, format: ReportFormat) -> Response {
         );
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::report::model::{compute, Period, Source};
+
+    fn draft() -> ReportDocument {
+        let report = compute(
+            2026,
+            Period::of_year(2026).unwrap(),
+            Source {
+                as_of_seq: 0,
+                head_hash: avvik_events::GENESIS_HASH.into(),
+                as_of_at: None,
+            },
+            [],
+            &HashMap::new(),
+        );
+        ReportDocument {
+            report,
+            issue: None,
+            hash_matches: None,
+        }
+    }
+
+    #[test]
+    fn responses_say_what_they_are() {
+        let doc = draft();
+        let r = into_response(&doc, ReportFormat::Csv);
+        let h = r.headers();
+        assert_eq!(h["content-type"], "text/csv; charset=utf-8; header=present");
+        assert_eq!(h["x-avvik-report-status"], "draft");
+        assert_eq!(h["x-avvik-as-of-seq"], "0");
+        assert!(h["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("avvikelser-2026.csv"));
+        assert!(h.get("x-avvik-content-hash").is_none());
+        let html = String::from_utf8(render(&doc, ReportFormat::Html)).unwrap();
+        assert!(html.contains("Utkast"));
+        assert!(html.contains("Inga större avvikelser rapporterades 2026."));
+        assert_eq!(ReportFormat::parse(" JSON "), Some(ReportFormat::Json));
+        assert_eq!(ReportFormat::parse("pdf"), None);
+    }
 }

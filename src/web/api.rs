@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(reopen))
         .routes(routes!(filing))
         .merge(super::audit_api::routes())
+        .merge(super::reports::api())
         .merge(crate::intake::http::routes())
         .split_for_parts();
     let doc = std::sync::Arc::new(api);

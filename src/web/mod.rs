@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod pages;
 pub mod public;
 pub mod report_input;
+pub mod reports;
 pub mod security;
 pub mod staff;
 
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .merge(staff::router())
         .merge(admin::router())
         .merge(audit_ui::router())
+        .merge(reports::pages())
         .merge(crate::notify::web::router())
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(limit))

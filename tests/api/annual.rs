@@ -76,14 +76,15 @@ impl Running {
     }
 }
 
+/// Where a report came from: sector, channel, and whether personal data may be involved.
+type Origin<'a> = (Option<&'a str>, Channel, bool);
+
 async fn report_at(
     s: &Services,
     clock: &ManualClock,
     at: &str,
     discovered: &str,
-    sector: Option<&str>,
-    channel: Channel,
-    personal_data: bool,
+    (sector, channel, personal_data): Origin<'_>,
     title: &str,
 ) -> Reference {
     clock.set(utc(at));
@@ -158,9 +159,7 @@ async fn the_annual_job_fires_once_at_seven_stockholm_time_and_never_again() {
         &clock,
         "2026-05-04T08:00:00Z",
         "2026-05-04T07:00:00Z",
-        None,
-        Channel::Web,
-        false,
+        (None, Channel::Web, false),
         "Nätfiske",
     )
     .await;
@@ -232,9 +231,7 @@ async fn a_run_missed_while_down_happens_at_the_next_start() {
         &clock,
         "2026-12-20T10:00:00Z",
         "2026-12-20T09:00:00Z",
-        None,
-        Channel::Web,
-        false,
+        (None, Channel::Web, false),
         "Borttappad telefon",
     )
     .await;
@@ -279,9 +276,7 @@ async fn policy_review_reminders_come_at_their_lead_times_across_summer_time() {
         &clock,
         "2026-05-01T10:00:00Z",
         "2026-05-01T09:00:00Z",
-        None,
-        Channel::Web,
-        false,
+        (None, Channel::Web, false),
         "Driftstörning",
     )
     .await;
@@ -355,9 +350,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
         clock,
         "2025-03-10T09:00:00Z",
         "2025-03-10T08:00:00Z",
-        soc,
-        Web,
-        false,
+        (soc, Web, false),
         "Nätfiske 2025",
     )
     .await;
@@ -374,9 +367,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
         clock,
         "2025-06-01T10:00:00Z",
         "2025-06-01T09:00:00Z",
-        Some("Samhällsbyggnad"),
-        Email,
-        true,
+        (Some("Samhällsbyggnad"), Email, true),
         "Utpressningsvirus 2025",
     )
     .await;
@@ -395,9 +386,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
         clock,
         "2025-12-31T23:30:00Z",
         "2025-12-31T21:30:00Z",
-        soc,
-        Web,
-        false,
+        (soc, Web, false),
         "Klickade på länk i nätfiskemejl",
     )
     .await;
@@ -426,9 +415,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
         clock,
         "2026-02-10T09:00:00Z",
         "2026-02-09T09:00:00Z",
-        bou,
-        Email,
-        true,
+        (bou, Email, true),
         "Obehörig åtkomst till elevregistret",
     )
     .await;
@@ -498,9 +485,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
         clock,
         "2026-03-15T10:00:00Z",
         "2026-03-15T10:00:00Z",
-        soc,
-        Api,
-        true,
+        (soc, Api, true),
         "E-post med journaluppgifter till fel mottagare",
     )
     .await;
@@ -552,9 +537,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
         clock,
         "2026-06-20T12:00:00Z",
         "2026-06-18T12:00:00Z",
-        None,
-        Web,
-        false,
+        (None, Web, false),
         "Skadlig kod på filserver",
     )
     .await;
@@ -620,9 +603,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
         clock,
         "2026-07-01T08:00:00Z",
         "2026-06-30T08:00:00Z",
-        Some("Kultur och fritid"),
-        Email,
-        true,
+        (Some("Kultur och fritid"), Email, true),
         "Kundlista på avvägar",
     )
     .await;
@@ -664,9 +645,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
         clock,
         "2026-10-05T07:00:00Z",
         "2026-10-05T06:00:00Z",
-        soc,
-        Web,
-        false,
+        (soc, Web, false),
         "Misstänkt nätfiske-sms",
     )
     .await;
@@ -683,9 +662,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
         clock,
         "2026-11-20T15:00:00Z",
         "2026-11-20T14:30:00Z",
-        bou,
-        Web,
-        false,
+        (bou, Web, false),
         "Borttappad surfplatta",
     )
     .await;
@@ -705,9 +682,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
         clock,
         "2026-12-31T23:30:00Z",
         "2026-12-31T23:00:00Z",
-        soc,
-        Web,
-        false,
+        (soc, Web, false),
         "Nyårsnatt",
     )
     .await;

@@ -535,13 +535,14 @@ fn standalone_checker_agrees_on_odd_but_valid_and_invalid_records() {
     // must still give the same verdict. Each variant is record 2 of a three-record
     // chain whose links are all correct, so only the record's own validity decides.
     let id = "01a21fa7-e32a-711a-97bf-f5874a27562a";
-    let rec = |seq: u64, prev: &str, body: &str| -> Vec<u8> {
+    let rec = move |seq: u64, prev: &str, body: &str| -> Vec<u8> {
         format!(
             r#"{{"seq":{seq},"id":"{id}","stream":"{id}","version":1,"at":"2026-03-01T10:00:00.000000Z","actor":"system","type":"X","schema":1,"data":{body},"prev":"{prev}"}}"#
         )
         .into_bytes()
     };
-    let variants: Vec<(&str, Box<dyn Fn(&str) -> Vec<u8>>)> = vec![
+    type Variant = Box<dyn Fn(&str) -> Vec<u8>>;
+    let variants: Vec<(&str, Variant)> = vec![
         ("plain", Box::new(move |p| rec(2, p, r#"{"a":1}"#))),
         (
             "nested data",

@@ -173,6 +173,24 @@ async fn every_route_for_every_role() {
         ),
         (
             "GET",
+            format!("/api/v1/deviations/{d1}/attachments"),
+            None,
+            d1_viewers.to_vec(),
+        ),
+        (
+            "GET",
+            format!("/api/v1/deviations/{d2}/attachments"),
+            None,
+            d2_viewers.to_vec(),
+        ),
+        (
+            "GET",
+            "/api/v1/intake/quarantine".into(),
+            None,
+            vec!["ciso"],
+        ),
+        (
+            "GET",
             format!("/api/v1/deviations/{d2}/history"),
             None,
             d2_viewers.to_vec(),

@@ -14,7 +14,7 @@
 //! For more flows (staff pages): `Browser::start()`, `goto`, `tab_to`, `type_text`,
 //! `press`, `fill`, `text`, `wait_for_path`, `run_axe()` / `assert_accessible(what)`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -34,7 +34,7 @@ fn env_path(var: &str, default: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(default))
 }
 
-fn require(path: &PathBuf, var: &str, what: &str) {
+fn require(path: &Path, var: &str, what: &str) {
     assert!(
         path.is_file(),
         "{what} not found at {} — run scripts/test (it installs chromium, chromium-driver \

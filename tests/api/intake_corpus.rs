@@ -51,7 +51,11 @@ fn every_corpus_message_has_an_expectation_and_there_are_enough() {
         .collect();
     on_disk.sort();
     assert_eq!(on_disk, expected, "corpus files and expected.json differ");
-    assert!(expected.len() >= 25, "the corpus has {} messages", expected.len());
+    assert!(
+        expected.len() >= 25,
+        "the corpus has {} messages",
+        expected.len()
+    );
 }
 
 #[test]
@@ -167,7 +171,11 @@ fn fuzz_corpus_replays_without_panics() {
     for entry in std::fs::read_dir(&fuzz).unwrap_or_else(|e| panic!("{}: {e}", fuzz.display())) {
         inputs.push(std::fs::read(entry.unwrap().path()).unwrap());
     }
-    assert!(inputs.len() >= 10, "the fuzz corpus has {} inputs", inputs.len());
+    assert!(
+        inputs.len() >= 10,
+        "the fuzz corpus has {} inputs",
+        inputs.len()
+    );
     for e in expectations() {
         let m = corpus_message(e["file"].as_str().unwrap());
         for cut in (0..m.len()).step_by(97) {

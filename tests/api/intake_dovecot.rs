@@ -6,13 +6,12 @@
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use avvik::config::{ImapConfig, ImapMark, TlsMode};
 use avvik::intake::imap::Conn;
-use futures_util::TryStreamExt;
 use tempfile::TempDir;
 
 pub const USER: &str = "avvikelse";
@@ -188,38 +187,15 @@ service anvil {{
     pub async fn count(&self, folder: &str) -> usize {
         let mut s = self.session().await;
         let n = match s.select(folder).await {
-            Ok(_) => s.uid_search("UNDELETED").await.map(|u| u.len()).unwrap_or(0),
+            Ok(_) => s
+                .uid_search("UNDELETED")
+                .await
+                .map(|u| u.len())
+                .unwrap_or(0),
             Err(_) => 0,
         };
         s.logout().await.ok();
         n
-    }
-
-    /// The raw messages in `folder`, in UID order.
-    pub async fn messages(&self, folder: &str) -> Vec<Vec<u8>> {
-        let mut s = self.session().await;
-        if s.select(folder).await.is_err() {
-            return Vec::new();
-        }
-        let fetches: Vec<async_imap::types::Fetch> = s
-            .fetch("1:*", "(UID BODY.PEEK[])")
-            .await
-            .expect("fetch")
-            .try_collect()
-            .await
-            .unwrap_or_default();
-        let mut v: Vec<(u32, Vec<u8>)> = fetches
-            .iter()
-            .filter_map(|f| Some((f.uid?, f.body()?.to_vec())))
-            .collect();
-        v.sort_by_key(|(uid, _)| *uid);
-        drop(fetches);
-        s.logout().await.ok();
-        v.into_iter().map(|(_, b)| b).collect()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 

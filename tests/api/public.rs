@@ -287,20 +287,21 @@ async fn a_valid_form_redirects_to_a_receipt_with_reference_and_private_status_l
 
     // What was stored: Stockholm times in UTC (summer time; the repeated October hour
     // resolves to its first occurrence), the reporter, the channel.
-    let reg = app.app_state.services.register.read();
-    let d = reg
-        .by_token_hash(&avvik::service::token_hash(token))
-        .expect("the link opens the new deviation");
-    assert_eq!(d.reference.to_string(), reference);
-    let utc = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
-    assert_eq!(d.occurred_at, Some(utc("2025-07-01T07:15:00Z")));
-    assert_eq!(d.discovered_at, utc("2025-10-26T00:30:00Z"));
-    assert_eq!(d.sector.as_deref(), Some("Socialtjänsten"));
-    assert_eq!(d.asset.as_deref(), Some("Outlook"));
-    assert!(d.personal_data_suspected);
-    assert_eq!(d.reporter.as_ref().unwrap().name, "Anna Andersson");
-    assert_eq!(d.channel, avvik::domain::Channel::Web);
-    drop(reg);
+    {
+        let reg = app.app_state.services.register.read();
+        let d = reg
+            .by_token_hash(&avvik::service::token_hash(token))
+            .expect("the link opens the new deviation");
+        assert_eq!(d.reference.to_string(), reference);
+        let utc = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().to_utc();
+        assert_eq!(d.occurred_at, Some(utc("2025-07-01T07:15:00Z")));
+        assert_eq!(d.discovered_at, utc("2025-10-26T00:30:00Z"));
+        assert_eq!(d.sector.as_deref(), Some("Socialtjänsten"));
+        assert_eq!(d.asset.as_deref(), Some("Outlook"));
+        assert!(d.personal_data_suspected);
+        assert_eq!(d.reporter.as_ref().unwrap().name, "Anna Andersson");
+        assert_eq!(d.channel, avvik::domain::Channel::Web);
+    }
 
     // Another browser has no receipt.
     let gone = WebSession::new(&app.base).get("/receipt").await;
@@ -390,7 +391,7 @@ async fn the_status_page_shows_status_messages_for_the_reporter_and_takes_inform
         .await;
     assert_eq!(a.status, 303, "{}", a.body);
     assert_eq!(a.header("location"), format!("{status_path}?sparat=1"));
-    let p = s.get(&a.header("location").to_string()).await;
+    let p = s.get(a.header("location")).await;
     assert!(p.body.contains("role=\"status\""));
     assert!(p.body.contains("Mobilen hade inget skärmlås."));
     assert!(p.body.contains("Du skrev"));
@@ -709,4 +710,21 @@ async fn status_tokens_never_reach_the_log() {
     );
     let leaks: Vec<&String> = log.iter().filter(|l| l.contains(&token)).collect();
     assert!(leaks.is_empty(), "the token is in the log: {leaks:#?}");
+}
+
+#[tokio::test]
+async fn an_oversized_form_gets_a_swedish_413_page() {
+    let app = TestApp::spawn().await;
+    let mut s = WebSession::new(&app.base);
+    let csrf = s.get("/").await.csrf_token();
+    let long = "å".repeat(app.app_state.config.http.body_limit);
+    let p = s
+        .post_form(
+            "/",
+            &report_fields(&csrf, &[("description", long.as_str())]),
+        )
+        .await;
+    assert_eq!(p.status, 413);
+    assert_html(&p);
+    assert!(p.body.contains("för lång"));
 }

@@ -1,0 +1,211 @@
+//! The annual report over HTTP: the printable page `/staff/reports/{year}`, JSON and CSV
+//! from `/api/v1/reports/annual/{year}`, and issuing (or re-issuing, with a reason).
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::error::{ApiError, FieldError};
+use super::input::Fields;
+use super::openapi::Problem;
+use super::pages::PageError;
+use super::AppState;
+use crate::auth::{authorize, Action, Staff};
+use crate::domain::stockholm_year;
+use crate::report::http::{into_response, ReportFormat};
+use crate::report::issue::IssueError;
+use crate::report::ReportError;
+
+pub fn pages() -> Router<AppState> {
+    Router::new()
+        .route("/staff/reports", get(latest_page))
+        .route("/staff/reports/{year}", get(report_page))
+}
+
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(report_data))
+        .routes(routes!(issue))
+}
+
+fn parse_year(s: &str) -> Option<i32> {
+    s.parse::<i32>()
+        .ok()
+        .filter(|y| crate::report::build::YEARS.contains(y))
+}
+
+/// The report page sets its own CSP: the report is a self-contained document (it is also
+/// the e-mail and the frozen copy), so its one `<style>` is allowed by hash, nothing else.
+fn with_style_hashes(mut resp: Response, html: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(html);
+    let mut hashes = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find("<style>") {
+        let after = &rest[start + "<style>".len()..];
+        let Some(end) = after.find("</style>") else {
+            break;
+        };
+        let digest = Sha256::digest(after[..end].as_bytes());
+        hashes.push(format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        ));
+        rest = &after[end..];
+    }
+    let csp = format!(
+        "default-src 'none'; img-src 'self' data:; style-src 'self' {}; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        hashes.join(" ")
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    resp
+}
+
+async fn latest_page(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+) -> Result<Response, PageError> {
+    if !authorize(&who, Action::ViewReports, None) {
+        return Err(PageError::Forbidden);
+    }
+    let last_year = stockholm_year(state.services.clock.now()) - 1;
+    Ok(Redirect::to(&format!("/staff/reports/{last_year}")).into_response())
+}
+
+async fn report_page(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(year): Path<String>,
+) -> Result<Response, PageError> {
+    if !authorize(&who, Action::ViewReports, None) {
+        return Err(PageError::Forbidden);
+    }
+    let year = parse_year(&year).ok_or(PageError::NotFound)?;
+    let doc = crate::report::annual_report_document(state.services.store.clone(), year)
+        .await
+        .map_err(|e| match e {
+            ReportError::InvalidYear(_) => PageError::NotFound,
+            other => PageError::Internal(other.into()),
+        })?;
+    let body = crate::report::http::render(&doc, ReportFormat::Html);
+    Ok(with_style_hashes(
+        into_response(&doc, ReportFormat::Html),
+        &body,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FormatQuery {
+    format: Option<String>,
+}
+
+/// The annual report on a year: the issued edition as of its issue, or a draft as of now.
+#[utoipa::path(get, path = "/api/v1/reports/annual/{year}", tag = "staff", security(("bearer" = [])),
+    params(("year" = i32, Path), ("format" = Option<String>, Query, description = "json (default) or csv")),
+    responses((status = 200, description = "The report; x-avvik-report-status says issued or draft, x-avvik-content-hash pins an issued one"),
+              (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn report_data(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(year): Path<String>,
+    Query(q): Query<FormatQuery>,
+) -> Result<Response, ApiError> {
+    if !authorize(&who, Action::ViewReports, None) {
+        return Err(ApiError::Forbidden);
+    }
+    let year = parse_year(&year).ok_or(ApiError::NotFound)?;
+    let format = match q.format.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => ReportFormat::Json,
+        Some(f) => match ReportFormat::parse(f) {
+            Some(ReportFormat::Html) | None => {
+                return Err(ApiError::Validation(vec![FieldError::new(
+                    "format",
+                    "must be json or csv",
+                    "Välj formatet json eller csv.",
+                )]))
+            }
+            Some(f) => f,
+        },
+    };
+    let doc = crate::report::annual_report_document(state.services.store.clone(), year)
+        .await
+        .map_err(|e| match e {
+            ReportError::InvalidYear(_) => ApiError::NotFound,
+            other => ApiError::Internal(other.into()),
+        })?;
+    Ok(into_response(&doc, format))
+}
+
+/// Issues the annual report on a year (first time: reason optional; again: a new edition
+/// with a reason). Frozen: the event records the content hash.
+#[utoipa::path(post, path = "/api/v1/reports/annual/{year}/issue", tag = "staff", security(("bearer" = [])),
+    params(("year" = i32, Path)), request_body(content = String, description = "{\"reason\": \"…\"}", content_type = "application/json"),
+    responses((status = 201, description = "{year, edition, seq, content_hash, as_of_seq}"), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn issue(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(year): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    if !authorize(&who, Action::IssueReport, None) {
+        return Err(ApiError::Forbidden);
+    }
+    let year = parse_year(&year).ok_or(ApiError::NotFound)?;
+    let value: serde_json::Value = if body.is_empty() {
+        json!({})
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?
+    };
+    let mut f = Fields::new(&value)?;
+    let reason = f.text("reason", false, 2000);
+    f.finish(&["reason"])?;
+    let now = state.services.clock.now();
+    match crate::report::issue_annual_report(
+        state.services.store.clone(),
+        year,
+        reason,
+        &who.actor(),
+        now,
+    )
+    .await
+    {
+        Ok((issued, _)) => Ok((
+            StatusCode::CREATED,
+            Json(json!({
+                "year": year,
+                "edition": issued.event.edition,
+                "seq": issued.seq,
+                "content_hash": issued.event.content_hash,
+                "as_of_seq": issued.event.as_of_seq,
+            })),
+        )
+            .into_response()),
+        Err(IssueError::AlreadyIssued { .. }) => Err(ApiError::Validation(vec![FieldError::new(
+            "reason",
+            "the report is already issued; issuing it again needs a reason",
+            "Rapporten är redan utfärdad. Ange skälet till en ny utgåva.",
+        )])),
+        Err(IssueError::ReasonTooLong) => Err(ApiError::Validation(vec![FieldError::new(
+            "reason",
+            "must be at most 2000 characters",
+            "Skälet får vara högst 2000 tecken.",
+        )])),
+        Err(IssueError::Contention) => Err(ApiError::Unavailable(
+            "too many concurrent changes; retry".into(),
+        )),
+        Err(IssueError::Report(ReportError::InvalidYear(_))) => Err(ApiError::NotFound),
+        Err(other) => Err(ApiError::Internal(other.into())),
+    }
+}
