@@ -498,8 +498,16 @@ fn startup_child(dir: &Path) -> AnyResult<()> {
         let head = store.head().seq;
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
         let projection = RegisterProjection::start(store.clone(), stop_rx);
-        if !projection.wait_for(head, Duration::from_secs(600)).await {
-            return Err("the register did not catch up within 600 s".into());
+        let deadline = Instant::now() + Duration::from_secs(600);
+        // `wait_for` can answer false in the instant between the projection publishing
+        // its seq and setting ready, so check readiness itself.
+        while !(projection.is_ready() && projection.seq() >= head) {
+            if Instant::now() > deadline {
+                return Err("the register did not catch up within 600 s".into());
+            }
+            if !projection.wait_for(head, Duration::from_secs(1)).await {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
         }
         let seconds = t.elapsed().as_secs_f64();
         Ok::<_, Box<dyn std::error::Error + Send + Sync>>((seconds, projection.seq()))

@@ -62,7 +62,7 @@ pub enum Command {
     Import {
         #[arg(long)]
         data: PathBuf,
-        /// The export file ("-" for standard input).
+        /// An export file, an archive directory (store.archive_dir), or "-" for stdin.
         file: PathBuf,
     },
     /// Manage staff accounts (with the server stopped): bootstrap and recovery.
@@ -264,14 +264,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &counter_of,
                 )?
             } else {
-                let f = std::fs::File::open(&file)
+                // A file, or an archive directory of day segments.
+                let mut source = crate::archive::open_source(&file)
                     .with_context(|| format!("opening {}", file.display()))?;
-                SledEventStore::import(
-                    &data,
-                    StoreOptions::default(),
-                    &mut BufReader::with_capacity(1 << 16, f),
-                    &counter_of,
-                )?
+                SledEventStore::import(&data, StoreOptions::default(), &mut source, &counter_of)?
             };
             println!("imported {} records; head hash {}", head.seq, head.hash);
             Ok(ExitCode::SUCCESS)

@@ -42,6 +42,9 @@ pub struct HttpConfig {
 pub struct StoreConfig {
     pub data_dir: PathBuf,
     pub cache_mb: u64,
+    /// Continuous NDJSON archive of the log; empty: off.
+    #[serde(default)]
+    pub archive_dir: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

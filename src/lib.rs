@@ -1,5 +1,6 @@
 //! avvik: information-security deviations (avvikelser) as an event-sourced service.
 
+pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod cli;

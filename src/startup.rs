@@ -59,6 +59,13 @@ impl Application {
         crate::web::metrics::handle();
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let register = RegisterProjection::start(store.clone(), shutdown_rx);
+        if !config.store.archive_dir.as_os_str().is_empty() {
+            crate::archive::spawn(
+                store.clone(),
+                config.store.archive_dir.clone(),
+                shutdown_tx.subscribe(),
+            );
+        }
         let listener = TcpListener::bind(config.http.addr)
             .await
             .with_context(|| format!("binding {}", config.http.addr))?;

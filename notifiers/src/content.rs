@@ -87,16 +87,64 @@ pub enum NoticeContent {
         title: String,
         status_link: String,
     },
+    /// To the reporter: staff wrote something meant for them on their deviation.
+    ReporterComment {
+        reference: String,
+        title: String,
+        comment: String,
+        status_link: String,
+    },
+    /// To the CISO: classified as a significant incident under NIS2, with the 24-hour
+    /// early-warning deadline (and the 72-hour notification deadline, when known).
+    Nis2Alert {
+        facts: DeviationFacts,
+        early_warning_due: String,
+        notification_due: Option<String>,
+        /// The early-warning deadline had already passed when it was classified.
+        overdue: bool,
+        /// An early warning is already recorded as filed.
+        early_warning_filed: bool,
+    },
+    /// To the CISO: a message to the deviation address was quarantined for manual
+    /// handling. Sender and subject are the message's own (untrusted) text.
+    IntakeQuarantine {
+        reason: String,
+        size: String,
+        from: Option<String>,
+        subject: Option<String>,
+        message_id: Option<String>,
+        received_at: String,
+        link: String,
+    },
+    /// To the CISO: review the information-security policy before it expires. The words
+    /// are the scheduler's; the text is kept in paragraphs so the HTML part has them too.
+    PolicyReviewReminder {
+        subject: String,
+        paragraphs: Vec<String>,
+    },
     /// `avvik send-test-email`.
     Test { sent_at: String },
 }
 
-/// A rendered e-mail body and subject.
+/// An image the HTML part shows with `<img src="cid:…">`: a `multipart/related` part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineImage {
+    /// Without angle brackets.
+    pub content_id: String,
+    pub filename: String,
+    /// A MIME type, e.g. `image/svg+xml`.
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// A rendered e-mail: subject, plain-text and HTML parts, and the images the HTML refers
+/// to by Content-ID (none for the template notices).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
+    pub images: Vec<InlineImage>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +168,7 @@ struct HtmlPart<'a> {
 const TITLE_IN_SUBJECT: usize = 120;
 
 /// A header-safe piece of a subject: no line breaks or control characters, bounded length.
-fn one_line(s: &str, max_chars: usize) -> String {
+pub fn one_line(s: &str, max_chars: usize) -> String {
     let flat: String = s
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -185,6 +233,31 @@ impl NoticeContent {
             NoticeContent::Closed { reference, .. } => {
                 format!("[{reference}] Ditt ärende är avslutat")
             }
+            NoticeContent::ReporterComment { reference, .. } => {
+                format!("[{reference}] Nytt meddelande om ditt ärende")
+            }
+            NoticeContent::Nis2Alert {
+                facts,
+                early_warning_due,
+                overdue: false,
+                ..
+            } => format!(
+                "[{}] NIS2 betydande incident – tidig varning senast {early_warning_due}",
+                facts.reference
+            ),
+            NoticeContent::Nis2Alert {
+                facts,
+                early_warning_due,
+                overdue: true,
+                ..
+            } => format!(
+                "[{}] NIS2 betydande incident – fristen för tidig varning gick ut {early_warning_due}",
+                facts.reference
+            ),
+            NoticeContent::IntakeQuarantine { .. } => {
+                "Ett e-postmeddelande kunde inte tas emot".to_string()
+            }
+            NoticeContent::PolicyReviewReminder { subject, .. } => subject.clone(),
             NoticeContent::Test { .. } => "Testmeddelande från avvik".to_string(),
         }
     }
@@ -204,7 +277,32 @@ pub fn render(content: &NoticeContent) -> Result<Rendered, RenderError> {
         subject,
         text: tidy_text(&text),
         html,
+        images: Vec::new(),
     })
+}
+
+/// A size in bytes as people read it: `2 048 byte`, `3,4 kB (3 482 byte)`.
+pub fn size_sv(bytes: u64) -> String {
+    let grouped = {
+        let digits = bytes.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(' ');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let scaled = |unit: f64, name: &str| {
+        let v = format!("{:.1}", bytes as f64 / unit).replace('.', ",");
+        format!("{v} {name} ({grouped} byte)")
+    };
+    match bytes {
+        0..1024 => format!("{grouped} byte"),
+        1024..1_048_576 => scaled(1024.0, "kB"),
+        _ => scaled(1_048_576.0, "MB"),
+    }
 }
 
 /// Template control lines leave stray blank lines; a text e-mail reads better with at

@@ -10,7 +10,10 @@ pub mod mailer;
 pub mod retry;
 pub mod time;
 
-pub use content::{render, AspectLine, DeviationFacts, NoticeContent, RenderError, Rendered};
+pub use content::{
+    one_line, render, size_sv, AspectLine, DeviationFacts, InlineImage, NoticeContent, RenderError,
+    Rendered,
+};
 pub use mailer::{
     message_id_for, Mailer, MailerError, MailerSettings, OutgoingEmail, SendError, SmtpSettings,
     SmtpTls, TransportSettings,

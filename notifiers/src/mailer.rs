@@ -1,4 +1,5 @@
-//! Delivery: builds the MIME message (text + HTML, Message-ID, Auto-Submitted) and hands it
+//! Delivery: builds the MIME message (text + HTML, with inline images as a
+//! `multipart/related` part when there are any; Message-ID, Auto-Submitted) and hands it
 //! to the one transport this process uses: a pooled lettre SMTP transport, lettre's file
 //! transport (.eml files), or lettre's stub transport in tests.
 
@@ -6,8 +7,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lettre::message::header::{Header, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::stub::AsyncStubTransport;
@@ -279,11 +280,8 @@ impl Mailer {
         if let Some(r) = &self.reply_to {
             b = b.reply_to(r.clone());
         }
-        b.multipart(MultiPart::alternative_plain_html(
-            email.rendered.text.clone(),
-            email.rendered.html.clone(),
-        ))
-        .map_err(|e| SendError::Build(describe(&e)))
+        b.multipart(body(&email.rendered)?)
+            .map_err(|e| SendError::Build(describe(&e)))
     }
 
     /// One delivery attempt. `Ok` means the server (or the file system) took the message.
@@ -313,6 +311,36 @@ impl Mailer {
             Err(_) => Err(SendError::Timeout(self.overall_timeout.as_secs())),
         }
     }
+}
+
+/// `multipart/alternative` of the text and the HTML; with images, the HTML goes into a
+/// `multipart/related` together with one inline part per image (Content-ID, filename), so
+/// mail clients show them where the HTML says `cid:…` and nowhere else.
+fn body(r: &crate::content::Rendered) -> Result<MultiPart, SendError> {
+    if r.images.is_empty() {
+        return Ok(MultiPart::alternative_plain_html(
+            r.text.clone(),
+            r.html.clone(),
+        ));
+    }
+    let mut related = MultiPart::related().singlepart(SinglePart::html(r.html.clone()));
+    for img in &r.images {
+        let content_type = ContentType::parse(&img.content_type).map_err(|e| {
+            SendError::Build(format!(
+                "image {}: content type `{}`: {}",
+                img.filename,
+                img.content_type,
+                describe(&e)
+            ))
+        })?;
+        related = related.singlepart(
+            Attachment::new_inline_with_name(img.content_id.clone(), img.filename.clone())
+                .body(img.body.clone(), content_type),
+        );
+    }
+    Ok(MultiPart::alternative()
+        .singlepart(SinglePart::plain(r.text.clone()))
+        .multipart(related))
 }
 
 fn smtp_transport(s: &SmtpSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailerError> {
@@ -369,6 +397,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn inline_images_go_into_a_related_part_after_the_html() {
+        let m = Mailer::stub("avvik@kommunen.example", true).unwrap();
+        let mut e = email();
+        e.rendered.html = "<p><img src=\"cid:diagram-1@avvik\" alt=\"Diagram\"></p>".into();
+        e.rendered.images = vec![crate::content::InlineImage {
+            content_id: "diagram-1@avvik".into(),
+            filename: "diagram-2026.svg".into(),
+            content_type: "image/svg+xml".into(),
+            body: b"<svg xmlns=\"http://www.w3.org/2000/svg\"><text>\xc3\xa5r</text></svg>"
+                .to_vec(),
+        }];
+        m.send(&e).await.unwrap();
+        let (_, raw) = m.stub_messages().await.remove(0);
+        let alt = raw.find("multipart/alternative").expect("alternative");
+        let plain = raw.find("text/plain").expect("text part");
+        let related = raw.find("multipart/related").expect("related");
+        let html = raw.find("text/html").expect("html part");
+        let svg = raw.find("image/svg+xml").expect("image part");
+        assert!(
+            alt < plain && plain < related && related < html && html < svg,
+            "{raw}"
+        );
+        assert!(raw.contains("Content-ID: <diagram-1@avvik>"), "{raw}");
+        assert!(
+            raw.contains("Content-Disposition: inline; filename=\"diagram-2026.svg\""),
+            "{raw}"
+        );
+        e.rendered.images[0].content_type = "inte en typ".into();
+        assert!(matches!(m.send(&e).await, Err(SendError::Build(_))));
+    }
+
+    #[tokio::test]
     async fn failures_are_errors_not_panics() {
         let m = Mailer::stub("avvik@kommunen.example", false).unwrap();
         assert!(matches!(
@@ -399,6 +459,27 @@ mod tests {
         assert_eq!(files.len(), 1);
         let raw = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
         assert!(raw.contains("Reply-To: ciso@kommunen.example"), "{raw}");
+    }
+
+    #[tokio::test]
+    async fn tls_transports_build_with_rustls_and_ring() {
+        for tls in [SmtpTls::Starttls, SmtpTls::Tls, SmtpTls::None] {
+            let m = Mailer::new(&MailerSettings {
+                transport: TransportSettings::Smtp(SmtpSettings {
+                    host: "smtp.kommunen.example".into(),
+                    port: 587,
+                    tls,
+                    user: "avvik".into(),
+                    password: "hemligt-lösen".into(),
+                    timeout: Duration::from_secs(5),
+                    pool_max: 2,
+                }),
+                from: "avvik@kommunen.example".into(),
+                reply_to: None,
+            });
+            let m = m.unwrap_or_else(|e| panic!("{tls:?}: {e}"));
+            assert!(!format!("{m:?}").contains("hemligt"));
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio_rustls::rustls;
 
 use super::record::Source;
-use super::{Intake, IntakeError, IntakeResult};
+use super::{Intake, IntakeResult};
 use crate::config::{ImapConfig, ImapMark, TlsMode};
 
 /// The keyword that marks a handled message in `mark = "flag"` mode.
@@ -94,8 +94,6 @@ pub enum CollectorError {
     Timeout(Duration),
     #[error("the IMAP server: {0}")]
     Server(String),
-    #[error(transparent)]
-    Intake(#[from] IntakeError),
 }
 
 /// What the server offers that the collector uses.
@@ -106,10 +104,12 @@ struct Caps {
     uidplus: bool,
 }
 
-/// One pass: the messages handled, by UID.
+/// One pass: the messages handled, and those left for the next pass, by UID.
 #[derive(Debug, Default)]
 pub struct PollReport {
     pub handled: Vec<(u32, IntakeResult)>,
+    /// Messages the pipeline could not record now (they stay in the folder).
+    pub deferred: Vec<(u32, String)>,
 }
 
 pub struct ImapCollector {
@@ -296,12 +296,23 @@ impl ImapCollector {
             .unwrap_or_default()
             .to_vec();
             drop(fetches);
-            let result = if headers_only {
+            let processed = if headers_only {
                 self.intake
                     .process_headers_only(bytes, size, Source::Imap)
-                    .await?
+                    .await
             } else {
-                self.intake.process(bytes, Source::Imap).await?
+                self.intake.process(bytes, Source::Imap).await
+            };
+            let result = match processed {
+                Ok(r) => r,
+                Err(e) => {
+                    // Not recorded: leave it for the next pass, go on with the others.
+                    metrics::counter!("avvik_intake_failures_total", "source" => "imap")
+                        .increment(1);
+                    tracing::warn!(uid, error = %e, "IMAP message not recorded; will retry");
+                    report.deferred.push((uid, e.to_string()));
+                    continue;
+                }
             };
             // The outcome is durable: now the message may leave the inbox.
             self.mark(session, caps, uid).await?;
@@ -413,8 +424,12 @@ impl ImapCollector {
                         match self.pass(&mut session, caps).await {
                             Ok(r) => {
                                 backoff = Duration::from_secs(1);
-                                if !r.handled.is_empty() {
-                                    tracing::debug!(n = r.handled.len(), "IMAP pass done");
+                                if !r.handled.is_empty() || !r.deferred.is_empty() {
+                                    tracing::debug!(
+                                        handled = r.handled.len(),
+                                        deferred = r.deferred.len(),
+                                        "IMAP pass done"
+                                    );
                                 }
                             }
                             Err(e) => break e,

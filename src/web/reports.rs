@@ -53,7 +53,7 @@ fn with_style_hashes(mut resp: Response, html: &[u8]) -> Response {
         let Some(end) = after.find("</style>") else {
             break;
         };
-        let digest = Sha256::digest(after[..end].as_bytes());
+        let digest = Sha256::digest(&after.as_bytes()[..end]);
         hashes.push(format!(
             "'sha256-{}'",
             base64::engine::general_purpose::STANDARD.encode(digest)

@@ -754,8 +754,55 @@ fn describe(ty: &str, data: &Value) -> (String, Vec<String>) {
             .filter(|x| !x.trim_end_matches(": ").is_empty())
             .collect(),
         ),
+        "NotificationSent" => (
+            format!("E-post skickad: {}", s("subject")),
+            vec![format!(
+                "Till {} (försök {})",
+                join(data.get("recipients")),
+                data.get("attempt").and_then(|v| v.as_u64()).unwrap_or(1)
+            )],
+        ),
+        "NotificationFailed" => (
+            "E-post kunde inte skickas".into(),
+            vec![format!(
+                "Till {}: {} (försök {}, nytt försök {})",
+                join(data.get("recipients")),
+                s("error"),
+                data.get("attempt").and_then(|v| v.as_u64()).unwrap_or(1),
+                time_sv(&s("next_retry_at"))
+            )],
+        ),
+        "NotificationAbandoned" => (
+            "E-post uppgiven efter upprepade fel".into(),
+            vec![format!(
+                "Till {}: {}",
+                join(data.get("recipients")),
+                s("last_error")
+            )],
+        ),
+        "EscalationAcknowledged" => (
+            "Kvitterad".into(),
+            vec![format!("{} ({})", s("recipient"), s("group"))],
+        ),
         other => (other.to_string(), Vec::new()),
     }
+}
+
+fn join(v: Option<&Value>) -> String {
+    v.and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+fn time_sv(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| stockholm_display(t.with_timezone(&Utc)))
+        .unwrap_or_else(|_| rfc3339.to_string())
 }
 
 fn filing_label(kind: &str) -> &'static str {
@@ -887,11 +934,33 @@ fn build_page(
                 && authorize(who, Action::CompleteMeasure(m.id), Some(&d)),
         })
         .collect();
-    let records = state
+    let mut records = state
         .services
         .store
         .read_stream(d.id, 1)
         .map_err(|e| PageError::Internal(e.into()))?;
+    // E-mail deliveries and acknowledgements live in their own streams; merge by seq.
+    records.extend(state.notify.timeline_for(d.id));
+    records.sort_by_key(|r| r.seq);
+    records.dedup_by_key(|r| r.seq);
+    let notices = state
+        .notify
+        .notices_for(d.id)
+        .into_iter()
+        .map(|n| {
+            let mut line = format!(
+                "{} till {} ({}): {}",
+                n.rule_label,
+                n.recipient,
+                n.group_label,
+                n.state.label_sv()
+            );
+            if let Some(a) = &n.acknowledged {
+                line.push_str(&format!(" · kvitterad {}", stockholm_display(a.at)));
+            }
+            line
+        })
+        .collect();
     let timeline = records
         .iter()
         .rev()
@@ -984,7 +1053,7 @@ fn build_page(
         facts,
         deadlines,
         measures,
-        notices: Vec::new(),
+        notices,
         attachments: Vec::new(),
         timeline,
         can,

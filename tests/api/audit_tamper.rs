@@ -309,6 +309,9 @@ async fn tampering_with_the_store_is_named_alike_by_cli_api_and_standalone_check
         .map(|w| w[0])
         .expect("two reports one after the other");
 
+    // The last flag: also ask a server started on the tampered store. A server does not
+    // become ready on a log holding a record it cannot read at all (its projections stop
+    // there), so the not-JSON case is left to `avvik verify --data` and the export.
     type Tamper = fn(&sled::Tree, u64);
     let cases: [(&str, Tamper, bool); 4] = [
         ("one byte of data changed", change_data_byte, true),
@@ -349,8 +352,14 @@ async fn tampering_with_the_store_is_named_alike_by_cli_api_and_standalone_check
     // The untouched store still verifies, through the API too.
     let api = verify_api(&base_data, &token).await;
     assert_eq!(api["ok"], true, "{api}");
-    assert_eq!(api["head_seq"], clean["head_seq"], "{api}");
-    assert_eq!(api["head_hash"], clean["head_hash"], "{api}");
+    // (A started app may append, e.g. a scheduled job's run; the log only grows.)
+    assert!(
+        api["head_seq"].as_u64() >= clean["head_seq"].as_u64(),
+        "{api}"
+    );
+    if api["head_seq"] == clean["head_seq"] {
+        assert_eq!(api["head_hash"], clean["head_hash"], "{api}");
+    }
 }
 
 #[test]

@@ -100,7 +100,19 @@ impl TestApp {
             let _ = h.await;
         }
         // Drop every handle on the store so the data directory is free again.
+        let data_dir = self.app_state.config.store.data_dir.clone();
         drop(self.app_state);
+        // Background workers let go of the store as they see the shutdown; wait for the
+        // lock file to be free so the directory can be opened again right away.
+        let lock = data_dir.join("avvik.lock");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match std::fs::OpenOptions::new().write(true).open(&lock) {
+                Ok(f) if f.try_lock().is_ok() => break,
+                Err(_) => break,
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
         self.dir
     }
 }

@@ -561,3 +561,71 @@ async fn upload_endpoint_and_mta_pipe() {
     assert_eq!(titles.len(), 2, "{titles:?}");
     assert_eq!(titles["Via MTA"], "cilla@kommunen.example");
 }
+
+#[tokio::test]
+async fn the_running_collector_picks_up_new_mail_at_once_with_idle() {
+    let dovecot = Dovecot::start();
+    let mut cfg = dovecot.imap_config();
+    // Polling alone would take a minute: only IDLE can make this quick.
+    cfg.interval_s = 60;
+    let app = TestApp::spawn_with(
+        move |c| {
+            c.intake.imap = cfg;
+            c.intake.max_message_bytes = 4096;
+            c.intake.max_attachment_bytes = 1024;
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    // Let the collector log in, find the empty inbox and start idling.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let normal = message(
+        "Gun Ek <gun.ek@kommunen.example>",
+        "Kodlås ur funktion",
+        Some("idle-1@kommunen.example"),
+        "",
+        "Kodlåset till arkivet öppnar för alla koder.",
+    );
+    // Larger than four times max_message_bytes: only its headers are fetched.
+    let huge = message(
+        "Gun Ek <gun.ek@kommunen.example>",
+        "Jättestor logg",
+        Some("idle-2@kommunen.example"),
+        "",
+        &"logg ".repeat(5000),
+    );
+    let started = Instant::now();
+    dovecot.append_all("INBOX", &[normal, huge]).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while dovecot.count("INBOX").await > 0 {
+        assert!(Instant::now() < deadline, "new mail was not picked up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(dovecot.count("Processed").await, 2);
+    {
+        let reg = app.app_state.services.register.read();
+        assert_eq!(reg.len(), 1);
+        assert_eq!(reg.list()[0].title, "Kodlås ur funktion");
+    }
+    let kept = {
+        let view = app.app_state.intake.view().read();
+        let q = view.quarantine();
+        assert_eq!(q.len(), 1);
+        q[0].record.clone()
+    };
+    assert_eq!(kept.reason.as_str(), "headers_only");
+    assert_eq!(kept.message.subject.as_deref(), Some("Jättestor logg"));
+    assert!(kept.message.raw_size > 16384);
+    let stored = app
+        .app_state
+        .intake
+        .blobs()
+        .read_quarantined(&kept.message.raw_sha256)
+        .unwrap();
+    assert!(stored.len() < 1024 && stored.ends_with(b"\r\n\r\n"));
+    // Shutdown stops the idling collector promptly.
+    let stop = Instant::now();
+    app.stop().await;
+    assert!(stop.elapsed() < Duration::from_secs(5));
+}

@@ -126,16 +126,19 @@ async fn sigkill_mid_batch_then_restart_handles_every_message_exactly_once() {
         let waiting = dovecot.count("INBOX").await;
         let server = serve(&data, &imap);
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mid_batch = loop {
+        // Kill after a random part of the batch is done.
+        let kill_at = rand::Rng::gen_range(&mut rand::thread_rng(), 1..waiting);
+        let left = loop {
             let left = dovecot.count("INBOX").await;
-            if left < waiting {
-                break left > 0;
+            if left <= kill_at {
+                break left;
             }
             assert!(Instant::now() < deadline, "the collector made no progress");
             tokio::time::sleep(Duration::from_millis(5)).await;
         };
         drop(server); // SIGKILL
-        killed_mid_batch += usize::from(mid_batch);
+        eprintln!("cycle {cycle}: SIGKILL with {left} of {waiting} messages in the inbox");
+        killed_mid_batch += usize::from(left > 0);
         if killed_mid_batch >= 3 {
             break;
         }

@@ -2,6 +2,7 @@
 
 mod admin_ui;
 mod annual;
+mod archive;
 mod audit;
 mod audit_tamper;
 mod audit_ui;

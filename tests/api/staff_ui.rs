@@ -344,3 +344,63 @@ async fn user_supplied_strings_are_inert_in_staff_pages() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_deviation_page_shows_notices_and_delivery_failures() {
+    // SMTP pointed at a closed loopback port: every delivery fails and is recorded.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = TestApp::spawn_with(
+        move |c| {
+            c.mail.transport = avvik::config::MailTransport::Smtp;
+            c.mail.smtp.host = "127.0.0.1".into();
+            c.mail.smtp.port = closed;
+            c.mail.smtp.tls = avvik::config::TlsMode::None;
+            c.mail.smtp.timeout_s = 2;
+            c.recipients.ledningsgrupp = vec!["ledning@kommunen.example".into()];
+        },
+        std::sync::Arc::new(avvik::clock::SystemClock),
+    )
+    .await;
+    let tok = crate::authz::tokens(&app).await;
+    let r = app
+        .post_json(
+            "/api/v1/deviations",
+            json!({"title": "Intrång", "description": "d", "sector": "Socialtjänsten"}),
+        )
+        .await;
+    let reference = r.json::<Value>().await.unwrap()["reference"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = app
+        .client
+        .post(format!("{}/api/v1/deviations/{reference}/classification", app.base))
+        .bearer_auth(&tok["ciso"])
+        .json(&json!({"severity": "major", "category": "obehörig åtkomst", "personal_data_breach": "no", "nis2_significant": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.app_state
+        .notify
+        .deliver_pending_once(chrono::Utc::now())
+        .await;
+    let ciso = login(&app, "ciso@kommunen.example").await;
+    let (s, html) = get_html(&ciso, &format!("{}/staff/deviations/{reference}", app.base)).await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains(
+            "Större avvikelse rapporterad till ledning@kommunen.example (ledningsgruppen)"
+        ),
+        "{html}"
+    );
+    assert!(html.contains("misslyckades, försöker igen"), "{html}");
+    assert!(
+        html.contains("E-post kunde inte skickas"),
+        "the failure is in the timeline: {html}"
+    );
+}
