@@ -377,7 +377,8 @@ fn raw_append(
 }
 
 /// `appenders` tokio tasks, each appending one report per call on a shared store.
-fn store_append(root: &Path, scale: Scale, appenders: usize) -> AnyResult<(Throughput, f64)> {
+/// Also returns the mean stored record size and the store's disk bytes per event.
+fn store_append(root: &Path, scale: Scale, appenders: usize) -> AnyResult<(Throughput, f64, f64)> {
     let dir = scratch(root, "store-append-")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -422,8 +423,13 @@ fn store_append(root: &Path, scale: Scale, appenders: usize) -> AnyResult<(Throu
         Ok(())
     })?;
     let avg_record = bytes as f64 / head.max(1) as f64;
+    let disk_per_event = store.size_on_disk()? as f64 / head.max(1) as f64;
     drop(store);
-    Ok((Samples { done: samples }.summarise(from, to, 1), avg_record))
+    Ok((
+        Samples { done: samples }.summarise(from, to, 1),
+        avg_record,
+        disk_per_event,
+    ))
 }
 
 /// Builds the replay log with `SledEventStore::import` from a generated export.
@@ -660,6 +666,7 @@ fn appends(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResult<()> {
     let per_100 = raw_append(root, scale, &values, 100)?;
     let mut appends = Vec::new();
     let mut record_bytes = 0.0;
+    let mut disk_per_event = 0.0;
     let only: Option<usize> = std::env::var("AVVIK_BENCH_APPENDERS")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -668,8 +675,9 @@ fn appends(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResult<()> {
         .filter(|n| only.is_none_or(|o| o == *n))
     {
         eprintln!("store: {n} concurrent appenders");
-        let (t, avg) = store_append(root, scale, n)?;
+        let (t, avg, disk) = store_append(root, scale, n)?;
         record_bytes = avg;
+        disk_per_event = disk;
         appends.push((n, t));
     }
     rows.push(row(
@@ -731,6 +739,10 @@ fn appends(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResult<()> {
     rows.push(row(
         "appended event: stored record (mean) / its `data`",
         format!("{record_bytes:.0} B / {payload} B (baseline values {sizes:?} B)"),
+    ));
+    rows.push(row(
+        "disk per event, store built by appends (last run above)",
+        format!("{disk_per_event:.0} B (size_on_disk / events)"),
     ));
     Ok(())
 }
@@ -820,7 +832,7 @@ fn replay_and_startup(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResu
         format!("{:.0} MiB", startup_hwm as f64 / 1024.0),
     ));
     rows.push(row(
-        "disk per event",
+        "disk per event, replay log (import-built)",
         format!(
             "{:.0} B (size_on_disk {:.0} MiB); du {:.0} B ({:.0} MiB)",
             on_disk as f64 / scale.events as f64,

@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sha2::{Digest, Sha256};
@@ -344,11 +344,28 @@ enum Job {
 }
 
 struct Shared {
-    tree: sled::Tree,
+    /// The open database. `None` while the writer reopens it after a storage error
+    /// (sled keeps failing once an I/O error occurred; a fresh open recovers from its log).
+    db: RwLock<Option<(sled::Db, sled::Tree)>>,
+    dir: PathBuf,
+    config: sled::Config,
     durable_seq: AtomicU64,
     head: Mutex<Head>,
     head_tx: watch::Sender<u64>,
     degraded: AtomicBool,
+}
+
+impl Shared {
+    /// The current tree (a cheap handle), or an error while the database is reopened.
+    fn tree(&self) -> Result<sled::Tree> {
+        match &*self.db.read().unwrap_or_else(|p| p.into_inner()) {
+            Some((_, tree)) => Ok(tree.clone()),
+            None => Err(StoreError::Storage(format!(
+                "the event store in {} is being reopened after an error",
+                self.dir.display()
+            ))),
+        }
+    }
 }
 
 /// The sled-backed store.
@@ -356,7 +373,6 @@ pub struct SledEventStore {
     shared: Arc<Shared>,
     jobs: mpsc::Sender<Job>,
     writer: Option<std::thread::JoinHandle<()>>,
-    db: sled::Db,
     // Declared last so the lock is released only after sled has closed.
     _lock: File,
 }
@@ -370,6 +386,13 @@ impl Drop for SledEventStore {
         if let Some(h) = self.writer.take() {
             let _ = h.join();
         }
+        drop(
+            self.shared
+                .db
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
     }
 }
 
@@ -379,6 +402,7 @@ struct Opened {
     db: sled::Db,
     tree: sled::Tree,
     head: HeadRaw,
+    config: sled::Config,
 }
 
 fn open_raw(dir: &Path, opts: &StoreOptions) -> Result<Opened> {
@@ -387,7 +411,19 @@ fn open_raw(dir: &Path, opts: &StoreOptions) -> Result<Opened> {
         .path(dir.join("events"))
         .cache_capacity(opts.cache_capacity)
         .mode(sled::Mode::HighThroughput);
-    let db = open_sled(&config)?;
+    let (db, tree, head) = open_db(&config)?;
+    Ok(Opened {
+        lock,
+        db,
+        tree,
+        head,
+        config,
+    })
+}
+
+/// Opens the database and reads the head (the lock file is the caller's).
+fn open_db(config: &sled::Config) -> Result<(sled::Db, sled::Tree, HeadRaw)> {
+    let db = open_sled(config)?;
     let tree = db.open_tree("log")?;
     let head = match tree.get(K_HEAD)? {
         Some(b) => HeadRaw::decode(&b).ok_or(StoreError::Corrupt {
@@ -410,12 +446,7 @@ fn open_raw(dir: &Path, opts: &StoreOptions) -> Result<Opened> {
             }
         }
     };
-    Ok(Opened {
-        lock,
-        db,
-        tree,
-        head,
-    })
+    Ok((db, tree, head))
 }
 
 /// Opens sled, waiting briefly while a handle to the same database that was just dropped
@@ -464,11 +495,14 @@ impl SledEventStore {
             db,
             tree,
             head: head_raw,
+            config,
         } = open_raw(dir, &opts)?;
         let head = head_raw.to_head();
         let (head_tx, _) = watch::channel(head.seq);
         let shared = Arc::new(Shared {
-            tree,
+            db: RwLock::new(Some((db, tree))),
+            dir: dir.to_path_buf(),
+            config,
             durable_seq: AtomicU64::new(head.seq),
             head: Mutex::new(head),
             head_tx,
@@ -487,14 +521,18 @@ impl SledEventStore {
             shared,
             jobs: tx,
             writer: Some(handle),
-            db,
             _lock: lock,
         })
     }
 
     /// Bytes the database takes on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
-        Ok(self.db.size_on_disk()?)
+        match &*self.shared.db.read().unwrap_or_else(|p| p.into_inner()) {
+            Some((db, _)) => Ok(db.size_on_disk()?),
+            None => Err(StoreError::Storage(
+                "the event store is being reopened".into(),
+            )),
+        }
     }
 
     /// Writes records `from_seq..=to_seq` as NDJSON of their stored bytes.
@@ -543,7 +581,7 @@ impl SledEventStore {
     }
 
     fn read_one(&self, seq: u64) -> Result<Option<RecordedEvent>> {
-        match self.shared.tree.get(log_key(seq))? {
+        match self.shared.tree()?.get(log_key(seq))? {
             Some(bytes) => Ok(Some(decode(seq, &bytes)?)),
             None => Ok(None),
         }
@@ -674,7 +712,7 @@ impl EventStore for SledEventStore {
             return Ok(Vec::new());
         }
         let mut out = Vec::with_capacity(limit.min((durable - from + 1) as usize));
-        for item in self.shared.tree.range(log_key(from)..=log_key(durable)) {
+        for item in self.shared.tree()?.range(log_key(from)..=log_key(durable)) {
             let (k, v) = item?;
             let seq = be_u64(&k[1..]);
             out.push(decode(seq, &v)?);
@@ -697,7 +735,7 @@ impl EventStore for SledEventStore {
         if from > to {
             return Ok(());
         }
-        for item in self.shared.tree.range(log_key(from)..=log_key(to)) {
+        for item in self.shared.tree()?.range(log_key(from)..=log_key(to)) {
             let (k, v) = item?;
             f(be_u64(&k[1..]), &v)?;
         }
@@ -709,7 +747,7 @@ impl EventStore for SledEventStore {
         let start = stream_key(stream, from_version.max(1));
         let end = stream_key(stream, u32::MAX);
         let mut out = Vec::new();
-        for item in self.shared.tree.range(start..=end) {
+        for item in self.shared.tree()?.range(start..=end) {
             let (_, v) = item?;
             let seq = be_u64(&v);
             if seq > durable {
@@ -739,7 +777,7 @@ impl EventStore for SledEventStore {
     fn counter(&self, name: &str) -> Result<u64> {
         Ok(self
             .shared
-            .tree
+            .tree()?
             .get(counter_key(name))?
             .map(|v| be_u64(&v))
             .unwrap_or(0))
@@ -747,7 +785,7 @@ impl EventStore for SledEventStore {
 
     fn verify(&self) -> Result<VerifyReport> {
         let mut checker = ChainChecker::new();
-        for item in self.shared.tree.scan_prefix([K_LOG]) {
+        for item in self.shared.tree()?.scan_prefix([K_LOG]) {
             let (k, v) = item?;
             let key_seq = be_u64(&k[1..]);
             if checker.check_keyed(key_seq, &v).is_err() {
@@ -756,7 +794,7 @@ impl EventStore for SledEventStore {
         }
         let stored_head = self
             .shared
-            .tree
+            .tree()?
             .get(K_HEAD)?
             .and_then(|b| HeadRaw::decode(&b));
         // No head record means an empty log: records without a head were not committed
@@ -786,7 +824,10 @@ type Reply = oneshot::Sender<Result<Vec<RecordedEvent>>>;
 struct Pending {
     batch: sled::Batch,
     versions: HashMap<Uuid, u32>,
-    ids: HashMap<Uuid, RecordedEvent>,
+    /// Seq and stored bytes of each record staged so far, by id. Kept as bytes (shared with
+    /// the batch) rather than a cloned record: a re-sent id inside one batch is rare, so it
+    /// pays the decode instead of every append paying a deep clone.
+    ids: HashMap<Uuid, (u64, sled::IVec)>,
     counters: HashMap<String, u64>,
 }
 
@@ -807,6 +848,9 @@ impl Writer {
     }
 
     fn commit(&mut self, jobs: &mut Vec<Job>) {
+        // If a reopen failed earlier, try again; if it fails still, staging answers each
+        // job with the storage error.
+        self.ensure_open();
         let start_head = self.head;
         let mut pending = Pending::default();
         let mut answers: Vec<(Reply, Result<Vec<RecordedEvent>>)> = Vec::with_capacity(jobs.len());
@@ -835,22 +879,20 @@ impl Writer {
         }
         if self.head.seq != start_head.seq {
             pending.batch.insert(K_HEAD, encode_head(&self.head));
-            let tree = &self.shared.tree;
-            let written = tree
-                .apply_batch(std::mem::take(&mut pending.batch))
-                .and_then(|()| tree.flush().map(|_| ()));
+            let written = self.shared.tree().and_then(|tree| {
+                tree.apply_batch(std::mem::take(&mut pending.batch))
+                    .and_then(|()| tree.flush().map(|_| ()))
+                    .map_err(StoreError::from)
+            });
             if let Err(e) = written {
-                tracing::error!(error = %e, "event store commit failed");
+                tracing::error!(error = %e, "event store commit failed; reopening the database");
                 self.shared.degraded.store(true, Ordering::Relaxed);
-                // The batch may or may not be in sled now; take the head from what sled
-                // holds so the chain stays consistent. Callers get an error and may retry
-                // with the same event ids (idempotent).
-                self.head = tree
-                    .get(K_HEAD)
-                    .ok()
-                    .flatten()
-                    .and_then(|b| HeadRaw::decode(&b))
-                    .unwrap_or(start_head);
+                // sled fails every later operation once an I/O error occurred, and the
+                // batch may or may not be in it. Drop the database and open it again from
+                // disk: that recovers what was flushed, and the head read then keeps the
+                // chain consistent. Nothing of this batch was acknowledged; callers get an
+                // error and may retry with the same event ids (idempotent).
+                self.head = self.reopen().unwrap_or(start_head);
                 for (reply, r) in answers {
                     let r = match r {
                         Ok(_) => Err(StoreError::Storage(e.to_string())),
@@ -866,6 +908,45 @@ impl Writer {
         }
         for (reply, r) in answers {
             let _ = reply.send(r);
+        }
+    }
+
+    /// Closes and reopens the database; returns the head it holds. On failure the store
+    /// stays closed (`tree()` errors) and the next commit tries again.
+    fn reopen(&mut self) -> Option<HeadRaw> {
+        let mut guard = self.shared.db.write().unwrap_or_else(|p| p.into_inner());
+        drop(guard.take());
+        match open_db(&self.shared.config) {
+            Ok((db, tree, head)) => {
+                *guard = Some((db, tree));
+                tracing::info!(seq = head.seq, "event store reopened");
+                Some(head)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "event store could not be reopened; retrying with the next write");
+                None
+            }
+        }
+    }
+
+    /// Before staging: a store left closed by a failed reopen is opened again.
+    fn ensure_open(&mut self) -> bool {
+        let open = self
+            .shared
+            .db
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        if open {
+            return true;
+        }
+        match self.reopen() {
+            Some(head) => {
+                self.head = head;
+                self.publish();
+                true
+            }
+            None => false,
         }
     }
 
@@ -890,7 +971,7 @@ impl Writer {
             Some(v) => *v,
             None => self
                 .shared
-                .tree
+                .tree()?
                 .get(counter_key(&counter))?
                 .map(|v| be_u64(&v))
                 .unwrap_or(0),
@@ -906,7 +987,7 @@ impl Writer {
         }
         let last = self
             .shared
-            .tree
+            .tree()?
             .range(stream_key(stream, 0)..=stream_key(stream, u32::MAX))
             .next_back()
             .transpose()?;
@@ -920,13 +1001,13 @@ impl Writer {
     }
 
     fn stored_by_id(&self, pending: &Pending, id: Uuid) -> Result<Option<RecordedEvent>> {
-        if let Some(r) = pending.ids.get(&id) {
-            return Ok(Some(r.clone()));
+        if let Some((seq, bytes)) = pending.ids.get(&id) {
+            return Ok(Some(decode(*seq, bytes)?));
         }
-        match self.shared.tree.get(id_key(id))? {
+        match self.shared.tree()?.get(id_key(id))? {
             Some(seq) => {
                 let seq = be_u64(&seq);
-                match self.shared.tree.get(log_key(seq))? {
+                match self.shared.tree()?.get(log_key(seq))? {
                     Some(bytes) => Ok(Some(decode(seq, &bytes)?)),
                     None => Err(StoreError::Corrupt {
                         seq,
@@ -1008,14 +1089,14 @@ impl Writer {
                     hex::encode(self.head.hash)
                 },
             };
-            let bytes = rec.to_bytes();
+            let bytes = sled::IVec::from(rec.to_bytes());
             let hash: [u8; 32] = Sha256::digest(&bytes).into();
-            pending.batch.insert(&log_key(seq), bytes);
+            pending.batch.insert(&log_key(seq), bytes.clone());
             pending
                 .batch
                 .insert(&stream_key(stream, version), &seq.to_be_bytes());
             pending.batch.insert(&id_key(rec.id), &seq.to_be_bytes());
-            pending.ids.insert(rec.id, rec.clone());
+            pending.ids.insert(rec.id, (seq, bytes));
             self.head = HeadRaw {
                 seq,
                 hash,

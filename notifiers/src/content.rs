@@ -421,6 +421,32 @@ mod tests {
                 title: "t".into(),
                 status_link: "https://a/status/abc".into(),
             },
+            NoticeContent::ReporterComment {
+                reference: "AVV-2026-0042".into(),
+                title: "t".into(),
+                comment: "Kan du berätta mer?".into(),
+                status_link: "https://a/status/abc".into(),
+            },
+            NoticeContent::Nis2Alert {
+                facts: f.clone(),
+                early_warning_due: "2026-03-28 kl. 10:00".into(),
+                notification_due: Some("2026-03-30 kl. 11:00".into()),
+                overdue: false,
+                early_warning_filed: false,
+            },
+            NoticeContent::IntakeQuarantine {
+                reason: "Meddelandet är för stort.".into(),
+                size: size_sv(3_482),
+                from: Some("bo@example.org".into()),
+                subject: None,
+                message_id: None,
+                received_at: "2026-03-27 kl. 10:00".into(),
+                link: "https://a/staff/intake/quarantine".into(),
+            },
+            NoticeContent::PolicyReviewReminder {
+                subject: "Påminnelse".into(),
+                paragraphs: vec!["Ett.".into(), "Två.".into()],
+            },
             NoticeContent::Test {
                 sent_at: "nu".into(),
             },
@@ -436,6 +462,68 @@ mod tests {
             assert!(r.text.contains("Tider anges i svensk tid."));
             assert!(r.html.contains("svensk tid"));
         }
+    }
+
+    #[test]
+    fn sizes_read_as_swedish() {
+        assert_eq!(size_sv(0), "0 byte");
+        assert_eq!(size_sv(1023), "1 023 byte");
+        assert_eq!(size_sv(3_482), "3,4 kB (3 482 byte)");
+        assert_eq!(size_sv(26_214_400), "25,0 MB (26 214 400 byte)");
+    }
+
+    #[test]
+    fn quarantine_and_nis2_notices_say_what_happened() {
+        let r = render(&NoticeContent::IntakeQuarantine {
+            reason: "Meddelandet är för stort (3000 byte, gränsen är 2048).".into(),
+            size: size_sv(3000),
+            from: Some("<b>bo</b>@example.org".into()),
+            subject: Some("Stor bilaga".into()),
+            message_id: Some("<x@example.org>".into()),
+            received_at: "2026-03-27 kl. 10:00".into(),
+            link: "https://a/staff/intake/quarantine".into(),
+        })
+        .unwrap();
+        assert_eq!(r.subject, "Ett e-postmeddelande kunde inte tas emot");
+        assert!(
+            r.text.contains("Orsak:      Meddelandet är för stort"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text.contains("Storlek:    2,9 kB (3 000 byte)"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("Ämne:       Stor bilaga"), "{}", r.text);
+        assert!(r.html.contains("&#60;b&#62;bo"), "{}", r.html);
+        let mut c = NoticeContent::Nis2Alert {
+            facts: facts(),
+            early_warning_due: "2026-03-28 kl. 10:00".into(),
+            notification_due: None,
+            overdue: true,
+            early_warning_filed: false,
+        };
+        let r = render(&c).unwrap();
+        assert_eq!(
+            r.subject,
+            "[AVV-2026-0042] NIS2 betydande incident – fristen för tidig varning gick ut 2026-03-28 kl. 10:00"
+        );
+        assert!(
+            r.text.contains("Fristen för den tidiga varningen gick ut"),
+            "{}",
+            r.text
+        );
+        if let NoticeContent::Nis2Alert { overdue, .. } = &mut c {
+            *overdue = false;
+        }
+        let r = render(&c).unwrap();
+        assert!(
+            r.text
+                .contains("Tidig varning senast: 2026-03-28 kl. 10:00"),
+            "{}",
+            r.text
+        );
     }
 
     #[test]

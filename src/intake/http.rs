@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::blobs::is_sha256_hex;
 use super::record::Source;
-use super::{IntakeError, IntakeResult};
+use super::IntakeError;
 use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::{Deviation, Reference};
 use crate::web::error::ApiError;
@@ -387,10 +387,4 @@ pub async fn resolve_quarantined(
     }
     let view = state.intake.view().read();
     Ok(Json(view.quarantined(id)).into_response())
-}
-
-impl IntoResponse for IntakeResult {
-    fn into_response(self) -> Response {
-        (StatusCode::ACCEPTED, Json(self)).into_response()
-    }
 }

@@ -208,6 +208,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn analyze(raw: &[u8], limits: &Limits, own_addresses: &[String]) -> Analysis {
     let raw_sha256 = sha256_hex(raw);
     let raw_size = raw.len();
+    let raw = without_envelope_line(raw);
     let parser = MessageParser::default();
     if raw_size > limits.max_message_bytes {
         // Headers only: enough for the key and the audit record, cheap on any size.
@@ -295,8 +296,20 @@ fn looks_like_a_message(raw: &[u8]) -> bool {
         Some(colon) if colon > 0 => line[..colon]
             .iter()
             .all(|b| b.is_ascii_graphic() && *b != b':'),
-        // An mbox "From " line before the headers.
-        _ => line.starts_with(b"From "),
+        _ => false,
+    }
+}
+
+/// The message without the mbox envelope line ("From sender date") that Postfix's
+/// local(8) and other MDAs put before the headers when they pipe mail to a command.
+pub fn without_envelope_line(raw: &[u8]) -> &[u8] {
+    if raw.starts_with(b"From ") {
+        match raw.iter().position(|b| *b == b'\n') {
+            Some(i) => &raw[i + 1..],
+            None => &[],
+        }
+    } else {
+        raw
     }
 }
 
@@ -872,6 +885,20 @@ mod tests {
             .find(|x| x.filename == FULL_TEXT_NAME)
             .unwrap();
         assert_eq!(full.bytes, body.as_bytes());
+    }
+
+    #[test]
+    fn an_mbox_envelope_line_is_skipped() {
+        let a = accepted(
+            "From anna@kommunen.example Mon Mar  2 08:00:00 2026\nReturn-Path: <anna@kommunen.example>\n\
+             From: anna@kommunen.example\nSubject: Via pipe\n\ntext\n",
+        );
+        assert_eq!(a.title, "Via pipe");
+        let raw = "From MAILER-DAEMON Mon Mar  2 08:00:00 2026\nReturn-Path: <>\nFrom: x@y.se\n\nbounce\n";
+        assert_eq!(
+            analyze(raw.as_bytes(), &Limits::default(), &own()).verdict,
+            Verdict::Ignore(IgnoreReason::MailerDaemon)
+        );
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! From a notice and the deviation it is about to the words of the e-mail: labels,
-//! Stockholm times, links, and what each audience may see.
+//! From a notice and the deviation (or event) it is about to the words of the e-mail:
+//! labels, Stockholm times, links, and what each audience may see. The annual report's
+//! e-mail is the report module's (`report::render_email`); the worker builds it.
 
 use avvik_notifiers::time::{date, stockholm};
-use avvik_notifiers::{AspectLine, DeviationFacts, NoticeContent};
+use avvik_notifiers::{one_line, size_sv, AspectLine, DeviationFacts, NoticeContent};
 
 use super::links;
-use super::rules::{Group, Notice, Rule, Subject};
+use super::rules::{Group, Notice, QuarantinedEmail, Rule, Subject};
 use crate::domain::{Deviation, FilingKind, PersonalDataBreach};
+use crate::scheduler::{render_policy_reminder_email, PolicyReviewReminderDue};
 use crate::secret::Secret;
 
 /// What building content needs besides the notice.
@@ -73,13 +75,67 @@ pub fn facts(d: &Deviation, base_url: &str, description: bool) -> DeviationFacts
     }
 }
 
-/// The e-mail for one notice.
-pub fn content(n: &Notice, d: &Deviation, cx: &ContentContext<'_>) -> NoticeContent {
+/// The e-mail for one notice; `d` is the deviation it reports, if it is about one.
+pub fn content(
+    n: &Notice,
+    d: Option<&Deviation>,
+    cx: &ContentContext<'_>,
+) -> Result<NoticeContent, String> {
+    match (&n.subject, d) {
+        (Subject::PolicyReview(r), _) => Ok(policy_review(r)),
+        (Subject::Quarantine(q), _) => Ok(quarantine(q, cx.base_url)),
+        (Subject::AnnualReport(_), _) => {
+            Err("the annual report e-mail is rendered from the report itself".into())
+        }
+        (_, Some(d)) => deviation_content(n, d, cx),
+        (_, None) => Err(format!(
+            "a `{}` e-mail needs the deviation it is about",
+            n.rule.key()
+        )),
+    }
+}
+
+/// The scheduler words the reminder; the paragraphs become the text and HTML parts.
+fn policy_review(r: &PolicyReviewReminderDue) -> NoticeContent {
+    let (subject, text) = render_policy_reminder_email(r);
+    NoticeContent::PolicyReviewReminder {
+        subject,
+        paragraphs: text
+            .split("\n\n")
+            .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+            .filter(|p| !p.is_empty())
+            .collect(),
+    }
+}
+
+/// Sender and subject are whatever the message said: one line each, bounded.
+fn quarantine(q: &QuarantinedEmail, base_url: &str) -> NoticeContent {
+    let untrusted = |s: &Option<String>| {
+        s.as_deref()
+            .map(|s| one_line(s, 200))
+            .filter(|s| !s.is_empty())
+    };
+    NoticeContent::IntakeQuarantine {
+        reason: q.reason_sv.clone(),
+        size: size_sv(q.size),
+        from: untrusted(&q.from),
+        subject: untrusted(&q.subject),
+        message_id: untrusted(&q.message_id),
+        received_at: stockholm(q.received_at),
+        link: links::quarantine_link(base_url),
+    }
+}
+
+fn deviation_content(
+    n: &Notice,
+    d: &Deviation,
+    cx: &ContentContext<'_>,
+) -> Result<NoticeContent, String> {
     let board = matches!(n.group, Group::Ledningsgrupp | Group::Kommunstyrelsen);
     let internal_facts = || facts(d, cx.base_url, true);
     let board_facts = || facts(d, cx.base_url, cx.board_includes_description || !board);
     let status_link = || links::status_link(cx.base_url, cx.secret, d.id);
-    match (&n.rule, &n.subject) {
+    Ok(match (&n.rule, &n.subject) {
         (Rule::Triage, _) => NoticeContent::Triage {
             facts: internal_facts(),
             reporter: d
@@ -146,14 +202,52 @@ pub fn content(n: &Notice, d: &Deviation, cx: &ContentContext<'_>) -> NoticeCont
             title: d.title.clone(),
             status_link: status_link(),
         },
-        // A rule paired with another rule's subject is never built by `rules`; fall back
-        // to the facts an internal reader may see rather than fail the delivery.
-        (Rule::AckReminder | Rule::DeadlineReminder | Rule::MeasureOverdue, _) => {
-            NoticeContent::Triage {
-                facts: board_facts(),
-                reporter: None,
-                personal_data_suspected: false,
+        (Rule::ReporterComment, Subject::ReporterComment { index }) => {
+            let comment = d
+                .comments
+                .get(*index)
+                .ok_or_else(|| format!("comment {index} of {} is missing", d.reference))?;
+            NoticeContent::ReporterComment {
+                reference: d.reference.to_string(),
+                title: d.title.clone(),
+                comment: comment.text.clone(),
+                status_link: status_link(),
             }
         }
-    }
+        (
+            Rule::Nis2Alert,
+            Subject::Nis2 {
+                early_warning_due,
+                notification_due,
+                early_warning_filed,
+            },
+        ) => NoticeContent::Nis2Alert {
+            facts: internal_facts(),
+            early_warning_due: stockholm(*early_warning_due),
+            notification_due: notification_due.map(stockholm),
+            // Classified after the 24 hours had run out (discovered long before).
+            overdue: *early_warning_due <= n.due_at,
+            early_warning_filed: *early_warning_filed,
+        },
+        // A rule paired with another rule's subject is never built by `rules`; fall back
+        // to the facts an internal reader may see rather than fail the delivery. Only
+        // internal readers get these rules, except the reporter's, which must not.
+        (Rule::ReporterComment, _) => {
+            return Err("a comment e-mail without its comment".into());
+        }
+        (
+            Rule::AckReminder
+            | Rule::DeadlineReminder
+            | Rule::MeasureOverdue
+            | Rule::Nis2Alert
+            | Rule::AnnualReport
+            | Rule::PolicyReviewReminder
+            | Rule::IntakeQuarantine,
+            _,
+        ) => NoticeContent::Triage {
+            facts: board_facts(),
+            reporter: None,
+            personal_data_suspected: false,
+        },
+    })
 }

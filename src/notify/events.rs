@@ -1,6 +1,7 @@
 //! The events e-mail delivery writes: each in the notice's own stream, so they never
-//! conflict with commands on the deviation. Every payload names its `deviation_id`, so a
-//! deviation's timeline can include them.
+//! conflict with commands on the deviation. Every payload about a deviation names its
+//! `deviation_id`, so a deviation's timeline can include them; e-mails about no deviation
+//! name their `trigger_event_id` instead.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,7 +26,10 @@ pub const TYPES: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationSent {
     pub notification_id: Uuid,
-    pub deviation_id: Uuid,
+    /// The deviation it is about; absent for e-mails about no deviation (the annual report,
+    /// the policy reminder, a quarantined e-mail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deviation_id: Option<Uuid>,
     pub rule: Rule,
     pub group: Group,
     pub recipients: Vec<String>,
@@ -42,7 +46,10 @@ pub struct NotificationSent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationFailed {
     pub notification_id: Uuid,
-    pub deviation_id: Uuid,
+    /// The deviation it is about; absent for e-mails about no deviation (the annual report,
+    /// the policy reminder, a quarantined e-mail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deviation_id: Option<Uuid>,
     pub rule: Rule,
     pub group: Group,
     pub recipients: Vec<String>,
@@ -58,7 +65,10 @@ pub struct NotificationFailed {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationAbandoned {
     pub notification_id: Uuid,
-    pub deviation_id: Uuid,
+    /// The deviation it is about; absent for e-mails about no deviation (the annual report,
+    /// the policy reminder, a quarantined e-mail).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deviation_id: Option<Uuid>,
     pub rule: Rule,
     pub group: Group,
     pub recipients: Vec<String>,

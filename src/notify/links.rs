@@ -1,5 +1,5 @@
 //! Links in e-mails: the signed personal acknowledgement link, the reporter's status link,
-//! the staff page of a deviation.
+//! pages in the staff UI.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -59,6 +59,16 @@ pub fn status_link(base_url: &str, secret: &Secret, deviation_id: Uuid) -> Strin
         base(base_url),
         crate::service::status_token_for(secret, deviation_id)
     )
+}
+
+/// The staff list of quarantined e-mail.
+pub fn quarantine_link(base_url: &str) -> String {
+    format!("{}/staff/intake/quarantine", base(base_url))
+}
+
+/// The printable annual report in the staff UI.
+pub fn report_link(base_url: &str, year: i32) -> String {
+    format!("{}/staff/reports/{year}", base(base_url))
 }
 
 /// The deviation's page in the staff UI.

@@ -19,6 +19,9 @@ use super::events::{
 };
 use super::rules::{self, EscalationRound, Group, Notice, Rule, Rules};
 use crate::domain::{evolve, Deviation, DeviationEvent, EventMeta};
+use crate::intake::record::{EmailQuarantined, EMAIL_QUARANTINED};
+use crate::report::{IssuedReport, ANNUAL_REPORT_ISSUED};
+use crate::scheduler::{PolicyReviewReminderDue, POLICY_REVIEW_REMINDER_DUE};
 
 /// A notice an event called for, kept for the deviation's notice list.
 #[derive(Debug, Clone)]
@@ -32,7 +35,7 @@ struct Triggered {
 /// How far delivery of one notice got, from its events.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub deviation_id: Uuid,
+    pub deviation_id: Option<Uuid>,
     pub rule: Rule,
     pub group: Group,
     pub recipient: String,
@@ -82,8 +85,8 @@ pub struct Acknowledgement {
 pub struct DueNotice {
     pub notice: Notice,
     /// What the e-mail reports: the snapshot for event-triggered notices, the current
-    /// state for reminders.
-    pub deviation: Arc<Deviation>,
+    /// state for reminders; none for notices about no deviation.
+    pub deviation: Option<Arc<Deviation>>,
     /// Attempts made so far.
     pub attempts: u32,
 }
@@ -128,7 +131,7 @@ impl DeliveryState {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NoticeStatus {
     pub notification_id: Uuid,
-    pub deviation_id: Uuid,
+    pub deviation_id: Option<Uuid>,
     pub rule: Rule,
     pub rule_label: &'static str,
     pub group: Group,
@@ -166,6 +169,9 @@ pub struct Outbox {
     deliveries: HashMap<Uuid, Delivery>,
     /// Notice ids per deviation (triggered or delivered), for the deviation page.
     by_deviation: HashMap<Uuid, Vec<Uuid>>,
+    /// Ids of notices about no deviation per triggering event (an annual report issue, a
+    /// policy reminder, a quarantined e-mail).
+    by_trigger: HashMap<Uuid, Vec<Uuid>>,
     escalations: HashMap<Uuid, Vec<EscalationRound>>,
     acks: HashMap<Uuid, Vec<Acknowledgement>>,
     ack_by_notice: HashMap<Uuid, Acknowledgement>,
@@ -188,6 +194,7 @@ impl Outbox {
             open_triggered: HashSet::new(),
             deliveries: HashMap::new(),
             by_deviation: HashMap::new(),
+            by_trigger: HashMap::new(),
             escalations: HashMap::new(),
             acks: HashMap::new(),
             ack_by_notice: HashMap::new(),
@@ -220,6 +227,27 @@ impl Outbox {
                 self.apply_delivery(rec)
             }
             ESCALATION_ACKNOWLEDGED => self.apply_ack(rec),
+            ANNUAL_REPORT_ISSUED => match IssuedReport::from_record(rec) {
+                Some(issue) => {
+                    let notices = rules::on_annual_report(&self.rules, &issue);
+                    self.add_triggered(notices, None);
+                }
+                None => self.undecodable_trigger(rec),
+            },
+            POLICY_REVIEW_REMINDER_DUE => match rec.decode::<PolicyReviewReminderDue>() {
+                Ok(r) => {
+                    let notices = rules::on_policy_review(&self.rules, &r, rec.id, rec.at);
+                    self.add_triggered(notices, None);
+                }
+                Err(_) => self.undecodable_trigger(rec),
+            },
+            EMAIL_QUARANTINED => match rec.decode::<EmailQuarantined>() {
+                Ok(q) => {
+                    let notices = rules::on_quarantine(&self.rules, &q, rec.id, rec.at);
+                    self.add_triggered(notices, None);
+                }
+                Err(_) => self.undecodable_trigger(rec),
+            },
             ty => match DeviationEvent::from_parts(ty, &rec.data) {
                 Some(Ok(ev)) => self.apply_deviation(rec, &ev),
                 Some(Err(e)) => {
@@ -259,6 +287,18 @@ impl Outbox {
             }
         }
         let notices = rules::on_event(&self.rules, before.as_deref(), &next, ev, rec.id, rec.at);
+        self.add_triggered(notices, Some(next));
+        self.rewatch(rec.stream);
+    }
+
+    /// A record of a type that triggers notices did not decode: it cannot trigger any.
+    fn undecodable_trigger(&mut self, rec: &RecordedEvent) {
+        self.undecodable += 1;
+        tracing::error!(seq = rec.seq, event_type = %rec.event_type, "stored event does not decode; no e-mail for it");
+    }
+
+    /// Keeps the notices an event called for; `snapshot` is the deviation they report.
+    fn add_triggered(&mut self, notices: Vec<Notice>, snapshot: Option<Arc<Deviation>>) {
         for n in notices {
             if self.triggered.contains_key(&n.id) {
                 continue;
@@ -267,20 +307,23 @@ impl Outbox {
             if !settled {
                 self.open_triggered.insert(n.id);
             }
-            self.index(n.deviation_id, n.id);
+            self.index(n.deviation_id, n.trigger_event_id, n.id);
             self.triggered.insert(
                 n.id,
                 Triggered {
-                    snapshot: (!settled).then(|| next.clone()),
+                    snapshot: if settled { None } else { snapshot.clone() },
                     notice: n,
                 },
             );
         }
-        self.rewatch(rec.stream);
     }
 
-    fn index(&mut self, deviation_id: Uuid, notice_id: Uuid) {
-        let ids = self.by_deviation.entry(deviation_id).or_default();
+    fn index(&mut self, deviation_id: Option<Uuid>, trigger: Option<Uuid>, notice_id: Uuid) {
+        let ids = match (deviation_id, trigger) {
+            (Some(d), _) => self.by_deviation.entry(d).or_default(),
+            (None, Some(t)) => self.by_trigger.entry(t).or_default(),
+            (None, None) => return,
+        };
         if !ids.contains(&notice_id) {
             ids.push(notice_id);
         }
@@ -383,11 +426,13 @@ impl Outbox {
                 t.snapshot = None;
             }
         }
-        self.index(deviation_id, id);
-        self.records
-            .entry(deviation_id)
-            .or_default()
-            .push(rec.clone());
+        self.index(deviation_id, trigger, id);
+        if let Some(deviation_id) = deviation_id {
+            self.records
+                .entry(deviation_id)
+                .or_default()
+                .push(rec.clone());
+        }
     }
 
     fn apply_ack(&mut self, rec: &RecordedEvent) {
@@ -464,7 +509,7 @@ impl Outbox {
     pub fn due(&self, now: DateTime<Utc>) -> (Vec<DueNotice>, Vec<Notice>) {
         let mut due = Vec::new();
         let mut expired = Vec::new();
-        let mut consider = |n: &Notice, deviation: Arc<Deviation>| {
+        let mut consider = |n: &Notice, deviation: Option<Arc<Deviation>>| {
             let delivery = self.deliveries.get(&n.id);
             if delivery.is_some_and(Delivery::settled) || now < n.due_at {
                 return;
@@ -490,9 +535,14 @@ impl Outbox {
             let Some(t) = self.triggered.get(id) else {
                 continue;
             };
-            let current = self.deviations.get(&t.notice.deviation_id);
-            if let Some(d) = t.snapshot.as_ref().or(current) {
-                consider(&t.notice, d.clone());
+            match t.notice.deviation_id {
+                None => consider(&t.notice, None),
+                Some(id) => {
+                    let current = self.deviations.get(&id);
+                    if let Some(d) = t.snapshot.as_ref().or(current) {
+                        consider(&t.notice, Some(d.clone()));
+                    }
+                }
             }
         }
         for id in &self.watched {
@@ -500,7 +550,7 @@ impl Outbox {
                 continue;
             };
             for n in self.reminders_for(d, now) {
-                consider(&n, d.clone());
+                consider(&n, Some(d.clone()));
             }
         }
         due.sort_by_key(|d| (d.notice.due_at, d.notice.id));
@@ -526,9 +576,26 @@ impl Outbox {
             .get(&deviation_id)
             .map(|d| self.reminders_for(d, now))
             .unwrap_or_default();
+        let known = self.by_deviation.get(&deviation_id).into_iter().flatten();
+        self.statuses(known, &current, Some(deviation_id), now)
+    }
+
+    /// Every e-mail an event about no deviation called for (an annual report issue, a
+    /// policy reminder, a quarantined e-mail), by the event's id.
+    pub fn notices_for_trigger(&self, event_id: Uuid, now: DateTime<Utc>) -> Vec<NoticeStatus> {
+        let known = self.by_trigger.get(&event_id).into_iter().flatten();
+        self.statuses(known, &[], None, now)
+    }
+
+    fn statuses<'a>(
+        &self,
+        known: impl Iterator<Item = &'a Uuid>,
+        current: &'a [Notice],
+        deviation_id: Option<Uuid>,
+        now: DateTime<Utc>,
+    ) -> Vec<NoticeStatus> {
         let mut out: Vec<NoticeStatus> = Vec::new();
         let mut seen = HashSet::new();
-        let known = self.by_deviation.get(&deviation_id).into_iter().flatten();
         for id in known.chain(current.iter().map(|n| &n.id)) {
             if !seen.insert(*id) {
                 continue;
@@ -599,7 +666,7 @@ impl Outbox {
                     notice:
                         Notice {
                             rule: Rule::Escalation,
-                            deviation_id,
+                            deviation_id: Some(deviation_id),
                             trigger_event_id: Some(trigger),
                             recipient,
                             group,
@@ -610,7 +677,7 @@ impl Outbox {
                 _ => match self.deliveries.get(&notification_id) {
                     Some(Delivery {
                         rule: Rule::Escalation,
-                        deviation_id,
+                        deviation_id: Some(deviation_id),
                         trigger_event_id: Some(trigger),
                         recipient,
                         group,

@@ -1,5 +1,6 @@
 //! The notification rules: which e-mails an event or a clock calls for, to whom, and from
-//! when. Pure functions of the deviation's state, the configuration and `now`.
+//! when. Pure functions of the deviation's state (or the triggering event), the
+//! configuration and `now`.
 
 use std::collections::BTreeSet;
 
@@ -12,6 +13,9 @@ use crate::config::Config;
 use crate::domain::{
     Deviation, DeviationEvent, EmailAddress, FilingKind, PersonalDataBreach, Severity, Status,
 };
+use crate::intake::record::EmailQuarantined;
+use crate::report::IssuedReport;
+use crate::scheduler::PolicyReviewReminderDue;
 
 /// Why an e-mail is sent. Part of the notice id, so names never change once stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -33,6 +37,17 @@ pub enum Rule {
     MeasureOverdue,
     /// Closed → the reporter.
     Closed,
+    /// Staff commented to the reporter → the reporter.
+    ReporterComment,
+    /// Classified as a significant NIS2 incident (first time) → CISO, with the 24 h
+    /// early-warning deadline.
+    Nis2Alert,
+    /// An annual report was issued → kommunstyrelsen and CISO, with the report.
+    AnnualReport,
+    /// The policy must be reviewed before it expires → CISO.
+    PolicyReviewReminder,
+    /// An e-mail to the deviation address was quarantined → CISO.
+    IntakeQuarantine,
 }
 
 impl Rule {
@@ -46,6 +61,11 @@ impl Rule {
             Rule::DeadlineReminder => "deadline_reminder",
             Rule::MeasureOverdue => "measure_overdue",
             Rule::Closed => "closed",
+            Rule::ReporterComment => "reporter_comment",
+            Rule::Nis2Alert => "nis2_alert",
+            Rule::AnnualReport => "annual_report",
+            Rule::PolicyReviewReminder => "policy_review_reminder",
+            Rule::IntakeQuarantine => "intake_quarantine",
         }
     }
 
@@ -59,6 +79,11 @@ impl Rule {
             Rule::DeadlineReminder => "Påminnelse om lagstadgad tidsfrist",
             Rule::MeasureOverdue => "Försenad åtgärd",
             Rule::Closed => "Avslutat, meddelande till rapportören",
+            Rule::ReporterComment => "Meddelande till rapportören",
+            Rule::Nis2Alert => "Betydande incident enligt NIS2",
+            Rule::AnnualReport => "Årsrapport",
+            Rule::PolicyReviewReminder => "Påminnelse om utvärdering av policyn",
+            Rule::IntakeQuarantine => "E-post i karantän",
         }
     }
 }
@@ -91,6 +116,17 @@ impl Group {
 
     /// The groups an escalation goes to and that acknowledge it.
     pub const BOARD: [Group; 2] = [Group::Ledningsgrupp, Group::Kommunstyrelsen];
+
+    /// The group a role named in an event means (`notify_role`, `recipient_role`).
+    pub fn from_role(role: &str) -> Option<Group> {
+        match role.trim().to_ascii_lowercase().as_str() {
+            "ciso" => Some(Group::Ciso),
+            "dataskyddsombud" | "dpo" => Some(Group::Dataskyddsombud),
+            "ledningsgrupp" => Some(Group::Ledningsgrupp),
+            "kommunstyrelsen" => Some(Group::Kommunstyrelsen),
+            _ => None,
+        }
+    }
 }
 
 /// What a notice is about, beyond its rule: what the e-mail needs to say.
@@ -112,6 +148,30 @@ pub enum Subject {
     Measure {
         measure_id: Uuid,
     },
+    /// The comment at `index` in the deviation's comments.
+    ReporterComment {
+        index: usize,
+    },
+    Nis2 {
+        early_warning_due: DateTime<Utc>,
+        notification_due: Option<DateTime<Utc>>,
+        early_warning_filed: bool,
+    },
+    /// The e-mail is built from the issued report when it is sent (not while folding).
+    AnnualReport(Box<IssuedReport>),
+    PolicyReview(Box<PolicyReviewReminderDue>),
+    Quarantine(Box<QuarantinedEmail>),
+}
+
+/// What the CISO is told about a quarantined e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedEmail {
+    pub reason_sv: String,
+    pub size: u64,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub message_id: Option<String>,
+    pub received_at: DateTime<Utc>,
 }
 
 /// One e-mail a rule calls for.
@@ -120,7 +180,9 @@ pub struct Notice {
     /// UUIDv5 of (trigger, rule and slot, recipient): the same notice always gets the same
     /// id, across restarts, and so the same Message-ID.
     pub id: Uuid,
-    pub deviation_id: Uuid,
+    /// The deviation it is about; none for the annual report, the policy reminder and
+    /// quarantined e-mail.
+    pub deviation_id: Option<Uuid>,
     pub rule: Rule,
     pub group: Group,
     pub recipient: String,
@@ -275,7 +337,7 @@ pub fn on_event(
     let mut out = Vec::new();
     let base = |rule: Rule, subject: Subject| Notice {
         id: Uuid::nil(),
-        deviation_id: next.id,
+        deviation_id: Some(next.id),
         rule,
         group: Group::Ciso,
         recipient: String::new(),
@@ -319,6 +381,35 @@ pub fn on_event(
                     push_for(&mut out, &b, Rule::Escalation.key(), event_id, g, &members);
                 }
             }
+            // Once per deviation: the first classification as significant starts the
+            // 24-hour clock the CISO must act on; later edits are not news.
+            let was_significant = prev.is_some_and(|p| {
+                p.classifications
+                    .iter()
+                    .any(|e| e.classification.nis2_significant)
+            });
+            if c.nis2_significant && !was_significant {
+                let deadline = |kind| next.deadlines.iter().find(|d| d.kind == kind);
+                let early = deadline(FilingKind::Nis2EarlyWarning);
+                let b = base(
+                    Rule::Nis2Alert,
+                    Subject::Nis2 {
+                        early_warning_due: early
+                            .map_or(next.discovered_at + Duration::hours(24), |d| d.due),
+                        notification_due: deadline(FilingKind::Nis2Notification).map(|d| d.due),
+                        early_warning_filed: early.is_some_and(|d| d.settled_at.is_some()),
+                    },
+                );
+                let members = rules.members(Group::Ciso, None);
+                push_for(
+                    &mut out,
+                    &b,
+                    Rule::Nis2Alert.key(),
+                    event_id,
+                    Group::Ciso,
+                    &members,
+                );
+            }
             if is_breach(Some(c.personal_data_breach))
                 && !is_breach(prev.and_then(|p| p.personal_data_breach))
             {
@@ -331,6 +422,20 @@ pub fn on_event(
                     event_id,
                     Group::Dataskyddsombud,
                     &members,
+                );
+            }
+        }
+        DeviationEvent::CommentAdded(c) if c.to_reporter && !c.from_reporter => {
+            if let (Some(rep), Some(index)) = (&next.reporter, next.comments.len().checked_sub(1)) {
+                let b = base(Rule::ReporterComment, Subject::ReporterComment { index });
+                let to = [rep.email.as_str().to_string()];
+                push_for(
+                    &mut out,
+                    &b,
+                    Rule::ReporterComment.key(),
+                    event_id,
+                    Group::Reporter,
+                    &to,
                 );
             }
         }
@@ -350,6 +455,106 @@ pub fn on_event(
         }
         _ => {}
     }
+    out
+}
+
+/// A notice about no deviation, triggered by event `event_id` stored at `at`.
+fn general(rule: Rule, subject: Subject, event_id: Uuid, at: DateTime<Utc>) -> Notice {
+    Notice {
+        id: Uuid::nil(),
+        deviation_id: None,
+        rule,
+        group: Group::Ciso,
+        recipient: String::new(),
+        trigger_event_id: Some(event_id),
+        due_at: at,
+        subject,
+    }
+}
+
+/// An issued annual report (first edition or a re-issue) goes to kommunstyrelsen and the
+/// CISO; someone in both gets one e-mail.
+pub fn on_annual_report(rules: &Rules, issue: &IssuedReport) -> Vec<Notice> {
+    let mut out = Vec::new();
+    let b = general(
+        Rule::AnnualReport,
+        Subject::AnnualReport(Box::new(issue.clone())),
+        issue.id,
+        issue.at,
+    );
+    for g in [Group::Kommunstyrelsen, Group::Ciso] {
+        let members = rules.members(g, None);
+        push_for(
+            &mut out,
+            &b,
+            Rule::AnnualReport.key(),
+            issue.id,
+            g,
+            &members,
+        );
+    }
+    out
+}
+
+/// A policy review reminder the scheduler recorded goes to the role it names (the CISO;
+/// an unknown role falls back to the CISO rather than to nobody).
+pub fn on_policy_review(
+    rules: &Rules,
+    reminder: &PolicyReviewReminderDue,
+    event_id: Uuid,
+    at: DateTime<Utc>,
+) -> Vec<Notice> {
+    let mut out = Vec::new();
+    let group = Group::from_role(&reminder.recipient_role).unwrap_or(Group::Ciso);
+    let b = general(
+        Rule::PolicyReviewReminder,
+        Subject::PolicyReview(Box::new(reminder.clone())),
+        event_id,
+        at,
+    );
+    let members = rules.members(group, None);
+    push_for(
+        &mut out,
+        &b,
+        Rule::PolicyReviewReminder.key(),
+        event_id,
+        group,
+        &members,
+    );
+    out
+}
+
+/// A quarantined e-mail is reported to the role intake names (the CISO).
+pub fn on_quarantine(
+    rules: &Rules,
+    q: &EmailQuarantined,
+    event_id: Uuid,
+    at: DateTime<Utc>,
+) -> Vec<Notice> {
+    let mut out = Vec::new();
+    let group = Group::from_role(&q.notify_role).unwrap_or(Group::Ciso);
+    let b = general(
+        Rule::IntakeQuarantine,
+        Subject::Quarantine(Box::new(QuarantinedEmail {
+            reason_sv: q.reason_sv.clone(),
+            size: q.message.raw_size,
+            from: q.message.from.clone(),
+            subject: q.message.subject.clone(),
+            message_id: q.message.message_id.clone(),
+            received_at: at,
+        })),
+        event_id,
+        at,
+    );
+    let members = rules.members(group, None);
+    push_for(
+        &mut out,
+        &b,
+        Rule::IntakeQuarantine.key(),
+        event_id,
+        group,
+        &members,
+    );
     out
 }
 
@@ -408,7 +613,7 @@ pub fn reminders(
     let mut out = Vec::new();
     let base = |rule: Rule, due_at, trigger, subject| Notice {
         id: Uuid::nil(),
-        deviation_id: d.id,
+        deviation_id: Some(d.id),
         rule,
         group: Group::Ciso,
         recipient: String::new(),

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use avvik_events::{EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
 use avvik_notifiers::{
-    message_id_for, render, Mailer, MailerError, MailerSettings, NoticeContent, OutgoingEmail,
-    RetryPolicy, SendError, SmtpSettings, SmtpTls, TransportSettings,
+    message_id_for, render, InlineImage, Mailer, MailerError, MailerSettings, NoticeContent,
+    OutgoingEmail, Rendered, RetryPolicy, SendError, SmtpSettings, SmtpTls, TransportSettings,
 };
 use chrono::{DateTime, Utc};
 use tokio::sync::{watch, Semaphore};
@@ -22,10 +22,12 @@ use super::events::{
     NotificationSent, ESCALATION_ACKNOWLEDGED, NOTIFICATION_ABANDONED, NOTIFICATION_FAILED,
     NOTIFICATION_SENT,
 };
+use super::links;
 use super::outbox::{Acknowledgement, DueNotice, EscalationNotice, NoticeStatus, OutboxProjection};
-use super::rules::Rules;
+use super::rules::{Rules, Subject};
 use crate::clock::Clock;
 use crate::config::{Config, MailTransport, TlsMode};
+use crate::report::{build_report, content_hash, render_email, IssuedReport};
 use crate::secret::Secret;
 
 /// Actor of the events delivery writes.
@@ -97,6 +99,9 @@ struct Inner {
     /// Serialises delivery rounds (the background loop and tests driving rounds), and
     /// remembers which expired notices were already logged.
     round: tokio::sync::Mutex<HashSet<Uuid>>,
+    /// The annual report e-mail last rendered, by issue event id: the report is rebuilt
+    /// from the log once for all its recipients (and retries), not once per e-mail.
+    report_email: tokio::sync::Mutex<Option<(Uuid, Arc<Rendered>)>>,
 }
 
 /// E-mail notices for the running application. Cheap to clone.
@@ -152,6 +157,7 @@ impl Notify {
                 poll_interval: Duration::from_secs(n.poll_interval_s.max(1)),
                 board_includes_description: n.board_includes_description,
                 round: tokio::sync::Mutex::new(HashSet::new()),
+                report_email: tokio::sync::Mutex::new(None),
             }),
         }
     }
@@ -181,6 +187,14 @@ impl Notify {
     pub fn notices_for(&self, deviation_id: Uuid) -> Vec<NoticeStatus> {
         let now = self.inner.clock.now();
         self.inner.outbox.read().notices_for(deviation_id, now)
+    }
+
+    /// Every e-mail an event about no deviation called for (an `AnnualReportIssued`, a
+    /// `PolicyReviewReminderDue`, an `EmailQuarantined`), by the event's id: for the staff
+    /// pages of reports and quarantined e-mail.
+    pub fn notices_for_trigger(&self, event_id: Uuid) -> Vec<NoticeStatus> {
+        let now = self.inner.clock.now();
+        self.inner.outbox.read().notices_for_trigger(event_id, now)
     }
 
     /// The acknowledgements of a deviation's escalations, in the order they were given.
@@ -270,7 +284,7 @@ impl Notify {
                     .increment(1);
                 tracing::warn!(
                     notification_id = %n.id,
-                    deviation_id = %n.deviation_id,
+                    deviation_id = ?n.deviation_id,
                     rule = n.rule.key(),
                     due_at = %n.due_at,
                     "e-mail not sent: never tried before the give-up time"
@@ -321,20 +335,31 @@ impl Notify {
         };
         let message_id = message_id_for(n.id, &me.from);
         let attempt = due.attempts.saturating_add(1);
-        let result = match render(&content(n, &due.deviation, &cx)) {
+        let rendered = match &n.subject {
+            Subject::AnnualReport(issue) => self.annual_report_email(issue).await,
+            _ => content(n, due.deviation.as_deref(), &cx)
+                .map_err(SendError::Build)
+                .and_then(|c| render(&c).map_err(|e| SendError::Build(e.to_string())))
+                .map(Arc::new),
+        };
+        let result = match rendered {
             Ok(rendered) => {
                 let subject = rendered.subject.clone();
                 let email = OutgoingEmail {
                     to: n.recipient.clone(),
                     message_id: message_id.clone(),
-                    rendered,
+                    rendered: Arc::unwrap_or_clone(rendered),
                 };
                 me.mailer.send(&email).await.map(|()| subject)
             }
-            Err(e) => Err(SendError::Build(e.to_string())),
+            Err(e) => Err(e),
         };
         let recipients = vec![n.recipient.clone()];
-        let reference = due.deviation.reference;
+        let reference = due
+            .deviation
+            .as_ref()
+            .map(|d| d.reference.to_string())
+            .unwrap_or_default();
         let (outcome, event_type, data) = match result {
             Ok(subject) => {
                 metrics::counter!("avvik_notifications_sent_total", "rule" => n.rule.key())
@@ -425,6 +450,56 @@ impl Notify {
                 (outcome, None)
             }
         }
+    }
+
+    /// The annual report e-mail for an issue: the report rebuilt from the log as of the
+    /// issue (blocking, so off the async threads), checked against the recorded content
+    /// hash, and rendered with its charts as inline images. A report that no longer hashes
+    /// to what was issued (the report code changed since) is not sent as if it were the
+    /// issued one: the attempt fails, visibly, with that reason.
+    async fn annual_report_email(&self, issue: &IssuedReport) -> Result<Arc<Rendered>, SendError> {
+        let me = &self.inner;
+        let mut cached = me.report_email.lock().await;
+        if let Some((id, r)) = cached.as_ref() {
+            if *id == issue.id {
+                return Ok(r.clone());
+            }
+        }
+        let store = me.store.clone();
+        let year = issue.event.year;
+        let as_of = issue.event.as_of_seq;
+        let report = tokio::task::spawn_blocking(move || build_report(store.as_ref(), year, as_of))
+            .await
+            .map_err(|e| SendError::Build(format!("building the report failed: {e}")))?
+            .map_err(|e| SendError::Build(format!("building the report failed: {e}")))?;
+        if content_hash(&report) != issue.event.content_hash {
+            tracing::error!(
+                year,
+                seq = issue.seq,
+                "the rebuilt annual report does not match its recorded content hash; not mailed"
+            );
+            return Err(SendError::Build(format!(
+                "the annual report for {year} rebuilt as of seq {as_of} does not match the content hash recorded when it was issued"
+            )));
+        }
+        let mail = render_email(&report, issue, &links::report_link(&me.base_url, year));
+        let rendered = Arc::new(Rendered {
+            subject: avvik_notifiers::one_line(&mail.subject, 400),
+            text: mail.text,
+            html: mail.html,
+            images: mail
+                .images
+                .into_iter()
+                .map(|i| InlineImage {
+                    content_id: i.content_id,
+                    filename: i.filename,
+                    content_type: i.content_type.to_string(),
+                    body: i.body,
+                })
+                .collect(),
+        });
+        *cached = Some((issue.id, rendered.clone()));
+        Ok(rendered)
     }
 
     /// The background loop: a round whenever the log grows (new reports, classifications)

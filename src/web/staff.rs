@@ -632,6 +632,25 @@ impl DeviationPage {
     fn value(&self, field: &str) -> String {
         self.values.get(field).cloned().unwrap_or_default()
     }
+
+    /// A posted value, only in the form it was posted from (the decision and comment
+    /// forms both post `text`).
+    fn value_in(&self, form: &str, field: &str) -> String {
+        if self.form == form {
+            self.value(field)
+        } else {
+            String::new()
+        }
+    }
+
+    /// An input's error, only in the form that was posted.
+    fn error_in(&self, form: &str, field: &str) -> Option<&str> {
+        if self.form == form {
+            self.errors.get(field)
+        } else {
+            None
+        }
+    }
 }
 
 fn pdb_sv(p: crate::domain::PersonalDataBreach) -> &'static str {

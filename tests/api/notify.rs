@@ -1,7 +1,7 @@
 //! E-mail notices against a real SMTP server on loopback: escalations, outages, SIGKILL,
 //! deadline reminders across a DST switch, acknowledgement links.
 
-mod smtp;
+pub mod smtp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,19 +21,19 @@ use uuid::Uuid;
 use crate::helpers::{avvik, Server, TestApp};
 use smtp::{Mode, Received, SmtpSink};
 
-const CISO: &str = "ciso@kommunen.example";
-const KONTAKT: &str = "kontakt.soc@kommunen.example";
-const DPO: &str = "dso@kommunen.example";
-const LG: [&str; 2] = ["lg1@kommunen.example", "lg2@kommunen.example"];
-const KS: [&str; 2] = ["ks1@kommunen.example", "ks2@kommunen.example"];
-const REPORTER: &str = "anna@kommunen.example";
-const OWNER: &str = "systemagare@kommunen.example";
+pub(crate) const CISO: &str = "ciso@kommunen.example";
+pub(crate) const KONTAKT: &str = "kontakt.soc@kommunen.example";
+pub(crate) const DPO: &str = "dso@kommunen.example";
+pub(crate) const LG: [&str; 2] = ["lg1@kommunen.example", "lg2@kommunen.example"];
+pub(crate) const KS: [&str; 2] = ["ks1@kommunen.example", "ks2@kommunen.example"];
+pub(crate) const REPORTER: &str = "anna@kommunen.example";
+pub(crate) const OWNER: &str = "systemagare@kommunen.example";
 
-fn t(s: &str) -> DateTime<Utc> {
+pub(crate) fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-fn mail_to_sink(c: &mut Config, port: u16) {
+pub(crate) fn mail_to_sink(c: &mut Config, port: u16) {
     c.mail.transport = MailTransport::Smtp;
     c.mail.smtp.host = "127.0.0.1".into();
     c.mail.smtp.port = port;
@@ -48,12 +48,12 @@ fn mail_to_sink(c: &mut Config, port: u16) {
         .insert("Socialtjänsten".into(), vec![KONTAKT.into()]);
 }
 
-async fn app_at(port: u16, clock: Arc<ManualClock>) -> TestApp {
+pub(crate) async fn app_at(port: u16, clock: Arc<ManualClock>) -> TestApp {
     TestApp::spawn_with(|c| mail_to_sink(c, port), clock).await
 }
 
 /// Reports through the public API; returns (reference, id, status token).
-async fn report(app: &TestApp, body: Value) -> (Reference, Uuid, String) {
+pub(crate) async fn report(app: &TestApp, body: Value) -> (Reference, Uuid, String) {
     let r = app.post_json("/api/v1/deviations", body).await;
     assert_eq!(r.status(), 201);
     let v: Value = r.json().await.unwrap();
@@ -64,7 +64,11 @@ async fn report(app: &TestApp, body: Value) -> (Reference, Uuid, String) {
     )
 }
 
-fn classify(severity: Severity, breach: PersonalDataBreach, confidentiality: u8) -> Command {
+pub(crate) fn classify(
+    severity: Severity,
+    breach: PersonalDataBreach,
+    confidentiality: u8,
+) -> Command {
     Command::Classify(Classification {
         severity,
         aspects: Aspects {
@@ -79,7 +83,7 @@ fn classify(severity: Severity, breach: PersonalDataBreach, confidentiality: u8)
     })
 }
 
-async fn exec(app: &TestApp, reference: Reference, cmd: Command) {
+pub(crate) async fn exec(app: &TestApp, reference: Reference, cmd: Command) {
     app.app_state
         .services
         .execute(reference, cmd, &format!("user:{CISO}"))
@@ -87,11 +91,11 @@ async fn exec(app: &TestApp, reference: Reference, cmd: Command) {
         .expect("command accepted");
 }
 
-async fn deliver(app: &TestApp, clock: &ManualClock) {
+pub(crate) async fn deliver(app: &TestApp, clock: &ManualClock) {
     app.app_state.notify.deliver_pending_once(clock.now()).await;
 }
 
-fn to(ms: &[Received], subject_part: &str) -> Vec<String> {
+pub(crate) fn to(ms: &[Received], subject_part: &str) -> Vec<String> {
     let mut v: Vec<String> = ms
         .iter()
         .filter(|m| m.subject().contains(subject_part))
@@ -101,7 +105,7 @@ fn to(ms: &[Received], subject_part: &str) -> Vec<String> {
     v
 }
 
-fn sorted(a: &[&str]) -> Vec<String> {
+pub(crate) fn sorted(a: &[&str]) -> Vec<String> {
     let mut v: Vec<String> = a.iter().map(|s| s.to_string()).collect();
     v.sort();
     v
