@@ -35,6 +35,8 @@ pub struct HttpConfig {
     /// Public state-changing requests (report form, status page, JSON report) allowed per
     /// peer IP address per minute; 0 turns the limit off.
     pub rate_limit_per_minute: u32,
+    /// Requests handled at once; more are answered 503 at once instead of queueing.
+    pub max_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -291,6 +293,9 @@ impl Config {
                 "at least 1024 bytes",
                 &self.http.body_limit,
             );
+        }
+        if self.http.max_in_flight == 0 {
+            return bad("http.max_in_flight", "at least 1", &self.http.max_in_flight);
         }
         if self.store.cache_mb == 0 {
             return bad(

@@ -12,6 +12,15 @@
 //! Configuration problems defer rather than bounce (75 is a temporary failure for Postfix
 //! and Exim alike): mail waits in the queue while the operator fixes the configuration,
 //! and the MTA's queue warnings say so.
+//!
+//! Postfix, `/etc/aliases` (then `newaliases`):
+//! ```text
+//! avvikelse: "|/usr/local/bin/avvik --config /etc/avvik/intake.toml intake"
+//! ```
+//! local(8) runs the command with the rights of the alias database's owner, or of
+//! `default_privs` (usually `nobody`) when root owns it, so `intake.toml` must be readable
+//! by that user; it needs only `[http] base_url` and `[intake] token`. The mbox envelope line local(8) puts first is
+//! skipped. Exim: a `pipe` transport with the same command and `temp_errors = 75`.
 
 use std::io::Read;
 use std::process::ExitCode;

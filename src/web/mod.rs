@@ -44,6 +44,13 @@ pub struct AppState {
     pub intake: Arc<crate::intake::Intake>,
 }
 
+async fn overloaded(_: tower::BoxError) -> axum::response::Response {
+    ::metrics::counter!("avvik_http_shed_total").increment(1);
+    axum::response::IntoResponse::into_response(error::ApiError::Unavailable(
+        "overloaded: too many requests in flight".into(),
+    ))
+}
+
 pub fn router(state: AppState) -> Router {
     let limit = state.config.http.body_limit;
     let timeout = Duration::from_secs(state.config.http.request_timeout_s.max(1));
@@ -69,6 +76,16 @@ pub fn router(state: AppState) -> Router {
     // Innermost first: the rate limit, then headers on every answer (429s included), then
     // request logging by route template (never the raw URI: status tokens are in paths).
     let routes = security::with_rate_limit(routes, per_minute);
+    // Overload: past `max_in_flight` requests at once, answer 503 at once (load shedding)
+    // rather than queue without bound.
+    let shed = tower::ServiceBuilder::new()
+        .layer(axum::error_handling::HandleErrorLayer::new(overloaded))
+        .layer(tower::load_shed::LoadShedLayer::new())
+        // Global: axum clones layers per route, so the semaphore must be shared.
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            state.config.http.max_in_flight,
+        ));
+    let routes = routes.layer(shed);
     let routes = security::with_security_headers(routes, https);
     security::with_request_tracing(routes).with_state(state)
 }

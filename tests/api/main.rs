@@ -19,6 +19,7 @@ mod intake_dovecot;
 mod notify;
 mod notify_more;
 mod openapi;
+mod overload;
 mod public;
 mod report;
 mod reports_http;
