@@ -1,15 +1,19 @@
 //! Event-store benchmark: durable appends, replay into the register, and start-up with a
-//! large log, each next to a raw sled baseline, in one run on one machine.
+//! large log, each next to a raw sled baseline, in one run on one machine. Prints a
+//! markdown table to stdout (progress goes to stderr). Results and method: BENCHMARKS.md.
 //!
 //! `cargo bench --bench store` runs the full size (1,000,000 events for replay and
-//! start-up). `AVVIK_BENCH_QUICK=1` (or `--quick`) scales it down to 10,000 events and
-//! short append windows; that is also what runs when the binary is started without
-//! `--bench` (e.g. by `cargo test --benches`), so only `cargo bench` runs the long version.
-//! `AVVIK_BENCH_EVENTS=N` overrides the replay size, `AVVIK_BENCH_WINDOW_S` the append
-//! window, `AVVIK_BENCH_ONLY=append|replay` runs one half, `AVVIK_BENCH_APPENDERS=N` one
-//! appender count; `AVVIK_BENCH_DIR` the scratch
-//! directory (default: the system temp dir; it must be on a real disk, not tmpfs, or the
-//! durability numbers mean nothing). Prints a markdown table to stdout.
+//! start-up, 10 s append windows). `AVVIK_BENCH_QUICK=1` (or `--quick`) scales it down to
+//! 10,000 events and 0.8 s windows; that is also what runs when the binary is started
+//! without `--bench` (e.g. by `cargo test --benches`), so only `cargo bench` runs the long
+//! version.
+//!
+//! For investigating one part: `AVVIK_BENCH_EVENTS=N` (replay size),
+//! `AVVIK_BENCH_WINDOW_S=S` (append window), `AVVIK_BENCH_ONLY=append|replay`,
+//! `AVVIK_BENCH_APPENDERS=N` (one appender count), `AVVIK_BENCH_LOG=DIR` (keep the replay
+//! log there and reuse it next time), `AVVIK_BENCH_DIR=DIR` (scratch directory, default
+//! the system temp dir; it must be on a real disk, not tmpfs, or the durability numbers
+//! mean nothing).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, Read};
@@ -174,7 +178,7 @@ fn classified() -> DeviationEvent {
     })
 }
 
-/// Generates a valid hash-chained NDJSON export on the fly (no 500 MB temp file): four
+/// Generates a valid hash-chained NDJSON export on the fly (no ~750 MB temp file): four
 /// reports for every classification of an earlier report.
 struct ExportGen {
     total: u64,

@@ -331,6 +331,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Store options for commands that open a data directory: tail recovery can rebuild the
+/// reference counters.
+pub fn store_options() -> StoreOptions {
+    StoreOptions {
+        counter_of: Some(std::sync::Arc::new(counter_of)),
+        ..StoreOptions::default()
+    }
+}
+
 /// The gap-free counter a stored record advanced: reports number their year's references.
 pub fn counter_of(rec: &RecordedEvent) -> Option<(String, u64)> {
     if rec.event_type != "DeviationReported" {
@@ -344,7 +353,7 @@ pub(crate) fn open_existing(dir: &std::path::Path) -> anyhow::Result<SledEventSt
     if !dir.join("events").exists() {
         bail!("{} holds no avvik event store", dir.display());
     }
-    Ok(SledEventStore::open(dir, StoreOptions::default())?)
+    Ok(SledEventStore::open(dir, store_options())?)
 }
 
 fn parse_head(s: &str) -> anyhow::Result<(u64, String)> {

@@ -23,7 +23,8 @@ async fn services(
     data: Option<PathBuf>,
 ) -> anyhow::Result<(Services, tokio::sync::watch::Sender<bool>)> {
     let dir = data.unwrap_or_else(|| config.store.data_dir.clone());
-    let store: Arc<dyn EventStore> = Arc::new(SledEventStore::open(&dir, StoreOptions::default())?);
+    let store: Arc<dyn EventStore> =
+        Arc::new(SledEventStore::open(&dir, crate::cli::store_options())?);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let register = RegisterProjection::start(store.clone(), rx);
     let head = store.head().seq;

@@ -257,8 +257,13 @@ impl Config {
             }
             fig = fig.merge(Toml::file(path));
         }
-        // AVVIK_CONFIG names the file itself and is not a key.
-        fig = fig.merge(Env::prefixed("AVVIK_").ignore(&["config"]).split("__"));
+        // Every key lives in a section, so only AVVIK_SECTION__KEY variables are settings;
+        // others with the prefix (AVVIK_CONFIG, names used by tools and tests) are not.
+        fig = fig.merge(
+            Env::prefixed("AVVIK_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
         Self::from_figment(fig)
     }
 
@@ -671,5 +676,25 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hemligt-lösen") && !dbg.contains("hemlig-token"));
         assert!(!dbg.contains("imap-lösen"));
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn only_section_keys_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AVVIK_HTTP__ADDR", "127.0.0.1:9999");
+            jail.set_env("AVVIK_AXE_JS", "/somewhere/axe.min.js");
+            jail.set_env("AVVIK_CONFIG", "/etc/avvik.toml");
+            let c = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(c.http.addr.to_string(), "127.0.0.1:9999");
+            jail.set_env("AVVIK_HTTP__NOPE", "1");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("http.nope"), "{e}");
+            Ok(())
+        });
     }
 }

@@ -52,8 +52,10 @@ impl RegisterProjection {
             let from = reg.seq() + 1;
             let seq = reg.seq();
             *me.write() = reg;
-            me.seq_tx.send_replace(seq);
+            // Ready first, then the (always notifying) seq update, so a waiter that sees
+            // the seq also sees readiness.
             me.ready.store(true, Ordering::Release);
+            me.seq_tx.send_replace(seq);
             tracing::info!(seq, "register caught up");
             let mut sub = Subscription::new(store, from);
             loop {
@@ -104,7 +106,7 @@ impl RegisterProjection {
     pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
         let mut rx = self.seq_tx.subscribe();
         let done = async {
-            let _ = rx.wait_for(|s| *s >= seq).await;
+            let _ = rx.wait_for(|s| *s >= seq && self.is_ready()).await;
         };
         tokio::time::timeout(timeout, done).await.is_ok() && self.is_ready()
     }

@@ -20,7 +20,7 @@ pub fn open_store(config: &Config) -> Result<SledEventStore, avvik_events::Store
         &config.store.data_dir,
         StoreOptions {
             cache_capacity: config.store.cache_mb * 1024 * 1024,
-            ..StoreOptions::default()
+            ..crate::cli::store_options()
         },
     )
 }

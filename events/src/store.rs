@@ -79,7 +79,7 @@ pub type NumberedBuild = Box<dyn FnOnce(u64) -> Vec<NewEvent> + Send>;
 
 /// Maps a stored record to the gap-free counter it advanced, if any, so an import can
 /// rebuild counters from the log alone.
-pub type CounterOf = dyn Fn(&RecordedEvent) -> Option<(String, u64)>;
+pub type CounterOf = dyn Fn(&RecordedEvent) -> Option<(String, u64)> + Send + Sync;
 
 /// An append-only, hash-chained event log.
 pub trait EventStore: Send + Sync {
@@ -266,12 +266,25 @@ fn be_u64(b: &[u8]) -> u64 {
     u64::from_be_bytes(a)
 }
 
-fn encode_head(h: &HeadRaw) -> Vec<u8> {
-    let mut v = Vec::with_capacity(48);
+/// The head entry: the head, plus the head before this commit (`floor`): records up to the
+/// floor were flushed by an earlier commit, so only records above it can be cut short by a
+/// crash.
+fn encode_head(h: &HeadRaw, floor: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(56);
     v.extend_from_slice(&h.seq.to_be_bytes());
     v.extend_from_slice(&h.hash);
     v.extend_from_slice(&h.at_micros.to_be_bytes());
+    v.extend_from_slice(&floor.to_be_bytes());
     v
+}
+
+/// The floor stored with the head (the head itself for entries written without one).
+fn head_floor(b: &[u8]) -> u64 {
+    if b.len() == 56 {
+        be_u64(&b[48..56])
+    } else {
+        be_u64(&b[..8.min(b.len())])
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -283,7 +296,7 @@ struct HeadRaw {
 
 impl HeadRaw {
     fn decode(b: &[u8]) -> Option<HeadRaw> {
-        if b.len() != 48 {
+        if b.len() != 48 && b.len() != 56 {
             return None;
         }
         let mut hash = [0u8; 32];
@@ -307,7 +320,7 @@ impl HeadRaw {
 }
 
 /// Settings for opening a sled store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreOptions {
     /// sled page cache in bytes.
     pub cache_capacity: u64,
@@ -315,6 +328,19 @@ pub struct StoreOptions {
     pub max_batch: usize,
     /// Queue length before `append` waits (backpressure).
     pub queue: usize,
+    /// Which gap-free counter a record advanced; lets tail recovery rebuild counters.
+    pub counter_of: Option<Arc<CounterOf>>,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("cache_capacity", &self.cache_capacity)
+            .field("max_batch", &self.max_batch)
+            .field("queue", &self.queue)
+            .field("counter_of", &self.counter_of.is_some())
+            .finish()
+    }
 }
 
 impl Default for StoreOptions {
@@ -323,6 +349,7 @@ impl Default for StoreOptions {
             cache_capacity: 256 * 1024 * 1024,
             max_batch: 1024,
             queue: 8192,
+            counter_of: None,
         }
     }
 }
@@ -349,6 +376,7 @@ struct Shared {
     db: RwLock<Option<(sled::Db, sled::Tree)>>,
     dir: PathBuf,
     config: sled::Config,
+    counter_of: Option<Arc<CounterOf>>,
     durable_seq: AtomicU64,
     head: Mutex<Head>,
     head_tx: watch::Sender<u64>,
@@ -411,7 +439,7 @@ fn open_raw(dir: &Path, opts: &StoreOptions) -> Result<Opened> {
         .path(dir.join("events"))
         .cache_capacity(opts.cache_capacity)
         .mode(sled::Mode::HighThroughput);
-    let (db, tree, head) = open_db(&config)?;
+    let (db, tree, head) = open_db(&config, opts.counter_of.as_deref())?;
     Ok(Opened {
         lock,
         db,
@@ -422,31 +450,231 @@ fn open_raw(dir: &Path, opts: &StoreOptions) -> Result<Opened> {
 }
 
 /// Opens the database and reads the head (the lock file is the caller's).
-fn open_db(config: &sled::Config) -> Result<(sled::Db, sled::Tree, HeadRaw)> {
+fn open_db(
+    config: &sled::Config,
+    counter_of: Option<&CounterOf>,
+) -> Result<(sled::Db, sled::Tree, HeadRaw)> {
     let db = open_sled(config)?;
     let tree = db.open_tree("log")?;
-    let head = match tree.get(K_HEAD)? {
-        Some(b) => HeadRaw::decode(&b).ok_or(StoreError::Corrupt {
-            seq: 0,
-            reason: "head record has the wrong length".into(),
-        })?,
-        None => {
-            // Records without a head: appending would overwrite seq 1. Refuse, so the
-            // operator restores from an export or the archive instead.
-            if tree.scan_prefix([K_LOG]).next().is_some() {
-                return Err(StoreError::Corrupt {
-                    seq: 0,
-                    reason: "the log holds records but no head; restore from an export".into(),
-                });
-            }
-            HeadRaw {
+    let (stored, floor) = match tree.get(K_HEAD)? {
+        Some(b) => (
+            Some(HeadRaw::decode(&b).ok_or(StoreError::Corrupt {
                 seq: 0,
-                hash: [0; 32],
-                at_micros: 0,
+                reason: "head record has the wrong length".into(),
+            })?),
+            head_floor(&b),
+        ),
+        None => (None, 0),
+    };
+    let head = recover_tail(&tree, stored, floor, counter_of)?;
+    Ok((db, tree, head))
+}
+
+/// How far below the stored head the tail is checked on every open. Larger than any one
+/// commit, so a commit cut short by a crash is always inside it.
+const RECOVERY_WINDOW: u64 = 1 << 16;
+
+/// Makes the tail of the log consistent after a crash. sled's batches are not reliably
+/// atomic across a crash (a cut-short commit can leave the head or index entries without
+/// their records, or records without the head), and nothing of a cut-short commit was
+/// acknowledged. So the head is re-derived: the longest contiguous, hash-linked run of
+/// records from below the stored head. Records past it are removed, index entries that
+/// point past it are dropped, the tail's index entries are re-asserted, and counters are
+/// rebuilt from the records. A healthy log costs one scan of the window.
+fn recover_tail(
+    tree: &sled::Tree,
+    stored: Option<HeadRaw>,
+    floor: u64,
+    counter_of: Option<&CounterOf>,
+) -> Result<HeadRaw> {
+    let start = match stored {
+        Some(h) => h.seq.saturating_sub(RECOVERY_WINDOW).max(1),
+        None => 1,
+    };
+    let mut head = HeadRaw {
+        seq: start - 1,
+        hash: [0; 32],
+        at_micros: 0,
+    };
+    if start > 1 {
+        let below = tree.get(log_key(start - 1))?.ok_or(StoreError::Corrupt {
+            seq: start - 1,
+            reason: "a record below the recent tail is missing; restore from an export".into(),
+        })?;
+        let rec = decode(start - 1, &below)?;
+        head.hash = Sha256::digest(&below).into();
+        head.at_micros = rec.at.timestamp_micros();
+    }
+    let mut tail: Vec<RecordedEvent> = Vec::new();
+    for item in tree.range(log_key(start)..=log_key(u64::MAX)) {
+        let (k, v) = item?;
+        let seq = be_u64(&k[1..]);
+        let Ok(rec) = serde_json::from_slice::<RecordedEvent>(&v) else {
+            break;
+        };
+        let prev = if head.seq == 0 {
+            GENESIS_HASH.to_string()
+        } else {
+            hex::encode(head.hash)
+        };
+        if seq != head.seq + 1 || rec.seq != seq || rec.prev != prev {
+            break;
+        }
+        head = HeadRaw {
+            seq,
+            hash: Sha256::digest(&v).into(),
+            at_micros: rec.at.timestamp_micros(),
+        };
+        tail.push(rec);
+        if stored.is_some_and(|s| s.seq == seq && s.hash != head.hash) {
+            // A crash cannot change a record the head entry hashed in the same commit:
+            // this is an altered record. Repair nothing; `verify` names it.
+            tracing::error!(
+                seq,
+                "the head record does not match the stored head hash; run `avvik verify`"
+            );
+            return stored.ok_or(StoreError::Closed);
+        }
+    }
+    if let Some(s) = stored {
+        if head.seq < floor.min(s.seq) {
+            // A break below the last commit is damage, not a cut-short commit: repair
+            // nothing, so `verify` names it and no acknowledged record is dropped.
+            tracing::error!(
+                first_bad_seq = head.seq + 1,
+                "the event log is damaged below its last commit; run `avvik verify`"
+            );
+            return Ok(s);
+        }
+    }
+    let orphans: Vec<sled::IVec> = tree
+        .range(log_key(head.seq + 1)..=log_key(u64::MAX))
+        .keys()
+        .collect::<std::result::Result<_, _>>()?;
+    // The head entry agrees with the records (an empty log needs no entry).
+    let head_ok = match stored {
+        Some(h) => h.seq == head.seq && h.hash == head.hash,
+        None => head.seq == 0,
+    };
+    // Re-assert the index entries of the newest records (a commit is at most a few
+    // thousand records); cheap and idempotent.
+    let mut batch = sled::Batch::default();
+    let mut changes = 0usize;
+    for rec in tail.iter().rev().take(8192) {
+        let seq = rec.seq.to_be_bytes();
+        for key in [
+            stream_key(rec.stream, rec.version).to_vec(),
+            id_key(rec.id).to_vec(),
+        ] {
+            if tree.get(&key)?.as_deref() != Some(&seq[..]) {
+                batch.insert(key, &seq);
+                changes += 1;
             }
         }
-    };
-    Ok((db, tree, head))
+    }
+    if head_ok && orphans.is_empty() && changes == 0 {
+        return Ok(head);
+    }
+    tracing::warn!(
+        stored_head = stored.map(|h| h.seq),
+        recovered_head = head.seq,
+        removed_records = orphans.len(),
+        reindexed = changes,
+        "repairing the tail of the event log after an interrupted commit"
+    );
+    for k in &orphans {
+        batch.remove(k.clone());
+    }
+    // Index entries pointing past the head belong to removed records.
+    for prefix in [K_STREAM, K_ID] {
+        for item in tree.scan_prefix([prefix]) {
+            let (k, v) = item?;
+            if be_u64(&v) > head.seq {
+                batch.remove(k);
+            }
+        }
+    }
+    if let Some(counter_of) = counter_of {
+        let mut counters: HashMap<String, u64> = HashMap::new();
+        for item in tree.range(log_key(1)..=log_key(head.seq)) {
+            let (k, v) = item?;
+            let rec = decode(be_u64(&k[1..]), &v)?;
+            if let Some((name, value)) = counter_of(&rec) {
+                let c = counters.entry(name).or_default();
+                *c = (*c).max(value);
+            }
+        }
+        for item in tree.scan_prefix([K_COUNTER]) {
+            let (k, _) = item?;
+            let name = String::from_utf8_lossy(&k[1..]).to_string();
+            if !counters.contains_key(&name) {
+                batch.remove(k);
+            }
+        }
+        for (name, value) in counters {
+            batch.insert(counter_key(&name), &value.to_be_bytes());
+        }
+    }
+    // The repair itself goes on the record, so an auditor sees that (and where) the tail
+    // was cut back, whether by a crash or by someone deleting records.
+    if !head_ok || !orphans.is_empty() {
+        let stream = recovery_stream();
+        let version = tree
+            .range(stream_key(stream, 0)..=stream_key(stream, u32::MAX))
+            .keys()
+            .next_back()
+            .transpose()?
+            .map(|k| {
+                let mut b = [0u8; 4];
+                b.copy_from_slice(&k[17..21]);
+                u32::from_be_bytes(b)
+            })
+            .unwrap_or(0)
+            + 1;
+        let last_at = DateTime::<Utc>::from_timestamp_micros(head.at_micros).unwrap_or_default();
+        let now = DateTime::<Utc>::from_timestamp_micros(Utc::now().timestamp_micros())
+            .unwrap_or_default();
+        let rec = RecordedEvent {
+            seq: head.seq + 1,
+            id: Uuid::now_v7(),
+            stream,
+            version,
+            at: now.max(last_at),
+            actor: "system".into(),
+            event_type: "LogTailRecovered".into(),
+            schema: 1,
+            data: serde_json::json!({
+                "stored_head_seq": stored.map(|h| h.seq),
+                "stored_head_hash": stored.map(|h| hex::encode(h.hash)),
+                "recovered_head_seq": head.seq,
+                "removed_records": orphans.len(),
+                "reindexed_entries": changes,
+            }),
+            prev: if head.seq == 0 {
+                GENESIS_HASH.to_string()
+            } else {
+                hex::encode(head.hash)
+            },
+        };
+        let bytes = rec.to_bytes();
+        batch.insert(&log_key(rec.seq), bytes.clone());
+        batch.insert(&stream_key(stream, version), &rec.seq.to_be_bytes());
+        batch.insert(&id_key(rec.id), &rec.seq.to_be_bytes());
+        head = HeadRaw {
+            seq: rec.seq,
+            hash: Sha256::digest(&bytes).into(),
+            at_micros: rec.at.timestamp_micros(),
+        };
+    }
+    batch.insert(K_HEAD, encode_head(&head, head.seq));
+    tree.apply_batch(batch)?;
+    tree.flush()?;
+    Ok(head)
+}
+
+/// The stream that records repairs of the log itself.
+pub fn recovery_stream() -> Uuid {
+    Uuid::from_u128(0x6176_7669_6b2d_6c6f_672d_7265_636f_7672)
 }
 
 /// Opens sled, waiting briefly while a handle to the same database that was just dropped
@@ -503,6 +731,7 @@ impl SledEventStore {
             db: RwLock::new(Some((db, tree))),
             dir: dir.to_path_buf(),
             config,
+            counter_of: opts.counter_of.clone(),
             durable_seq: AtomicU64::new(head.seq),
             head: Mutex::new(head),
             head_tx,
@@ -643,7 +872,7 @@ fn import_records(
         hash: last_hash,
         at_micros: last.at.timestamp_micros(),
     };
-    batch.insert(K_HEAD, encode_head(&raw));
+    batch.insert(K_HEAD, encode_head(&raw, raw.seq));
     tree.apply_batch(batch)?;
     tree.flush()?;
     Ok(raw)
@@ -784,25 +1013,42 @@ impl EventStore for SledEventStore {
     }
 
     fn verify(&self) -> Result<VerifyReport> {
+        // Pin the head first: appends go on while we walk, and a record committed after
+        // this point must not be mistaken for one that is missing. The head entry stored in
+        // sled must agree with the published one (or be ahead of it, by commits made since).
+        let tree = self.shared.tree()?;
+        let head = self.head();
         let mut checker = ChainChecker::new();
-        for item in self.shared.tree()?.scan_prefix([K_LOG]) {
+        for item in tree.scan_prefix([K_LOG]) {
             let (k, v) = item?;
             let key_seq = be_u64(&k[1..]);
+            if key_seq > head.seq {
+                break;
+            }
             if checker.check_keyed(key_seq, &v).is_err() {
                 break;
             }
         }
-        let stored_head = self
-            .shared
-            .tree()?
-            .get(K_HEAD)?
-            .and_then(|b| HeadRaw::decode(&b));
-        // No head record means an empty log: records without a head were not committed
-        // by this store (and the next append would write over them).
-        let stored_head = stored_head.map_or((0, GENESIS_HASH.to_string()), |h| {
-            (h.seq, hex::encode(h.hash))
-        });
-        Ok(checker.finish(Some(stored_head)))
+        let stored = tree.get(K_HEAD)?.and_then(|b| HeadRaw::decode(&b));
+        let behind = match stored {
+            None => head.seq > 0,
+            Some(h) => h.seq < head.seq,
+        };
+        if behind {
+            // The stored head entry fell behind the published head: it was altered.
+            let s = stored.map(|h| h.seq).unwrap_or(0);
+            let mut report = checker.finish(Some((head.seq, head.hash.clone())));
+            if report.ok {
+                report.ok = false;
+                report.first_bad_seq = Some(s + 1);
+                report.reason = Some(format!(
+                    "the stored head entry says {s}, the log holds {}",
+                    head.seq
+                ));
+            }
+            return Ok(report);
+        }
+        Ok(checker.finish(Some((head.seq, head.hash))))
     }
 
     fn is_degraded(&self) -> bool {
@@ -878,7 +1124,9 @@ impl Writer {
             }
         }
         if self.head.seq != start_head.seq {
-            pending.batch.insert(K_HEAD, encode_head(&self.head));
+            pending
+                .batch
+                .insert(K_HEAD, encode_head(&self.head, start_head.seq));
             let written = self.shared.tree().and_then(|tree| {
                 tree.apply_batch(std::mem::take(&mut pending.batch))
                     .and_then(|()| tree.flush().map(|_| ()))
@@ -916,7 +1164,7 @@ impl Writer {
     fn reopen(&mut self) -> Option<HeadRaw> {
         let mut guard = self.shared.db.write().unwrap_or_else(|p| p.into_inner());
         drop(guard.take());
-        match open_db(&self.shared.config) {
+        match open_db(&self.shared.config, self.shared.counter_of.as_deref()) {
             Ok((db, tree, head)) => {
                 *guard = Some((db, tree));
                 tracing::info!(seq = head.seq, "event store reopened");

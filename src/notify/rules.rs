@@ -769,6 +769,63 @@ mod tests {
     }
 
     #[test]
+    fn the_annual_report_goes_once_to_each_person_in_kommunstyrelsen_and_the_ciso() {
+        let mut c = Config::defaults().unwrap();
+        c.recipients.kommunstyrelsen =
+            vec!["ks@kommunen.example".into(), "Ciso@Kommunen.example".into()];
+        c.recipients.ciso = vec!["ciso@kommunen.example".into()];
+        let rules = Rules::from_config(&c);
+        let issue = IssuedReport {
+            seq: 42,
+            id: Uuid::now_v7(),
+            at: t("2027-01-10T06:00:00Z"),
+            actor: "system:scheduler".into(),
+            event: crate::report::AnnualReportIssued {
+                year: 2026,
+                as_of_seq: 41,
+                head_hash: "00".repeat(32),
+                content_hash: "11".repeat(32),
+                report_schema: 1,
+                edition: 1,
+                reason: None,
+                reissue_of: None,
+                trigger: crate::report::IssueTrigger::Scheduled,
+            },
+        };
+        let notices = on_annual_report(&rules, &issue);
+        let to: Vec<(&str, Group)> = notices
+            .iter()
+            .map(|n| (n.recipient.as_str(), n.group))
+            .collect();
+        assert_eq!(
+            to,
+            [
+                ("ks@kommunen.example", Group::Kommunstyrelsen),
+                ("Ciso@Kommunen.example", Group::Kommunstyrelsen)
+            ]
+        );
+        assert!(notices.iter().all(|n| n.deviation_id.is_none()
+            && n.trigger_event_id == Some(issue.id)
+            && n.due_at == issue.at));
+        assert_eq!(
+            notices,
+            on_annual_report(&rules, &issue),
+            "replays give the same ids"
+        );
+    }
+
+    #[test]
+    fn roles_in_events_name_groups() {
+        assert_eq!(Group::from_role("ciso"), Some(Group::Ciso));
+        assert_eq!(Group::from_role(" CISO "), Some(Group::Ciso));
+        assert_eq!(
+            Group::from_role("kommunstyrelsen"),
+            Some(Group::Kommunstyrelsen)
+        );
+        assert_eq!(Group::from_role("vaktmästare"), None);
+    }
+
+    #[test]
     fn ids_are_stable_and_case_insensitive_in_the_address() {
         let e = Uuid::now_v7();
         assert_eq!(

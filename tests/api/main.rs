@@ -10,6 +10,7 @@ mod authz;
 mod browser;
 mod cli;
 mod crash;
+mod crash_loop;
 mod faults;
 mod helpers;
 mod intake;
