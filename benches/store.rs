@@ -212,7 +212,7 @@ impl ExportGen {
         self.seq += 1;
         let at = t0() + chrono::Duration::seconds(self.seq as i64 * 20);
         let (stream, version, actor, ev) = match self.to_classify.pop_front() {
-            Some(stream) if self.seq % 5 == 0 => (
+            Some(stream) if self.seq.is_multiple_of(5) => (
                 stream,
                 2,
                 "user:ciso@kommunen.example".to_string(),

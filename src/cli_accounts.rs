@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use avvik_events::{EventStore, SledEventStore, StoreOptions};
+use avvik_events::{EventStore, SledEventStore};
 
 use crate::auth::Role;
 use crate::cli::{TokenCommand, UserCommand};

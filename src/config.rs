@@ -684,6 +684,7 @@ mod env_tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail closure returns figment::Error
     fn only_section_keys_come_from_the_environment() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("AVVIK_HTTP__ADDR", "127.0.0.1:9999");

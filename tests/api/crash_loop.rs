@@ -20,7 +20,7 @@ use crate::notify::smtp::{Mode, SmtpSink};
 const LEDNING: &str = "ledning@kommunen.example";
 const KS: &str = "ks@kommunen.example";
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Acked {
     /// title → reference, for reports answered 201.
     reports: HashMap<String, String>,
@@ -247,7 +247,8 @@ async fn crash_loop_loses_no_acknowledged_write_and_no_escalation() {
     let mut rng = rand::thread_rng();
     for cycle in 0..cycles {
         let server = start(data.clone(), env.clone()).await;
-        check(&server.base, &token, &acked.lock().unwrap(), cycle).await;
+        let snapshot = acked.lock().unwrap().clone();
+        check(&server.base, &token, &snapshot, cycle).await;
         let load = tokio::spawn(drive(
             server.base.clone(),
             token.clone(),
@@ -262,7 +263,8 @@ async fn crash_loop_loses_no_acknowledged_write_and_no_escalation() {
     }
     // Last restart: check, then let the outbox deliver every escalation.
     let server = start(data.clone(), env.clone()).await;
-    check(&server.base, &token, &acked.lock().unwrap(), cycles).await;
+    let snapshot = acked.lock().unwrap().clone();
+    check(&server.base, &token, &snapshot, cycles).await;
     let majors: BTreeSet<String> = list_all(&server.base, &token, "&severity=major")
         .await
         .iter()
@@ -320,7 +322,7 @@ async fn crash_loop_loses_no_acknowledged_write_and_no_escalation() {
             "{k:?} escalated under several Message-IDs: {v:?}"
         );
     }
-    let a = acked.lock().unwrap();
+    let a = acked.lock().unwrap().clone();
     eprintln!(
         "crash loop: {cycles} cycles, {} acknowledged reports and {} acknowledged major classifications checked after every restart, {} escalations delivered, lost: 0",
         a.reports.len(),
