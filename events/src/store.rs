@@ -506,20 +506,28 @@ fn recover_tail(
         head.at_micros = rec.at.timestamp_micros();
     }
     let mut tail: Vec<RecordedEvent> = Vec::new();
+    // A crash only ever loses records (sled drops log entries that fail their checksum);
+    // it never alters one. So only a gap is a cut-short commit; a record that does not
+    // decode or link is damage, and is left for `verify` to name.
+    let mut damaged = false;
     for item in tree.range(log_key(start)..=log_key(u64::MAX)) {
         let (k, v) = item?;
         let seq = be_u64(&k[1..]);
-        let Ok(rec) = serde_json::from_slice::<RecordedEvent>(&v) else {
+        if seq != head.seq + 1 {
             break;
-        };
+        }
         let prev = if head.seq == 0 {
             GENESIS_HASH.to_string()
         } else {
             hex::encode(head.hash)
         };
-        if seq != head.seq + 1 || rec.seq != seq || rec.prev != prev {
-            break;
-        }
+        let rec = match serde_json::from_slice::<RecordedEvent>(&v) {
+            Ok(rec) if rec.seq == seq && rec.prev == prev => rec,
+            _ => {
+                damaged = true;
+                break;
+            }
+        };
         head = HeadRaw {
             seq,
             hash: Sha256::digest(&v).into(),
@@ -535,6 +543,13 @@ fn recover_tail(
             );
             return stored.ok_or(StoreError::Closed);
         }
+    }
+    if let (true, Some(s)) = (damaged, stored) {
+        tracing::error!(
+            first_bad_seq = head.seq + 1,
+            "a record of the event log does not decode or link; run `avvik verify`"
+        );
+        return Ok(s);
     }
     if let Some(s) = stored {
         if head.seq < floor.min(s.seq) {

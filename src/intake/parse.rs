@@ -205,7 +205,29 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Looks at a raw RFC 5322 message. `own_addresses` are avvik's own sender addresses
 /// (lower case); mail from them is a loop and ignored.
+///
+/// Never panics: a panic inside the MIME parser (mail-parser 0.11 has a `debug_assert!`
+/// that odd multipart nesting reaches in debug builds, found by fuzzing) makes the
+/// message unparseable, so it is quarantined rather than retried forever.
 pub fn analyze(raw: &[u8], limits: &Limits, own_addresses: &[String]) -> Analysis {
+    let guarded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        analyze_unguarded(raw, limits, own_addresses)
+    }));
+    guarded.unwrap_or_else(|_| {
+        let raw_sha256 = sha256_hex(raw);
+        Analysis {
+            key: key_for(None, &raw_sha256),
+            message_id: None,
+            raw_sha256,
+            raw_size: raw.len(),
+            from: None,
+            subject: None,
+            verdict: Verdict::Quarantine(QuarantineReason::Unparseable),
+        }
+    })
+}
+
+fn analyze_unguarded(raw: &[u8], limits: &Limits, own_addresses: &[String]) -> Analysis {
     let raw_sha256 = sha256_hex(raw);
     let raw_size = raw.len();
     let raw = without_envelope_line(raw);

@@ -230,3 +230,20 @@ proptest! {
         check_invariants(&m);
     }
 }
+
+/// Found by the fuzzer: odd multipart nesting reaches a `debug_assert!` inside
+/// mail-parser 0.11. The message is quarantined as unparseable, never a panic.
+#[test]
+fn a_panic_inside_the_mime_parser_quarantines_the_message() {
+    let input =
+        std::fs::read(fuzz_corpus_dir().join("crash-7272ff329da4840ea81f72e4af49372860df47a3"))
+            .unwrap();
+    let a = analyze(&input, &CORPUS_LIMITS, &own());
+    if cfg!(debug_assertions) {
+        assert_eq!(
+            a.verdict,
+            Verdict::Quarantine(avvik::intake::parse::QuarantineReason::Unparseable)
+        );
+        assert!(a.key.starts_with("sha256:"));
+    }
+}
