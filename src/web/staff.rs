@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/staff/logout", get(logout_page).post(logout))
         .route("/staff", get(register_page))
         .route("/staff/deviations/{reference}", get(deviation_page))
+        .route("/staff/intake/quarantine", get(quarantine_page))
         .route(
             "/staff/deviations/{reference}/{action}",
             post(deviation_action),
@@ -65,6 +66,9 @@ pub fn staff_nav(who: &Principal, current: &str) -> Vec<NavLink> {
     }
     if authorize(who, Action::ViewAudit, None) {
         add("/audit", "Granskning");
+    }
+    if authorize(who, Action::HandleQuarantine, None) {
+        add("/staff/intake/quarantine", "E-postkarantän");
     }
     if authorize(who, Action::ManageAccounts, None) {
         add("/staff/admin", "Konton");
@@ -1073,7 +1077,23 @@ fn build_page(
         deadlines,
         measures,
         notices,
-        attachments: Vec::new(),
+        attachments: state
+            .intake
+            .view()
+            .read()
+            .attachments(d.id)
+            .iter()
+            .map(|a| {
+                let a = &a.attachment;
+                (
+                    format!(
+                        "/api/v1/deviations/{}/attachments/{}",
+                        d.reference, a.sha256
+                    ),
+                    format!("{} ({}, {} byte)", a.filename, a.content_type, a.size),
+                )
+            })
+            .collect(),
         timeline,
         can,
         cls,
@@ -1381,4 +1401,71 @@ async fn submit(
         ),
         Err(other) => Err(other.into()),
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// E-mail quarantine
+
+struct QuarantineRow {
+    id: Uuid,
+    received: String,
+    from: String,
+    subject: String,
+    reason: String,
+    size: String,
+    state: String,
+}
+
+#[derive(Template)]
+#[template(path = "staff/quarantine.html")]
+struct QuarantinePage {
+    layout: Layout,
+    items: Vec<QuarantineRow>,
+}
+
+/// Mail the intake could not take in, for manual handling (raw bytes downloadable).
+async fn quarantine_page(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+) -> Result<Response, PageError> {
+    if !authorize(&who, Action::HandleQuarantine, None) {
+        return Err(PageError::Forbidden);
+    }
+    let items = state
+        .intake
+        .view()
+        .read()
+        .quarantine()
+        .into_iter()
+        .map(|q| QuarantineRow {
+            id: q.id,
+            received: stockholm_display(q.received_at),
+            from: q.record.message.from.clone().unwrap_or_else(|| "–".into()),
+            subject: q
+                .record
+                .message
+                .subject
+                .clone()
+                .unwrap_or_else(|| "–".into()),
+            reason: q.record.reason_sv.clone(),
+            size: format!("{} byte", q.record.message.raw_size),
+            state: match &q.resolved {
+                Some(r) => format!(
+                    "hanterat av {} {}: {}",
+                    actor_sv(&r.by),
+                    stockholm_display(r.at),
+                    r.note
+                ),
+                None => "ej hanterat".into(),
+            },
+        })
+        .collect();
+    let page = QuarantinePage {
+        layout: Layout::staff(
+            "Karantän för e-post",
+            staff_nav(&who, "/staff/intake/quarantine"),
+        ),
+        items,
+    };
+    Ok(render(StatusCode::OK, &page))
 }

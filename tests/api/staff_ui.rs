@@ -404,3 +404,67 @@ async fn the_deviation_page_shows_notices_and_delivery_failures() {
         "the failure is in the timeline: {html}"
     );
 }
+
+#[tokio::test]
+async fn quarantined_mail_and_attachments_show_in_the_staff_ui() {
+    let app = TestApp::spawn_with(
+        |c| {
+            c.intake.token = "intake-test-token".into();
+            c.intake.max_message_bytes = 4096;
+        },
+        std::sync::Arc::new(avvik::clock::SystemClock),
+    )
+    .await;
+    crate::authz::tokens(&app).await;
+    let upload = |raw: String| {
+        let c = app.client.clone();
+        let url = format!("{}/api/v1/intake/email", app.base);
+        async move {
+            let r = c
+                .post(url)
+                .bearer_auth("intake-test-token")
+                .header("content-type", "message/rfc822")
+                .body(raw)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    // Over the size limit: quarantined.
+    let big = format!(
+        "From: Olle <olle@kommunen.example>\r\nTo: avvikelse@kommunen.example\r\nSubject: Stor bilaga\r\nMessage-ID: <big-1@kommunen.example>\r\n\r\n{}\r\n",
+        "x".repeat(6000)
+    );
+    let v = upload(big).await;
+    assert_eq!(v["outcome"], "quarantined", "{v}");
+    // With an attachment: a deviation whose page lists it.
+    let with_attachment = "From: Anna <anna@kommunen.example>\r\nTo: avvikelse@kommunen.example\r\nSubject: =?UTF-8?Q?Borttappat_USB-minne?=\r\nMessage-ID: <att-1@kommunen.example>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nMinnet hade kundlistor.\r\n--b\r\nContent-Type: text/plain; name=\"lista.txt\"\r\nContent-Disposition: attachment; filename=\"lista.txt\"\r\n\r\nnamn;telefon\r\n--b--\r\n".to_string();
+    let v = upload(with_attachment).await;
+    assert_eq!(v["outcome"], "created", "{v}");
+    let reference = v["reference"].as_str().unwrap().to_string();
+    let ciso = login(&app, "ciso@kommunen.example").await;
+    let (s, html) = get_html(&ciso, &format!("{}/staff/intake/quarantine", app.base)).await;
+    assert_eq!(s, 200);
+    assert!(
+        html.contains("olle@kommunen.example") && html.contains("Stor bilaga"),
+        "{html}"
+    );
+    let (_, html) = get_html(&ciso, &format!("{}/staff/deviations/{reference}", app.base)).await;
+    assert!(html.contains("lista.txt"), "{html}");
+    let href = format!("/api/v1/deviations/{reference}/attachments/");
+    let i = html.find(&href).expect("a download link");
+    let link: String = html[i..].chars().take_while(|c| *c != '"').collect();
+    let r = ciso
+        .get(format!("{}{}", app.base, link))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap().trim(), "namn;telefon");
+    // A contact of another sector cannot open the quarantine.
+    let other = login(&app, "kontakt.bou@kommunen.example").await;
+    let (s, _) = get_html(&other, &format!("{}/staff/intake/quarantine", app.base)).await;
+    assert_eq!(s, 403);
+}
