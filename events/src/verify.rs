@@ -216,3 +216,66 @@ pub fn verify_export(
     }
     Ok(checker.finish(expected_head))
 }
+
+/// The chain checks of the fuzz target `import` (`fuzz/fuzz_targets/import.rs`, through
+/// `avvik::cli::fuzz_import`) and of its corpus replay: any bytes as an NDJSON export,
+/// walked by `verify_export` and, line by line, by `ChainChecker::check` and
+/// `check_keyed`. Panics when the walks disagree or the report breaks its own rules.
+/// `each` sees every record the walk accepted, in order.
+pub fn fuzz_export(bytes: &[u8], each: &mut dyn FnMut(&RecordedEvent)) -> VerifyReport {
+    let verify = |head: Option<(u64, String)>| {
+        let mut input = bytes;
+        verify_export(&mut input, head).expect("reading from memory does not fail")
+    };
+    let report = verify(None);
+    let lines: Vec<&[u8]> = bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .collect();
+    let (mut plain, mut keyed) = (ChainChecker::new(), ChainChecker::new());
+    for (i, line) in lines.iter().enumerate() {
+        let a = plain.check(line);
+        let b = keyed.check_keyed(i as u64 + 1, line);
+        assert_eq!(a, b, "check and check_keyed disagree on line {}", i + 1);
+        match a {
+            Ok(rec) => {
+                assert_eq!(rec.seq, i as u64 + 1);
+                each(&rec);
+            }
+            Err(_) => break,
+        }
+    }
+    assert_eq!(
+        plain.finish(None),
+        report,
+        "verify_export and ChainChecker disagree"
+    );
+    assert_eq!(keyed.finish(None), report);
+    assert_eq!(report.head_seq, report.records);
+    if report.ok {
+        assert!(report.first_bad_seq.is_none() && report.reason.is_none());
+        assert_eq!(report.records, lines.len() as u64);
+        let last = lines
+            .last()
+            .map_or(GENESIS_HASH.to_string(), |l| hash_hex(l));
+        assert_eq!(report.head_hash, last);
+        // The head it reports is one it accepts; any other is refused.
+        let head = (report.records, report.head_hash.clone());
+        assert_eq!(verify(Some(head)), report);
+        let longer = verify(Some((report.records + 1, report.head_hash.clone())));
+        assert_eq!(longer.first_bad_seq, Some(report.records + 1));
+        if report.records > 0 {
+            let other = verify(Some((report.records, GENESIS_HASH.to_string())));
+            assert_eq!(other.first_bad_seq, Some(report.records));
+            let shorter = verify(Some((report.records - 1, report.head_hash.clone())));
+            assert_eq!(shorter.first_bad_seq, Some(report.records));
+        }
+    } else {
+        let bad = report.first_bad_seq.expect("a refused walk names a record");
+        assert!(bad >= 1 && bad <= lines.len() as u64, "bad seq {bad}");
+        assert_eq!(report.records, bad - 1);
+        assert!(report.head_hash.is_empty());
+        assert!(!report.reason.as_deref().unwrap_or_default().is_empty());
+    }
+    report
+}

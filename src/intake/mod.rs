@@ -17,9 +17,11 @@
 //!   References name a Message-ID avvik sent about a deviation, *and* the sender is that
 //!   deviation's reporter or a staff user allowed to comment on it (a stranger's mail never
 //!   lands in a confidential case: it becomes a new deviation instead). Otherwise a new
-//!   deviation, channel e-mail: subject → title, text body (HTML converted by mail-parser,
-//!   forwarded messages appended) → description, From → reporter, Date → discovery time
-//!   (when within the last 30 days). The notifications outbox sends the reporter the
+//!   deviation, channel e-mail: subject → title, text body (HTML-only mail rendered as
+//!   text with html2text, links kept; forwarded messages appended; a text in an unknown
+//!   charset read as Windows-1252) → description, From → reporter, Date → discovery time
+//!   (when within the last 30 days). A reply's comment is its own words, the quoted
+//!   original cut off. The notifications outbox sends the reporter the
 //!   receipt, as for any report with a known e-mail address. Attachments go to
 //!   `attachments/<sha256>` first; an `EmailReceived` event lists them on the deviation.
 //!
@@ -46,6 +48,17 @@
 //! its events are durable; a SIGKILL before that means the message is handled again,
 //! which the keys make a duplicate. A transient failure (store, disk) is an error, never a
 //! quarantine: the message stays and is retried.
+//!
+//! MIME, transfer encodings, charsets and RFC 2047/2231 are mail-parser's; a panic inside
+//! it quarantines the message (see `parse::analyze`). An mbox envelope line before the
+//! headers (Postfix local(8) pipes) is skipped.
+//!
+//! # For the staff UI
+//! `Intake::view()` folds what intake wrote: `attachments(deviation_id)` (download at
+//! `GET /api/v1/deviations/{reference}/attachments/{sha256}`), `quarantine()`,
+//! `quarantined(id)` and `open_quarantine()` (raw message at
+//! `GET /api/v1/intake/quarantine/{id}/raw`); `Intake::resolve_quarantined` records that a
+//! person handled one. Quarantine is for `Action::HandleQuarantine` (the CISO).
 //!
 //! Known limits: sender addresses are taken as written (SPF/DKIM/DMARC are the receiving
 //! MTA's job); the same Message-ID from two senders counts as one message; winmail.dat

@@ -22,6 +22,9 @@ const NAME_MAX: usize = 200;
 const MESSAGE_ID_MAX: usize = 998;
 /// Line width HTML is rendered at: wide, so paragraphs stay one line each.
 const HTML_WIDTH: usize = 1000;
+/// Larger HTML gets mail-parser's plainer, linear conversion: html5ever's tree building
+/// is quadratic in nesting depth, and a hostile message must not pin a thread for long.
+const HTML_RENDER_MAX: usize = 128 * 1024;
 /// Title of a message with an empty subject.
 pub const NO_SUBJECT: &str = "E-post utan ämne";
 /// Description of a message without text.
@@ -571,6 +574,9 @@ fn unknown_charset_text(msg: &Message<'_>, part: &MessagePart<'_>) -> Option<Str
 /// HTML as readable text: blocks on their own lines, scripts and styles dropped, link
 /// targets kept as numbered references (they matter in phishing reports).
 fn html_to_text(html: &str) -> String {
+    if html.len() > HTML_RENDER_MAX {
+        return mail_parser::decoders::html::html_to_text(html);
+    }
     html2text::config::plain()
         .string_from_read(html.as_bytes(), HTML_WIDTH)
         .unwrap_or_else(|_| mail_parser::decoders::html::html_to_text(html))
@@ -928,5 +934,34 @@ mod tests {
         assert_eq!(safe_filename("../../etc/passwd"), "passwd");
         assert_eq!(safe_filename("C:\\temp\\a\"b.txt"), "a'b.txt");
         assert_eq!(safe_filename("..."), "");
+    }
+
+    /// Deeply nested HTML must not overflow a blocking-pool thread's stack (2 MiB), on
+    /// either conversion path.
+    #[test]
+    fn deeply_nested_html_is_rendered_on_a_small_stack() {
+        for (tag, depth) in [
+            ("div", 6_000),
+            ("table><tr><td", 6_000),
+            ("ul><li", 4_000),
+            ("blockquote", 6_000),
+            ("b", 6_000),
+            ("div", 40_000),
+        ] {
+            let open = format!("<{tag}>").repeat(depth);
+            let raw = format!(
+                "From: a@kommunen.example\r\nSubject: djup\r\nContent-Type: text/html\r\n\r\n{open}djupt"
+            );
+            let verdict = std::thread::Builder::new()
+                .stack_size(2 * 1024 * 1024)
+                .spawn(move || analyze(raw.as_bytes(), &Limits::default(), &[]).verdict)
+                .unwrap()
+                .join()
+                .unwrap();
+            assert!(
+                matches!(verdict, Verdict::Accept(_) | Verdict::Quarantine(_)),
+                "{tag}"
+            );
+        }
     }
 }

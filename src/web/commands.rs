@@ -188,3 +188,134 @@ pub fn filing(v: &Value, now: DateTime<Utc>) -> Result<Command, ApiError> {
     };
     cmd.ok_or_else(|| ApiError::BadRequest("incomplete filing".into()))
 }
+
+/// Which parsers accepted a body given to `fuzz_api_body`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FuzzOutcome {
+    /// The body is JSON (otherwise every endpoint answers 400 before any parser runs).
+    pub json: bool,
+    /// The parsers that accepted it: `report`, `classification`, `decision`, `measure`,
+    /// `complete_measure`, `comment`, `close`, `reopen`, `filing`.
+    pub accepted: Vec<&'static str>,
+}
+
+/// The entry point of the fuzz target `api_bodies` (`fuzz/fuzz_targets/api_bodies.rs`) and
+/// of its corpus replay (`tests/api/fuzz_corpus.rs`): a request body read as the API reads
+/// it (`serde_json::from_slice` into a `Value`), then the public report parser and every
+/// command parser, with the default configuration at a fixed time, as a CISO. Panics when
+/// an outcome breaks a promise: a refusal is a 422 naming its fields, an accepted command
+/// keeps the text rules and its event reads back from its stored JSON unchanged.
+pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
+    use crate::auth::{Role, RoleGrant};
+    use crate::domain::Channel;
+    use crate::web::report_input::{fuzz_check_report, fuzz_config, fuzz_now, parse_report_json};
+
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return FuzzOutcome::default();
+    };
+    let (cfg, now) = (fuzz_config(), fuzz_now());
+    let who = Principal {
+        account_id: Uuid::from_u128(1),
+        email: "ciso@kommunen.example".into(),
+        name: "Fuzz CISO".into(),
+        roles: vec![RoleGrant {
+            role: Role::Ciso,
+            sectors: vec![],
+        }],
+    };
+    let mut out = FuzzOutcome {
+        json: true,
+        accepted: Vec::new(),
+    };
+    match parse_report_json(&v, cfg, now, Channel::Api) {
+        Ok(r) => {
+            assert_eq!(r.channel, Channel::Api);
+            fuzz_check_report(&r, cfg, now);
+            out.accepted.push("report");
+        }
+        Err(errors) => fuzz_check_errors(&errors),
+    }
+    let measure_id = Uuid::from_u128(2);
+    let results: [(&'static str, Result<Command, ApiError>); 8] = [
+        ("classification", classification(&v, &who, cfg)),
+        ("decision", decision(&v, &who)),
+        ("measure", measure(&v).map(|(_, c)| c)),
+        ("complete_measure", complete_measure(&v, measure_id)),
+        ("comment", comment(&v)),
+        ("close", close(&v)),
+        ("reopen", reopen(&v)),
+        ("filing", filing(&v, now)),
+    ];
+    for (name, result) in results {
+        match result {
+            Ok(cmd) => {
+                fuzz_check_command(&cmd, cfg, now);
+                out.accepted.push(name);
+            }
+            Err(ApiError::Validation(errors)) => fuzz_check_errors(&errors),
+            Err(e) => panic!("{name}: refused without naming a field: {e:?}"),
+        }
+    }
+    out
+}
+
+fn fuzz_check_errors(errors: &[super::error::FieldError]) {
+    assert!(!errors.is_empty());
+    for e in errors {
+        assert!(!e.message.is_empty() && !e.message_sv.is_empty(), "{e:?}");
+    }
+}
+
+fn fuzz_check_command(cmd: &Command, cfg: &ReportConfig, now: DateTime<Utc>) {
+    use crate::web::report_input::fuzz_round_trip;
+    let text = |s: &str, max: usize| {
+        assert!(
+            !s.is_empty() && s.trim() == s && s.chars().count() <= max,
+            "{s:?}"
+        )
+    };
+    let optional = |s: &str, max: usize| {
+        if !s.is_empty() {
+            text(s, max)
+        }
+    };
+    match cmd {
+        Command::Classify(c) => {
+            text(&c.category, SHORT_MAX);
+            assert!(cfg.categories.is_empty() || cfg.categories.contains(&c.category));
+            optional(&c.rationale, TEXT_MAX);
+            assert_eq!(c.role, "ciso");
+            fuzz_round_trip(c);
+        }
+        Command::RecordDecision { text: t, role } => {
+            text(t, TEXT_MAX);
+            assert_eq!(role, "ciso");
+        }
+        Command::AddMeasure(m) => {
+            text(&m.description, TEXT_MAX);
+            text(&m.owner, SHORT_MAX);
+            fuzz_round_trip(m);
+        }
+        Command::CompleteMeasure { note, .. } => optional(note, TEXT_MAX),
+        Command::Comment(c) => {
+            text(&c.text, TEXT_MAX);
+            assert!(!c.from_reporter);
+            fuzz_round_trip(c);
+        }
+        Command::Close { resolution } => text(resolution, TEXT_MAX),
+        Command::Reopen { reason } => text(reason, TEXT_MAX),
+        Command::RecordFiling(f) => {
+            text(&f.authority, SHORT_MAX);
+            if let Some(r) = &f.their_reference {
+                text(r, SHORT_MAX);
+            }
+            assert!(f.filed_at <= now + chrono::Duration::minutes(5));
+            fuzz_round_trip(f);
+        }
+        Command::DeclineFiling(f) => {
+            text(&f.rationale, TEXT_MAX);
+            fuzz_round_trip(f);
+        }
+        Command::Report(_) => panic!("no command parser makes a report"),
+    }
+}

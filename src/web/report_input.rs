@@ -612,6 +612,121 @@ pub fn parse_report_form(
     }
 }
 
+/// The clock of the fuzz targets and their corpus replays: fixed, so a run repeats.
+pub fn fuzz_now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0)
+        .single()
+        .unwrap_or_default()
+}
+
+/// The built-in default configuration's report rules, read once.
+pub fn fuzz_config() -> &'static ReportConfig {
+    static CFG: std::sync::OnceLock<ReportConfig> = std::sync::OnceLock::new();
+    CFG.get_or_init(|| {
+        crate::config::Config::defaults()
+            .expect("the built-in defaults are valid")
+            .report
+    })
+}
+
+/// The entry point of the fuzz target `report_form` (`fuzz/fuzz_targets/report_form.rs`)
+/// and of its corpus replay (`tests/api/fuzz_corpus.rs`): a posted body read as the
+/// handler reads it (`CsrfForm`: `serde_html_form::from_bytes`), then `parse_report_form`
+/// with the default configuration at `fuzz_now()`. `None`: not a form (the handler
+/// answers 400). Panics when the outcome breaks a promise of the parser.
+pub fn fuzz_report_form(body: &[u8]) -> Option<Result<NewReport, Vec<FieldError>>> {
+    let form: ReportForm = serde_html_form::from_bytes(body).ok()?;
+    let (cfg, now) = (fuzz_config(), fuzz_now());
+    let result = parse_report_form(&form, cfg, now);
+    match &result {
+        Ok(r) => {
+            assert_eq!(r.channel, Channel::Web);
+            assert_eq!(r.personal_data, form.personal_data());
+            if form.anonymous() && cfg.allow_anonymous {
+                assert!(r.reporter.is_none(), "anonymous keeps no name");
+            }
+            fuzz_check_report(r, cfg, now);
+        }
+        Err(errors) => {
+            assert!(!errors.is_empty());
+            let mut seen = std::collections::HashSet::new();
+            for e in errors {
+                assert!(FORM_FIELDS.contains(&e.field.as_str()), "{e:?}");
+                assert!(seen.insert(e.field.as_str()), "two errors for {}", e.field);
+                assert!(!e.message.is_empty() && !e.message_sv.is_empty());
+            }
+        }
+    }
+    Some(result)
+}
+
+/// What every accepted report keeps, whatever format it came in; and its `Reported`
+/// event reads back from its stored JSON as the same value.
+pub fn fuzz_check_report(r: &NewReport, cfg: &ReportConfig, now: DateTime<Utc>) {
+    let text_ok = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.trim() == s
+            && s.chars().count() <= max
+            && !s
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    };
+    assert!(text_ok(&r.title, TITLE_MAX), "title {:?}", r.title);
+    assert!(text_ok(&r.description, DESCRIPTION_MAX));
+    for s in [&r.sector, &r.asset].into_iter().flatten() {
+        assert!(text_ok(s, SHORT_MAX), "{s:?}");
+    }
+    if let Some(s) = &r.sector {
+        assert!(cfg.sectors.is_empty() || cfg.sectors.contains(s));
+    }
+    for t in [r.occurred_at, r.discovered_at].into_iter().flatten() {
+        assert!(t <= now + Duration::minutes(SKEW), "{t} is in the future");
+    }
+    if let (Some(o), Some(d)) = (r.occurred_at, r.discovered_at) {
+        assert!(o <= d);
+    }
+    match &r.reporter {
+        Some(rep) => {
+            assert!(text_ok(&rep.name, SHORT_MAX));
+            assert_eq!(
+                EmailAddress::parse(rep.email.as_str()).as_ref(),
+                Some(&rep.email)
+            );
+        }
+        None => assert!(cfg.allow_anonymous),
+    }
+    let event = crate::domain::deviation::Reported {
+        reference: crate::domain::Reference::parse("AVV-2026-0001").expect("a reference"),
+        title: r.title.clone(),
+        description: r.description.clone(),
+        occurred_at: r.occurred_at,
+        discovered_at: r.discovered_at.unwrap_or(now),
+        sector: r.sector.clone(),
+        asset: r.asset.clone(),
+        personal_data: r.personal_data,
+        reporter: r.reporter.clone(),
+        channel: r.channel,
+        status_token_hash: String::new(),
+        reported_at: now,
+    };
+    fuzz_round_trip(&event);
+}
+
+/// A value stored as an event's JSON reads back as the same value.
+pub fn fuzz_round_trip<T>(value: &T)
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let bytes = serde_json::to_vec(value).expect("serializes");
+    let back: T = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+        panic!(
+            "stored JSON does not read back ({e}): {}",
+            String::from_utf8_lossy(&bytes)
+        )
+    });
+    assert_eq!(&back, value, "stored JSON reads back differently");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

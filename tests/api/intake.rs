@@ -422,6 +422,55 @@ async fn upload_endpoint_and_mta_pipe() {
     assert_eq!(r.status(), 404);
     drop(off);
 
+    // Default limits: a message far above http.body_limit (64 KiB) with an attachment.
+    let roomy = TestApp::spawn_with(|c| c.intake.token = TOKEN.into(), Arc::new(SystemClock)).await;
+    let blob: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let encoded = {
+        use std::fmt::Write as _;
+        // A hex dump keeps the test free of a base64 encoder; the part is text.
+        blob.iter().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            if s.len() % 78 == 76 {
+                s.push_str("\r\n");
+            }
+            s
+        })
+    };
+    let big = format!(
+        "From: Stina <stina@kommunen.example>\r\nSubject: Stor bilaga\r\nMessage-ID: <big-1@kommunen.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+         Content-Type: text/plain\r\n\r\nSe bilagan.\r\n--b\r\nContent-Type: text/plain; name=dump.txt\r\n\
+         Content-Disposition: attachment; filename=dump.txt\r\n\r\n{encoded}\r\n--b--\r\n"
+    );
+    assert!(big.len() > 500_000);
+    let r = upload(&roomy, big.into_bytes())
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["outcome"], "created");
+    let d = roomy
+        .app_state
+        .services
+        .register
+        .read()
+        .by_reference(reference(v["reference"].as_str().unwrap()))
+        .cloned()
+        .unwrap();
+    let listed = roomy
+        .app_state
+        .intake
+        .view()
+        .read()
+        .attachments(d.id)
+        .to_vec();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].attachment.filename, "dump.txt");
+    assert!(listed[0].attachment.size > 600_000);
+    drop(roomy);
+
     let app = TestApp::spawn_with(
         |c| {
             c.intake.token = TOKEN.into();

@@ -12,6 +12,7 @@ mod cli;
 mod crash;
 mod crash_loop;
 mod faults;
+mod fuzz_corpus;
 mod helpers;
 mod intake;
 mod intake_corpus;
