@@ -144,40 +144,9 @@ pub struct ApiTokenRevoked {
     pub token_id: Uuid,
 }
 
-macro_rules! account_events {
-    ($($variant:ident($payload:ty) = $name:literal),* $(,)?) => {
-        /// Everything that can happen to an account.
-        #[derive(Debug, Clone, PartialEq)]
-        pub enum AccountEvent {
-            $($variant($payload)),*
-        }
-
-        impl AccountEvent {
-            pub const TYPES: &'static [&'static str] = &[$($name),*];
-
-            pub fn type_name(&self) -> &'static str {
-                match self {
-                    $(AccountEvent::$variant(_) => $name),*
-                }
-            }
-
-            pub fn to_data(&self) -> serde_json::Value {
-                match self {
-                    $(AccountEvent::$variant(p) => serde_json::to_value(p).unwrap_or(serde_json::Value::Null)),*
-                }
-            }
-
-            pub fn from_parts(ty: &str, data: &serde_json::Value) -> Option<Result<Self, serde_json::Error>> {
-                match ty {
-                    $($name => Some(<$payload>::deserialize(data).map(AccountEvent::$variant)),)*
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-account_events! {
+crate::domain::event_enum! {
+    /// Everything that can happen to an account.
+    AccountEvent {
     Created(AccountCreated) = "AccountCreated",
     RoleGranted(RoleGranted) = "RoleGranted",
     RoleRevoked(RoleRevoked) = "RoleRevoked",
@@ -186,6 +155,7 @@ account_events! {
     Enabled(AccountEnabled) = "AccountEnabled",
     ApiTokenCreated(ApiTokenCreated) = "ApiTokenCreated",
     ApiTokenRevoked(ApiTokenRevoked) = "ApiTokenRevoked",
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Duration, Months, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::types::{
@@ -94,44 +93,9 @@ pub struct FilingDeclined {
     pub rationale: String,
 }
 
-macro_rules! deviation_events {
-    ($($variant:ident($payload:ty) = $name:literal),* $(,)?) => {
-        /// Everything that can happen to a deviation. Stored as `type` + `data`.
-        #[derive(Debug, Clone, PartialEq)]
-        pub enum DeviationEvent {
-            $($variant($payload)),*
-        }
-
-        impl DeviationEvent {
-            /// Every deviation event type name.
-            pub const TYPES: &'static [&'static str] = &[$($name),*];
-
-            /// The stored `type`.
-            pub fn type_name(&self) -> &'static str {
-                match self {
-                    $(DeviationEvent::$variant(_) => $name),*
-                }
-            }
-
-            /// The stored `data`.
-            pub fn to_data(&self) -> Value {
-                match self {
-                    $(DeviationEvent::$variant(p) => serde_json::to_value(p).unwrap_or(Value::Null)),*
-                }
-            }
-
-            /// Decodes a stored event; `None` when the type is not a deviation event.
-            pub fn from_parts(ty: &str, data: &Value) -> Option<Result<Self, serde_json::Error>> {
-                match ty {
-                    $($name => Some(<$payload>::deserialize(data).map(DeviationEvent::$variant)),)*
-                    _ => None,
-                }
-            }
-        }
-    };
-}
-
-deviation_events! {
+super::event_enum! {
+    /// Everything that can happen to a deviation. Stored as `type` + `data`.
+    DeviationEvent {
     Reported(Reported) = "DeviationReported",
     Classified(Classification) = "DeviationClassified",
     DecisionRecorded(DecisionRecorded) = "DecisionRecorded",
@@ -142,6 +106,7 @@ deviation_events! {
     Reopened(Reopened) = "DeviationReopened",
     FilingRecorded(FilingRecorded) = "FilingRecorded",
     FilingDeclined(FilingDeclined) = "FilingDeclined",
+    }
 }
 
 /// Where a deviation is in its handling.

@@ -1,5 +1,49 @@
 //! The pure domain: value types, the deviation decider, no I/O and no clock reads.
 
+/// An enum of event payloads with its stored `type` names: `type_name`, `to_data` and
+/// `from_parts` (decode a stored record; `None` when the type is not one of these). Used
+/// for every aggregate's events so they are stored and decoded the same way.
+macro_rules! event_enum {
+    ($(#[$doc:meta])* $enum:ident { $($variant:ident($payload:ty) = $name:literal),* $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum $enum {
+            $($variant($payload)),*
+        }
+
+        impl $enum {
+            /// Every stored type name of these events.
+            pub const TYPES: &'static [&'static str] = &[$($name),*];
+
+            /// The stored `type`.
+            pub fn type_name(&self) -> &'static str {
+                match self {
+                    $($enum::$variant(_) => $name),*
+                }
+            }
+
+            /// The stored `data`.
+            pub fn to_data(&self) -> serde_json::Value {
+                match self {
+                    $($enum::$variant(p) => serde_json::to_value(p).unwrap_or(serde_json::Value::Null)),*
+                }
+            }
+
+            /// Decodes a stored event; `None` when the type is not one of these.
+            pub fn from_parts(
+                ty: &str,
+                data: &serde_json::Value,
+            ) -> Option<Result<Self, serde_json::Error>> {
+                match ty {
+                    $($name => Some(<$payload as serde::Deserialize>::deserialize(data).map($enum::$variant)),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+pub(crate) use event_enum;
+
 pub mod deviation;
 pub mod types;
 
