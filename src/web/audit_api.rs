@@ -48,22 +48,28 @@ fn parse_as_of(field: &str, value: Option<&str>) -> Result<Option<AsOf>, ApiErro
     }
 }
 
-/// Resolves a point (default: now) to a seq, off the async threads.
-async fn resolve(state: &AppState, point: Option<AsOf>) -> Result<u64, ApiError> {
+/// Runs a read over the whole log off the async threads.
+async fn on_store<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&dyn avvik_events::EventStore) -> Result<T, avvik_events::StoreError>
+        + Send
+        + 'static,
+) -> Result<T, ApiError> {
     let store = state.services.store.clone();
-    let point = point.unwrap_or(AsOf::Seq(u64::MAX));
-    tokio::task::spawn_blocking(move || point.resolve(store.as_ref()))
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
         .map_err(|e| ApiError::Internal(e.into()))
 }
 
+/// Resolves a point (default: now) to a seq.
+async fn resolve(state: &AppState, point: Option<AsOf>) -> Result<u64, ApiError> {
+    let point = point.unwrap_or(AsOf::Seq(u64::MAX));
+    on_store(state, move |store| point.resolve(store)).await
+}
+
 async fn fold(state: &AppState, seq: u64) -> Result<Register, ApiError> {
-    let store = state.services.store.clone();
-    tokio::task::spawn_blocking(move || Register::fold(store.as_ref(), seq))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(|e| ApiError::Internal(e.into()))
+    on_store(state, move |store| Register::fold(store, seq)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,11 +165,7 @@ async fn events(
     responses((status = 200, description = "{ok, records, head_seq, head_hash, first_bad_seq?, reason?}"), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn verify(State(state): State<AppState>, Staff(who): Staff) -> Result<Response, ApiError> {
     require(&who, Action::ViewAudit)?;
-    let store = state.services.store.clone();
-    let report = tokio::task::spawn_blocking(move || store.verify())
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let report = on_store(&state, |store| store.verify()).await?;
     Ok(Json(report).into_response())
 }
 
@@ -206,11 +208,7 @@ async fn deviation_history(
         .by_reference(reference)
         .map(|d| d.id)
         .ok_or(ApiError::NotFound)?;
-    let store = state.services.store.clone();
-    let steps = tokio::task::spawn_blocking(move || crate::audit::history(store.as_ref(), id))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let steps = on_store(&state, move |store| crate::audit::history(store, id)).await?;
     Ok(Json(steps).into_response())
 }
 
