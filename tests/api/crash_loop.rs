@@ -249,6 +249,11 @@ async fn crash_loop_loses_no_acknowledged_write_and_no_escalation() {
         let server = start(data.clone(), env.clone()).await;
         let snapshot = acked.lock().unwrap().clone();
         check(&server.base, &token, &snapshot, cycle).await;
+        eprintln!(
+            "crash loop: cycle {cycle} checked: {} acknowledged reports, {} major",
+            snapshot.reports.len(),
+            snapshot.major.len()
+        );
         let load = tokio::spawn(drive(
             server.base.clone(),
             token.clone(),

@@ -158,7 +158,7 @@ impl Server {
             }
         });
         let addr = rx
-            .recv_timeout(Duration::from_secs(20))
+            .recv_timeout(Duration::from_secs(60))
             .expect("server printed its address");
         let s = Server {
             child,
@@ -169,7 +169,8 @@ impl Server {
     }
 
     pub fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: the long crash-loop run restarts over hundreds of thousands of events.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if blocking_status(&self.base, "/readyz") == Some(200) {
                 return;
