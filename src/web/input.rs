@@ -5,6 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, FieldError};
+use super::report_input::check_text;
 
 pub struct Fields<'a> {
     map: &'a Map<String, Value>,
@@ -34,35 +35,21 @@ impl<'a> Fields<'a> {
         self.map.get(field).filter(|v| !v.is_null())
     }
 
-    /// A trimmed, non-empty string of at most `max` characters.
+    /// Free text under the one rule of [`check_text`]: trimmed, at most `max` characters,
+    /// no control characters but line breaks and tabs.
     pub fn text(&mut self, field: &str, required: bool, max: usize) -> Option<String> {
-        match self.present(field) {
-            None => {
-                if required {
-                    self.error(field, "is required", "Fältet måste fyllas i.");
-                }
-                None
-            }
-            Some(Value::String(s)) => {
-                let t = s.trim();
-                if t.is_empty() {
-                    if required {
-                        self.error(field, "must not be empty", "Fältet måste fyllas i.");
-                    }
-                    None
-                } else if t.chars().count() > max {
-                    self.error(
-                        field,
-                        &format!("must be at most {max} characters"),
-                        &format!("Texten får vara högst {max} tecken."),
-                    );
-                    None
-                } else {
-                    Some(t.to_string())
-                }
-            }
+        let value = match self.present(field) {
+            None => None,
+            Some(Value::String(s)) => Some(s.as_str()),
             Some(_) => {
                 self.error(field, "must be a string", "Fältet måste vara text.");
+                return None;
+            }
+        };
+        match check_text(field, value, required, max) {
+            Ok(t) => t,
+            Err(e) => {
+                self.errors.push(e);
                 None
             }
         }
@@ -156,5 +143,44 @@ impl<'a> Fields<'a> {
         } else {
             Err(ApiError::Validation(self.errors))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn staff_text_follows_the_public_rule() {
+        let body = json!({
+            "note": "rad ett\nrad två\tmed tabb",
+            "text": "klocka\u{7}",
+            "reason": "  ",
+            "owner": 5,
+        });
+        let mut f = Fields::new(&body).unwrap();
+        assert_eq!(
+            f.text("note", true, 100).as_deref(),
+            Some("rad ett\nrad två\tmed tabb")
+        );
+        assert_eq!(f.text("text", true, 100), None);
+        assert_eq!(f.text("reason", true, 100), None);
+        assert_eq!(f.text("owner", false, 100), None);
+        assert_eq!(f.text("missing", false, 100), None);
+        let fields: Vec<(&str, &str)> = f
+            .errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("text", "contains control characters"),
+                ("reason", "must not be empty"),
+                ("owner", "must be a string"),
+            ]
+        );
     }
 }
