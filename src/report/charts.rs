@@ -37,8 +37,13 @@ pub fn charts(report: &AnnualReport) -> Vec<Chart> {
             title_sv: format!("Avvikelser per månad {y}, efter allvarlighet"),
             description_sv: format!(
                 "Stapeldiagram: antal rapporterade avvikelser per månad {y}, uppdelat på större, \
-                 mindre och ej klassade. Totalt {} avvikelser.",
-                report.totals.deviations
+                 mindre och ej klassade. Totalt {} {}.",
+                report.totals.deviations,
+                if report.totals.deviations == 1 {
+                    "avvikelse"
+                } else {
+                    "avvikelser"
+                }
             ),
             svg: draw(760, 340, |root| per_month(report, root)),
         },
