@@ -37,6 +37,12 @@ pub struct HttpConfig {
     pub rate_limit_per_minute: u32,
     /// Requests handled at once; more are answered 503 at once instead of queueing.
     pub max_in_flight: usize,
+    /// Reverse proxies (addresses or networks) whose `X-Forwarded-For` names the client
+    /// for the rate limit. Empty: the TCP peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Addresses or networks allowed to read `/metrics`; others get 403.
+    pub metrics_allow: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -301,6 +307,20 @@ impl Config {
         }
         if self.http.max_in_flight == 0 {
             return bad("http.max_in_flight", "at least 1", &self.http.max_in_flight);
+        }
+        if let Err(e) = crate::web::security::IpNets::parse(&self.http.trusted_proxies) {
+            return bad(
+                "http.trusted_proxies",
+                "IP addresses or networks such as \"10.0.0.0/8\"",
+                &e,
+            );
+        }
+        if let Err(e) = crate::web::security::IpNets::parse(&self.http.metrics_allow) {
+            return bad(
+                "http.metrics_allow",
+                "IP addresses or networks such as \"127.0.0.1\"",
+                &e,
+            );
         }
         if self.store.cache_mb == 0 {
             return bad(
@@ -605,6 +625,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("mail.transport"), "{e}");
+        let e = with("[http]\ntrusted_proxies = [\"proxy.example\"]")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http.trusted_proxies"), "{e}");
+        assert!(with("[http]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]").is_ok());
         let e = with("[http]\nadr = \"x\"").unwrap_err().to_string();
         assert!(e.contains("unknown key `http.adr`"), "{e}");
         let e = with("[recipients]\nciso = [\"inte en adress\"]")

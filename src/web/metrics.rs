@@ -1,11 +1,12 @@
 //! `/metrics` in Prometheus text format. Counters are recorded anywhere with the `metrics`
 //! macros; gauges about the log and the register are set when scraped.
 
+use std::net::SocketAddr;
 use std::sync::OnceLock;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -31,7 +32,19 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(render))
 }
 
-async fn render(State(state): State<AppState>) -> impl IntoResponse {
+async fn render(State(state): State<AppState>, req: Request) -> Response {
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>();
+    // Validated at start-up; an address outside `http.metrics_allow` is refused.
+    let allowed =
+        super::security::IpNets::parse(&state.config.http.metrics_allow).unwrap_or_default();
+    if !peer.is_some_and(|ConnectInfo(p)| allowed.contains(p.ip())) {
+        return (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "metrics are served only to the addresses in http.metrics_allow\n",
+        )
+            .into_response();
+    }
     let handle = handle();
     let s = &state.services;
     metrics::gauge!("avvik_log_head_seq").set(s.store.head().seq as f64);
@@ -43,4 +56,5 @@ async fn render(State(state): State<AppState>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),
     )
+        .into_response()
 }

@@ -75,7 +75,9 @@ pub fn router(state: AppState) -> Router {
         ));
     // Innermost first: the rate limit, then headers on every answer (429s included), then
     // request logging by route template (never the raw URI: status tokens are in paths).
-    let routes = security::with_rate_limit(routes, per_minute);
+    // `Config::validate` has checked the list, so it parses.
+    let proxies = security::IpNets::parse(&state.config.http.trusted_proxies).unwrap_or_default();
+    let routes = security::with_rate_limit(routes, per_minute, proxies);
     // Overload: past `max_in_flight` requests at once, answer 503 at once (load shedding)
     // rather than queue without bound.
     let shed = tower::ServiceBuilder::new()

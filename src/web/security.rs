@@ -2,6 +2,7 @@
 //! that never writes a raw URI (status tokens live in paths), and the per-IP rate limit on
 //! public state-changing routes (tower_governor).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use axum::Router;
 use governor::middleware::NoOpMiddleware;
 use tower::{Layer, ServiceExt};
 use tower_governor::governor::{GovernorConfig, GovernorConfigBuilder};
-use tower_governor::key_extractor::PeerIpKeyExtractor;
+use tower_governor::key_extractor::KeyExtractor;
 use tower_governor::{GovernorError, GovernorLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::{MakeSpan, TraceLayer};
@@ -82,7 +83,7 @@ pub fn with_request_tracing<S: Clone + Send + Sync + 'static>(router: Router<S>)
     router.layer(TraceLayer::new_for_http().make_span_with(RouteSpan))
 }
 
-type Limiter = GovernorLayer<PeerIpKeyExtractor, NoOpMiddleware, Body>;
+type Limiter = GovernorLayer<ClientIp, NoOpMiddleware, Body>;
 
 /// The per-IP limit: one budget shared by every limited route, answered with a Swedish
 /// page for forms and problem+json for the API.
@@ -92,14 +93,124 @@ struct RateLimit {
     api: Limiter,
 }
 
-/// Limits POSTs to `RATE_LIMITED_ROUTES` to `per_minute` per peer IP: that many at once,
+/// Addresses (`192.0.2.10`) and networks (`10.0.0.0/8`, `fd00::/8`): the reverse proxies
+/// whose `X-Forwarded-For` is believed (`http.trusted_proxies`) and the scrapers allowed
+/// to read `/metrics` (`http.metrics_allow`).
+#[derive(Debug, Clone, Default)]
+pub struct IpNets(Vec<(IpAddr, u8)>);
+
+impl IpNets {
+    /// Parses the configured entries; the error names the first bad one.
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        let mut nets = Vec::with_capacity(entries.len());
+        for e in entries {
+            let (addr, len) = match e.split_once('/') {
+                Some((a, l)) => (a, Some(l)),
+                None => (e.as_str(), None),
+            };
+            let ip: IpAddr = addr
+                .trim()
+                .parse()
+                .map_err(|_| format!("{e:?} is not an IP address or network"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            let len = match len {
+                None => max,
+                Some(l) => match l.trim().parse::<u8>() {
+                    Ok(n) if n <= max => n,
+                    _ => return Err(format!("{e:?} has a bad prefix length")),
+                },
+            };
+            nets.push((ip, len));
+        }
+        Ok(Self(nets))
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        self.0.iter().any(|&(net, len)| match (canonical(net), ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), len),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), len),
+            _ => false,
+        })
+    }
+
+    /// With `self` the trusted proxies, the client's address: the TCP peer, unless the peer
+    /// is a trusted proxy; then the
+    /// right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries to
+    /// its left were written by the client and can be forged). No usable header: the peer.
+    pub fn client_ip(&self, peer: IpAddr, headers: &axum::http::HeaderMap) -> IpAddr {
+        if !self.contains(peer) {
+            return peer;
+        }
+        let mut client = peer;
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev() {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                break;
+            };
+            client = ip;
+            if !self.contains(ip) {
+                break;
+            }
+        }
+        canonical(client)
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:192.0.2.1`) compare as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    }
+}
+
+fn prefix_eq(net: &[u8], addr: &[u8], len: u8) -> bool {
+    let (bytes, bits) = ((len / 8) as usize, len % 8);
+    if net[..bytes] != addr[..bytes] {
+        return false;
+    }
+    bits == 0 || {
+        let mask = 0xffu8 << (8 - bits);
+        net[bytes] & mask == addr[bytes] & mask
+    }
+}
+
+/// The rate limiter's key: the client address as [`IpNets::client_ip`] sees it.
+#[derive(Debug, Clone)]
+struct ClientIp(Arc<IpNets>);
+
+impl KeyExtractor for ClientIp {
+    type Key = IpAddr;
+
+    fn extract<T>(&self, req: &axum::http::Request<T>) -> Result<IpAddr, GovernorError> {
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.ip())
+            .ok_or(GovernorError::UnableToExtractKey)?;
+        Ok(self.0.client_ip(peer, req.headers()))
+    }
+}
+
+/// Limits POSTs to `RATE_LIMITED_ROUTES` to `per_minute` per client IP: that many at once,
 /// then one more every 60/`per_minute` seconds. 0 leaves the router unlimited. The key is
-/// the TCP peer address, so serve with `into_make_service_with_connect_info::<SocketAddr>`.
+/// the TCP peer address (or, from a trusted proxy, the forwarded client address), so serve
+/// with `into_make_service_with_connect_info::<SocketAddr>`.
 pub fn with_rate_limit<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
     per_minute: u32,
+    proxies: IpNets,
 ) -> Router<S> {
-    let Some(config) = governor_config(per_minute) else {
+    let Some(config) = governor_config(per_minute, proxies) else {
         return router;
     };
     let config = Arc::new(config);
@@ -111,20 +222,23 @@ pub fn with_rate_limit<S: Clone + Send + Sync + 'static>(
     router.layer(middleware::from_fn_with_state(limits, limit_request))
 }
 
-fn governor_config(per_minute: u32) -> Option<GovernorConfig<PeerIpKeyExtractor, NoOpMiddleware>> {
+fn governor_config(
+    per_minute: u32,
+    proxies: IpNets,
+) -> Option<GovernorConfig<ClientIp, NoOpMiddleware>> {
     if per_minute == 0 {
         return None;
     }
     GovernorConfigBuilder::default()
         .period(Duration::from_secs(60) / per_minute)
         .burst_size(per_minute)
-        .key_extractor(PeerIpKeyExtractor)
+        .key_extractor(ClientIp(Arc::new(proxies)))
         .finish()
 }
 
 /// The limiter keeps a cell per address it has seen; drop the ones that are full again
 /// once a minute, from a thread that ends with the limiter.
-fn forget_idle_clients(config: &Arc<GovernorConfig<PeerIpKeyExtractor, NoOpMiddleware>>) {
+fn forget_idle_clients(config: &Arc<GovernorConfig<ClientIp, NoOpMiddleware>>) {
     let weak = Arc::downgrade(config.limiter());
     let spawned = std::thread::Builder::new()
         .name("rate-limit-gc".into())
@@ -199,8 +313,8 @@ mod tests {
 
     #[test]
     fn zero_turns_the_limit_off_and_n_allows_n_at_once() {
-        assert!(governor_config(0).is_none());
-        let c = governor_config(3).unwrap();
+        assert!(governor_config(0, IpNets::default()).is_none());
+        let c = governor_config(3, IpNets::default()).unwrap();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..3 {
             assert!(c.limiter().check_key(&ip).is_ok());
@@ -208,5 +322,60 @@ mod tests {
         assert!(c.limiter().check_key(&ip).is_err());
         let other: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(c.limiter().check_key(&other).is_ok(), "per address");
+    }
+
+    fn headers(xff: &[&str]) -> axum::http::HeaderMap {
+        let mut h = axum::http::HeaderMap::new();
+        for v in xff {
+            h.append("x-forwarded-for", HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_from_trusted_proxies() {
+        let p = IpNets::parse(&["10.0.0.0/8".into(), "2001:db8::1".into()]).unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        // An untrusted peer cannot pick its own key.
+        assert_eq!(
+            p.client_ip(ip("192.0.2.7"), &headers(&["198.51.100.1"])),
+            ip("192.0.2.7")
+        );
+        // A trusted proxy: the right-most address it did not add itself.
+        assert_eq!(
+            p.client_ip(ip("10.1.2.3"), &headers(&["198.51.100.1"])),
+            ip("198.51.100.1")
+        );
+        // The client's own (forgeable) entries on the left are ignored; chained proxies skipped.
+        assert_eq!(
+            p.client_ip(
+                ip("10.1.2.3"),
+                &headers(&["1.1.1.1, 203.0.113.9", "10.9.9.9"])
+            ),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            p.client_ip(ip("::ffff:10.0.0.1"), &headers(&["203.0.113.9"])),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            p.client_ip(ip("2001:db8::1"), &headers(&["2001:db8::77"])),
+            ip("2001:db8::77")
+        );
+        // Garbage or no header: the proxy itself.
+        assert_eq!(
+            p.client_ip(ip("10.1.2.3"), &headers(&["unknown"])),
+            ip("10.1.2.3")
+        );
+        assert_eq!(p.client_ip(ip("10.1.2.3"), &headers(&[])), ip("10.1.2.3"));
+        assert!(!p.contains(ip("11.0.0.1")));
+        assert!(IpNets::parse(&["10.0.0.0/33".into()]).is_err());
+        assert!(IpNets::parse(&["proxy.example".into()]).is_err());
+        assert!(IpNets::parse(&["10.0.0.0/12".into()])
+            .unwrap()
+            .contains(ip("10.15.255.255")));
+        assert!(!IpNets::parse(&["10.0.0.0/12".into()])
+            .unwrap()
+            .contains(ip("10.16.0.0")));
     }
 }

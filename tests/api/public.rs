@@ -516,6 +516,47 @@ async fn public_posts_are_rate_limited_per_ip_with_429() {
 }
 
 #[tokio::test]
+async fn behind_a_trusted_proxy_the_limit_is_per_forwarded_client() {
+    let report = |client: &str| json!({"title": format!("Från {client}"), "description": "d"});
+    // Loopback plays the reverse proxy.
+    let app = TestApp::spawn_with(
+        |c| {
+            c.http.rate_limit_per_minute = 2;
+            c.http.trusted_proxies = vec!["127.0.0.0/8".into()];
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let post = |client: &'static str| {
+        http.post(format!("{}/api/v1/deviations", app.base))
+            .header("x-forwarded-for", format!("198.51.100.99, {client}"))
+            .json(&report(client))
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(post("203.0.113.1").await.unwrap().status(), 201);
+    }
+    assert_eq!(post("203.0.113.1").await.unwrap().status(), 429);
+    // Another client behind the same proxy has its own budget; the forged left-most
+    // entry (the same for both) does not count.
+    assert_eq!(post("203.0.113.2").await.unwrap().status(), 201);
+
+    // Without trusted proxies the header is ignored: everyone is the peer.
+    let app =
+        TestApp::spawn_with(|c| c.http.rate_limit_per_minute = 2, Arc::new(SystemClock)).await;
+    let post = |client: &'static str| {
+        http.post(format!("{}/api/v1/deviations", app.base))
+            .header("x-forwarded-for", client)
+            .json(&report(client))
+            .send()
+    };
+    assert_eq!(post("203.0.113.1").await.unwrap().status(), 201);
+    assert_eq!(post("203.0.113.2").await.unwrap().status(), 201);
+    assert_eq!(post("203.0.113.3").await.unwrap().status(), 429);
+}
+
+#[tokio::test]
 async fn the_default_rate_limit_lets_ordinary_use_through() {
     let app = TestApp::spawn().await;
     assert_eq!(app.app_state.config.http.rate_limit_per_minute, 60);
@@ -727,4 +768,20 @@ async fn an_oversized_form_gets_a_swedish_413_page() {
     assert_eq!(p.status, 413);
     assert_html(&p);
     assert!(p.body.contains("för lång"));
+}
+
+#[tokio::test]
+async fn metrics_are_served_only_to_allowed_addresses() {
+    let app = TestApp::spawn().await;
+    let r = reqwest::get(format!("{}/metrics", app.base)).await.unwrap();
+    assert_eq!(r.status(), 200, "loopback is allowed by default");
+    assert!(r.text().await.unwrap().contains("avvik_log_head_seq"));
+    let app = TestApp::spawn_with(
+        |c| c.http.metrics_allow = vec!["192.0.2.0/24".into()],
+        Arc::new(SystemClock),
+    )
+    .await;
+    let r = reqwest::get(format!("{}/metrics", app.base)).await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(!r.text().await.unwrap().contains("avvik_"));
 }
