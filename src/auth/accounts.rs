@@ -144,6 +144,15 @@ pub struct ApiTokenRevoked {
     pub token_id: Uuid,
 }
 
+/// A browser session ended by signing out: a copy of its cookie no longer works.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignedOut {
+    pub account_id: Uuid,
+    pub session_id: Uuid,
+    /// When the session began (it would have expired on its own `SESSION_HOURS` later).
+    pub issued_at: DateTime<Utc>,
+}
+
 crate::domain::event_enum! {
     /// Everything that can happen to an account.
     AccountEvent {
@@ -155,6 +164,7 @@ crate::domain::event_enum! {
     Enabled(AccountEnabled) = "AccountEnabled",
     ApiTokenCreated(ApiTokenCreated) = "ApiTokenCreated",
     ApiTokenRevoked(ApiTokenRevoked) = "ApiTokenRevoked",
+    SignedOut(SignedOut) = "SignedOut",
     }
 }
 
@@ -181,6 +191,9 @@ pub struct Account {
     pub version: u32,
     #[serde(skip)]
     pub password_hash: Option<String>,
+    /// Sessions signed out of that would otherwise still be within their lifetime.
+    #[serde(skip)]
+    pub ended_sessions: HashMap<Uuid, DateTime<Utc>>,
 }
 
 impl Account {
@@ -222,6 +235,7 @@ impl Accounts {
                 tokens: Vec::new(),
                 version: 0,
                 password_hash: None,
+                ended_sessions: HashMap::new(),
             });
         }
         let Some(a) = self.by_id.get_mut(&rec.stream) else {
@@ -261,6 +275,14 @@ impl Accounts {
                     t.revoked_at = Some(at);
                     self.by_token_hash.remove(&t.hash);
                 }
+            }
+            AccountEvent::SignedOut(o) => {
+                // Sessions past their lifetime are refused anyway; forget them (by log
+                // time, so every replay keeps the same set).
+                let lifetime = chrono::Duration::hours(super::session::SESSION_HOURS);
+                a.ended_sessions
+                    .retain(|_, issued| at - *issued <= lifetime);
+                a.ended_sessions.insert(o.session_id, o.issued_at);
             }
         }
         true

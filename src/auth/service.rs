@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::accounts::{
     account_id, AccountCreated, AccountDisabled, AccountEnabled, AccountEvent, ApiTokenCreated,
-    ApiTokenRevoked, PasswordChanged, Role, RoleGranted, RoleRevoked,
+    ApiTokenRevoked, PasswordChanged, Role, RoleGranted, RoleRevoked, SignedOut,
 };
 use super::password;
 use crate::domain::EmailAddress;
@@ -212,6 +212,26 @@ impl Services {
             token_id,
         });
         self.append_account(id, ExpectedVersion::Exact(v), vec![ev], actor)
+            .await
+    }
+}
+
+impl Services {
+    /// Records that a browser session was signed out of, so a copy of its cookie stops
+    /// working at once. Order against other account changes does not matter.
+    pub async fn sign_out(
+        &self,
+        account_id: Uuid,
+        session_id: Uuid,
+        issued_at: chrono::DateTime<chrono::Utc>,
+        actor: &str,
+    ) -> Result<(), AccountError> {
+        let ev = AccountEvent::SignedOut(SignedOut {
+            account_id,
+            session_id,
+            issued_at,
+        });
+        self.append_account(account_id, ExpectedVersion::Any, vec![ev], actor)
             .await
     }
 }

@@ -25,6 +25,8 @@ struct SessionClaims {
     a: Uuid,
     /// Issued at (unix seconds).
     i: i64,
+    /// Session id, named in `SignedOut` when the user signs out.
+    s: Uuid,
 }
 
 /// The cookie key, derived from the installation secret.
@@ -40,6 +42,7 @@ pub fn session_cookie(account: Uuid, now: DateTime<Utc>, secure: bool) -> Cookie
     let claims = SessionClaims {
         a: account,
         i: now.timestamp(),
+        s: Uuid::new_v4(),
     };
     let value = serde_json::to_string(&claims).unwrap_or_default();
     let mut c = Cookie::new(SESSION_COOKIE, value);
@@ -59,12 +62,21 @@ pub fn removal_cookie() -> Cookie<'static> {
     c
 }
 
+/// The session a cookie jar holds: account, session id and when it was issued (not
+/// checked for validity; for signing out).
+pub fn session_in(jar: &PrivateCookieJar) -> Option<(Uuid, Uuid, DateTime<Utc>)> {
+    let c = jar.get(SESSION_COOKIE)?;
+    let claims: SessionClaims = serde_json::from_str(c.value()).ok()?;
+    Some((claims.a, claims.s, DateTime::from_timestamp(claims.i, 0)?))
+}
+
 /// Is this session still good for this account?
 fn session_valid(claims: &SessionClaims, account: &Account, now: DateTime<Utc>) -> bool {
     let Some(issued) = DateTime::<Utc>::from_timestamp(claims.i, 0) else {
         return false;
     };
     if account.disabled
+        || account.ended_sessions.contains_key(&claims.s)
         || now - issued > Duration::hours(SESSION_HOURS)
         || issued > now + Duration::minutes(5)
     {

@@ -26,7 +26,7 @@ use super::error::ApiError;
 use super::pages::{render, stockholm_display, FormErrors, Layout, NavLink, PageError};
 use super::AppState;
 use crate::auth::password::{dummy_hash, verify_password};
-use crate::auth::session::{removal_cookie, session_cookie};
+use crate::auth::session::{removal_cookie, session_cookie, session_in};
 use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::{Command, Deviation, FilingKind, Reference, Severity, Status};
 use crate::service::ServiceError;
@@ -262,6 +262,30 @@ async fn logout(
 ) -> Response {
     // The jar must hold the incoming cookie for `remove` to send a removal cookie.
     let jar = PrivateCookieJar::from_headers(&headers, state.session_key.clone());
+    // End the session on the server too, so a copied cookie stops working.
+    if let Some((account, session, issued)) = session_in(&jar) {
+        let actor = state
+            .services
+            .register
+            .read()
+            .accounts
+            .get(account)
+            .map(|a| a.email.as_str().to_string())
+            .unwrap_or_else(|| account.to_string());
+        if let Err(e) = state
+            .services
+            .sign_out(account, session, issued, &actor)
+            .await
+        {
+            tracing::error!(%account, error = %e, "sign-out not recorded; the session stays valid until it expires");
+            let jar = jar.remove(removal_cookie());
+            return (
+                jar,
+                PageError::Unavailable("sign-out could not be recorded".into()),
+            )
+                .into_response();
+        }
+    }
     (jar.remove(removal_cookie()), Redirect::to("/staff/login")).into_response()
 }
 

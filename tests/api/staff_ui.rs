@@ -14,6 +14,11 @@ pub async fn login(app: &TestApp, email: &str) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    login_with(app, email, client).await
+}
+
+/// Signs `client` (which keeps cookies) in as `email`.
+pub async fn login_with(app: &TestApp, email: &str, client: reqwest::Client) -> reqwest::Client {
     let page = client
         .get(format!("{}/staff/login", app.base))
         .send()
@@ -467,4 +472,67 @@ async fn quarantined_mail_and_attachments_show_in_the_staff_ui() {
     let other = login(&app, "kontakt.bou@kommunen.example").await;
     let (s, _) = get_html(&other, &format!("{}/staff/intake/quarantine", app.base)).await;
     assert_eq!(s, 403);
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_for_copies_of_its_cookie_too() {
+    let app = TestApp::spawn().await;
+    let tokens = crate::authz::tokens(&app).await;
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let browser = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let browser = login_with(&app, "ciso@kommunen.example", browser).await;
+    use reqwest::cookie::CookieStore;
+    let copied = jar
+        .cookies(&app.base.parse().unwrap())
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(copied.contains("avvik_session="));
+    let thief = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let with_copy = || {
+        thief
+            .get(format!("{}/staff", app.base))
+            .header("cookie", copied.as_str())
+            .send()
+    };
+    assert_eq!(with_copy().await.unwrap().status(), 200, "the copy works");
+
+    let (_, html) = get_html(&browser, &format!("{}/staff/logout", app.base)).await;
+    let r = browser
+        .post(format!("{}/staff/logout", app.base))
+        .form(&[("authenticity_token", csrf_token(&html).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = with_copy().await.unwrap();
+    assert_eq!(r.status(), 303, "a copy of a signed-out cookie is refused");
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/staff/login"));
+    // The sign-out is an event on the account's stream.
+    let audit = app
+        .client
+        .get(format!("{}/api/v1/audit/events", app.base))
+        .bearer_auth(&tokens["auditor"])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(audit.matches("\"SignedOut\"").count(), 1, "{audit}");
+    // Signing in again gives a new, working session.
+    let again = login(&app, "ciso@kommunen.example").await;
+    let (s, _) = get_html(&again, &format!("{}/staff", app.base)).await;
+    assert_eq!(s, 200);
 }
