@@ -209,7 +209,16 @@ pub fn type_counts(
 ) -> Result<BTreeMap<String, u64>, StoreError> {
     let mut counts = BTreeMap::new();
     for rec in avvik_events::read_all(store, 1) {
-        let rec = rec?;
+        let rec = match rec {
+            Ok(rec) => rec,
+            // Counted, not fatal: the integrity check names it.
+            Err(StoreError::Corrupt { seq, .. }) if seq <= to_seq => {
+                *counts.entry("(unreadable)".to_string()).or_insert(0) += 1;
+                continue;
+            }
+            Err(StoreError::Corrupt { .. }) => break,
+            Err(e) => return Err(e),
+        };
         if rec.seq > to_seq {
             break;
         }

@@ -75,6 +75,10 @@ impl RegisterProjection {
                             me.seq_tx.send_replace(seq);
                         }
                         Err(StoreError::Closed) => break,
+                        Err(StoreError::Corrupt { seq, reason }) => {
+                            me.write().skip_unreadable(seq, &reason);
+                            me.seq_tx.send_replace(me.seq());
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "register could not read the log; retrying");
                             tokio::time::sleep(Duration::from_millis(500)).await;

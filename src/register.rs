@@ -20,6 +20,9 @@ pub struct Register {
     /// Stored records of a deviation type that did not decode (never expected; counted so
     /// it is visible rather than silent).
     pub undecodable: u64,
+    /// Records that could not be read at all (not JSON, or missing), skipped: the chain
+    /// check (`avvik verify`, the audit pages) names them.
+    pub unreadable: Vec<u64>,
 }
 
 impl Register {
@@ -30,6 +33,17 @@ impl Register {
     /// The last seq folded in.
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// Passes over a record that cannot be read, loudly.
+    pub fn skip_unreadable(&mut self, seq: u64, reason: &str) {
+        tracing::error!(
+            seq,
+            reason,
+            "a stored record cannot be read; the register goes on without it (avvik verify names it)"
+        );
+        self.unreadable.push(seq);
+        self.seq = self.seq.max(seq);
     }
 
     /// Folds one record in. Records of other types (accounts, notices, …) only move the seq.
@@ -102,12 +116,10 @@ impl Register {
         // One record at a time from the stored bytes: no batch of decoded records is built
         // and dropped, which at millions of records made the allocator the bottleneck.
         store.for_each_raw(1, to_seq, &mut |seq, bytes| {
-            let rec: RecordedEvent =
-                serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
-                    seq,
-                    reason: e.to_string(),
-                })?;
-            reg.apply(&rec);
+            match serde_json::from_slice::<RecordedEvent>(bytes) {
+                Ok(rec) => reg.apply(&rec),
+                Err(e) => reg.skip_unreadable(seq, &e.to_string()),
+            }
             Ok(())
         })?;
         Ok(reg)

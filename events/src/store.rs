@@ -146,20 +146,53 @@ pub fn read_all(
         if done {
             return None;
         }
-        match store.read_batch(next, 4096) {
+        match read_batch_past_corrupt(store, &mut next, 4096) {
             Ok(batch) if batch.is_empty() => {
                 done = true;
             }
             Ok(batch) => {
-                next = batch.last().map(|r| r.seq + 1).unwrap_or(next);
                 buf = batch.into_iter();
             }
+            // One unreadable record: reported, and reading goes on after it.
+            Err(e @ StoreError::Corrupt { .. }) => return Some(Err(e)),
             Err(e) => {
                 done = true;
                 return Some(Err(e));
             }
         }
     })
+}
+
+/// Reads up to `max` records from `*next` and moves `*next` past them. A record that
+/// cannot be read (`Corrupt` with its seq) comes back as that error once, after the
+/// readable records before it, and `*next` moves past it: readers that choose to go on
+/// (the projections) do not stop at one bad record, and `verify` names it.
+fn read_batch_past_corrupt(
+    store: &dyn EventStore,
+    next: &mut u64,
+    max: usize,
+) -> Result<Vec<RecordedEvent>> {
+    let batch = match store.read_batch(*next, max) {
+        Err(StoreError::Corrupt { seq, reason }) if seq >= *next => {
+            let before = if seq > *next {
+                store
+                    .read_batch(*next, (seq - *next) as usize)
+                    .unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            if before.is_empty() {
+                *next = seq + 1;
+                return Err(StoreError::Corrupt { seq, reason });
+            }
+            before
+        }
+        other => other?,
+    };
+    if let Some(last) = batch.last() {
+        *next = last.seq + 1;
+    }
+    Ok(batch)
 }
 
 /// A live feed of records: catches up from the log, then follows new commits. A slow
@@ -183,15 +216,15 @@ impl Subscription {
     }
 
     /// The next record, waiting for one if the subscriber is caught up. `Err(Closed)` once
-    /// the store has shut down.
+    /// the store has shut down. `Err(Corrupt)` for a record that cannot be read, once; the
+    /// next call goes on after it.
     pub async fn next(&mut self) -> Result<RecordedEvent> {
         loop {
             if let Some(r) = self.buf.pop_front() {
                 return Ok(r);
             }
-            let batch = self.store.read_batch(self.next_seq, 1024)?;
-            if let Some(last) = batch.last() {
-                self.next_seq = last.seq + 1;
+            let batch = read_batch_past_corrupt(self.store.as_ref(), &mut self.next_seq, 1024)?;
+            if !batch.is_empty() {
                 self.buf.extend(batch);
                 continue;
             }
@@ -214,11 +247,8 @@ impl Subscription {
         if let Some(r) = self.buf.pop_front() {
             return Ok(Some(r));
         }
-        let batch = self.store.read_batch(self.next_seq, 1024)?;
-        if let Some(last) = batch.last() {
-            self.next_seq = last.seq + 1;
-            self.buf.extend(batch);
-        }
+        let batch = read_batch_past_corrupt(self.store.as_ref(), &mut self.next_seq, 1024)?;
+        self.buf.extend(batch);
         Ok(self.buf.pop_front())
     }
 }

@@ -985,6 +985,55 @@ async fn subscription_catches_up_then_follows_live() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn readers_report_an_unreadable_record_once_and_go_on_after_it() {
+    let dir = tempdir();
+    let store = open(dir.path());
+    seed(&store, 6).await;
+    drop(store);
+    tamper_db(dir.path(), |t| {
+        t.insert(log_key(3), b"{ not a record".to_vec())
+            .expect("insert");
+    });
+    let store = Arc::new(open(dir.path()));
+    let seqs = |items: Vec<Result<RecordedEvent, StoreError>>| -> Vec<Result<u64, u64>> {
+        items
+            .into_iter()
+            .map(|r| match r {
+                Ok(r) => Ok(r.seq),
+                Err(StoreError::Corrupt { seq, .. }) => Err(seq),
+                Err(e) => panic!("unexpected: {e}"),
+            })
+            .collect()
+    };
+    let want = [Ok(1), Ok(2), Err(3), Ok(4), Ok(5), Ok(6)];
+    assert_eq!(seqs(read_all(store.as_ref(), 1).collect()), want);
+
+    let dyn_store: Arc<dyn EventStore> = store.clone();
+    let mut sub = Subscription::new(dyn_store.clone(), 1);
+    let mut got = Vec::new();
+    for _ in 0..want.len() {
+        got.push(
+            tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await
+                .expect("delivered"),
+        );
+    }
+    assert_eq!(seqs(got), want);
+    assert!(sub.try_next().expect("caught up").is_none());
+    // Starting on the bad record: reported first, then the rest.
+    let mut sub = Subscription::new(dyn_store, 3);
+    assert!(matches!(
+        sub.try_next(),
+        Err(StoreError::Corrupt { seq: 3, .. })
+    ));
+    assert_eq!(sub.try_next().expect("after it").map(|r| r.seq), Some(4));
+    // The chain check names it.
+    let report = store.verify().expect("verify");
+    assert!(!report.ok);
+    assert_eq!(report.first_bad_seq, Some(3), "{report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn idle_subscriber_does_not_block_appends() {
     let dir = tempdir();
     let store = Arc::new(open(dir.path()));

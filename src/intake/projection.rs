@@ -161,7 +161,14 @@ impl IntakeProjection {
                 let head = s2.head().seq;
                 let mut view = IntakeView::default();
                 for rec in read_all(s2.as_ref(), 1) {
-                    let rec = rec?;
+                    let rec = match rec {
+                        Ok(rec) => rec,
+                        Err(StoreError::Corrupt { seq, reason }) => {
+                            tracing::error!(seq, %reason, "intake view: a stored record cannot be read; skipped");
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
                     if rec.seq > head {
                         break;
                     }

@@ -707,7 +707,14 @@ impl Outbox {
     ) -> Result<Self, StoreError> {
         let mut outbox = Outbox::new(rules);
         for rec in read_all(store, 1) {
-            let rec = rec?;
+            let rec = match rec {
+                Ok(rec) => rec,
+                Err(StoreError::Corrupt { seq, reason }) => {
+                    tracing::error!(seq, %reason, "outbox: a stored record cannot be read; skipped");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if rec.seq > to_seq {
                 break;
             }

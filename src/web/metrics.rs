@@ -51,7 +51,11 @@ async fn render(State(state): State<AppState>, req: Request) -> Response {
     metrics::gauge!("avvik_register_seq").set(s.register.seq() as f64);
     metrics::gauge!("avvik_register_ready").set(if s.register.is_ready() { 1.0 } else { 0.0 });
     metrics::gauge!("avvik_store_degraded").set(if s.store.is_degraded() { 1.0 } else { 0.0 });
-    metrics::gauge!("avvik_deviations").set(s.register.read().len() as f64);
+    {
+        let reg = s.register.read();
+        metrics::gauge!("avvik_deviations").set(reg.len() as f64);
+        metrics::gauge!("avvik_log_unreadable_records").set(reg.unreadable.len() as f64);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         handle.render(),
