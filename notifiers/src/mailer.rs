@@ -188,14 +188,18 @@ fn mailbox(s: &str) -> Option<Mailbox> {
 }
 
 /// An error's text for an event or a log line: one line, bounded.
+/// An error as one line for logs and events: control characters blanked, a segment that
+/// lettre repeats ("Connection error: Connection error: …") said once, at most 500 chars.
 fn describe(e: &dyn fmt::Display) -> String {
-    let s: String = e
-        .to_string()
+    let text = e.to_string();
+    let mut parts: Vec<&str> = text.split(": ").collect();
+    parts.dedup();
+    parts
+        .join(": ")
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(500)
-        .collect();
-    s
+        .collect()
 }
 
 impl Mailer {
@@ -494,5 +498,17 @@ mod tests {
             pool_max: 4,
         };
         assert!(!format!("{s:?}").contains("hemligt"));
+    }
+
+    #[test]
+    fn errors_read_as_one_line_without_repeats() {
+        assert_eq!(
+            describe(
+                &"Connection error: Connection error: invalid peer certificate: UnknownIssuer"
+            ),
+            "Connection error: invalid peer certificate: UnknownIssuer"
+        );
+        assert_eq!(describe(&"rad ett\nrad två"), "rad ett rad två");
+        assert_eq!(describe(&"x".repeat(600)).len(), 500);
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use crate::helpers::{avvik, Server};
+use crate::helpers::Server;
 use crate::notify::smtp::{Mode, SmtpSink};
 
 const LEDNING: &str = "ledning@kommunen.example";
@@ -188,48 +188,8 @@ async fn crash_loop_loses_no_acknowledged_write_and_no_escalation() {
         Ok(p) => std::path::PathBuf::from(p),
         Err(_) => dir.path().join("data"),
     };
-    let d = data.to_str().unwrap().to_string();
     // A CISO to classify with, created before the first start.
-    let mut cmd = std::process::Command::new(crate::helpers::BIN);
-    cmd.args([
-        "user",
-        "add",
-        "--data",
-        &d,
-        "--email",
-        "ciso@kommunen.example",
-        "--name",
-        "CISO",
-        "--role",
-        "ciso",
-        "--password-stdin",
-    ])
-    .stdin(std::process::Stdio::piped())
-    .stdout(std::process::Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"ett l\xc3\xa5ngt l\xc3\xb6senord 123\n")
-            .unwrap();
-    }
-    assert!(child.wait().unwrap().success());
-    let (code, out, err) = avvik(
-        &[
-            "token",
-            "create",
-            "--data",
-            &d,
-            "--user",
-            "ciso@kommunen.example",
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
-    let token = out.lines().last().unwrap().trim().to_string();
+    let token = crate::helpers::cli_ciso_token(&data);
 
     let sink = SmtpSink::start(Mode::Normal).await;
     let env: Vec<(&'static str, String)> = vec![

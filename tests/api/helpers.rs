@@ -208,6 +208,53 @@ pub fn avvik(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
     )
 }
 
+/// Creates a CISO account in `data` with the CLI (before a server starts on it) and
+/// returns a fresh API token for it.
+pub fn cli_ciso_token(data: &Path) -> String {
+    let d = data.to_str().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "user",
+            "add",
+            "--data",
+            d,
+            "--email",
+            "ciso@kommunen.example",
+            "--name",
+            "CISO",
+            "--role",
+            "ciso",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all("ett långt lösenord 123\n".as_bytes())
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success(), "avvik user add");
+    let (code, out, err) = avvik(
+        &[
+            "token",
+            "create",
+            "--data",
+            d,
+            "--user",
+            "ciso@kommunen.example",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    out.lines().last().unwrap().trim().to_string()
+}
+
 pub fn data_path(dir: &TempDir) -> PathBuf {
     dir.path().join("data")
 }

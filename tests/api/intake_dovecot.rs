@@ -21,7 +21,10 @@ const MAIL_UID: u32 = 65534;
 
 pub struct Dovecot {
     child: Child,
+    /// IMAP (plain, with STARTTLS when started with TLS).
     pub port: u16,
+    /// IMAPS (implicit TLS); 0 when started without TLS.
+    pub tls_port: u16,
     dir: TempDir,
 }
 
@@ -34,6 +37,16 @@ fn free_port() -> u16 {
 
 impl Dovecot {
     pub fn start() -> Dovecot {
+        Self::start_with(None)
+    }
+
+    /// With TLS: STARTTLS on `port`, implicit TLS on `tls_port`, with this certificate and
+    /// key (PEM). Plain login stays allowed so the test helpers below can fill mailboxes.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Dovecot {
+        Self::start_with(Some((cert, key)))
+    }
+
+    fn start_with(tls: Option<(&std::path::Path, &std::path::Path)>) -> Dovecot {
         let bin = PathBuf::from(
             std::env::var("AVVIK_DOVECOT").unwrap_or_else(|_| "/usr/sbin/dovecot".into()),
         );
@@ -53,6 +66,15 @@ impl Dovecot {
         std::os::unix::fs::chown(root.join("mail"), Some(MAIL_UID), Some(MAIL_UID)).unwrap();
         std::fs::write(root.join("passwd"), format!("{USER}:{{PLAIN}}{PASSWORD}\n")).unwrap();
         let port = free_port();
+        let tls_port = if tls.is_some() { free_port() } else { 0 };
+        let ssl = match tls {
+            Some((cert, key)) => format!(
+                "ssl = yes\nssl_cert = <{}\nssl_key = <{}",
+                cert.display(),
+                key.display()
+            ),
+            None => "ssl = no".into(),
+        };
         let r = root.display();
         let conf = format!(
             r#"base_dir = {r}/run
@@ -61,7 +83,7 @@ log_path = {r}/dovecot.log
 instance_name = avvik-test-{port}
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 mail_location = maildir:{r}/mail/%u
@@ -83,7 +105,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
+    ssl = yes
   }}
 }}
 service anvil {{
@@ -104,7 +128,12 @@ service anvil {{
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", bin.display()));
-        let d = Dovecot { child, port, dir };
+        let d = Dovecot {
+            child,
+            port,
+            tls_port,
+            dir,
+        };
         d.wait_listening();
         d
     }

@@ -2,14 +2,21 @@
 //! DATA with dot-unstuffing, RSET, NOOP, QUIT), keeps what it received, and can be stopped
 //! and started again on the same port. In `Stall` mode it takes the message and never
 //! answers the end of DATA, like a server that accepted but whose answer never arrived.
+//!
+//! Started with `start_tls` it protects every connection with TLS (rustls on ring): from
+//! the first byte (SMTPS), or by STARTTLS, which it then offers and requires before MAIL.
+//! Each message records whether it came over TLS, and failed handshakes are kept.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::rustls;
+use tokio_rustls::TlsAcceptor;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -18,12 +25,52 @@ pub enum Mode {
     Stall,
 }
 
+/// How a TLS sink protects its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// TLS from the first byte (SMTPS; `mail.smtp.tls = "tls"`).
+    Implicit,
+    /// A plain greeting, then `STARTTLS` (offered, and required before MAIL;
+    /// `mail.smtp.tls = "starttls"`).
+    StartTls,
+}
+
+#[derive(Clone)]
+struct TlsSetup {
+    mode: TlsMode,
+    acceptor: TlsAcceptor,
+}
+
+/// A rustls server configuration (ring provider) for a PEM certificate chain and key.
+fn acceptor(cert: &Path, key: &Path) -> TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .unwrap_or_else(|e| panic!("certificate {}: {e}", cert.display()));
+    let key =
+        PrivateKeyDer::from_pem_file(key).unwrap_or_else(|e| panic!("key {}: {e}", key.display()));
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("certificate and key match");
+    TlsAcceptor::from(Arc::new(config))
+}
+
 /// One message as the server received it.
 #[derive(Debug, Clone)]
 pub struct Received {
     pub from: String,
     pub to: Vec<String>,
     pub data: Vec<u8>,
+    /// Whether the message came over TLS.
+    pub tls: bool,
+    /// The server name the client asked for in the TLS handshake (SNI).
+    pub sni: Option<String>,
 }
 
 impl Received {
@@ -67,6 +114,9 @@ pub struct SmtpSink {
     received: Arc<Mutex<Vec<Received>>>,
     accept: Option<JoinHandle<()>>,
     conns: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    tls: Option<TlsSetup>,
+    /// Why TLS handshakes failed, in order (e.g. the client refused the certificate).
+    handshake_errors: Arc<Mutex<Vec<String>>>,
 }
 
 async fn bind(port: u16) -> TcpListener {
@@ -88,14 +138,32 @@ async fn bind(port: u16) -> TcpListener {
 }
 
 impl SmtpSink {
-    pub async fn start(mode: Mode) -> Self {
-        let mut s = SmtpSink {
-            port: 0,
+    fn new(port: u16, tls: Option<TlsSetup>) -> Self {
+        SmtpSink {
+            port,
             received: Arc::default(),
             accept: None,
             conns: Arc::default(),
-        };
+            tls,
+            handshake_errors: Arc::default(),
+        }
+    }
+
+    pub async fn start(mode: Mode) -> Self {
+        let mut s = Self::new(0, None);
         s.listen(mode).await;
+        s
+    }
+
+    /// Starts with TLS, presenting the PEM certificate (chain) `cert` with the PKCS#8 PEM
+    /// `key`. A restart keeps the TLS setup.
+    pub async fn start_tls(tls: TlsMode, cert: &Path, key: &Path) -> Self {
+        let setup = TlsSetup {
+            mode: tls,
+            acceptor: acceptor(cert, key),
+        };
+        let mut s = Self::new(0, Some(setup));
+        s.listen(Mode::Normal).await;
         s
     }
 
@@ -114,11 +182,20 @@ impl SmtpSink {
         self.port = listener.local_addr().expect("addr").port();
         let received = self.received.clone();
         let conns = self.conns.clone();
+        let tls = self.tls.clone();
+        let handshake_errors = self.handshake_errors.clone();
         self.accept = Some(tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let received = received.clone();
+                let tls = tls.clone();
+                let handshake_errors = handshake_errors.clone();
                 let h = tokio::spawn(async move {
-                    let _ = session(stream, mode, received).await;
+                    let _ = match tls {
+                        None => session(stream, mode, received).await,
+                        Some(tls) => {
+                            tls_session(stream, mode, tls, received, handshake_errors).await
+                        }
+                    };
                 });
                 conns.lock().unwrap().push(h);
             }
@@ -146,18 +223,30 @@ impl SmtpSink {
 
     /// Starts on a given port (e.g. one from `closed_port`).
     pub async fn start_on(port: u16, mode: Mode) -> Self {
-        let mut s = SmtpSink {
-            port,
-            received: Arc::default(),
-            accept: None,
-            conns: Arc::default(),
-        };
+        let mut s = Self::new(port, None);
         s.listen(mode).await;
         s
     }
 
     pub fn messages(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
+    }
+
+    /// Why TLS handshakes failed so far (a TLS sink only).
+    pub fn handshake_errors(&self) -> Vec<String> {
+        self.handshake_errors.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` TLS handshakes have failed (bounded), then returns why.
+    pub async fn wait_for_handshake_errors(&self, timeout: Duration, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let e = self.handshake_errors();
+            if e.len() >= n || Instant::now() >= deadline {
+                return e;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Waits until `pred` holds for the received messages (bounded), then returns them.
@@ -196,21 +285,125 @@ fn address(arg: &str) -> String {
     a.trim_matches(|c| c == '<' || c == '>').to_string()
 }
 
+const GREETING: &[u8] = b"220 sink.test ESMTP test sink\r\n";
+
+/// What one connection is at a point of the dialogue.
+struct Channel {
+    /// Protected by TLS.
+    tls: bool,
+    sni: Option<String>,
+    /// STARTTLS is offered and required before MAIL.
+    starttls: bool,
+}
+
+/// How a dialogue ended.
+enum End {
+    /// QUIT, or the client went away.
+    Closed,
+    /// STARTTLS was accepted: the caller upgrades the stream and starts over.
+    StartTls,
+}
+
 async fn session(
     stream: TcpStream,
     mode: Mode,
     received: Arc<Mutex<Vec<Received>>>,
 ) -> std::io::Result<()> {
-    let (r, mut w) = stream.into_split();
-    let mut r = BufReader::new(r);
-    w.write_all(b"220 sink.test ESMTP test sink\r\n").await?;
+    let mut s = BufReader::new(stream);
+    reply(&mut s, GREETING).await?;
+    let plain = Channel {
+        tls: false,
+        sni: None,
+        starttls: false,
+    };
+    dialogue(&mut s, mode, &plain, &received).await?;
+    Ok(())
+}
+
+async fn tls_session(
+    stream: TcpStream,
+    mode: Mode,
+    tls: TlsSetup,
+    received: Arc<Mutex<Vec<Received>>>,
+    handshake_errors: Arc<Mutex<Vec<String>>>,
+) -> std::io::Result<()> {
+    match tls.mode {
+        TlsMode::Implicit => {
+            let (stream, channel) = handshake(&tls.acceptor, stream, &handshake_errors).await?;
+            let mut s = BufReader::new(stream);
+            reply(&mut s, GREETING).await?;
+            dialogue(&mut s, mode, &channel, &received).await?;
+        }
+        TlsMode::StartTls => {
+            let mut s = BufReader::new(stream);
+            reply(&mut s, GREETING).await?;
+            let plain = Channel {
+                tls: false,
+                sni: None,
+                starttls: true,
+            };
+            if let End::StartTls = dialogue(&mut s, mode, &plain, &received).await? {
+                // Anything sent after STARTTLS but before the handshake is an injection.
+                if !s.buffer().is_empty() {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "plain-text data after STARTTLS",
+                    ));
+                }
+                let (stream, channel) =
+                    handshake(&tls.acceptor, s.into_inner(), &handshake_errors).await?;
+                // RFC 3207: no new greeting; the client starts again with EHLO.
+                let mut s = BufReader::new(stream);
+                dialogue(&mut s, mode, &channel, &received).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The server side of a TLS handshake; a failure is recorded with its reason.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    errors: &Mutex<Vec<String>>,
+) -> std::io::Result<(tokio_rustls::server::TlsStream<TcpStream>, Channel)> {
+    match acceptor.accept(stream).await {
+        Ok(s) => {
+            let channel = Channel {
+                tls: true,
+                sni: s.get_ref().1.server_name().map(str::to_string),
+                starttls: false,
+            };
+            Ok((s, channel))
+        }
+        Err(e) => {
+            errors.lock().unwrap().push(e.to_string());
+            Err(e)
+        }
+    }
+}
+
+async fn reply<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut BufReader<S>,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    s.write_all(bytes).await?;
+    s.flush().await
+}
+
+async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut BufReader<S>,
+    mode: Mode,
+    channel: &Channel,
+    received: &Mutex<Vec<Received>>,
+) -> std::io::Result<End> {
     let mut from = String::new();
     let mut to = Vec::new();
     let mut line = Vec::new();
     loop {
         line.clear();
-        if r.read_until(b'\n', &mut line).await? == 0 {
-            return Ok(());
+        if s.read_until(b'\n', &mut line).await? == 0 {
+            return Ok(End::Closed);
         }
         let text = String::from_utf8_lossy(&line).trim_end().to_string();
         let verb = text
@@ -219,28 +412,38 @@ async fn session(
             .unwrap_or("")
             .to_ascii_uppercase();
         match verb.as_str() {
-            "EHLO" => {
-                w.write_all(b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
-                    .await?
+            "EHLO" if channel.starttls => {
+                reply(
+                    s,
+                    b"250-sink.test\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 SMTPUTF8\r\n",
+                )
+                .await?
             }
-            "HELO" => w.write_all(b"250 sink.test\r\n").await?,
+            "EHLO" => reply(s, b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n").await?,
+            "HELO" => reply(s, b"250 sink.test\r\n").await?,
+            "STARTTLS" if channel.starttls => {
+                reply(s, b"220 2.0.0 Ready to start TLS\r\n").await?;
+                return Ok(End::StartTls);
+            }
+            "MAIL" if channel.starttls => {
+                reply(s, b"530 5.7.0 Must issue a STARTTLS command first\r\n").await?
+            }
             "MAIL" => {
                 from = address(&text);
                 to.clear();
-                w.write_all(b"250 2.1.0 OK\r\n").await?;
+                reply(s, b"250 2.1.0 OK\r\n").await?;
             }
             "RCPT" => {
                 to.push(address(&text));
-                w.write_all(b"250 2.1.5 OK\r\n").await?;
+                reply(s, b"250 2.1.5 OK\r\n").await?;
             }
             "DATA" => {
-                w.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                    .await?;
+                reply(s, b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
                 let mut data = Vec::new();
                 loop {
                     line.clear();
-                    if r.read_until(b'\n', &mut line).await? == 0 {
-                        return Ok(());
+                    if s.read_until(b'\n', &mut line).await? == 0 {
+                        return Ok(End::Closed);
                     }
                     if line == b".\r\n" || line == b".\n" {
                         break;
@@ -256,22 +459,24 @@ async fn session(
                     from: from.clone(),
                     to: std::mem::take(&mut to),
                     data,
+                    tls: channel.tls,
+                    sni: channel.sni.clone(),
                 });
                 if mode == Mode::Stall {
                     std::future::pending::<()>().await;
                 }
-                w.write_all(b"250 2.0.0 queued\r\n").await?;
+                reply(s, b"250 2.0.0 queued\r\n").await?;
             }
             "RSET" => {
                 to.clear();
-                w.write_all(b"250 OK\r\n").await?;
+                reply(s, b"250 OK\r\n").await?;
             }
-            "NOOP" => w.write_all(b"250 OK\r\n").await?,
+            "NOOP" => reply(s, b"250 OK\r\n").await?,
             "QUIT" => {
-                w.write_all(b"221 bye\r\n").await?;
-                return Ok(());
+                reply(s, b"221 bye\r\n").await?;
+                return Ok(End::Closed);
             }
-            _ => w.write_all(b"502 5.5.2 not implemented\r\n").await?,
+            _ => reply(s, b"502 5.5.2 not implemented\r\n").await?,
         }
     }
 }
