@@ -114,6 +114,10 @@ pub struct RoleRevoked {
 pub struct PasswordChanged {
     pub account_id: Uuid,
     pub password_hash: String,
+    /// How the hashed input derives from the password (`password::PEPPER_V1`); absent in
+    /// events from before peppering, whose hash is of the bare password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pepper: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -191,6 +195,9 @@ pub struct Account {
     pub version: u32,
     #[serde(skip)]
     pub password_hash: Option<String>,
+    /// `PasswordChanged.pepper` of the current hash.
+    #[serde(skip)]
+    pub password_pepper: Option<String>,
     /// Sessions signed out of that would otherwise still be within their lifetime.
     #[serde(skip)]
     pub ended_sessions: HashMap<Uuid, DateTime<Utc>>,
@@ -235,6 +242,7 @@ impl Accounts {
                 tokens: Vec::new(),
                 version: 0,
                 password_hash: None,
+                password_pepper: None,
                 ended_sessions: HashMap::new(),
             });
         }
@@ -255,6 +263,7 @@ impl Accounts {
             AccountEvent::RoleRevoked(r) => a.roles.retain(|x| x.role != r.role),
             AccountEvent::PasswordChanged(p) => {
                 a.password_hash = Some(p.password_hash);
+                a.password_pepper = p.pepper;
                 a.password_changed_at = Some(at);
             }
             AccountEvent::Disabled(_) => a.disabled = true,

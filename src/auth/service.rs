@@ -109,10 +109,12 @@ impl Services {
         }
         if let Some(pw) = password {
             password::check_strength(pw).map_err(|m| AccountError::Invalid(m.into()))?;
-            let hash = password::hash_password(pw).map_err(AccountError::Invalid)?;
+            let hash =
+                password::hash_for_storing(&self.secret, pw).map_err(AccountError::Invalid)?;
             events.push(AccountEvent::PasswordChanged(PasswordChanged {
                 account_id: id,
                 password_hash: hash,
+                pepper: Some(password::PEPPER_V1.into()),
             }));
         }
         self.append_account(id, ExpectedVersion::NoStream, events, actor)
@@ -151,10 +153,11 @@ impl Services {
     pub async fn set_password(&self, id: Uuid, pw: &str, actor: &str) -> Result<(), AccountError> {
         password::check_strength(pw).map_err(|m| AccountError::Invalid(m.into()))?;
         let v = self.account_version(id)?;
-        let hash = password::hash_password(pw).map_err(AccountError::Invalid)?;
+        let hash = password::hash_for_storing(&self.secret, pw).map_err(AccountError::Invalid)?;
         let ev = AccountEvent::PasswordChanged(PasswordChanged {
             account_id: id,
             password_hash: hash,
+            pepper: Some(password::PEPPER_V1.into()),
         });
         self.append_account(id, ExpectedVersion::Exact(v), vec![ev], actor)
             .await

@@ -25,7 +25,7 @@ use super::csrf::{form_token, CsrfForm};
 use super::error::ApiError;
 use super::pages::{render, stockholm_display, FormErrors, Layout, NavLink, PageError};
 use super::AppState;
-use crate::auth::password::{dummy_hash, verify_password};
+use crate::auth::password::{dummy_hash, verify_login, PEPPER_V1};
 use crate::auth::session::{removal_cookie, session_cookie, session_in};
 use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::{Command, Deviation, FilingKind, Reference, Severity, Status};
@@ -196,14 +196,21 @@ async fn login(
             .cloned()
     });
     let password = form.password.clone();
-    let stored = account
-        .as_ref()
-        .and_then(|a| a.password_hash.clone())
-        .unwrap_or_else(|| dummy_hash().to_string());
+    let (stored, pepper) = match account.as_ref().and_then(|a| {
+        a.password_hash
+            .clone()
+            .map(|h| (h, a.password_pepper.clone()))
+    }) {
+        Some(found) => found,
+        None => (dummy_hash().to_string(), Some(PEPPER_V1.to_string())),
+    };
+    let secret = state.services.secret.clone();
     // Hashing is slow on purpose; keep it off the async threads.
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &stored))
-        .await
-        .unwrap_or(false);
+    let ok = tokio::task::spawn_blocking(move || {
+        verify_login(&secret, &password, &stored, pepper.as_deref())
+    })
+    .await
+    .unwrap_or(false);
     match account {
         Some(a) if ok && !a.disabled && a.password_hash.is_some() => {
             state.login_guard.succeeded(&key);

@@ -170,5 +170,20 @@ async fn admin_creates_grants_resets_and_disables_accounts() {
     assert!(records
         .iter()
         .all(|r| r.actor == "user:admin@kommunen.example"));
+    // The stored hash is of the peppered password: useless without the installation secret.
+    let changed = records
+        .iter()
+        .find(|r| r.event_type == "PasswordChanged")
+        .unwrap();
+    assert_eq!(changed.data["pepper"], "hmac-sha256-v1");
+    let hash = changed.data["password_hash"].as_str().unwrap();
+    assert!(hash.starts_with("$argon2id$"));
+    assert!(!avvik::auth::password::verify_password(PASSWORD, hash));
+    assert!(avvik::auth::password::verify_login(
+        &app.app_state.services.secret,
+        PASSWORD,
+        hash,
+        Some("hmac-sha256-v1")
+    ));
     let _: Value = Value::Null;
 }
