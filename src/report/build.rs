@@ -63,8 +63,18 @@ pub fn build_report(
             .map(|d| (d.id, d.status))
             .collect()
     };
+    let mut unreadable = Vec::new();
     for rec in read_all(store, 1) {
-        let rec = rec?;
+        let rec = match rec {
+            Ok(rec) => rec,
+            Err(StoreError::Corrupt { seq, reason }) if seq <= as_of_seq => {
+                tracing::error!(seq, %reason, "annual report: a stored record cannot be read; the report names it");
+                unreadable.push(seq);
+                continue;
+            }
+            Err(StoreError::Corrupt { .. }) => break,
+            Err(e) => return Err(e.into()),
+        };
         if rec.seq > as_of_seq {
             break;
         }
@@ -81,6 +91,7 @@ pub fn build_report(
         as_of_seq,
         head_hash: record_hash(store, as_of_seq)?,
         as_of_at,
+        unreadable_records: unreadable,
     };
     Ok(compute(year, period, source, reg.list(), &year_end))
 }

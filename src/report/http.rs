@@ -103,6 +103,7 @@ mod tests {
                 as_of_seq: 0,
                 head_hash: avvik_events::GENESIS_HASH.into(),
                 as_of_at: None,
+                unreadable_records: Vec::new(),
             },
             [],
             &HashMap::new(),

@@ -91,6 +91,10 @@ pub struct Source {
     pub head_hash: String,
     /// Commit time of record `as_of_seq` (absent for an empty log).
     pub as_of_at: Option<DateTime<Utc>>,
+    /// Records up to `as_of_seq` that could not be read and are not in the figures
+    /// (never expected; the report says so rather than failing or hiding it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_records: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

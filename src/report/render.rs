@@ -95,6 +95,20 @@ pub fn to_csv(report: &AnnualReport) -> String {
         "head_hash",
         r.source.head_hash.clone(),
     );
+    if !r.source.unreadable_records.is_empty() {
+        push(
+            "meta",
+            "source",
+            "Oläsbara händelser (ingår inte)",
+            "unreadable_records",
+            r.source
+                .unreadable_records
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
     let t = &r.totals;
     for (key, label, v) in [
         ("deviations", "Avvikelser", t.deviations),
@@ -560,6 +574,8 @@ struct View {
     as_of_at: String,
     head_hash: String,
     content_hash: String,
+    /// "nr 12, 40" for records that could not be read; empty when all were.
+    unreadable: String,
 }
 
 fn counts(list: &[CountRow]) -> Vec<CountView> {
@@ -770,6 +786,13 @@ fn view(report: &AnnualReport, draft: bool, chart_list: &[Chart]) -> View {
         as_of_at: r.source.as_of_at.map(datetime_sv).unwrap_or("–".into()),
         head_hash: r.source.head_hash.clone(),
         content_hash: hash,
+        unreadable: r
+            .source
+            .unreadable_records
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 

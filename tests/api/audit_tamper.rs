@@ -369,6 +369,26 @@ async fn tampering_with_the_store_is_named_alike_by_cli_api_and_standalone_check
         );
         if unreadable == 1 {
             assert_eq!(api["register_len"], REPORTS - 1, "{what}: {api}");
+            // The annual report is still made, without the record, and says so.
+            let year = avvik::domain::stockholm_year(chrono::Utc::now()).to_string();
+            let d = data.to_str().unwrap();
+            let (code, out, err) = avvik(
+                &["report", "--data", d, "--year", &year, "--format", "json"],
+                &[],
+            );
+            assert_eq!(code, 0, "{what}: {err}");
+            let report = parse_json("avvik report", &out);
+            assert_eq!(report["source"]["unreadable_records"], json!([n]), "{out}");
+            assert_eq!(report["totals"]["deviations"], REPORTS - 1, "{out}");
+            let (code, html, err) = avvik(
+                &["report", "--data", d, "--year", &year, "--format", "html"],
+                &[],
+            );
+            assert_eq!(code, 0, "{what}: {err}");
+            assert!(
+                html.contains(&format!("Händelse nr {n} i loggen kunde inte läsas")),
+                "{what}"
+            );
         }
     }
 
