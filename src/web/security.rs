@@ -80,7 +80,30 @@ impl<B> MakeSpan<B> for RouteSpan {
 /// Logs requests by route template. Apply with `Router::layer` before `with_state`, so it
 /// runs per route and sees the `MatchedPath`.
 pub fn with_request_tracing<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
-    router.layer(TraceLayer::new_for_http().make_span_with(RouteSpan))
+    router.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(RouteSpan)
+            .on_failure(log_failure),
+    )
+}
+
+/// 5xx answers are errors in the log, except 503: that is an expected answer (not ready
+/// yet on `/readyz`, load shed, store unavailable), each with its own log line or metric
+/// where it is decided, and a load balancer polling `/readyz` during start-up must not
+/// fill the log with errors.
+fn log_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass as Class;
+    let ms = latency.as_millis() as u64;
+    match class {
+        Class::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(latency_ms = ms, "answered 503")
+        }
+        other => tracing::error!(failure = %other, latency_ms = ms, "response failed"),
+    }
 }
 
 type Limiter = GovernorLayer<ClientIp, NoOpMiddleware, Body>;
