@@ -175,9 +175,7 @@ fn read_batch_past_corrupt(
     let batch = match store.read_batch(*next, max) {
         Err(StoreError::Corrupt { seq, reason }) if seq >= *next => {
             let before = if seq > *next {
-                store
-                    .read_batch(*next, (seq - *next) as usize)
-                    .unwrap_or_default()
+                store.read_batch(*next, (seq - *next) as usize)?
             } else {
                 Vec::new()
             };

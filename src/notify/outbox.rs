@@ -332,42 +332,15 @@ impl Outbox {
     fn apply_delivery(&mut self, rec: &RecordedEvent) {
         // The three payloads share their head; decode the specific one for the rest.
         let decoded = match rec.event_type.as_str() {
-            NOTIFICATION_SENT => rec.decode::<NotificationSent>().map(|e| {
-                let head = (
-                    e.notification_id,
-                    e.deviation_id,
-                    e.rule,
-                    e.group,
-                    e.recipients.clone(),
-                    e.trigger_event_id,
-                    e.due_at,
-                );
-                (head, Outcome::Sent(e))
-            }),
-            NOTIFICATION_FAILED => rec.decode::<NotificationFailed>().map(|e| {
-                let head = (
-                    e.notification_id,
-                    e.deviation_id,
-                    e.rule,
-                    e.group,
-                    e.recipients.clone(),
-                    e.trigger_event_id,
-                    e.due_at,
-                );
-                (head, Outcome::Failed(e))
-            }),
-            _ => rec.decode::<NotificationAbandoned>().map(|e| {
-                let head = (
-                    e.notification_id,
-                    e.deviation_id,
-                    e.rule,
-                    e.group,
-                    e.recipients.clone(),
-                    e.trigger_event_id,
-                    e.due_at,
-                );
-                (head, Outcome::Abandoned(e))
-            }),
+            NOTIFICATION_SENT => rec
+                .decode::<NotificationSent>()
+                .map(|e| (e.head(), Outcome::Sent(e))),
+            NOTIFICATION_FAILED => rec
+                .decode::<NotificationFailed>()
+                .map(|e| (e.head(), Outcome::Failed(e))),
+            _ => rec
+                .decode::<NotificationAbandoned>()
+                .map(|e| (e.head(), Outcome::Abandoned(e))),
         };
         let ((id, deviation_id, rule, group, recipients, trigger, due_at), outcome) = match decoded
         {
@@ -723,6 +696,42 @@ impl Outbox {
         Ok(outbox)
     }
 }
+
+/// What every delivery event says about its notice: id, deviation, rule, group,
+/// recipients, trigger and due time.
+type DeliveryHead = (
+    Uuid,
+    Option<Uuid>,
+    Rule,
+    Group,
+    Vec<String>,
+    Option<Uuid>,
+    DateTime<Utc>,
+);
+
+trait HasDeliveryHead {
+    fn head(&self) -> DeliveryHead;
+}
+
+macro_rules! delivery_head {
+    ($($t:ty),*) => {$(
+        impl HasDeliveryHead for $t {
+            fn head(&self) -> DeliveryHead {
+                (
+                    self.notification_id,
+                    self.deviation_id,
+                    self.rule,
+                    self.group,
+                    self.recipients.clone(),
+                    self.trigger_event_id,
+                    self.due_at,
+                )
+            }
+        }
+    )*};
+}
+
+delivery_head!(NotificationSent, NotificationFailed, NotificationAbandoned);
 
 enum Outcome {
     Sent(NotificationSent),

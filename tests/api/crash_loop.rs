@@ -4,7 +4,7 @@
 //! register matches the answered requests, and at the end every major deviation's
 //! escalation has reached the loopback SMTP server (duplicates only with one Message-ID).
 //!
-//! `CRASH_LOOP_CYCLES` sets the number of cycles (default 50; RELIABILITY.md documents a
+//! `CRASH_LOOP_CYCLES` sets the number of cycles (default 100; RELIABILITY.md documents a
 //! 1,000-cycle run).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -182,7 +182,7 @@ async fn crash_loop_loses_no_acknowledged_write_and_no_escalation() {
     let cycles: usize = std::env::var("CRASH_LOOP_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
+        .unwrap_or(100);
     let dir = tempfile::tempdir().unwrap();
     let data = match std::env::var("CRASH_LOOP_DATA") {
         Ok(p) => std::path::PathBuf::from(p),
