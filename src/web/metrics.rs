@@ -1,7 +1,7 @@
 //! `/metrics` in Prometheus text format. Counters are recorded anywhere with the `metrics`
 //! macros; gauges about the log and the register are set when scraped.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -32,12 +32,29 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/metrics", get(render))
 }
 
+/// Who asks for the metrics: the TCP peer, or behind a trusted proxy the forwarded client.
+/// A forwarded request from a peer that is not a trusted proxy names nobody we can check
+/// (a reverse proxy on loopback must not open `/metrics` to the world), so it is refused.
+fn scraper(state: &AppState, req: &Request) -> Option<IpAddr> {
+    let ConnectInfo(peer) = req.extensions().get::<ConnectInfo<SocketAddr>>()?;
+    // Both lists were validated at start-up.
+    let proxies =
+        super::security::IpNets::parse(&state.config.http.trusted_proxies).unwrap_or_default();
+    let headers = req.headers();
+    let forwarded = headers.contains_key("x-forwarded-for") || headers.contains_key("forwarded");
+    if proxies.contains(peer.ip()) {
+        Some(proxies.client_ip(peer.ip(), headers))
+    } else if forwarded {
+        None
+    } else {
+        Some(peer.ip())
+    }
+}
+
 async fn render(State(state): State<AppState>, req: Request) -> Response {
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>();
-    // Validated at start-up; an address outside `http.metrics_allow` is refused.
     let allowed =
         super::security::IpNets::parse(&state.config.http.metrics_allow).unwrap_or_default();
-    if !peer.is_some_and(|ConnectInfo(p)| allowed.contains(p.ip())) {
+    if !scraper(&state, &req).is_some_and(|ip| allowed.contains(ip)) {
         return (
             StatusCode::FORBIDDEN,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],

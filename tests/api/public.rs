@@ -776,6 +776,31 @@ async fn metrics_are_served_only_to_allowed_addresses() {
     let r = reqwest::get(format!("{}/metrics", app.base)).await.unwrap();
     assert_eq!(r.status(), 200, "loopback is allowed by default");
     assert!(r.text().await.unwrap().contains("avvik_log_head_seq"));
+    // Through a reverse proxy on loopback that is not a trusted proxy: nobody to check.
+    let get_forwarded = |base: String, client: &'static str| async move {
+        reqwest::Client::new()
+            .get(format!("{base}/metrics"))
+            .header("x-forwarded-for", client)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(get_forwarded(app.base.clone(), "203.0.113.5").await, 403);
+    // A trusted proxy forwarding for an allowed scraper, and for anyone else.
+    let proxied = TestApp::spawn_with(
+        |c| {
+            c.http.trusted_proxies = vec!["127.0.0.1".into()];
+            c.http.metrics_allow = vec!["192.0.2.10".into()];
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    assert_eq!(get_forwarded(proxied.base.clone(), "192.0.2.10").await, 200);
+    assert_eq!(
+        get_forwarded(proxied.base.clone(), "203.0.113.5").await,
+        403
+    );
     let app = TestApp::spawn_with(
         |c| c.http.metrics_allow = vec!["192.0.2.0/24".into()],
         Arc::new(SystemClock),
