@@ -5,10 +5,83 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use avvik_events::{EventStore, StoreError, Subscription};
+use avvik_events::{EventStore, RecordedEvent, StoreError, Subscription};
 use tokio::sync::watch;
 
 use crate::register::Register;
+
+/// A state folded from the log record by record: the register, the outbox, the intake view.
+pub trait LogFold {
+    fn apply(&mut self, rec: &RecordedEvent);
+    /// The last seq folded in.
+    fn seq(&self) -> u64;
+    /// A record that cannot be read at all, passed over. The default logs it.
+    fn skip_unreadable(&mut self, seq: u64, reason: &str) {
+        tracing::error!(
+            seq,
+            reason,
+            state = std::any::type_name::<Self>(),
+            "a stored record cannot be read; skipped (avvik verify names it)"
+        );
+    }
+}
+
+/// Follows the log from `from` until `shutdown`: new records are applied under the write
+/// lock (what is already there in one go, up to 4096), then `publish` gets the seq reached.
+/// A record that cannot be read goes to `skip_unreadable` once; other read errors are
+/// logged and retried every 500 ms.
+pub async fn follow_log<T: LogFold>(
+    store: Arc<dyn EventStore>,
+    from: u64,
+    mut shutdown: watch::Receiver<bool>,
+    state: &RwLock<T>,
+    what: &'static str,
+    publish: impl Fn(u64),
+) {
+    let write = || state.write().unwrap_or_else(|p| p.into_inner());
+    let mut sub = Subscription::new(store, from);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            next = sub.next() => {
+                let seq = match next {
+                    Ok(first) => {
+                        let mut s = write();
+                        s.apply(&first);
+                        loop {
+                            match sub.try_next() {
+                                Ok(Some(rec)) => {
+                                    s.apply(&rec);
+                                    if s.seq().is_multiple_of(4096) {
+                                        break;
+                                    }
+                                }
+                                Err(StoreError::Corrupt { seq, reason }) => {
+                                    s.skip_unreadable(seq, &reason)
+                                }
+                                // Nothing more now, or an error `next` will meet again.
+                                Ok(None) | Err(_) => break,
+                            }
+                        }
+                        s.seq()
+                    }
+                    Err(StoreError::Closed) => break,
+                    Err(StoreError::Corrupt { seq, reason }) => {
+                        let mut s = write();
+                        s.skip_unreadable(seq, &reason);
+                        s.seq()
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "{what} could not read the log; retrying");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
+                };
+                publish(seq);
+            }
+        }
+    }
+}
 
 pub struct RegisterProjection {
     register: RwLock<Register>,
@@ -28,7 +101,7 @@ impl RegisterProjection {
 
     /// Starts the projection: catch-up runs in the background; `is_ready` turns true when
     /// the register has caught up with the head the store had at start.
-    pub fn start(store: Arc<dyn EventStore>, mut shutdown: watch::Receiver<bool>) -> Arc<Self> {
+    pub fn start(store: Arc<dyn EventStore>, shutdown: watch::Receiver<bool>) -> Arc<Self> {
         let this = Arc::new(Self::new());
         let me = this.clone();
         tokio::spawn(async move {
@@ -57,35 +130,10 @@ impl RegisterProjection {
             me.ready.store(true, Ordering::Release);
             me.seq_tx.send_replace(seq);
             tracing::info!(seq, "register caught up");
-            let mut sub = Subscription::new(store, from);
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    next = sub.next() => match next {
-                        Ok(first) => {
-                            let mut reg = me.write();
-                            reg.apply(&first);
-                            // Apply whatever else is already there under the same lock.
-                            while let Ok(Some(rec)) = sub.try_next() {
-                                reg.apply(&rec);
-                                if reg.seq().is_multiple_of(4096) { break; }
-                            }
-                            let seq = reg.seq();
-                            drop(reg);
-                            me.seq_tx.send_replace(seq);
-                        }
-                        Err(StoreError::Closed) => break,
-                        Err(StoreError::Corrupt { seq, reason }) => {
-                            me.write().skip_unreadable(seq, &reason);
-                            me.seq_tx.send_replace(me.seq());
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "register could not read the log; retrying");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
-                    }
-                }
-            }
+            follow_log(store, from, shutdown, &me.register, "register", |seq| {
+                me.seq_tx.send_replace(seq);
+            })
+            .await;
         });
         this
     }

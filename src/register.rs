@@ -126,6 +126,18 @@ impl Register {
     }
 }
 
+impl crate::projection::LogFold for Register {
+    fn apply(&mut self, rec: &RecordedEvent) {
+        Register::apply(self, rec)
+    }
+    fn seq(&self) -> u64 {
+        Register::seq(self)
+    }
+    fn skip_unreadable(&mut self, seq: u64, reason: &str) {
+        Register::skip_unreadable(self, seq, reason)
+    }
+}
+
 /// A point in the log's history: a seq, or a moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsOf {

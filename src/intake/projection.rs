@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use avvik_events::{read_all, EventStore, RecordedEvent, StoreError, Subscription};
+use avvik_events::{read_all, EventStore, RecordedEvent, StoreError};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -139,6 +139,15 @@ fn sent_message(rec: &RecordedEvent) -> Option<(String, Uuid)> {
     Some((id, deviation))
 }
 
+impl crate::projection::LogFold for IntakeView {
+    fn apply(&mut self, rec: &RecordedEvent) {
+        IntakeView::apply(self, rec)
+    }
+    fn seq(&self) -> u64 {
+        IntakeView::seq(self)
+    }
+}
+
 pub struct IntakeProjection {
     view: RwLock<IntakeView>,
     seq_tx: watch::Sender<u64>,
@@ -147,7 +156,7 @@ pub struct IntakeProjection {
 
 impl IntakeProjection {
     /// Starts folding: catch-up off the async threads, then live until `shutdown`.
-    pub fn start(store: Arc<dyn EventStore>, mut shutdown: watch::Receiver<bool>) -> Arc<Self> {
+    pub fn start(store: Arc<dyn EventStore>, shutdown: watch::Receiver<bool>) -> Arc<Self> {
         let (seq_tx, _) = watch::channel(0);
         let this = Arc::new(Self {
             view: RwLock::new(IntakeView::default()),
@@ -192,30 +201,15 @@ impl IntakeProjection {
             *me.write() = view;
             me.publish(seq);
             me.ready.store(true, Ordering::Release);
-            let mut sub = Subscription::new(store, seq + 1);
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    next = sub.next() => match next {
-                        Ok(first) => {
-                            let mut view = me.write();
-                            view.apply(&first);
-                            while let Ok(Some(rec)) = sub.try_next() {
-                                view.apply(&rec);
-                                if view.seq().is_multiple_of(4096) { break; }
-                            }
-                            let seq = view.seq();
-                            drop(view);
-                            me.publish(seq);
-                        }
-                        Err(StoreError::Closed) => break,
-                        Err(e) => {
-                            tracing::error!(error = %e, "intake view could not read the log; retrying");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
-                    }
-                }
-            }
+            crate::projection::follow_log(
+                store,
+                seq + 1,
+                shutdown,
+                &me.view,
+                "intake view",
+                |seq| me.publish(seq),
+            )
+            .await;
         });
         this
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use avvik_events::{read_all, EventStore, RecordedEvent, StoreError, Subscription};
+use avvik_events::{read_all, EventStore, RecordedEvent, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -733,6 +733,15 @@ macro_rules! delivery_head {
 
 delivery_head!(NotificationSent, NotificationFailed, NotificationAbandoned);
 
+impl crate::projection::LogFold for Outbox {
+    fn apply(&mut self, rec: &RecordedEvent) {
+        Outbox::apply(self, rec)
+    }
+    fn seq(&self) -> u64 {
+        Outbox::seq(self)
+    }
+}
+
 enum Outcome {
     Sent(NotificationSent),
     Failed(NotificationFailed),
@@ -751,7 +760,7 @@ impl OutboxProjection {
     pub fn start(
         store: Arc<dyn EventStore>,
         rules: Arc<Rules>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         let (seq_tx, _) = watch::channel(0);
         let this = Arc::new(Self {
@@ -783,30 +792,10 @@ impl OutboxProjection {
             me.ready.store(true, Ordering::Release);
             me.seq_tx.send_replace(seq);
             tracing::info!(seq, "outbox caught up");
-            let mut sub = Subscription::new(store, seq + 1);
-            loop {
-                tokio::select! {
-                    _ = shutdown.changed() => break,
-                    next = sub.next() => match next {
-                        Ok(first) => {
-                            let mut o = me.write();
-                            o.apply(&first);
-                            while let Ok(Some(rec)) = sub.try_next() {
-                                o.apply(&rec);
-                                if o.seq().is_multiple_of(4096) { break; }
-                            }
-                            let seq = o.seq();
-                            drop(o);
-                            me.seq_tx.send_replace(seq);
-                        }
-                        Err(StoreError::Closed) => break,
-                        Err(e) => {
-                            tracing::error!(error = %e, "outbox could not read the log; retrying");
-                            tokio::time::sleep(Duration::from_millis(500)).await;
-                        }
-                    }
-                }
-            }
+            crate::projection::follow_log(store, seq + 1, shutdown, &me.outbox, "outbox", |seq| {
+                me.seq_tx.send_replace(seq);
+            })
+            .await;
         });
         this
     }
