@@ -26,7 +26,7 @@ async fn services(
     let store: Arc<dyn EventStore> =
         Arc::new(SledEventStore::open(&dir, crate::cli::store_options())?);
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let register = RegisterProjection::start(store.clone(), rx);
+    let register = RegisterProjection::start_register(store.clone(), rx);
     let head = store.head().seq;
     if !register.wait_for(head, Duration::from_secs(600)).await {
         bail!("the register could not be rebuilt from {}", dir.display());

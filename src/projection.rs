@@ -1,20 +1,31 @@
-//! Keeps the register current: folds the whole log at start-up (off the async threads),
-//! then follows new commits live. Readers wait for a seq to get read-your-writes.
+//! Keeps the states folded from the log current: each folds the whole log at start-up
+//! (off the async threads), then follows new commits live. Readers wait for a seq to get
+//! read-your-writes.
+//!
+//! Start-up reads the log once for all of them (`replay`): one thread reads and decodes
+//! every record, each state applies the decoded records on its own thread, in log order.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{mpsc, Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use avvik_events::{EventStore, RecordedEvent, StoreError, Subscription};
+use avvik_events::{EventStore, RecordView, RecordedEvent, StoreError, Subscription};
 use tokio::sync::watch;
+use uuid::Uuid;
 
+use crate::domain::{DeviationEvent, EventMeta};
 use crate::register::Register;
 
 /// A state folded from the log record by record: the register, the outbox, the intake view.
-pub trait LogFold {
+pub trait LogFold: Send + Sync + 'static {
     fn apply(&mut self, rec: &RecordedEvent);
+    /// A deviation event, decoded once for every state at start-up. Must leave the state
+    /// as `apply` of the same record would.
+    fn apply_deviation(&mut self, ev: &DecodedDeviation);
     /// The last seq folded in.
     fn seq(&self) -> u64;
+    /// Called after new records are folded in and their seq is published.
+    fn published(&self) {}
     /// A record that cannot be read at all, passed over. The default logs it.
     fn skip_unreadable(&mut self, seq: u64, reason: &str) {
         tracing::error!(
@@ -83,83 +94,231 @@ pub async fn follow_log<T: LogFold>(
     }
 }
 
-pub struct RegisterProjection {
-    register: RwLock<Register>,
-    seq_tx: watch::Sender<u64>,
-    ready: AtomicBool,
+/// A deviation event as start-up replay hands it over: envelope and typed payload.
+#[derive(Debug)]
+pub struct DecodedDeviation {
+    pub meta: EventMeta,
+    pub id: Uuid,
+    pub stream: Uuid,
+    /// The payload, or why it did not decode.
+    pub event: Result<DeviationEvent, String>,
 }
 
-impl RegisterProjection {
-    fn new() -> Self {
-        let (seq_tx, _) = watch::channel(0);
-        Self {
-            register: RwLock::new(Register::new()),
-            seq_tx,
-            ready: AtomicBool::new(false),
+/// One stored record, read and decoded once for every state.
+#[derive(Debug)]
+pub enum Decoded {
+    Deviation(DecodedDeviation),
+    /// Any other record, whole (account, notice and intake events are few).
+    Other(RecordedEvent),
+    /// A record that cannot be read: its seq and why.
+    Unreadable(u64, String),
+}
+
+impl Decoded {
+    /// Decodes stored bytes. A record that is not a deviation event becomes a whole
+    /// `RecordedEvent`, so a state's `apply` sees exactly what the live path gives it.
+    pub fn read(seq: u64, bytes: &[u8]) -> Self {
+        let view = match RecordView::parse(bytes) {
+            Ok(v) => v,
+            Err(e) => return Decoded::Unreadable(seq, e.to_string()),
+        };
+        match DeviationEvent::from_raw(&view.event_type, view.data.get()) {
+            Some(event) => Decoded::Deviation(DecodedDeviation {
+                meta: EventMeta {
+                    seq: view.seq,
+                    at: view.at,
+                    actor: view.actor.into_owned(),
+                },
+                id: view.id,
+                stream: view.stream,
+                event: event.map_err(|e| e.to_string()),
+            }),
+            None => match view.to_record() {
+                Ok(rec) => Decoded::Other(rec),
+                Err(e) => Decoded::Unreadable(seq, e.to_string()),
+            },
         }
     }
 
-    /// Starts the projection: catch-up runs in the background; `is_ready` turns true when
-    /// the register has caught up with the head the store had at start.
-    pub fn start(store: Arc<dyn EventStore>, shutdown: watch::Receiver<bool>) -> Arc<Self> {
-        let this = Arc::new(Self::new());
+    fn apply_to(&self, fold: &mut dyn LogFold) {
+        match self {
+            Decoded::Deviation(d) => fold.apply_deviation(d),
+            Decoded::Other(rec) => fold.apply(rec),
+            Decoded::Unreadable(seq, reason) => fold.skip_unreadable(*seq, reason),
+        }
+    }
+}
+
+/// Records decoded per hand-over between the reading thread and the folding threads.
+const REPLAY_CHUNK: usize = 1024;
+
+/// Folds the records `from..=to` into every one of `folds` in one pass over the log: the
+/// calling thread reads and decodes each record once; each fold applies them on a thread
+/// of its own, in log order. At most a few chunks are in flight, so memory stays bounded.
+pub fn replay(
+    store: &dyn EventStore,
+    from: u64,
+    to: u64,
+    folds: &mut [&mut dyn LogFold],
+) -> Result<(), StoreError> {
+    std::thread::scope(|scope| {
+        let mut senders = Vec::with_capacity(folds.len());
+        for fold in folds.iter_mut() {
+            let (tx, rx) = mpsc::sync_channel::<Arc<Vec<Decoded>>>(4);
+            senders.push(tx);
+            let fold: &mut dyn LogFold = &mut **fold;
+            scope.spawn(move || {
+                for chunk in rx {
+                    for d in chunk.iter() {
+                        d.apply_to(fold);
+                    }
+                }
+            });
+        }
+        // A fold thread that panicked has dropped its receiver; the scope re-raises its
+        // panic when it ends, so a failed send needs no handling here.
+        let hand_over = |chunk: Vec<Decoded>| {
+            let chunk = Arc::new(chunk);
+            for tx in &senders {
+                let _ = tx.send(chunk.clone());
+            }
+        };
+        let mut chunk = Vec::with_capacity(REPLAY_CHUNK);
+        let read = store.for_each_raw(from, to, &mut |seq, bytes| {
+            chunk.push(Decoded::read(seq, bytes));
+            if chunk.len() == REPLAY_CHUNK {
+                hand_over(std::mem::replace(
+                    &mut chunk,
+                    Vec::with_capacity(REPLAY_CHUNK),
+                ));
+            }
+            Ok(())
+        });
+        if !chunk.is_empty() {
+            hand_over(chunk);
+        }
+        drop(senders);
+        read
+    })
+}
+
+/// A fold kept current: caught up from the log at start-up, then following new commits.
+pub struct Projection<T> {
+    state: RwLock<T>,
+    seq_tx: watch::Sender<u64>,
+    ready: AtomicBool,
+    what: &'static str,
+}
+
+/// The register, kept current.
+pub type RegisterProjection = Projection<Register>;
+
+impl<T: LogFold> Projection<T> {
+    /// A projection not caught up yet: `is_ready` is false until `install`.
+    pub fn pending(empty: T, what: &'static str) -> Arc<Self> {
+        let (seq_tx, _) = watch::channel(0);
+        Arc::new(Self {
+            state: RwLock::new(empty),
+            seq_tx,
+            ready: AtomicBool::new(false),
+            what,
+        })
+    }
+
+    /// Catches up alone (its own pass over the log) and follows it from there. `empty`
+    /// makes the state to fold into.
+    pub fn start(
+        empty: impl Fn() -> T + Send + 'static,
+        what: &'static str,
+        store: Arc<dyn EventStore>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        let this = Self::pending(empty(), what);
         let me = this.clone();
         tokio::spawn(async move {
             let s2 = store.clone();
             let caught_up = tokio::task::spawn_blocking(move || {
+                let mut state = empty();
                 let head = s2.head().seq;
-                Register::fold(s2.as_ref(), head)
+                replay(s2.as_ref(), 1, head, &mut [&mut state]).map(|()| state)
             })
             .await;
-            let reg = match caught_up {
-                Ok(Ok(reg)) => reg,
+            match caught_up {
+                Ok(Ok(state)) => me.install(state, store, shutdown),
                 Ok(Err(e)) => {
-                    tracing::error!(error = %e, "register catch-up failed; the service stays not ready");
-                    return;
+                    tracing::error!(error = %e, "{what} catch-up failed; it stays not ready")
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "register catch-up panicked");
-                    return;
-                }
-            };
-            let from = reg.seq() + 1;
-            let seq = reg.seq();
-            *me.write() = reg;
-            // Ready first, then the (always notifying) seq update, so a waiter that sees
-            // the seq also sees readiness.
-            me.ready.store(true, Ordering::Release);
-            me.seq_tx.send_replace(seq);
-            tracing::info!(seq, "register caught up");
-            follow_log(store, from, shutdown, &me.register, "register", |seq| {
-                me.seq_tx.send_replace(seq);
-            })
-            .await;
+                Err(e) => tracing::error!(error = %e, "{what} catch-up panicked"),
+            }
         });
         this
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Register> {
-        self.register.write().unwrap_or_else(|p| p.into_inner())
+    /// Puts in the caught-up state, turns ready and follows the log from there.
+    pub fn install(
+        self: &Arc<Self>,
+        state: T,
+        store: Arc<dyn EventStore>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let seq = state.seq();
+        *self.write() = state;
+        // Ready first, then the (always notifying) seq update, so a waiter that sees the
+        // seq also sees readiness.
+        self.ready.store(true, Ordering::Release);
+        self.publish(seq);
+        tracing::info!(seq, "{} caught up", self.what);
+        let me = self.clone();
+        tokio::spawn(async move {
+            follow_log(store, seq + 1, shutdown, &me.state, me.what, |seq| {
+                me.publish(seq)
+            })
+            .await;
+        });
     }
 
-    pub fn read(&self) -> RwLockReadGuard<'_, Register> {
-        self.register.read().unwrap_or_else(|p| p.into_inner())
+    fn publish(&self, seq: u64) {
+        self.read().published();
+        self.seq_tx.send_replace(seq);
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, T> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
 
+    /// The last seq folded in and published.
     pub fn seq(&self) -> u64 {
         *self.seq_tx.borrow()
     }
 
-    /// Waits until the register has folded in `seq` (bounded by `timeout`).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.seq_tx.subscribe()
+    }
+
+    /// Waits until `seq` is folded in and the projection is ready (bounded by `timeout`).
     pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
         let mut rx = self.seq_tx.subscribe();
         let done = async {
             let _ = rx.wait_for(|s| *s >= seq && self.is_ready()).await;
         };
         tokio::time::timeout(timeout, done).await.is_ok() && self.is_ready()
+    }
+}
+
+impl RegisterProjection {
+    /// The register alone, caught up by its own pass (tools that need nothing else).
+    pub fn start_register(
+        store: Arc<dyn EventStore>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Arc<Self> {
+        Self::start(Register::new, "register", store, shutdown)
     }
 }

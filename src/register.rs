@@ -9,9 +9,10 @@ use uuid::Uuid;
 
 use crate::domain::{evolve, Deviation, DeviationEvent, EventMeta, Reference};
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct Register {
-    deviations: HashMap<Uuid, Deviation>,
+    /// Boxed: the map grows by moving its entries, and a deviation is some 500 bytes.
+    deviations: HashMap<Uuid, Box<Deviation>>,
     by_reference: HashMap<Reference, Uuid>,
     by_token_hash: HashMap<String, Uuid>,
     seq: u64,
@@ -52,47 +53,56 @@ impl Register {
         if self.accounts.apply(rec) {
             return;
         }
-        let Some(decoded) = DeviationEvent::from_parts(&rec.event_type, &rec.data) else {
-            return;
-        };
-        let ev = match decoded {
+        if let Some(decoded) = DeviationEvent::from_parts(&rec.event_type, &rec.data) {
+            let meta = EventMeta {
+                seq: rec.seq,
+                at: rec.at,
+                actor: rec.actor.clone(),
+            };
+            self.apply_event(
+                &meta,
+                rec.stream,
+                decoded.map_err(|e| e.to_string()).as_ref(),
+            );
+        }
+    }
+
+    fn apply_event(
+        &mut self,
+        meta: &EventMeta,
+        stream: Uuid,
+        event: Result<&DeviationEvent, &String>,
+    ) {
+        self.seq = meta.seq;
+        let ev = match event {
             Ok(ev) => ev,
             Err(e) => {
                 self.undecodable += 1;
-                tracing::error!(seq = rec.seq, error = %e, "stored deviation event does not decode");
+                tracing::error!(seq = meta.seq, error = %e, "stored deviation event does not decode");
                 return;
             }
         };
-        let meta = EventMeta {
-            seq: rec.seq,
-            at: rec.at,
-            actor: rec.actor.clone(),
-        };
-        let prev = self.deviations.remove(&rec.stream);
+        let prev = self.deviations.remove(&stream);
         let was_new = prev.is_none();
-        if let Some(d) = evolve(prev, rec.stream, &ev, &meta) {
+        if let Some(d) = evolve(prev.map(|d| *d), stream, ev, meta) {
             if was_new {
                 self.by_reference.insert(d.reference, d.id);
                 self.by_token_hash.insert(d.status_token_hash.clone(), d.id);
             }
-            self.deviations.insert(rec.stream, d);
+            self.deviations.insert(stream, Box::new(d));
         }
     }
 
     pub fn get(&self, id: Uuid) -> Option<&Deviation> {
-        self.deviations.get(&id)
+        self.deviations.get(&id).map(|d| &**d)
     }
 
     pub fn by_reference(&self, r: Reference) -> Option<&Deviation> {
-        self.by_reference
-            .get(&r)
-            .and_then(|id| self.deviations.get(id))
+        self.by_reference.get(&r).and_then(|id| self.get(*id))
     }
 
     pub fn by_token_hash(&self, hash: &str) -> Option<&Deviation> {
-        self.by_token_hash
-            .get(hash)
-            .and_then(|id| self.deviations.get(id))
+        self.by_token_hash.get(hash).and_then(|id| self.get(*id))
     }
 
     pub fn len(&self) -> usize {
@@ -105,7 +115,7 @@ impl Register {
 
     /// All deviations, newest reference first.
     pub fn list(&self) -> Vec<&Deviation> {
-        let mut v: Vec<&Deviation> = self.deviations.values().collect();
+        let mut v: Vec<&Deviation> = self.deviations.values().map(|d| &**d).collect();
         v.sort_by_key(|d| std::cmp::Reverse(d.reference));
         v
     }
@@ -113,15 +123,7 @@ impl Register {
     /// Folds the log from the start up to and including `to_seq`.
     pub fn fold(store: &dyn EventStore, to_seq: u64) -> Result<Self, StoreError> {
         let mut reg = Register::new();
-        // One record at a time from the stored bytes: no batch of decoded records is built
-        // and dropped, which at millions of records made the allocator the bottleneck.
-        store.for_each_raw(1, to_seq, &mut |seq, bytes| {
-            match serde_json::from_slice::<RecordedEvent>(bytes) {
-                Ok(rec) => reg.apply(&rec),
-                Err(e) => reg.skip_unreadable(seq, &e.to_string()),
-            }
-            Ok(())
-        })?;
+        crate::projection::replay(store, 1, to_seq, &mut [&mut reg])?;
         Ok(reg)
     }
 }
@@ -129,6 +131,9 @@ impl Register {
 impl crate::projection::LogFold for Register {
     fn apply(&mut self, rec: &RecordedEvent) {
         Register::apply(self, rec)
+    }
+    fn apply_deviation(&mut self, d: &crate::projection::DecodedDeviation) {
+        self.apply_event(&d.meta, d.stream, d.event.as_ref())
     }
     fn seq(&self) -> u64 {
         Register::seq(self)

@@ -9,7 +9,11 @@ use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::projection::RegisterProjection;
+use crate::intake::projection::{IntakeProjection, IntakeView};
+use crate::notify::outbox::{Outbox, OutboxProjection};
+use crate::notify::rules::Rules;
+use crate::projection::{Projection, RegisterProjection};
+use crate::register::Register;
 use crate::scheduler::{Scheduler, Schedules};
 use crate::service::Services;
 use crate::web::{self, AppState};
@@ -23,6 +27,59 @@ pub fn open_store(config: &Config) -> Result<SledEventStore, avvik_events::Store
             ..crate::cli::store_options()
         },
     )
+}
+
+/// The projections the service runs on, caught up from the log together.
+pub struct Projections {
+    pub register: Arc<RegisterProjection>,
+    pub outbox: Arc<OutboxProjection>,
+    pub intake: Arc<IntakeProjection>,
+}
+
+impl Projections {
+    /// Starts them not ready; one pass over the log (`projection::replay`) catches all
+    /// three up, off the async threads, and then each follows the log on its own.
+    pub fn start(
+        store: Arc<dyn EventStore>,
+        rules: Arc<Rules>,
+        shutdown: &watch::Sender<bool>,
+    ) -> Self {
+        let this = Self {
+            register: Projection::pending(Register::new(), "register"),
+            outbox: Projection::pending(Outbox::new(rules.clone()), "outbox"),
+            intake: Projection::pending(IntakeView::default(), "intake view"),
+        };
+        let (register, outbox, intake) = (
+            this.register.clone(),
+            this.outbox.clone(),
+            this.intake.clone(),
+        );
+        let shutdown = shutdown.subscribe();
+        tokio::spawn(async move {
+            let s2 = store.clone();
+            let caught_up = tokio::task::spawn_blocking(move || {
+                let (mut r, mut o, mut i) =
+                    (Register::new(), Outbox::new(rules), IntakeView::default());
+                let head = s2.head().seq;
+                crate::projection::replay(s2.as_ref(), 1, head, &mut [&mut r, &mut o, &mut i])
+                    .map(|()| (r, o, i))
+            })
+            .await;
+            match caught_up {
+                Ok(Ok((r, o, i))) => {
+                    register.install(r, store.clone(), shutdown.clone());
+                    outbox.install(o, store.clone(), shutdown.clone());
+                    intake.install(i, store, shutdown);
+                }
+                Ok(Err(e)) => tracing::error!(
+                    error = %e,
+                    "catching up from the log failed; the service stays not ready and sends no e-mail"
+                ),
+                Err(e) => tracing::error!(error = %e, "catching up from the log panicked"),
+            }
+        });
+        this
+    }
 }
 
 pub struct Application {
@@ -57,8 +114,13 @@ impl Application {
             })?;
         // Install the metrics recorder before anything records.
         crate::web::metrics::handle();
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let register = RegisterProjection::start(store.clone(), shutdown_rx);
+        let (shutdown_tx, _) = watch::channel(false);
+        let projections = Projections::start(
+            store.clone(),
+            Arc::new(Rules::from_config(&config)),
+            &shutdown_tx,
+        );
+        let register = projections.register.clone();
         if !config.store.archive_dir.as_os_str().is_empty() {
             crate::archive::spawn(
                 store.clone(),
@@ -81,6 +143,7 @@ impl Application {
             store.clone(),
             clock.clone(),
             secret.clone(),
+            projections.outbox.clone(),
             shutdown_tx.subscribe(),
         )
         .context("setting up e-mail delivery ([mail])")?;
@@ -91,10 +154,7 @@ impl Application {
             secret: secret.clone(),
         };
         // E-mail intake: one pipeline for the upload endpoint and the IMAP collector.
-        let intake_view = crate::intake::projection::IntakeProjection::start(
-            services.store.clone(),
-            shutdown_tx.subscribe(),
-        );
+        let intake_view = projections.intake;
         let intake = Arc::new(crate::intake::Intake::new(
             services.clone(),
             &config,

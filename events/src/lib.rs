@@ -7,7 +7,7 @@ pub mod record;
 pub mod store;
 pub mod verify;
 
-pub use record::{hash_hex, NewEvent, RecordedEvent, GENESIS_HASH};
+pub use record::{hash_hex, NewEvent, RecordView, RecordedEvent, GENESIS_HASH};
 pub use store::{
     read_all, BoxFuture, CounterOf, EventStore, ExpectedVersion, Head, SledEventStore, StoreError,
     StoreOptions, Subscription,

@@ -1,7 +1,10 @@
 //! The stored record: the envelope every event is kept in, and its hash link.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -50,6 +53,51 @@ impl RecordedEvent {
     }
 }
 
+/// A stored record read in place: strings borrowed where they have no escapes, the payload
+/// left as raw JSON for the reader to decode straight into its own type. Folds over the
+/// whole log use it; building a `Value` tree for every payload was most of their work.
+#[derive(Debug, Deserialize)]
+pub struct RecordView<'a> {
+    pub seq: u64,
+    pub id: Uuid,
+    pub stream: Uuid,
+    pub version: u32,
+    #[serde(with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    #[serde(borrow)]
+    pub actor: Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    pub event_type: Cow<'a, str>,
+    pub schema: u16,
+    #[serde(borrow)]
+    pub data: &'a RawValue,
+    #[serde(borrow)]
+    pub prev: Cow<'a, str>,
+}
+
+impl<'a> RecordView<'a> {
+    /// Reads stored bytes; fails exactly where decoding a `RecordedEvent` fails.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// The whole record, payload decoded.
+    pub fn to_record(&self) -> Result<RecordedEvent, serde_json::Error> {
+        Ok(RecordedEvent {
+            seq: self.seq,
+            id: self.id,
+            stream: self.stream,
+            version: self.version,
+            at: self.at,
+            actor: self.actor.clone().into_owned(),
+            event_type: self.event_type.clone().into_owned(),
+            schema: self.schema,
+            data: serde_json::from_str(self.data.get())?,
+            prev: self.prev.clone().into_owned(),
+        })
+    }
+}
+
 /// Hex SHA-256 of stored bytes: the value the next record carries in `prev`.
 pub fn hash_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -89,17 +137,27 @@ impl NewEvent {
 /// RFC 3339 with microseconds and a `Z`, so stored times sort and read the same everywhere.
 pub mod rfc3339 {
     use chrono::{DateTime, SecondsFormat, Utc};
-    use serde::{Deserialize, Deserializer, Serializer};
+    use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Micros, true))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-        let s = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
+        struct Rfc3339;
+        impl serde::de::Visitor<'_> for Rfc3339 {
+            type Value = DateTime<Utc>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an RFC 3339 time")
+            }
+            // Borrowed or not, the text is parsed where it is, without a copy.
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+                DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Rfc3339)
     }
 }
 
@@ -130,5 +188,27 @@ mod tests {
         let text = String::from_utf8(bytes).unwrap();
         assert!(text.starts_with(r#"{"seq":1,"id":"00000000-0000-0000-0000-000000000000","#));
         assert!(text.contains(r#""at":"2026-01-02T03:04:05.123456Z""#));
+        let view = RecordView::parse(text.as_bytes()).unwrap();
+        assert_eq!(view.to_record().unwrap(), rec);
+        assert_eq!(view.data.get(), r#"{"a":"å","b":1}"#);
+    }
+
+    #[test]
+    fn a_view_fails_where_a_record_fails() {
+        let good = r#"{"seq":1,"id":"00000000-0000-0000-0000-000000000000","stream":"00000000-0000-0000-0000-000000000000","version":1,"at":"2026-01-02T03:04:05.123456Z","actor":"a\"b","type":"X","schema":1,"data":{"k":[1,2]},"prev":"00"}"#;
+        let view = RecordView::parse(good.as_bytes()).unwrap();
+        assert_eq!(view.actor, "a\"b");
+        let whole: RecordedEvent = serde_json::from_str(good).unwrap();
+        assert_eq!(view.to_record().unwrap(), whole);
+        for bad in [
+            "not json",
+            &good.replace("2026-01-02T03:04:05.123456Z", "yesterday"),
+            &good.replace(r#""data":{"k":[1,2]},"#, ""),
+            &good.replace(r#"{"k":[1,2]}"#, r#"{"k":[1,2}"#),
+            &good.replace(r#""version":1"#, r#""version":-1"#),
+        ] {
+            assert!(RecordView::parse(bad.as_bytes()).is_err(), "{bad}");
+            assert!(serde_json::from_str::<RecordedEvent>(bad).is_err(), "{bad}");
+        }
     }
 }

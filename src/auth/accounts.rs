@@ -210,7 +210,7 @@ impl Account {
 }
 
 /// All accounts, folded from the log.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Accounts {
     by_id: HashMap<Uuid, Account>,
     by_token_hash: HashMap<String, (Uuid, Uuid)>,

@@ -39,6 +39,18 @@ macro_rules! event_enum {
                     _ => None,
                 }
             }
+
+            /// Decodes a stored event from its raw `data` JSON, as `from_parts` does from a
+            /// `Value` (the same answer, without building the tree).
+            pub fn from_raw(
+                ty: &str,
+                data: &str,
+            ) -> Option<Result<Self, serde_json::Error>> {
+                match ty {
+                    $($name => Some(serde_json::from_str::<$payload>(data).map($enum::$variant)),)*
+                    _ => None,
+                }
+            }
         }
     };
 }

@@ -143,6 +143,10 @@ proptest! {
         let mut replayed: Option<Deviation> = None;
         for (ty, data, meta) in &stored {
             let ev = DeviationEvent::from_parts(ty, data).expect("a deviation event").expect("decodes");
+            // Start-up decodes the stored text directly: the same event.
+            let raw = serde_json::to_string(data).expect("serialises");
+            let direct = DeviationEvent::from_raw(ty, &raw).expect("a deviation event").expect("decodes");
+            prop_assert_eq!(&direct, &ev);
             replayed = evolve(replayed, stream, &ev, meta);
         }
         prop_assert_eq!(&replayed, &state);

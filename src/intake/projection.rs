@@ -3,12 +3,8 @@
 //! replies). Built at start-up and followed live, like the register.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard};
-use std::time::Duration;
 
-use avvik_events::{read_all, EventStore, RecordedEvent, StoreError};
-use tokio::sync::watch;
+use avvik_events::RecordedEvent;
 use uuid::Uuid;
 
 use super::parse::normalize_message_id;
@@ -143,100 +139,17 @@ impl crate::projection::LogFold for IntakeView {
     fn apply(&mut self, rec: &RecordedEvent) {
         IntakeView::apply(self, rec)
     }
+    fn apply_deviation(&mut self, d: &crate::projection::DecodedDeviation) {
+        // Deviation events carry nothing intake looks up.
+        self.seq = d.meta.seq;
+    }
     fn seq(&self) -> u64 {
         IntakeView::seq(self)
     }
-}
-
-pub struct IntakeProjection {
-    view: RwLock<IntakeView>,
-    seq_tx: watch::Sender<u64>,
-    ready: AtomicBool,
-}
-
-impl IntakeProjection {
-    /// Starts folding: catch-up off the async threads, then live until `shutdown`.
-    pub fn start(store: Arc<dyn EventStore>, shutdown: watch::Receiver<bool>) -> Arc<Self> {
-        let (seq_tx, _) = watch::channel(0);
-        let this = Arc::new(Self {
-            view: RwLock::new(IntakeView::default()),
-            seq_tx,
-            ready: AtomicBool::new(false),
-        });
-        let me = this.clone();
-        tokio::spawn(async move {
-            let s2 = store.clone();
-            let caught_up = tokio::task::spawn_blocking(move || {
-                let head = s2.head().seq;
-                let mut view = IntakeView::default();
-                for rec in read_all(s2.as_ref(), 1) {
-                    let rec = match rec {
-                        Ok(rec) => rec,
-                        Err(StoreError::Corrupt { seq, reason }) => {
-                            tracing::error!(seq, %reason, "intake view: a stored record cannot be read; skipped");
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    if rec.seq > head {
-                        break;
-                    }
-                    view.apply(&rec);
-                }
-                Ok::<_, StoreError>(view)
-            })
-            .await;
-            let view = match caught_up {
-                Ok(Ok(v)) => v,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "intake catch-up failed");
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "intake catch-up panicked");
-                    return;
-                }
-            };
-            let seq = view.seq();
-            *me.write() = view;
-            me.publish(seq);
-            me.ready.store(true, Ordering::Release);
-            crate::projection::follow_log(
-                store,
-                seq + 1,
-                shutdown,
-                &me.view,
-                "intake view",
-                |seq| me.publish(seq),
-            )
-            .await;
-        });
-        this
-    }
-
-    fn publish(&self, seq: u64) {
-        metrics::gauge!("avvik_intake_quarantine_open").set(self.read().open_quarantine() as f64);
-        self.seq_tx.send_replace(seq);
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, IntakeView> {
-        self.view.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn read(&self) -> RwLockReadGuard<'_, IntakeView> {
-        self.view.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// Waits until `seq` is folded in (bounded by `timeout`).
-    pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
-        let mut rx = self.seq_tx.subscribe();
-        let done = async {
-            let _ = rx.wait_for(|s| *s >= seq).await;
-        };
-        tokio::time::timeout(timeout, done).await.is_ok() && self.is_ready()
+    fn published(&self) {
+        metrics::gauge!("avvik_intake_quarantine_open").set(self.open_quarantine() as f64);
     }
 }
+
+/// The intake view kept current, like the register.
+pub type IntakeProjection = crate::projection::Projection<IntakeView>;

@@ -3,14 +3,11 @@
 //! nothing else is stored. Rebuilt from the log at start-up, then follows it live.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::sync::Arc;
 
-use avvik_events::{read_all, EventStore, RecordedEvent, StoreError};
+use avvik_events::{EventStore, RecordedEvent, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::events::{
@@ -249,46 +246,62 @@ impl Outbox {
                 Err(_) => self.undecodable_trigger(rec),
             },
             ty => match DeviationEvent::from_parts(ty, &rec.data) {
-                Some(Ok(ev)) => self.apply_deviation(rec, &ev),
-                Some(Err(e)) => {
-                    // The register logs these too; here they only cannot trigger notices.
-                    tracing::debug!(seq = rec.seq, error = %e, "deviation event does not decode");
+                Some(Ok(ev)) => {
+                    let meta = EventMeta {
+                        seq: rec.seq,
+                        at: rec.at,
+                        actor: rec.actor.clone(),
+                    };
+                    self.apply_deviation(&meta, rec.id, rec.stream, &ev)
                 }
+                Some(Err(e)) => Self::undecodable_deviation(rec.seq, &e),
                 None => {}
             },
         }
     }
 
-    fn apply_deviation(&mut self, rec: &RecordedEvent, ev: &DeviationEvent) {
-        let meta = EventMeta {
-            seq: rec.seq,
-            at: rec.at,
-            actor: rec.actor.clone(),
-        };
-        let prev = self.deviations.remove(&rec.stream);
+    /// A deviation event decoded at start-up: as `apply` of its record.
+    fn apply_decoded(&mut self, d: &crate::projection::DecodedDeviation) {
+        if d.meta.seq <= self.seq {
+            return;
+        }
+        self.seq = d.meta.seq;
+        match &d.event {
+            Ok(ev) => self.apply_deviation(&d.meta, d.id, d.stream, ev),
+            Err(e) => Self::undecodable_deviation(d.meta.seq, e),
+        }
+    }
+
+    fn undecodable_deviation(seq: u64, error: &dyn std::fmt::Display) {
+        // The register logs these too; here they only cannot trigger notices.
+        tracing::debug!(seq, %error, "deviation event does not decode");
+    }
+
+    fn apply_deviation(&mut self, meta: &EventMeta, id: Uuid, stream: Uuid, ev: &DeviationEvent) {
+        let prev = self.deviations.remove(&stream);
         let before = prev.clone();
-        let Some(next) = evolve(prev.map(Arc::unwrap_or_clone), rec.stream, ev, &meta) else {
+        let Some(next) = evolve(prev.map(Arc::unwrap_or_clone), stream, ev, meta) else {
             return;
         };
         let next = Arc::new(next);
-        self.deviations.insert(rec.stream, next.clone());
+        self.deviations.insert(stream, next.clone());
         if let DeviationEvent::Classified(c) = ev {
             let was = before.as_ref().and_then(|d| d.severity);
             if c.severity == crate::domain::Severity::Major
                 && was != Some(crate::domain::Severity::Major)
             {
                 self.escalations
-                    .entry(rec.stream)
+                    .entry(stream)
                     .or_default()
                     .push(EscalationRound {
-                        event_id: rec.id,
-                        at: rec.at,
+                        event_id: id,
+                        at: meta.at,
                     });
             }
         }
-        let notices = rules::on_event(&self.rules, before.as_deref(), &next, ev, rec.id, rec.at);
+        let notices = rules::on_event(&self.rules, before.as_deref(), &next, ev, id, meta.at);
         self.add_triggered(notices, Some(next));
-        self.rewatch(rec.stream);
+        self.rewatch(stream);
     }
 
     /// A record of a type that triggers notices did not decode: it cannot trigger any.
@@ -679,20 +692,7 @@ impl Outbox {
         to_seq: u64,
     ) -> Result<Self, StoreError> {
         let mut outbox = Outbox::new(rules);
-        for rec in read_all(store, 1) {
-            let rec = match rec {
-                Ok(rec) => rec,
-                Err(StoreError::Corrupt { seq, reason }) => {
-                    tracing::error!(seq, %reason, "outbox: a stored record cannot be read; skipped");
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            if rec.seq > to_seq {
-                break;
-            }
-            outbox.apply(&rec);
-        }
+        crate::projection::replay(store, 1, to_seq, &mut [&mut outbox])?;
         Ok(outbox)
     }
 }
@@ -737,8 +737,18 @@ impl crate::projection::LogFold for Outbox {
     fn apply(&mut self, rec: &RecordedEvent) {
         Outbox::apply(self, rec)
     }
+    fn apply_deviation(&mut self, d: &crate::projection::DecodedDeviation) {
+        self.apply_decoded(d)
+    }
     fn seq(&self) -> u64 {
         Outbox::seq(self)
+    }
+    fn skip_unreadable(&mut self, seq: u64, reason: &str) {
+        tracing::error!(
+            seq,
+            reason,
+            "outbox: a stored record cannot be read; skipped"
+        );
     }
 }
 
@@ -748,80 +758,5 @@ enum Outcome {
     Abandoned(NotificationAbandoned),
 }
 
-/// The outbox kept current, like the register: catch up off the async threads, then
-/// follow new commits.
-pub struct OutboxProjection {
-    outbox: RwLock<Outbox>,
-    seq_tx: watch::Sender<u64>,
-    ready: AtomicBool,
-}
-
-impl OutboxProjection {
-    pub fn start(
-        store: Arc<dyn EventStore>,
-        rules: Arc<Rules>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Arc<Self> {
-        let (seq_tx, _) = watch::channel(0);
-        let this = Arc::new(Self {
-            outbox: RwLock::new(Outbox::new(rules.clone())),
-            seq_tx,
-            ready: AtomicBool::new(false),
-        });
-        let me = this.clone();
-        tokio::spawn(async move {
-            let s2 = store.clone();
-            let caught_up = tokio::task::spawn_blocking(move || {
-                let head = s2.head().seq;
-                Outbox::fold(s2.as_ref(), rules, head)
-            })
-            .await;
-            let outbox = match caught_up {
-                Ok(Ok(o)) => o,
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "outbox catch-up failed; no e-mail is sent");
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox catch-up panicked; no e-mail is sent");
-                    return;
-                }
-            };
-            let seq = outbox.seq();
-            *me.write() = outbox;
-            me.ready.store(true, Ordering::Release);
-            me.seq_tx.send_replace(seq);
-            tracing::info!(seq, "outbox caught up");
-            crate::projection::follow_log(store, seq + 1, shutdown, &me.outbox, "outbox", |seq| {
-                me.seq_tx.send_replace(seq);
-            })
-            .await;
-        });
-        this
-    }
-
-    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Outbox> {
-        self.outbox.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn read(&self) -> RwLockReadGuard<'_, Outbox> {
-        self.outbox.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.seq_tx.subscribe()
-    }
-
-    /// Waits until the outbox has folded `seq` (bounded by `timeout`).
-    pub async fn wait_for(&self, seq: u64, timeout: Duration) -> bool {
-        let mut rx = self.seq_tx.subscribe();
-        let done = async {
-            let _ = rx.wait_for(|s| *s >= seq).await;
-        };
-        tokio::time::timeout(timeout, done).await.is_ok() && self.is_ready()
-    }
-}
+/// The outbox kept current, like the register.
+pub type OutboxProjection = crate::projection::Projection<Outbox>;

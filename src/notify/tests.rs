@@ -192,3 +192,111 @@ async fn a_rebuilt_outbox_knows_what_was_sent() {
     assert_eq!(n.rule, Rule::Triage);
     assert!(matches!(&n.state, DeliveryState::Sent(s) if s.attempt == 1));
 }
+
+/// Start-up reads the log once for every projection and decodes deviation events straight
+/// into their types; the live path folds whole records one by one. Both must give the same
+/// register, outbox and intake view, whatever the log holds: several deviations, a major
+/// classification, sent notices, an account, a deviation event whose payload
+/// does not decode, and a type no fold knows.
+#[tokio::test]
+async fn start_up_replay_folds_as_the_live_path_does() {
+    use crate::domain::{Aspects, Classification, PersonalDataBreach, Severity};
+    use crate::intake::projection::IntakeView;
+    use crate::projection::replay;
+    use crate::register::Register;
+
+    let f = fixture(true).await;
+    let ids = [reported(&f).await, reported(&f).await, reported(&f).await];
+    let classified = DeviationEvent::Classified(Classification {
+        severity: Severity::Major,
+        aspects: Aspects::default(),
+        category: "Obehörig åtkomst".into(),
+        personal_data_breach: PersonalDataBreach::Investigating,
+        nis2_significant: true,
+        rationale: "Känsliga uppgifter \"röjda\"\n".into(),
+        role: "ciso".into(),
+    });
+    let odd = [
+        (ids[0], classified.type_name(), classified.to_data()),
+        (
+            ids[1],
+            "DeviationClassified",
+            serde_json::json!({"severity": "enorm"}),
+        ),
+        (
+            Uuid::now_v7(),
+            "SomethingElse",
+            serde_json::json!({"x": [1, 2, 3]}),
+        ),
+        (
+            Uuid::now_v7(),
+            "AccountCreated",
+            serde_json::json!({"account_id": Uuid::now_v7(), "email": "a@kommunen.example", "name": "Å"}),
+        ),
+    ];
+    for (stream, ty, data) in odd {
+        f.store
+            .append(
+                stream,
+                ExpectedVersion::Any,
+                vec![NewEvent::new(
+                    ty,
+                    data,
+                    "user:ciso@kommunen.example",
+                    f.clock.now(),
+                )],
+            )
+            .await
+            .unwrap();
+    }
+    assert!(f.notify.deliver_pending_once(f.clock.now()).await.sent > 0);
+    let head = f.store.head().seq;
+
+    let rules = Arc::new(Rules::from_config(&f.config));
+    let (mut reg, mut outbox, mut intake) = (
+        Register::new(),
+        Outbox::new(rules.clone()),
+        IntakeView::default(),
+    );
+    replay(
+        f.store.as_ref(),
+        1,
+        head,
+        &mut [&mut reg, &mut outbox, &mut intake],
+    )
+    .unwrap();
+
+    let (mut live_reg, mut live_outbox, mut live_intake) =
+        (Register::new(), Outbox::new(rules), IntakeView::default());
+    for rec in avvik_events::read_all(f.store.as_ref(), 1) {
+        let rec = rec.unwrap();
+        live_reg.apply(&rec);
+        live_outbox.apply(&rec);
+        live_intake.apply(&rec);
+    }
+    assert_eq!(reg, live_reg);
+    assert_eq!((reg.len(), reg.undecodable, reg.seq()), (3, 1, head));
+    assert_eq!(reg.accounts.list().len(), 1);
+    assert_eq!(outbox.seq(), live_outbox.seq());
+    let now = f.clock.now();
+    for id in ids {
+        assert_eq!(
+            outbox.notices_for(id, now),
+            live_outbox.notices_for(id, now)
+        );
+        assert_eq!(outbox.timeline_for(id), live_outbox.timeline_for(id));
+        assert_eq!(
+            outbox.deviation(id).map(|d| &**d),
+            live_outbox.deviation(id).map(|d| &**d)
+        );
+    }
+    assert!(!outbox.notices_for(ids[0], now).is_empty());
+    let due = |o: &Outbox| {
+        let (due, expired) = o.due(now);
+        let mut due: Vec<String> = due.iter().map(|d| format!("{d:?}")).collect();
+        due.sort();
+        (due, format!("{expired:?}"))
+    };
+    assert_eq!(due(&outbox), due(&live_outbox));
+    assert_eq!(intake.seq(), live_intake.seq());
+}

@@ -23,7 +23,9 @@ use super::events::{
     NOTIFICATION_SENT,
 };
 use super::links;
-use super::outbox::{Acknowledgement, DueNotice, EscalationNotice, NoticeStatus, OutboxProjection};
+use super::outbox::{
+    Acknowledgement, DueNotice, EscalationNotice, NoticeStatus, Outbox, OutboxProjection,
+};
 use super::rules::{Rules, Subject};
 use crate::clock::Clock;
 use crate::config::{Config, MailTransport, TlsMode};
@@ -111,16 +113,18 @@ pub struct Notify {
 }
 
 impl Notify {
-    /// Builds the configured transport, starts the outbox projection and the delivery loop.
+    /// Builds the configured transport and starts the delivery loop over `outbox` (caught
+    /// up by start-up together with the other projections).
     pub fn start(
         config: &Config,
         store: Arc<dyn EventStore>,
         clock: Arc<dyn Clock>,
         secret: Secret,
+        outbox: Arc<OutboxProjection>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, MailerError> {
         let mailer = Mailer::new(&mailer_settings(config))?;
-        let notify = Self::with_mailer(config, store, clock, secret, mailer, shutdown.clone());
+        let notify = Self::with_outbox(config, store, clock, secret, mailer, outbox);
         tokio::spawn(notify.clone().run(shutdown));
         Ok(notify)
     }
@@ -136,13 +140,29 @@ impl Notify {
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         let rules = Arc::new(Rules::from_config(config));
+        let outbox = OutboxProjection::start(
+            move || Outbox::new(rules.clone()),
+            "outbox",
+            store.clone(),
+            shutdown,
+        );
+        Self::with_outbox(config, store, clock, secret, mailer, outbox)
+    }
+
+    fn with_outbox(
+        config: &Config,
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Clock>,
+        secret: Secret,
+        mailer: Mailer,
+        outbox: Arc<OutboxProjection>,
+    ) -> Self {
         let n = &config.notifications;
         let policy = RetryPolicy {
             first: Duration::from_secs(n.retry_first_s),
             max: Duration::from_secs(n.retry_max_s),
             give_up_after: Duration::from_secs(n.give_up_after_h.saturating_mul(3600)),
         };
-        let outbox = OutboxProjection::start(store.clone(), rules, shutdown);
         Self {
             inner: Arc::new(Inner {
                 store,
