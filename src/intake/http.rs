@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::blobs::is_sha256_hex;
 use super::record::Source;
-use super::IntakeError;
+use super::{IntakeError, Released};
 use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::{Deviation, Reference};
 use crate::web::error::ApiError;
@@ -31,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_quarantine))
         .routes(routes!(download_quarantined))
         .routes(routes!(resolve_quarantined))
+        .routes(routes!(release_quarantined))
 }
 
 /// How much larger than `intake.max_message_bytes` an upload may be: up to this factor it
@@ -387,4 +388,47 @@ pub async fn resolve_quarantined(
     }
     let view = state.intake.view().read();
     Ok(Json(view.quarantined(id)).into_response())
+}
+
+#[utoipa::path(post, path = "/api/v1/intake/quarantine/{id}/release", tag = "intake", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The quarantine entry's id")), request_body = ResolveBody,
+    responses((status = 200, description = "Filed: a new deviation, or a comment on the one the message answers", body = IntakeAnswer), (status = 401, body = crate::web::openapi::Problem), (status = 403, body = crate::web::openapi::Problem), (status = 404, body = crate::web::openapi::Problem), (status = 409, description = "Already handled", body = crate::web::openapi::Problem), (status = 422, body = crate::web::openapi::Problem), (status = 503, body = crate::web::openapi::Problem)))]
+/// Releases a quarantined message (CISO): it is filed without the size limits, as a new
+/// deviation or a comment on the one it answers; one that still cannot be read as a report
+/// becomes a deviation made from its sender, subject and the reason. The optional `note`
+/// is kept with the resolution.
+pub async fn release_quarantined(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    may_handle_quarantine(&who)?;
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let note = if body.iter().all(u8::is_ascii_whitespace) {
+        String::new()
+    } else {
+        let value: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+        let mut f = crate::web::input::Fields::new(&value)?;
+        let note = f.text("note", false, crate::web::report_input::DESCRIPTION_MAX);
+        f.finish(&["note"])?;
+        note.unwrap_or_default()
+    };
+    match state
+        .intake
+        .release_quarantined(id, note, &who.actor())
+        .await
+    {
+        Ok(Released::Filed(result)) => Ok(Json(result).into_response()),
+        Ok(Released::NotFound) => Err(ApiError::NotFound),
+        Ok(Released::AlreadyHandled) => Ok(problem(
+            StatusCode::CONFLICT,
+            "urn:avvik:problem:conflict",
+            "Already handled",
+            "the message has been handled already (resolved or released)",
+            "Meddelandet är redan hanterat.",
+        )),
+        Err(e) => Ok(unavailable(e)),
+    }
 }

@@ -58,7 +58,9 @@
 //! `GET /api/v1/deviations/{reference}/attachments/{sha256}`), `quarantine()`,
 //! `quarantined(id)` and `open_quarantine()` (raw message at
 //! `GET /api/v1/intake/quarantine/{id}/raw`); `Intake::resolve_quarantined` records that a
-//! person handled one. Quarantine is for `Action::HandleQuarantine` (the CISO).
+//! person handled one; `Intake::release_quarantined` files one as a deviation (or a
+//! comment) after all, without the size limits. Quarantine is for
+//! `Action::HandleQuarantine` (the CISO).
 //!
 //! Known limits: sender addresses are taken as written (SPF/DKIM/DMARC are the receiving
 //! MTA's job); the same Message-ID from two senders counts as one message; winmail.dat
@@ -328,6 +330,20 @@ impl Intake {
         facts: MessageFacts,
         a: Accepted,
     ) -> Result<IntakeResult, IntakeError> {
+        let filed = self.file(key, a).await?;
+        let outcome = filed.outcome();
+        let reference = filed.reference;
+        self.record(key, EMAIL_RECEIVED, &filed.into_record(facts))
+            .await?;
+        Ok(IntakeResult {
+            outcome,
+            reference: Some(reference),
+        })
+    }
+
+    /// Files an accepted message: its attachments kept, then a comment on the deviation
+    /// it answers or a new report.
+    async fn file(&self, key: &str, a: Accepted) -> Result<Filed, IntakeError> {
         let target = self.thread_target(&a);
         let attachments: Vec<AttachmentRef> = a
             .attachments
@@ -390,20 +406,11 @@ impl Intake {
                 (Disposition::Created, filed.id, filed.reference)
             }
         };
-        let rec = EmailReceived {
-            message: facts,
+        Ok(Filed {
             disposition,
             deviation,
             reference,
             attachments,
-        };
-        self.record(key, EMAIL_RECEIVED, &rec).await?;
-        Ok(IntakeResult {
-            outcome: match disposition {
-                Disposition::Created => Outcome::Created,
-                Disposition::Comment => Outcome::Comment,
-            },
-            reference: Some(reference),
         })
     }
 
@@ -451,8 +458,7 @@ impl Intake {
         event_type: &str,
         data: &T,
     ) -> Result<RecordedEvent, IntakeError> {
-        let data = serde_json::to_value(data)
-            .map_err(|e| IntakeError::Task(format!("encoding {event_type}: {e}")))?;
+        let data = to_data(event_type, data)?;
         let mut event = NewEvent::new(event_type, data, INTAKE_ACTOR, self.services.clock.now());
         event.id = disposition_event_id(key);
         let stream = message_stream(key);
@@ -510,6 +516,196 @@ impl Intake {
             self.view.wait_for(rec.seq, READ_YOUR_WRITES).await;
         }
         Ok(true)
+    }
+
+    /// Releases a quarantined message (the CISO's decision): it is filed as if it had
+    /// passed, without the size limits. A message that still cannot be read as a report
+    /// (no sender, not parseable, only its headers fetched) becomes a new deviation made
+    /// from what is known of it, reported by `actor`, pointing to the original in the
+    /// quarantine. The filing and the resolution (`note`, and the reference) are stored
+    /// together on the message's stream. Safe to retry: the deviation's ids come from the
+    /// message, so a second try after a crash files the same one.
+    pub async fn release_quarantined(
+        &self,
+        id: Uuid,
+        note: String,
+        actor: &str,
+    ) -> Result<Released, IntakeError> {
+        let _one_at_a_time = self.serial.lock().await;
+        if !self.services.register.is_ready() || !self.view.is_ready() {
+            return Err(IntakeError::NotReady);
+        }
+        let Some(entry) = self.view.read().quarantined(id).cloned() else {
+            return Ok(Released::NotFound);
+        };
+        if entry.resolved.is_some() {
+            return Ok(Released::AlreadyHandled);
+        }
+        let q = entry.record;
+        let key = q.message.key.clone();
+        let blobs = self.blobs.clone();
+        let sha = q.message.raw_sha256.clone();
+        let own = self.own_addresses.clone();
+        let unlimited = Limits {
+            max_message_bytes: usize::MAX,
+            max_attachment_bytes: usize::MAX,
+        };
+        let headers_only = matches!(q.reason, parse::QuarantineReason::HeadersOnly { .. });
+        let analysis = tokio::task::spawn_blocking(move || {
+            blobs
+                .read_quarantined(&sha)
+                .map(|raw| (!headers_only).then(|| parse::analyze(&raw, &unlimited, &own)))
+        })
+        .await
+        .map_err(|e| IntakeError::Task(e.to_string()))?
+        .map_err(|source| IntakeError::Io {
+            what: "the quarantined message",
+            source,
+        })?;
+        let filed = match analysis.map(|a| a.verdict) {
+            Some(Verdict::Accept(accepted)) => self.file(&key, *accepted).await?,
+            _ => {
+                let from = q.message.from.as_deref().unwrap_or("okänd");
+                let report = NewReport {
+                    title: quarantine_title(q.message.subject.as_deref()),
+                    description: format!(
+                        "Registrerad från ett e-postmeddelande i karantänen, som inte kunde \
+                         tas emot automatiskt: {} Avsändare: {from}. Originalet finns i \
+                         karantänen (e-postkarantänen, mottaget {}).",
+                        q.reason_sv,
+                        entry.received_at.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                    occurred_at: None,
+                    discovered_at: Some(entry.received_at),
+                    sector: None,
+                    asset: None,
+                    personal_data: false,
+                    reporter: None,
+                    channel: Channel::Email,
+                };
+                let filed = self
+                    .services
+                    .report_once(report, actor, deviation_stream(&key), report_event_id(&key))
+                    .await?;
+                Filed {
+                    disposition: Disposition::Created,
+                    deviation: filed.id,
+                    reference: filed.reference,
+                    attachments: Vec::new(),
+                }
+            }
+        };
+        let result = IntakeResult {
+            outcome: filed.outcome(),
+            reference: Some(filed.reference),
+        };
+        let what = match filed.disposition {
+            Disposition::Created => "ny avvikelse",
+            Disposition::Comment => "kommentar till",
+        };
+        let resolution = EmailQuarantineResolved {
+            note: format!(
+                "Släppt ur karantänen som {what} {}. {note}",
+                filed.reference
+            )
+            .trim_end()
+            .to_string(),
+        };
+        let now = self.services.clock.now();
+        let events = vec![
+            NewEvent::new(
+                EMAIL_RECEIVED,
+                to_data(EMAIL_RECEIVED, &filed.into_record(q.message))?,
+                actor,
+                now,
+            ),
+            NewEvent::new(
+                EMAIL_QUARANTINE_RESOLVED,
+                to_data(EMAIL_QUARANTINE_RESOLVED, &resolution)?,
+                actor,
+                now,
+            ),
+        ];
+        let stored = match self
+            .services
+            .store
+            .append(id, ExpectedVersion::Exact(1), events)
+            .await
+        {
+            Ok(s) => s,
+            // Resolved by someone else a moment ago; the filing above is idempotent.
+            Err(StoreError::Conflict { .. }) => return Ok(Released::AlreadyHandled),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(rec) = stored.last() {
+            self.view.wait_for(rec.seq, READ_YOUR_WRITES).await;
+        }
+        let reference = result.reference.map(|r| r.to_string()).unwrap_or_default();
+        tracing::info!(%id, %reference, %actor, "quarantined e-mail released");
+        Ok(Released::Filed(result))
+    }
+}
+
+fn to_data<T: Serialize>(event_type: &str, data: &T) -> Result<serde_json::Value, IntakeError> {
+    serde_json::to_value(data).map_err(|e| IntakeError::Task(format!("encoding {event_type}: {e}")))
+}
+
+/// What filing a message did.
+struct Filed {
+    disposition: Disposition,
+    deviation: Uuid,
+    reference: Reference,
+    attachments: Vec<AttachmentRef>,
+}
+
+impl Filed {
+    fn outcome(&self) -> Outcome {
+        match self.disposition {
+            Disposition::Created => Outcome::Created,
+            Disposition::Comment => Outcome::Comment,
+        }
+    }
+
+    fn into_record(self, message: MessageFacts) -> EmailReceived {
+        EmailReceived {
+            message,
+            disposition: self.disposition,
+            deviation: self.deviation,
+            reference: self.reference,
+            attachments: self.attachments,
+        }
+    }
+}
+
+/// What releasing a quarantined message came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Released {
+    /// Filed: a new deviation, or a comment on the one it answers.
+    Filed(IntakeResult),
+    /// Someone has handled it already (resolved or released).
+    AlreadyHandled,
+    NotFound,
+}
+
+/// The title of a deviation made from a quarantined message that could not be read as a
+/// report: its subject on one line, bounded, or a Swedish stand-in.
+fn quarantine_title(subject: Option<&str>) -> String {
+    let one_line: String = subject
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let title: String = one_line
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(crate::web::report_input::TITLE_MAX)
+        .collect();
+    if title.is_empty() {
+        "E-postmeddelande från karantänen".into()
+    } else {
+        title
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::intake::Released;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -38,6 +39,10 @@ pub fn router() -> Router<AppState> {
         .route("/staff", get(register_page))
         .route("/staff/deviations/{reference}", get(deviation_page))
         .route("/staff/intake/quarantine", get(quarantine_page))
+        .route(
+            "/staff/intake/quarantine/{id}/release",
+            post(release_quarantined),
+        )
         .route(
             "/staff/deviations/{reference}/{action}",
             post(deviation_action),
@@ -1445,6 +1450,7 @@ struct QuarantineRow {
     reason: String,
     size: String,
     state: String,
+    open: bool,
 }
 
 #[derive(Template)]
@@ -1452,12 +1458,24 @@ struct QuarantineRow {
 struct QuarantinePage {
     layout: Layout,
     items: Vec<QuarantineRow>,
+    csrf: String,
+    /// Set when a release found the message handled already.
+    already_handled: bool,
 }
 
-/// Mail the intake could not take in, for manual handling (raw bytes downloadable).
+#[derive(Deserialize)]
+struct QuarantineQuery {
+    #[serde(default)]
+    redan: Option<String>,
+}
+
+/// Mail the intake could not take in, for manual handling (raw bytes downloadable; an
+/// open one can be released as a deviation).
 async fn quarantine_page(
     State(state): State<AppState>,
     Staff(who): Staff,
+    csrf: CsrfToken,
+    Query(q): Query<QuarantineQuery>,
 ) -> Result<Response, PageError> {
     if !authorize(&who, Action::HandleQuarantine, None) {
         return Err(PageError::Forbidden);
@@ -1489,6 +1507,7 @@ async fn quarantine_page(
                 ),
                 None => "ej hanterat".into(),
             },
+            open: q.resolved.is_none(),
         })
         .collect();
     let page = QuarantinePage {
@@ -1497,6 +1516,44 @@ async fn quarantine_page(
             staff_nav(&who, "/staff/intake/quarantine"),
         ),
         items,
+        csrf: form_token(&csrf)?,
+        already_handled: q.redan.is_some(),
     };
-    Ok(render(StatusCode::OK, &page))
+    Ok((csrf, render(StatusCode::OK, &page)).into_response())
+}
+
+/// Releases a quarantined message as a deviation (or a comment on the one it answers)
+/// and shows that deviation.
+async fn release_quarantined(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+    CsrfForm { .. }: CsrfForm<Map<String, Value>>,
+) -> Result<Response, PageError> {
+    if !authorize(&who, Action::HandleQuarantine, None) {
+        return Err(PageError::Forbidden);
+    }
+    let id = Uuid::parse_str(&id).map_err(|_| PageError::NotFound)?;
+    match state
+        .intake
+        .release_quarantined(id, String::new(), &who.actor())
+        .await
+    {
+        Ok(Released::Filed(r)) => match r.reference {
+            Some(reference) => Ok(
+                Redirect::to(&format!("/staff/deviations/{reference}?sparat=1")).into_response(),
+            ),
+            None => Ok(Redirect::to("/staff/intake/quarantine").into_response()),
+        },
+        Ok(Released::AlreadyHandled) => {
+            Ok(Redirect::to("/staff/intake/quarantine?redan=1").into_response())
+        }
+        Ok(Released::NotFound) => Err(PageError::NotFound),
+        Err(e) => {
+            tracing::error!(error = %e, "releasing a quarantined e-mail failed");
+            Err(PageError::Unavailable(
+                "the message could not be released now; retry".into(),
+            ))
+        }
+    }
 }

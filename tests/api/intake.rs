@@ -286,6 +286,135 @@ async fn the_corpus_through_dovecot_gives_the_expected_outcomes() {
     ] {
         assert!(metrics.contains(needle), "{needle} in\n{metrics}");
     }
+
+    release_quarantined_mail(&app, &tok, items).await;
+}
+
+/// The CISO releases quarantined mail: a message held only for its size is filed as it
+/// would have been, attachment included; one without a sender becomes a deviation made
+/// from what is known of it; a handled one cannot be released; others may not.
+async fn release_quarantined_mail(
+    app: &TestApp,
+    tok: &HashMap<&'static str, String>,
+    items: &[Value],
+) {
+    let ciso = &tok["ciso"];
+    let id_of = |kind: &str| {
+        items.iter().find(|i| i["reason"]["kind"] == kind).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let release = |who: &str, id: &str, body: Option<Value>| {
+        let r = app
+            .client
+            .post(format!(
+                "{}/api/v1/intake/quarantine/{id}/release",
+                app.base
+            ))
+            .bearer_auth(&tok[who]);
+        match body {
+            Some(b) => r.json(&b),
+            None => r,
+        }
+        .send()
+    };
+    let before = app.app_state.services.register.read().len();
+
+    let big = id_of("attachment_too_large");
+    let r = release("kontakt_bou", &big, None).await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = release(
+        "ciso",
+        &big,
+        Some(serde_json::json!({"note": "Loggen behövs."})),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["outcome"], "created", "{v}");
+    let big_ref = v["reference"].as_str().unwrap().to_string();
+    {
+        let reg = app.app_state.services.register.read();
+        let d = reg.by_reference(reference(&big_ref)).unwrap();
+        assert_eq!(d.title, "Stor logg bifogad");
+        assert_eq!(d.channel, avvik::domain::Channel::Email);
+        assert_eq!(
+            d.reporter.as_ref().unwrap().email.as_str(),
+            "ulf.berg@kommunen.example"
+        );
+    }
+    let r = get(
+        app,
+        ciso,
+        &format!("/api/v1/deviations/{big_ref}/attachments"),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let att: Value = r.json().await.unwrap();
+    assert!(
+        att.as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["filename"] == "dump.bin"),
+        "{att}"
+    );
+
+    let anon = id_of("no_sender");
+    let r = release("ciso", &anon, None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["outcome"], "created", "{v}");
+    let anon_ref = v["reference"].as_str().unwrap().to_string();
+    {
+        let reg = app.app_state.services.register.read();
+        let d = reg.by_reference(reference(&anon_ref)).unwrap();
+        assert_eq!(d.title, "Inget avsändarfält");
+        assert!(d.reporter.is_none());
+        assert!(d.description.contains("karantänen"), "{}", d.description);
+        let first = app.app_state.services.store.read_stream(d.id, 1).unwrap();
+        assert_eq!(first[0].actor, "user:ciso@kommunen.example");
+    }
+
+    // Handled now: both resolved with a note naming the deviation; not released twice.
+    let q: Value = get(app, ciso, "/api/v1/intake/quarantine")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(q["open"], 1, "{q}");
+    for (id, reference) in [(&big, &big_ref), (&anon, &anon_ref)] {
+        let entry = q["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id.as_str())
+            .unwrap();
+        let note = entry["resolved"]["note"].as_str().unwrap();
+        assert!(note.contains(reference.as_str()), "{note}");
+        assert_eq!(entry["resolved"]["by"], "user:ciso@kommunen.example");
+        let r = release("ciso", id, None).await.unwrap();
+        assert_eq!(r.status(), 409);
+        let p: Value = r.json().await.unwrap();
+        assert_eq!(p["detail_sv"], "Meddelandet är redan hanterat.");
+    }
+    assert!(q["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["id"] == big.as_str()
+            && i["resolved"]["note"]
+                .as_str()
+                .unwrap()
+                .ends_with("Loggen behövs.")));
+    let r = release("ciso", &id_of("unparseable"), None).await.unwrap();
+    assert_eq!(r.status(), 409, "resolved earlier");
+    let r = release("ciso", &uuid::Uuid::now_v7().to_string(), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(app.app_state.services.register.read().len(), before + 2);
 }
 
 /// Waits for the receipt avvik e-mails the reporter; returns its Message-ID.

@@ -472,6 +472,68 @@ async fn quarantined_mail_and_attachments_show_in_the_staff_ui() {
     let other = login(&app, "kontakt.bou@kommunen.example").await;
     let (s, _) = get_html(&other, &format!("{}/staff/intake/quarantine", app.base)).await;
     assert_eq!(s, 403);
+
+    // The CISO releases the quarantined message from the page: it becomes a deviation.
+    let (_, html) = get_html(&ciso, &format!("{}/staff/intake/quarantine", app.base)).await;
+    let token = csrf_token(&html);
+    let i = html
+        .find("action=\"/staff/intake/quarantine/")
+        .expect("a release form");
+    let action: String = html[i + "action=\"".len()..]
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    assert!(action.ends_with("/release"), "{action}");
+    let post = |client: &reqwest::Client, token: Option<&str>| {
+        let mut form = Vec::new();
+        if let Some(t) = token {
+            form.push(("authenticity_token", t.to_string()));
+        }
+        client
+            .post(format!("{}{action}", app.base))
+            .form(&form)
+            .send()
+    };
+    assert_eq!(
+        post(&ciso, None).await.unwrap().status(),
+        403,
+        "no CSRF token"
+    );
+    let other_token = {
+        let (_, html) = get_html(&other, &format!("{}/staff/logout", app.base)).await;
+        csrf_token(&html)
+    };
+    assert_eq!(
+        post(&other, Some(&other_token)).await.unwrap().status(),
+        403,
+        "not the CISO"
+    );
+    let r = post(&ciso, Some(&token)).await.unwrap();
+    assert_eq!(r.status(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with("/staff/deviations/AVV-") && location.ends_with("?sparat=1"),
+        "{location}"
+    );
+    let (s, html) = get_html(&ciso, &format!("{}{location}", app.base)).await;
+    assert_eq!(s, 200);
+    assert!(html.contains("Stor bilaga"), "{html}");
+    // Handled now: no button, and a second try says so.
+    let (_, html) = get_html(&ciso, &format!("{}/staff/intake/quarantine", app.base)).await;
+    assert!(
+        html.contains("Släppt ur karantänen som ny avvikelse"),
+        "{html}"
+    );
+    assert!(!html.contains("/release\""), "{html}");
+    let r = post(&ciso, Some(&token)).await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/staff/intake/quarantine?redan=1");
+    let (_, html) = get_html(
+        &ciso,
+        &format!("{}/staff/intake/quarantine?redan=1", app.base),
+    )
+    .await;
+    assert!(html.contains("Meddelandet var redan hanterat."), "{html}");
 }
 
 #[tokio::test]
