@@ -1120,6 +1120,15 @@ async fn the_annual_report_has_every_figure_right_and_stays_frozen() {
     );
     let cat_svg = String::from_utf8(mail.images[1].body.clone()).unwrap();
     assert!(cat_svg.contains("obehörig åtkomst"), "{cat_svg}");
+    // Every month and every category is named once: no axis row without data.
+    let named = |svg: &str, label: &str| svg.lines().filter(|l| l.trim() == label).count();
+    for label in ["nätfiske", "obehörig åtkomst"] {
+        assert_eq!(named(&cat_svg, label), 1, "{label} in {cat_svg}");
+    }
+    for m in 1..=12 {
+        let label = avvik::report::model::month_label_sv(m);
+        assert_eq!(named(&months_svg, label), 1, "{label} in {months_svg}");
+    }
 
     // Later changes to the year's deviations do not touch the issued report.
     clock.set(utc("2027-02-01T09:00:00Z"));
