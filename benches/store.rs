@@ -106,10 +106,6 @@ impl Scale {
     }
 }
 
-// The allocator of `avvik serve` (src/main.rs), so start-up is measured as it runs there.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // A child process measures start-up on its own, so its peak RSS is start-up's alone.

@@ -5,11 +5,6 @@ use std::io::IsTerminal;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-// Start-up folds millions of records on several threads that allocate in one and free in
-// another; glibc's allocator spent most of that time in its own bookkeeping.
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = avvik::cli::Cli::parse();
     tracing_subscriber::fmt()
