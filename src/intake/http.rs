@@ -302,6 +302,22 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
+/// The quarantine entry a route names, for someone who may handle the quarantine.
+fn quarantine_id(who: &Principal, id: &str) -> Result<Uuid, ApiError> {
+    may_handle_quarantine(who)?;
+    Uuid::parse_str(id).map_err(|_| ApiError::NotFound)
+}
+
+/// `{"note": "…"}`: what was done with a quarantined message.
+fn note_body(body: &[u8], required: bool) -> Result<String, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let mut f = crate::web::input::Fields::new(&value)?;
+    let note = f.text("note", required, crate::web::report_input::DESCRIPTION_MAX);
+    f.finish(&["note"])?;
+    Ok(note.unwrap_or_default())
+}
+
 fn may_handle_quarantine(who: &Principal) -> Result<(), ApiError> {
     if authorize(who, Action::HandleQuarantine, None) {
         Ok(())
@@ -339,8 +355,7 @@ pub async fn download_quarantined(
     Staff(who): Staff,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    may_handle_quarantine(&who)?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let id = quarantine_id(&who, &id)?;
     let sha = {
         let view = state.intake.view().read();
         view.quarantined(id)
@@ -366,17 +381,11 @@ pub async fn resolve_quarantined(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    may_handle_quarantine(&who)?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let id = quarantine_id(&who, &id)?;
     if state.intake.view().read().quarantined(id).is_none() {
         return Err(ApiError::NotFound);
     }
-    let value: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-    let mut f = crate::web::input::Fields::new(&value)?;
-    let note = f.text("note", true, crate::web::report_input::DESCRIPTION_MAX);
-    f.finish(&["note"])?;
-    let note = note.unwrap_or_default();
+    let note = note_body(&body, true)?;
     match state
         .intake
         .resolve_quarantined(id, note, &who.actor())
@@ -403,17 +412,11 @@ pub async fn release_quarantined(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    may_handle_quarantine(&who)?;
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let id = quarantine_id(&who, &id)?;
     let note = if body.iter().all(u8::is_ascii_whitespace) {
         String::new()
     } else {
-        let value: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-        let mut f = crate::web::input::Fields::new(&value)?;
-        let note = f.text("note", false, crate::web::report_input::DESCRIPTION_MAX);
-        f.finish(&["note"])?;
-        note.unwrap_or_default()
+        note_body(&body, false)?
     };
     match state
         .intake

@@ -281,13 +281,10 @@ impl Intake {
                 Verdict::Quarantine(reason) => {
                     let blobs = self.blobs.clone();
                     let sha = a.raw_sha256.clone();
-                    tokio::task::spawn_blocking(move || blobs.put_quarantined(&sha, &raw))
-                        .await
-                        .map_err(|e| IntakeError::Task(e.to_string()))?
-                        .map_err(|source| IntakeError::Io {
-                            what: "the quarantined message",
-                            source,
-                        })?;
+                    on_disk("the quarantined message", move || {
+                        blobs.put_quarantined(&sha, &raw)
+                    })
+                    .await?;
                     let kind = reason.as_str();
                     let rec = EmailQuarantined {
                         message: facts,
@@ -358,17 +355,12 @@ impl Intake {
             .collect();
         let blobs = self.blobs.clone();
         let files = a.attachments;
-        tokio::task::spawn_blocking(move || {
+        on_disk("an attachment", move || {
             files
                 .iter()
                 .try_for_each(|f| blobs.put_attachment(&f.sha256, &f.bytes))
         })
-        .await
-        .map_err(|e| IntakeError::Task(e.to_string()))?
-        .map_err(|source| IntakeError::Io {
-            what: "an attachment",
-            source,
-        })?;
+        .await?;
         let (disposition, deviation, reference) = match target {
             Some((d, who)) => {
                 let (actor, from_reporter) = match &who {
@@ -551,17 +543,12 @@ impl Intake {
             max_attachment_bytes: usize::MAX,
         };
         let headers_only = matches!(q.reason, parse::QuarantineReason::HeadersOnly { .. });
-        let analysis = tokio::task::spawn_blocking(move || {
+        let analysis = on_disk("the quarantined message", move || {
             blobs
                 .read_quarantined(&sha)
                 .map(|raw| (!headers_only).then(|| parse::analyze(&raw, &unlimited, &own)))
         })
-        .await
-        .map_err(|e| IntakeError::Task(e.to_string()))?
-        .map_err(|source| IntakeError::Io {
-            what: "the quarantined message",
-            source,
-        })?;
+        .await?;
         let filed = match analysis.map(|a| a.verdict) {
             Some(Verdict::Accept(accepted)) => self.file(&key, *accepted).await?,
             _ => {
@@ -644,6 +631,17 @@ impl Intake {
         tracing::info!(%id, %reference, %actor, "quarantined e-mail released");
         Ok(Released::Filed(result))
     }
+}
+
+/// Runs blob I/O off the async threads; `what` names the file in the error.
+async fn on_disk<T: Send + 'static>(
+    what: &'static str,
+    io: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, IntakeError> {
+    tokio::task::spawn_blocking(io)
+        .await
+        .map_err(|e| IntakeError::Task(e.to_string()))?
+        .map_err(|source| IntakeError::Io { what, source })
 }
 
 fn to_data<T: Serialize>(event_type: &str, data: &T) -> Result<serde_json::Value, IntakeError> {
