@@ -466,6 +466,7 @@ async fn a_report_filed_in_the_browser_is_classified_by_the_ciso_in_the_browser(
     crate::authz::tokens(&app).await;
     classify_as_ciso(&b, &app, &reference).await;
     annual_report_as_ciso(&b, &reference).await;
+    quarantine_as_ciso(&b, &app).await;
     sign_out(&b).await;
     accounts_as_admin(&b).await;
     audit_as_auditor(&b, &reference).await;
@@ -790,6 +791,47 @@ async fn annual_report_as_ciso(b: &Browser, reference: &str) {
     b.client.back().await.expect("back");
     b.wait_for_path(&format!("/staff/deviations/{reference}"))
         .await;
+}
+
+/// A message without a sender waits in the e-mail quarantine; the CISO registers it as a
+/// deviation with the page's button and lands on that deviation.
+async fn quarantine_as_ciso(b: &Browser, app: &TestApp) {
+    let raw = b"To: avvikelse@kommunen.example\r\nSubject: Skrivaren skriver ut fel dokument\r\n\
+                Message-ID: <browser-quarantine@kommunen.example>\r\n\r\n\
+                Skrivaren skriver ut andras dokument.\r\n"
+        .to_vec();
+    let r = app
+        .app_state
+        .intake
+        .process(raw, avvik::intake::record::Source::Http)
+        .await
+        .expect("processed");
+    assert_eq!(r.outcome, avvik::intake::Outcome::Quarantined);
+    b.goto("/staff/intake/quarantine").await;
+    assert_eq!(b.text("h1").await, "Karantän för e-post");
+    assert!(b
+        .text("main")
+        .await
+        .contains("Skrivaren skriver ut fel dokument"));
+    b.assert_accessible("the e-mail quarantine").await;
+    b.assert_unique_ids("the e-mail quarantine").await;
+    b.click("main form[action$='/release'] button").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !b.path().await.starts_with("/staff/deviations/") {
+        assert!(Instant::now() < deadline, "the new deviation did not open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(b
+        .text("h1")
+        .await
+        .contains("Skrivaren skriver ut fel dokument"));
+    b.assert_accessible("a deviation released from the quarantine")
+        .await;
+    b.goto("/staff/intake/quarantine").await;
+    assert!(b
+        .text("main")
+        .await
+        .contains("Släppt ur karantänen som ny avvikelse"));
 }
 
 /// The administrator's accounts page and one account.
