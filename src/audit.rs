@@ -8,7 +8,7 @@ use avvik_events::{EventStore, RecordedEvent, StoreError};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::{evolve, Deviation, DeviationEvent, EventMeta};
+use crate::domain::{evolve, Deviation, DeviationEvent};
 use crate::register::Register;
 
 /// One step of a deviation's history, with the state it left.
@@ -36,11 +36,7 @@ pub fn history(
     let mut out = Vec::with_capacity(records.len());
     for rec in records {
         if let Some(Ok(ev)) = DeviationEvent::from_parts(&rec.event_type, &rec.data) {
-            let meta = EventMeta {
-                seq: rec.seq,
-                at: rec.at,
-                actor: rec.actor.clone(),
-            };
+            let meta = crate::projection::meta_of(&rec);
             state = evolve(state, rec.stream, &ev, &meta);
         }
         out.push(step(&rec, state.clone()));

@@ -94,6 +94,33 @@ pub async fn follow_log<T: LogFold>(
     }
 }
 
+/// The envelope fields a deviation's fold needs.
+pub fn meta_of(rec: &RecordedEvent) -> EventMeta {
+    EventMeta {
+        seq: rec.seq,
+        at: rec.at,
+        actor: rec.actor.clone(),
+    }
+}
+
+/// Runs a start-up catch-up (`fold`) off the async threads and hands its result to
+/// `install`. A failure or a panic is logged; what it was to install stays not ready.
+pub fn catch_up<T: Send + 'static>(
+    what: &'static str,
+    fold: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+    install: impl FnOnce(T) + Send + 'static,
+) {
+    tokio::spawn(async move {
+        match tokio::task::spawn_blocking(fold).await {
+            Ok(Ok(state)) => install(state),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "{what}: catching up from the log failed; not ready")
+            }
+            Err(e) => tracing::error!(error = %e, "{what}: catching up from the log panicked"),
+        }
+    });
+}
+
 /// A deviation event as start-up replay hands it over: envelope and typed payload.
 #[derive(Debug)]
 pub struct DecodedDeviation {
@@ -235,22 +262,16 @@ impl<T: LogFold> Projection<T> {
     ) -> Arc<Self> {
         let this = Self::pending(empty(), what);
         let me = this.clone();
-        tokio::spawn(async move {
-            let s2 = store.clone();
-            let caught_up = tokio::task::spawn_blocking(move || {
+        let s2 = store.clone();
+        catch_up(
+            what,
+            move || {
                 let mut state = empty();
                 let head = s2.head().seq;
                 replay(s2.as_ref(), 1, head, &mut [&mut state]).map(|()| state)
-            })
-            .await;
-            match caught_up {
-                Ok(Ok(state)) => me.install(state, store, shutdown),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "{what} catch-up failed; it stays not ready")
-                }
-                Err(e) => tracing::error!(error = %e, "{what} catch-up panicked"),
-            }
-        });
+            },
+            move |state| me.install(state, store, shutdown),
+        );
         this
     }
 

@@ -54,11 +54,7 @@ impl Register {
             return;
         }
         if let Some(decoded) = DeviationEvent::from_parts(&rec.event_type, &rec.data) {
-            let meta = EventMeta {
-                seq: rec.seq,
-                at: rec.at,
-                actor: rec.actor.clone(),
-            };
+            let meta = crate::projection::meta_of(rec);
             self.apply_event(
                 &meta,
                 rec.stream,

@@ -55,29 +55,22 @@ impl Projections {
             this.intake.clone(),
         );
         let shutdown = shutdown.subscribe();
-        tokio::spawn(async move {
-            let s2 = store.clone();
-            let caught_up = tokio::task::spawn_blocking(move || {
+        let s2 = store.clone();
+        crate::projection::catch_up(
+            "register, outbox and intake view",
+            move || {
                 let (mut r, mut o, mut i) =
                     (Register::new(), Outbox::new(rules), IntakeView::default());
                 let head = s2.head().seq;
                 crate::projection::replay(s2.as_ref(), 1, head, &mut [&mut r, &mut o, &mut i])
                     .map(|()| (r, o, i))
-            })
-            .await;
-            match caught_up {
-                Ok(Ok((r, o, i))) => {
-                    register.install(r, store.clone(), shutdown.clone());
-                    outbox.install(o, store.clone(), shutdown.clone());
-                    intake.install(i, store, shutdown);
-                }
-                Ok(Err(e)) => tracing::error!(
-                    error = %e,
-                    "catching up from the log failed; the service stays not ready and sends no e-mail"
-                ),
-                Err(e) => tracing::error!(error = %e, "catching up from the log panicked"),
-            }
-        });
+            },
+            move |(r, o, i)| {
+                register.install(r, store.clone(), shutdown.clone());
+                outbox.install(o, store.clone(), shutdown.clone());
+                intake.install(i, store, shutdown);
+            },
+        );
         this
     }
 }

@@ -688,18 +688,7 @@ pub enum Released {
 /// The title of a deviation made from a quarantined message that could not be read as a
 /// report: its subject on one line, bounded, or a Swedish stand-in.
 fn quarantine_title(subject: Option<&str>) -> String {
-    let one_line: String = subject
-        .unwrap_or_default()
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let title: String = one_line
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .take(crate::web::report_input::TITLE_MAX)
-        .collect();
+    let title = parse::bounded_line(subject.unwrap_or_default(), parse::TITLE_MAX);
     if title.is_empty() {
         "E-postmeddelande från karantänen".into()
     } else {

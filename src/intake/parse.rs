@@ -702,7 +702,7 @@ fn replied_to(msg: &Message<'_>) -> Vec<String> {
 }
 
 /// One line: control characters and runs of white space become one space; bounded.
-fn bounded_line(s: &str, max_chars: usize) -> String {
+pub(crate) fn bounded_line(s: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max_chars * 4));
     let mut space = false;
     for c in s.chars() {

@@ -247,11 +247,7 @@ impl Outbox {
             },
             ty => match DeviationEvent::from_parts(ty, &rec.data) {
                 Some(Ok(ev)) => {
-                    let meta = EventMeta {
-                        seq: rec.seq,
-                        at: rec.at,
-                        actor: rec.actor.clone(),
-                    };
+                    let meta = crate::projection::meta_of(rec);
                     self.apply_deviation(&meta, rec.id, rec.stream, &ev)
                 }
                 Some(Err(e)) => Self::undecodable_deviation(rec.seq, &e),
@@ -742,13 +738,6 @@ impl crate::projection::LogFold for Outbox {
     }
     fn seq(&self) -> u64 {
         Outbox::seq(self)
-    }
-    fn skip_unreadable(&mut self, seq: u64, reason: &str) {
-        tracing::error!(
-            seq,
-            reason,
-            "outbox: a stored record cannot be read; skipped"
-        );
     }
 }
 
