@@ -3,7 +3,6 @@
 //! parsing as the JSON API (`commands`) and the same authorization function.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 
 use crate::intake::Released;
 use askama::Template;
@@ -14,7 +13,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use axum_csrf::CsrfToken;
 use axum_extra::extract::cookie::PrivateCookieJar;
-use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Europe::Stockholm;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -84,40 +83,6 @@ pub fn staff_nav(who: &Principal, current: &str) -> Vec<NavLink> {
 
 // ---------------------------------------------------------------------------------------
 // Login
-
-/// Failed logins per account: after `MAX_FAILURES` within `WINDOW_MIN`, the account's
-/// password login is refused for `LOCK_MIN` (per-IP limits come from the rate limiter).
-#[derive(Default)]
-pub struct LoginGuard {
-    failures: Mutex<HashMap<String, (u32, DateTime<Utc>)>>,
-}
-
-const MAX_FAILURES: u32 = 5;
-const WINDOW_MIN: i64 = 15;
-const LOCK_MIN: i64 = 15;
-
-impl LoginGuard {
-    fn locked(&self, key: &str, now: DateTime<Utc>) -> bool {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key).is_some_and(|(n, first)| {
-            *n >= MAX_FAILURES && now - *first < Duration::minutes(LOCK_MIN.max(WINDOW_MIN))
-        })
-    }
-
-    fn failed(&self, key: &str, now: DateTime<Utc>) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, first)| now - *first < Duration::minutes(LOCK_MIN.max(WINDOW_MIN)));
-        let e = map.entry(key.to_string()).or_insert((0, now));
-        e.0 += 1;
-    }
-
-    fn succeeded(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-    }
-}
 
 #[derive(Template)]
 #[template(path = "staff/login.html")]
@@ -721,15 +686,7 @@ fn aspects_sv(a: &crate::domain::Aspects) -> String {
 }
 
 fn actor_sv(actor: &str) -> String {
-    if let Some(email) = actor.strip_prefix("user:") {
-        email.to_string()
-    } else if actor == "reporter" || actor.starts_with("reporter:") {
-        "rapportören".into()
-    } else if actor == "cli" {
-        "administratör (kommandorad)".into()
-    } else {
-        actor.to_string()
-    }
+    crate::domain::Actor::parse(actor).label_sv()
 }
 
 /// A line per event for the timeline: what happened, in Swedish, with its details.
