@@ -2,10 +2,12 @@
 //! the single authorization function.
 
 pub mod accounts;
+pub mod duties;
 pub mod password;
 pub mod policy;
 pub mod service;
 pub mod session;
+pub mod throttle;
 
 pub use accounts::{Account, Accounts, Role, RoleGrant};
 pub use policy::{authorize, Action, Principal};

@@ -220,6 +220,81 @@ impl Services {
 }
 
 impl Services {
+    /// An account change under separation of duties (`duties::decide`), asked for by the
+    /// admin with account `by`; appended with the version it was decided on.
+    pub async fn account_duty(
+        &self,
+        id: Uuid,
+        cmd: super::duties::DutyCommand,
+        by: Uuid,
+        actor: &str,
+    ) -> Result<(), AccountError> {
+        if !self.register.is_ready() {
+            return Err(AccountError::NotReady);
+        }
+        let account = self
+            .register
+            .read()
+            .accounts
+            .get(id)
+            .cloned()
+            .ok_or(AccountError::NotFound)?;
+        if let super::duties::DutyCommand::Grant { role, sectors } = &cmd {
+            check_grant(*role, sectors)?;
+        }
+        let ctx = super::duties::DutyContext {
+            by,
+            new_request_id: Uuid::now_v7(),
+        };
+        let events = super::duties::decide(&account, cmd, ctx)?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.append_account(id, ExpectedVersion::Exact(account.version), events, actor)
+            .await
+    }
+
+    /// A password set by an admin, and (by default) every API token of the account
+    /// revoked in the same commit: whoever knew the old password may have made one.
+    pub async fn reset_password(
+        &self,
+        id: Uuid,
+        pw: &str,
+        revoke_tokens: bool,
+        actor: &str,
+    ) -> Result<(), AccountError> {
+        password::check_strength(pw).map_err(|m| AccountError::Invalid(m.into()))?;
+        if !self.register.is_ready() {
+            return Err(AccountError::NotReady);
+        }
+        let account = self
+            .register
+            .read()
+            .accounts
+            .get(id)
+            .cloned()
+            .ok_or(AccountError::NotFound)?;
+        let hash = password::hash_for_storing(&self.secret, pw).map_err(AccountError::Invalid)?;
+        let mut events = vec![AccountEvent::PasswordChanged(PasswordChanged {
+            account_id: id,
+            password_hash: hash,
+            pepper: Some(password::PEPPER_V1.into()),
+        })];
+        if revoke_tokens {
+            let ctx = super::duties::DutyContext {
+                by: Uuid::nil(),
+                new_request_id: Uuid::nil(),
+            };
+            events.extend(super::duties::decide(
+                &account,
+                super::duties::DutyCommand::RevokeAllTokens,
+                ctx,
+            )?);
+        }
+        self.append_account(id, ExpectedVersion::Exact(account.version), events, actor)
+            .await
+    }
+
     /// Records that a browser session was signed out of, so a copy of its cookie stops
     /// working at once. Order against other account changes does not matter.
     pub async fn sign_out(

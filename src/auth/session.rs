@@ -97,6 +97,9 @@ pub struct Staff(pub Principal);
 /// the web UI.
 pub enum AuthRejection {
     Api,
+    /// An API write with only the session cookie: writes need a bearer token, so a form
+    /// on another origin that the browser sends the cookie with cannot write.
+    ApiWriteWithCookie,
     Web { next: String },
 }
 
@@ -122,10 +125,41 @@ impl IntoResponse for AuthRejection {
                 );
                 r
             }
+            AuthRejection::ApiWriteWithCookie => {
+                let body = serde_json::json!({
+                    "type": "urn:avvik:problem:bearer-required",
+                    "title": "Unauthorized",
+                    "status": 401,
+                    "detail": "API writes need a bearer token; the session cookie is accepted for reading only",
+                    "detail_sv": "Ändringar via API:t kräver en API-nyckel.",
+                });
+                let mut r = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/problem+json"),
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"avvik\""),
+                );
+                r
+            }
             AuthRejection::Web { next } => {
                 let next = url_escape(&next);
                 Redirect::to(&format!("/staff/login?next={next}")).into_response()
             }
+        }
+    }
+}
+
+impl AuthRejection {
+    /// `ApiWriteWithCookie` when the request carried a cookie (a clearer answer), else
+    /// `self`.
+    fn or_cookie(self, parts: &Parts) -> Self {
+        if parts.headers.contains_key(header::COOKIE) {
+            AuthRejection::ApiWriteWithCookie
+        } else {
+            self
         }
     }
 }
@@ -176,6 +210,14 @@ impl FromRequestParts<AppState> for Staff {
                 .by_token_hash(&hash)
                 .map(|a| Staff(Principal::from_account(a)))
                 .ok_or(AuthRejection::Api);
+        }
+        if is_api && !parts.method.is_safe() {
+            // The cookie is sent by the browser with any form, from any origin of the
+            // same site; it never authorizes an API write.
+            if parts.headers.contains_key(header::COOKIE) {
+                tracing::warn!(path = %parts.uri.path(), "API write with a session cookie and no bearer token refused");
+            }
+            return Err(AuthRejection::Api.or_cookie(parts));
         }
         let jar = PrivateCookieJar::from_headers(&parts.headers, state.session_key.clone());
         let Some(cookie) = jar.get(SESSION_COOKIE) else {

@@ -26,6 +26,7 @@ mod openapi;
 mod overload;
 mod public;
 mod report;
+mod security;
 mod reports_http;
 mod staff_ui;
 mod tls;
