@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 
 /// Routes whose body is not JSON by contract (`message/rfc822`).
 const NON_JSON_WRITES: &[&str] = &["/api/v1/intake/email"];
+/// Writes open to anyone, which no cookie authorizes or hinders (the public report).
+const PUBLIC_WRITES: &[&str] = &["/api/v1/deviations"];
 
 /// Is this `Content-Type` JSON (`application/json`, `application/problem+json`, with or
 /// without parameters)?
@@ -41,14 +43,36 @@ fn bodyless(req: &Request) -> bool {
     }
 }
 
-/// Middleware for the API router: a write with a body that is not declared JSON is
-/// answered 415 before any handler (or authentication) sees it.
+/// Does the request carry the staff session cookie?
+fn has_session_cookie(req: &Request) -> bool {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .any(|c| {
+            c.trim()
+                .starts_with(&format!("{}=", crate::auth::session::SESSION_COOKIE))
+        })
+}
+
+/// Middleware for the API router. A staff write that comes with the session cookie and
+/// no bearer token is refused (401) — what a browser sends for a form on another origin;
+/// then a write with a body that is not declared JSON is answered 415, before any
+/// handler sees it.
 pub async fn require_json(req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if is_write(req.method())
         && path.starts_with("/api/")
         && !NON_JSON_WRITES.contains(&path)
     {
+        if !PUBLIC_WRITES.contains(&path)
+            && !req.headers().contains_key(header::AUTHORIZATION)
+            && has_session_cookie(&req)
+        {
+            tracing::warn!(path = %path, "API write with a session cookie and no bearer token refused");
+            return crate::auth::session::AuthRejection::ApiWriteWithCookie.into_response();
+        }
         let declared = req
             .headers()
             .get(header::CONTENT_TYPE)

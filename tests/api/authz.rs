@@ -436,7 +436,7 @@ async fn account_duties_self_grant_foreign_token_and_four_eyes() {
     };
     let t_admin = csrf(admin.clone(), format!("{}/staff/admin", app.base)).await;
     let t_admin2 = csrf(admin2.clone(), format!("{}/staff/admin", app.base)).await;
-    let t_ciso = csrf(ciso.clone(), format!("{}/staff", app.base)).await;
+    let t_ciso = csrf(ciso.clone(), format!("{}/staff/logout", app.base)).await;
     let post = |c: &reqwest::Client, token: &str, account: uuid::Uuid, action: &str, form: Vec<(&str, String)>| {
         let mut fields = vec![("authenticity_token".to_string(), token.to_string())];
         fields.extend(form.into_iter().map(|(k, v)| (k.to_string(), v)));
