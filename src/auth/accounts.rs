@@ -335,12 +335,12 @@ impl Accounts {
                 requested_by: r.requested_by,
                 requested_at: at,
             }),
-            AccountEvent::RoleGrantApproved(r) => a
-                .pending_grants
-                .retain(|p| p.request_id != r.request_id),
-            AccountEvent::RoleGrantRejected(r) => a
-                .pending_grants
-                .retain(|p| p.request_id != r.request_id),
+            AccountEvent::RoleGrantApproved(r) => {
+                a.pending_grants.retain(|p| p.request_id != r.request_id)
+            }
+            AccountEvent::RoleGrantRejected(r) => {
+                a.pending_grants.retain(|p| p.request_id != r.request_id)
+            }
             AccountEvent::SignedOut(o) => {
                 // Sessions past their lifetime are refused anyway; forget them (by log
                 // time, so every replay keeps the same set).

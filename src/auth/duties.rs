@@ -217,7 +217,10 @@ mod tests {
         let approve = DutyCommand::Approve {
             request_id: Uuid::from_u128(99),
         };
-        assert!(decide(&a, approve.clone(), ctx(2)).is_err(), "the requester");
+        assert!(
+            decide(&a, approve.clone(), ctx(2)).is_err(),
+            "the requester"
+        );
         assert!(decide(&a, approve.clone(), ctx(1)).is_err(), "the grantee");
         let ev = decide(&a, approve, ctx(3)).unwrap();
         assert!(matches!(

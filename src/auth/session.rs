@@ -100,7 +100,9 @@ pub enum AuthRejection {
     /// An API write with only the session cookie: writes need a bearer token, so a form
     /// on another origin that the browser sends the cookie with cannot write.
     ApiWriteWithCookie,
-    Web { next: String },
+    Web {
+        next: String,
+    },
 }
 
 impl IntoResponse for AuthRejection {

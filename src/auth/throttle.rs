@@ -104,7 +104,7 @@ impl LoginThrottle {
                 })
             })
             .collect();
-        v.sort_by(|a, b| b.last_failure.cmp(&a.last_failure));
+        v.sort_by_key(|t| std::cmp::Reverse(t.last_failure));
         v
     }
 }
@@ -135,7 +135,9 @@ mod tests {
             t.failed("ciso@kommunen.se", ip("192.0.2.66"), now);
         }
         assert!(t.wait("ciso@kommunen.se", ip("192.0.2.66"), now).is_some());
-        assert!(t.wait("ciso@kommunen.se", ip("198.51.100.1"), now).is_none());
+        assert!(t
+            .wait("ciso@kommunen.se", ip("198.51.100.1"), now)
+            .is_none());
         let list = t.throttled(now);
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].address, ip("192.0.2.66"));

@@ -241,9 +241,7 @@ pub async fn download_attachment(
         view.attachments(d.id)
             .iter()
             .find(|a| a.attachment.sha256 == sha256)
-            .map(|a| {
-                neutral_filename(&a.attachment.filename, &a.attachment.content_type)
-            })
+            .map(|a| neutral_filename(&a.attachment.filename, &a.attachment.content_type))
     };
     let filename = listed.ok_or(ApiError::NotFound)?;
     let blobs = state.intake.blobs().clone();
@@ -257,12 +255,22 @@ pub async fn download_attachment(
 
 /// Extensions of files that run script (or code) when the saved file is opened.
 const ACTIVE_TEXT: &[&str] = &[
-    "htm", "html", "shtml", "xht", "xhtml", "mht", "mhtml", "svg", "svgz", "xml", "xsl",
-    "xslt", "js", "mjs", "jse", "vbs", "vbe", "wsf", "wsh", "hta", "ps1", "bat", "cmd", "php",
-    "asp", "aspx", "jsp", "url", "desktop", "reg", "sh",
+    "htm", "html", "shtml", "xht", "xhtml", "mht", "mhtml", "svg", "svgz", "xml", "xsl", "xslt",
+    "js", "mjs", "jse", "vbs", "vbe", "wsf", "wsh", "hta", "ps1", "bat", "cmd", "php", "asp",
+    "aspx", "jsp", "url", "desktop", "reg", "sh",
 ];
 const ACTIVE_BINARY: &[&str] = &[
-    "exe", "com", "scr", "msi", "dll", "jar", "lnk", "cpl", "pif", "swf", "appref-ms",
+    "exe",
+    "com",
+    "scr",
+    "msi",
+    "dll",
+    "jar",
+    "lnk",
+    "cpl",
+    "pif",
+    "swf",
+    "appref-ms",
 ];
 /// Content types a browser or viewer may run script from.
 const ACTIVE_TYPES: &[&str] = &[
@@ -489,11 +497,20 @@ mod tests {
 
     #[test]
     fn script_types_get_a_neutral_extension() {
-        assert_eq!(neutral_filename("faktura.html", "text/html"), "faktura.html.txt");
+        assert_eq!(
+            neutral_filename("faktura.html", "text/html"),
+            "faktura.html.txt"
+        );
         assert_eq!(neutral_filename("Bild.SVG", "image/png"), "Bild.SVG.txt");
         assert_eq!(neutral_filename("bild", "image/svg+xml"), "bild.txt");
-        assert_eq!(neutral_filename("setup.exe", "application/octet-stream"), "setup.exe.bin");
-        assert_eq!(neutral_filename("rapport.pdf", "application/pdf"), "rapport.pdf");
+        assert_eq!(
+            neutral_filename("setup.exe", "application/octet-stream"),
+            "setup.exe.bin"
+        );
+        assert_eq!(
+            neutral_filename("rapport.pdf", "application/pdf"),
+            "rapport.pdf"
+        );
         assert_eq!(neutral_filename("foto.jpg", "image/jpeg"), "foto.jpg");
     }
 }

@@ -530,7 +530,11 @@ fn accept(msg: &Message<'_>, limits: &Limits) -> Verdict {
 fn authentication_results(msg: &Message<'_>) -> Vec<String> {
     msg.headers()
         .iter()
-        .filter(|h| h.name.as_str().eq_ignore_ascii_case("Authentication-Results"))
+        .filter(|h| {
+            h.name
+                .as_str()
+                .eq_ignore_ascii_case("Authentication-Results")
+        })
         .filter_map(|h| {
             msg.raw_message
                 .get(h.offset_start as usize..h.offset_end as usize)

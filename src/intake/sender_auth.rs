@@ -106,7 +106,10 @@ fn authserv_id_of(value: &str) -> Option<String> {
         Some(Tok::Quoted(n)) => Some(quoted[*n].clone()),
         _ => {
             // Malformed further on: the id is still the first word.
-            let w = value.trim_start().split([' ', '\t', '\r', '\n', ';', '(']).next()?;
+            let w = value
+                .trim_start()
+                .split([' ', '\t', '\r', '\n', ';', '('])
+                .next()?;
             (!w.is_empty()).then(|| w.to_string())
         }
     }
@@ -234,16 +237,13 @@ pub fn verify(headers: &[String], from: &str, trusted: &[String]) -> Verdict {
                 return Verdict::Verified("dmarc")
             }
             "dkim"
-                if r
-                    .prop("header.d")
+                if r.prop("header.d")
                     .or_else(|| r.prop("header.i"))
                     .is_some_and(|d| aligned(&domain_of(d), &from_domain)) =>
             {
                 return Verdict::Verified("dkim")
             }
-            "spf"
-                if r.prop("smtp.mailfrom").map(domain_of).as_deref() == Some(&from_domain) =>
-            {
+            "spf" if r.prop("smtp.mailfrom").map(domain_of).as_deref() == Some(&from_domain) => {
                 return Verdict::Verified("spf")
             }
             _ => {}
@@ -286,7 +286,9 @@ mod tests {
         let ok = |h: &[&str]| verify(&t(h), from, &trusted).is_verified();
         assert!(ok(&["mx.kommunen.se; dkim=pass header.d=kommunen.se"]));
         assert!(ok(&["MX.Kommunen.SE; dmarc=pass header.from=kommunen.se"]));
-        assert!(ok(&["mx.kommunen.se; spf=pass smtp.mailfrom=ciso@kommunen.se"]));
+        assert!(ok(&[
+            "mx.kommunen.se; spf=pass smtp.mailfrom=ciso@kommunen.se"
+        ]));
         // The signer a parent of the From domain: aligned; an unrelated one: not.
         assert!(verify(
             &t(&["mx.kommunen.se; dkim=pass header.d=kommunen.se"]),
@@ -297,7 +299,9 @@ mod tests {
         assert!(!ok(&["mx.kommunen.se; dkim=pass header.d=evil.example"]));
         assert!(!ok(&["mx.kommunen.se; dkim=pass header.d=se"]));
         assert!(!ok(&["mx.kommunen.se; dkim=fail header.d=kommunen.se"]));
-        assert!(!ok(&["mx.kommunen.se; spf=pass smtp.mailfrom=x@evil.example"]));
+        assert!(!ok(&[
+            "mx.kommunen.se; spf=pass smtp.mailfrom=x@evil.example"
+        ]));
         // Another authserv-id, or none trusted at all.
         assert!(!ok(&["evil.example; dkim=pass header.d=kommunen.se"]));
         assert!(!verify(

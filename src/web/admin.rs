@@ -228,10 +228,10 @@ async fn create_account(
                     .account_duty(id, cmd, who.account_id, &who.actor())
                     .await
                 {
-                    Ok(()) => Ok(
-                        Redirect::to(&format!("/staff/admin/accounts/{id}?sparat=vantar"))
-                            .into_response(),
-                    ),
+                    Ok(()) => Ok(Redirect::to(&format!(
+                        "/staff/admin/accounts/{id}?sparat=vantar"
+                    ))
+                    .into_response()),
                     Err(e) => Err(PageError::Unavailable(e.to_string())),
                 };
             }
@@ -492,9 +492,9 @@ async fn account_action(
         _ => return Err(PageError::NotFound),
     };
     match result {
-        Ok(None) => Ok(
-            Redirect::to(&format!("/staff/admin/accounts/{id}?sparat={flash}")).into_response(),
-        ),
+        Ok(None) => {
+            Ok(Redirect::to(&format!("/staff/admin/accounts/{id}?sparat={flash}")).into_response())
+        }
         Ok(Some(token)) => {
             // A new token is shown once, in this answer, never in a URL.
             let mut page = account_view(&state, &who, id, form_token(&csrf)?)?;

@@ -62,10 +62,7 @@ fn has_session_cookie(req: &Request) -> bool {
 /// handler sees it.
 pub async fn require_json(req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    if is_write(req.method())
-        && path.starts_with("/api/")
-        && !NON_JSON_WRITES.contains(&path)
-    {
+    if is_write(req.method()) && path.starts_with("/api/") && !NON_JSON_WRITES.contains(&path) {
         if !PUBLIC_WRITES.contains(&path)
             && !req.headers().contains_key(header::AUTHORIZATION)
             && has_session_cookie(&req)

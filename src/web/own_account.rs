@@ -24,7 +24,10 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(PATH, get(page))
         .route("/staff/account/tokens", post(create_token))
-        .route("/staff/account/tokens/{token_id}/revoke", post(revoke_token))
+        .route(
+            "/staff/account/tokens/{token_id}/revoke",
+            post(revoke_token),
+        )
 }
 
 #[derive(Template)]
@@ -42,7 +45,10 @@ struct OwnAccountPage {
 
 fn view(state: &AppState, who: &Principal, csrf: String) -> Result<OwnAccountPage, PageError> {
     let reg = state.services.register.read();
-    let a = reg.accounts.get(who.account_id).ok_or(PageError::NotFound)?;
+    let a = reg
+        .accounts
+        .get(who.account_id)
+        .ok_or(PageError::NotFound)?;
     Ok(OwnAccountPage {
         layout: Layout::staff("Mitt konto", staff_nav(who, PATH)),
         csrf,

@@ -222,7 +222,9 @@ async fn login(
         }
         _ => {
             match state.login_guard.failed(&key, address, now) {
-                Some(wait) => tracing::warn!(account = %key, %address, wait_s = wait.num_seconds(), "staff login failed; further attempts for this account from this address are slowed down"),
+                Some(wait) => {
+                    tracing::warn!(account = %key, %address, wait_s = wait.num_seconds(), "staff login failed; further attempts for this account from this address are slowed down")
+                }
                 None => tracing::info!(account = %key, %address, "staff login failed"),
             }
             again("Fel e-postadress eller lösenord, eller så är kontot avstängt.")

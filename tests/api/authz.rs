@@ -437,12 +437,19 @@ async fn account_duties_self_grant_foreign_token_and_four_eyes() {
     let t_admin = csrf(admin.clone(), format!("{}/staff/admin", app.base)).await;
     let t_admin2 = csrf(admin2.clone(), format!("{}/staff/admin", app.base)).await;
     let t_ciso = csrf(ciso.clone(), format!("{}/staff/logout", app.base)).await;
-    let post = |c: &reqwest::Client, token: &str, account: uuid::Uuid, action: &str, form: Vec<(&str, String)>| {
+    let post = |c: &reqwest::Client,
+                token: &str,
+                account: uuid::Uuid,
+                action: &str,
+                form: Vec<(&str, String)>| {
         let mut fields = vec![("authenticity_token".to_string(), token.to_string())];
         fields.extend(form.into_iter().map(|(k, v)| (k.to_string(), v)));
-        c.post(format!("{}/staff/admin/accounts/{account}/{action}", app.base))
-            .form(&fields)
-            .send()
+        c.post(format!(
+            "{}/staff/admin/accounts/{account}/{action}",
+            app.base
+        ))
+        .form(&fields)
+        .send()
     };
     let role = |r: &str| vec![("role", r.to_string()), ("sector", String::new())];
     let pending = |account: uuid::Uuid| {
@@ -475,55 +482,126 @@ async fn account_duties_self_grant_foreign_token_and_four_eyes() {
         }
     };
     // Self-grant: refused, for an ordinary role and for ciso.
-    let r = post(&admin, &t_admin, admin_id, "grant", role("ledning")).await.unwrap();
+    let r = post(&admin, &t_admin, admin_id, "grant", role("ledning"))
+        .await
+        .unwrap();
     check("admin grants themselves ledning", r.status().as_u16(), 422);
-    let r = post(&admin, &t_admin, admin_id, "grant", role("ciso")).await.unwrap();
+    let r = post(&admin, &t_admin, admin_id, "grant", role("ciso"))
+        .await
+        .unwrap();
     check("admin grants themselves ciso", r.status().as_u16(), 422);
     assert!(!has(admin_id, Role::Ciso) && !has(admin_id, Role::Ledning));
     assert!(pending(admin_id).is_empty());
     // Foreign token: refused; the admin's own: made and shown once.
-    let r = post(&admin, &t_admin, ciso_id, "tokens", vec![("label", "x".into())]).await.unwrap();
-    check("admin creates a token for the CISO", r.status().as_u16(), 422);
+    let r = post(
+        &admin,
+        &t_admin,
+        ciso_id,
+        "tokens",
+        vec![("label", "x".into())],
+    )
+    .await
+    .unwrap();
+    check(
+        "admin creates a token for the CISO",
+        r.status().as_u16(),
+        422,
+    );
     let html = r.text().await.unwrap();
     assert!(!html.contains("<code class=\"token\">"), "no token shown");
-    assert!(svc.register.read().accounts.get(ciso_id).unwrap().tokens.len() == 1);
-    let r = post(&admin, &t_admin, admin_id, "tokens", vec![("label", "eget".into())]).await.unwrap();
+    assert!(
+        svc.register
+            .read()
+            .accounts
+            .get(ciso_id)
+            .unwrap()
+            .tokens
+            .len()
+            == 1
+    );
+    let r = post(
+        &admin,
+        &t_admin,
+        admin_id,
+        "tokens",
+        vec![("label", "eget".into())],
+    )
+    .await
+    .unwrap();
     check("admin creates their own token", r.status().as_u16(), 200);
     assert!(r.text().await.unwrap().contains("<code class=\"token\">"));
     // A non-privileged role to someone else: at once.
-    let r = post(&admin, &t_admin, dso_id, "grant", role("ledning")).await.unwrap();
+    let r = post(&admin, &t_admin, dso_id, "grant", role("ledning"))
+        .await
+        .unwrap();
     check("admin grants the DSO ledning", r.status().as_u16(), 303);
     assert!(has(dso_id, Role::Ledning));
     // Four eyes: ciso for the kontakt is a pending request first.
-    let r = post(&admin, &t_admin, kontakt_id, "grant", role("ciso")).await.unwrap();
-    check("admin asks for ciso for the kontakt", r.status().as_u16(), 303);
+    let r = post(&admin, &t_admin, kontakt_id, "grant", role("ciso"))
+        .await
+        .unwrap();
+    check(
+        "admin asks for ciso for the kontakt",
+        r.status().as_u16(),
+        303,
+    );
     assert!(!has(kontakt_id, Role::Ciso), "not granted before approval");
     let req = pending(kontakt_id);
     assert_eq!(req.len(), 1);
     let request_id = vec![("request_id", req[0].request_id.to_string())];
     // The requester cannot approve their own request.
-    let r = post(&admin, &t_admin, kontakt_id, "approve", request_id.clone()).await.unwrap();
+    let r = post(&admin, &t_admin, kontakt_id, "approve", request_id.clone())
+        .await
+        .unwrap();
     check("the requester approves", r.status().as_u16(), 422);
     assert!(!has(kontakt_id, Role::Ciso));
     // A non-admin cannot approve at all.
-    let r = post(&ciso, &t_ciso, kontakt_id, "approve", request_id.clone()).await.unwrap();
+    let r = post(&ciso, &t_ciso, kontakt_id, "approve", request_id.clone())
+        .await
+        .unwrap();
     check("the CISO approves", r.status().as_u16(), 403);
     // The grantee cannot approve a grant to themselves.
-    let r = post(&admin2, &t_admin2, admin_id, "grant", role("auditor")).await.unwrap();
-    check("admin2 asks for auditor for admin", r.status().as_u16(), 303);
+    let r = post(&admin2, &t_admin2, admin_id, "grant", role("auditor"))
+        .await
+        .unwrap();
+    check(
+        "admin2 asks for auditor for admin",
+        r.status().as_u16(),
+        303,
+    );
     let own = vec![("request_id", pending(admin_id)[0].request_id.to_string())];
-    let r = post(&admin, &t_admin, admin_id, "approve", own).await.unwrap();
-    check("admin approves auditor for themselves", r.status().as_u16(), 422);
+    let r = post(&admin, &t_admin, admin_id, "approve", own)
+        .await
+        .unwrap();
+    check(
+        "admin approves auditor for themselves",
+        r.status().as_u16(),
+        422,
+    );
     assert!(!has(admin_id, Role::Auditor));
     // A second admin approves: granted.
-    let r = post(&admin2, &t_admin2, kontakt_id, "approve", request_id.clone()).await.unwrap();
+    let r = post(
+        &admin2,
+        &t_admin2,
+        kontakt_id,
+        "approve",
+        request_id.clone(),
+    )
+    .await
+    .unwrap();
     check("admin2 approves", r.status().as_u16(), 303);
     assert!(has(kontakt_id, Role::Ciso));
     assert!(pending(kontakt_id).is_empty());
     // Approving again: nothing left to approve.
-    let r = post(&admin2, &t_admin2, kontakt_id, "approve", request_id).await.unwrap();
+    let r = post(&admin2, &t_admin2, kontakt_id, "approve", request_id)
+        .await
+        .unwrap();
     check("approving twice", r.status().as_u16(), 422);
-    assert!(failures.is_empty(), "account duty mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "account duty mismatches:\n{}",
+        failures.join("\n")
+    );
 
     // Both steps are events, by the admin who took them.
     let records = svc.store.read_stream(kontakt_id, 1).unwrap();

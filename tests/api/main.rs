@@ -26,7 +26,7 @@ mod openapi;
 mod overload;
 mod public;
 mod report;
-mod security;
 mod reports_http;
+mod security;
 mod staff_ui;
 mod tls;
