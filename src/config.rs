@@ -77,6 +77,9 @@ pub struct MailConfig {
     pub outbox_dir: PathBuf,
     pub from: String,
     pub reply_to: String,
+    /// Receipts are mailed only to reporters in these domains (and their subdomains);
+    /// empty: the domain of `from`; `["*"]`: to any address.
+    pub receipt_domains: Vec<String>,
     pub smtp: SmtpConfig,
 }
 
@@ -164,6 +167,9 @@ pub struct IntakeConfig {
     pub max_message_bytes: usize,
     /// A message with a larger attachment is quarantined.
     pub max_attachment_bytes: usize,
+    /// `authserv-id`s of the receiving MTAs whose `Authentication-Results` header is
+    /// believed for e-mail comments; empty: no sender counts as verified.
+    pub trusted_authserv_ids: Vec<String>,
     pub imap: ImapConfig,
 }
 
@@ -180,6 +186,7 @@ impl std::fmt::Debug for IntakeConfig {
             )
             .field("max_message_bytes", &self.max_message_bytes)
             .field("max_attachment_bytes", &self.max_attachment_bytes)
+            .field("trusted_authserv_ids", &self.trusted_authserv_ids)
             .field("imap", &self.imap)
             .finish()
     }

@@ -263,6 +263,28 @@ impl NoticeContent {
     }
 }
 
+/// Someone else's text made inert as a link: URL schemes and `www.` broken so that no
+/// mail client turns them into something to click (`https://x` → `https[:]//x`).
+pub fn defang(s: &str) -> String {
+    let mut out = s.replace("://", "[:]//");
+    for scheme in ["mailto:", "javascript:", "data:", "tel:"] {
+        // Case-insensitive, without changing the rest of the text.
+        let mut i = 0;
+        while let Some(pos) = out[i..].to_ascii_lowercase().find(scheme) {
+            let at = i + pos + scheme.len() - 1;
+            out.replace_range(at..at + 1, "[:]");
+            i = at + 3;
+        }
+    }
+    let mut i = 0;
+    while let Some(pos) = out[i..].to_ascii_lowercase().find("www.") {
+        let at = i + pos + 3;
+        out.replace_range(at..at + 1, "[.]");
+        i = at + 3;
+    }
+    out
+}
+
 /// Renders subject, text and HTML. Templates are compiled in, so this fails only on a
 /// formatting error inside askama.
 pub fn render(content: &NoticeContent) -> Result<Rendered, RenderError> {
@@ -324,6 +346,21 @@ fn tidy_text(s: &str) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod defang_tests {
+    use super::defang;
+
+    #[test]
+    fn links_are_broken() {
+        assert_eq!(
+            defang("Logga in på https://evil.example/x eller WWW.evil.example"),
+            "Logga in på https[:]//evil.example/x eller WWW[.]evil.example"
+        );
+        assert_eq!(defang("MailTo:a@b.se"), "MailTo[:]a@b.se");
+        assert_eq!(defang("vanlig rubrik, å ä ö"), "vanlig rubrik, å ä ö");
+    }
 }
 
 #[cfg(test)]

@@ -3,13 +3,15 @@
 
 /// The account aggregate lives in the domain; this path is kept for its users.
 pub use crate::domain::account as accounts;
-pub mod guard;
+pub mod duties;
 pub mod password;
 pub mod policy;
 pub mod service;
 pub mod session;
+pub mod throttle;
 
 pub use accounts::{Account, Accounts, Role, RoleGrant};
-pub use guard::LoginGuard;
 pub use policy::{authorize, Action, Principal};
 pub use session::Staff;
+/// Failed logins per account and source address, with exponential back-off.
+pub use throttle::LoginThrottle as LoginGuard;

@@ -68,6 +68,11 @@ pub enum Action {
     ManageAccounts,
     /// See, download and resolve e-mail held in the intake quarantine.
     HandleQuarantine,
+    /// See which accounts' password logins are being slowed down, and from where.
+    ViewLoginThrottles,
+    /// Read the titles in an annual report that is not yet issued (a draft); others see
+    /// counts only until it is issued.
+    ViewDraftReportTitles,
 }
 
 impl Action {
@@ -128,7 +133,12 @@ fn grant_allows(
         Role::Admin => matches!(action, ManageAccounts),
         Role::Auditor => matches!(
             action,
-            ListDeviations | ViewDeviation | ViewAudit | ExportLog | ViewReports
+            ListDeviations
+                | ViewDeviation
+                | ViewAudit
+                | ExportLog
+                | ViewReports
+                | ViewDraftReportTitles
         ),
         Role::Ciso => !matches!(action, ManageAccounts),
         Role::Kontakt => match action {

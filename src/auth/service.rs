@@ -3,7 +3,9 @@
 use avvik_events::StoreError;
 use uuid::Uuid;
 
-use super::accounts::{account_id, decide, Account, AccountCommand, AccountRefusal, Role};
+use super::accounts::{
+    account_id, check_grant, decide, Account, AccountCommand, AccountRefusal, Role,
+};
 use super::password;
 use crate::command::{CommandError, Current, Envelope, Load};
 use crate::domain::EmailAddress;
@@ -202,6 +204,81 @@ impl Services {
     ) -> Result<(), AccountError> {
         self.account_command(id, AccountCommand::RevokeToken { token_id }, actor)
             .await
+    }
+
+    /// An account change under separation of duties (`duties::decide`), asked for by the
+    /// admin with account `by`.
+    pub async fn account_duty(
+        &self,
+        id: Uuid,
+        cmd: super::duties::DutyCommand,
+        by: Uuid,
+        actor: &str,
+    ) -> Result<(), AccountError> {
+        if let super::duties::DutyCommand::Grant { role, sectors } = &cmd {
+            check_grant(*role, sectors)?;
+        }
+        let ctx = super::duties::DutyContext {
+            by,
+            new_request_id: Uuid::now_v7(),
+        };
+        let env = Envelope::new(id, actor);
+        let outcome = self
+            .commands()
+            .execute(&env, self.load_account(id), |state, _ctx| {
+                let account = state.as_ref().ok_or(AccountError::NotFound)?;
+                super::duties::decide(account, cmd.clone(), ctx)
+            })
+            .await?;
+        self.wait_for_accounts(outcome.last_seq()).await;
+        Ok(())
+    }
+
+    /// A password set by an admin, and (by default) every API token of the account
+    /// revoked in the same commit: whoever knew the old password may have made one.
+    pub async fn reset_password(
+        &self,
+        id: Uuid,
+        pw: &str,
+        revoke_tokens: bool,
+        actor: &str,
+    ) -> Result<(), AccountError> {
+        password::check_strength(pw).map_err(|m| AccountError::Invalid(m.into()))?;
+        let hash = password::hash_for_storing(&self.secret, pw).map_err(AccountError::Invalid)?;
+        let set = AccountCommand::SetPassword {
+            password_hash: hash,
+            pepper: password::PEPPER_V1.into(),
+        };
+        let env = Envelope::new(id, actor);
+        let outcome = self
+            .commands()
+            .execute(&env, self.load_account(id), |state, _ctx| {
+                let mut events = decide(state.as_ref(), id, &set)?;
+                if revoke_tokens {
+                    let account = state.as_ref().ok_or(AccountError::NotFound)?;
+                    let ctx = super::duties::DutyContext {
+                        by: Uuid::nil(),
+                        new_request_id: Uuid::nil(),
+                    };
+                    events.extend(super::duties::decide(
+                        account,
+                        super::duties::DutyCommand::RevokeAllTokens,
+                        ctx,
+                    )?);
+                }
+                Ok(events)
+            })
+            .await?;
+        self.wait_for_accounts(outcome.last_seq()).await;
+        Ok(())
+    }
+
+    async fn wait_for_accounts(&self, seq: Option<u64>) {
+        if let Some(seq) = seq {
+            self.register
+                .wait_for(seq, std::time::Duration::from_secs(10))
+                .await;
+        }
     }
 
     /// Records that a browser session was signed out of, so a copy of its cookie stops

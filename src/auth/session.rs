@@ -94,7 +94,12 @@ pub struct Staff(pub Principal);
 /// the web UI.
 pub enum AuthRejection {
     Api,
-    Web { next: String },
+    /// An API write with only the session cookie: writes need a bearer token, so a form
+    /// on another origin that the browser sends the cookie with cannot write.
+    ApiWriteWithCookie,
+    Web {
+        next: String,
+    },
 }
 
 impl IntoResponse for AuthRejection {
@@ -119,10 +124,41 @@ impl IntoResponse for AuthRejection {
                 );
                 r
             }
+            AuthRejection::ApiWriteWithCookie => {
+                let body = serde_json::json!({
+                    "type": "urn:avvik:problem:bearer-required",
+                    "title": "Unauthorized",
+                    "status": 401,
+                    "detail": "API writes need a bearer token; the session cookie is accepted for reading only",
+                    "detail_sv": "Ändringar via API:t kräver en API-nyckel.",
+                });
+                let mut r = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/problem+json"),
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Bearer realm=\"avvik\""),
+                );
+                r
+            }
             AuthRejection::Web { next } => {
                 let next = url_escape(&next);
                 Redirect::to(&format!("/staff/login?next={next}")).into_response()
             }
+        }
+    }
+}
+
+impl AuthRejection {
+    /// `ApiWriteWithCookie` when the request carried a cookie (a clearer answer), else
+    /// `self`.
+    pub fn or_cookie(self, parts: &axum::http::request::Parts) -> Self {
+        if parts.headers.contains_key(header::COOKIE) {
+            AuthRejection::ApiWriteWithCookie
+        } else {
+            self
         }
     }
 }

@@ -160,6 +160,33 @@ pub struct SignedOut {
     pub issued_at: DateTime<Utc>,
 }
 
+/// A role that needs a second admin's approval was asked for (`duties`); nothing is
+/// granted until `RoleGrantApproved`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleGrantRequested {
+    pub account_id: Uuid,
+    pub request_id: Uuid,
+    pub role: Role,
+    #[serde(default)]
+    pub sectors: Vec<String>,
+    /// The admin who asked (an approval must come from someone else).
+    pub requested_by: Uuid,
+}
+
+/// A second admin approved a pending request; the `RoleGranted` follows in the same commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleGrantApproved {
+    pub account_id: Uuid,
+    pub request_id: Uuid,
+}
+
+/// A pending request was turned down or withdrawn.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleGrantRejected {
+    pub account_id: Uuid,
+    pub request_id: Uuid,
+}
+
 crate::domain::event_enum! {
     /// Everything that can happen to an account.
     AccountEvent {
@@ -172,6 +199,9 @@ crate::domain::event_enum! {
     ApiTokenCreated(ApiTokenCreated) = "ApiTokenCreated",
     ApiTokenRevoked(ApiTokenRevoked) = "ApiTokenRevoked",
     SignedOut(SignedOut) = "SignedOut",
+    RoleGrantRequested(RoleGrantRequested) = "RoleGrantRequested",
+    RoleGrantApproved(RoleGrantApproved) = "RoleGrantApproved",
+    RoleGrantRejected(RoleGrantRejected) = "RoleGrantRejected",
     }
 }
 
@@ -185,6 +215,16 @@ pub struct ApiToken {
     pub hash: String,
 }
 
+/// A role grant waiting for a second admin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingGrant {
+    pub request_id: Uuid,
+    pub role: Role,
+    pub sectors: Vec<String>,
+    pub requested_by: Uuid,
+    pub requested_at: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Account {
     pub id: Uuid,
@@ -195,6 +235,8 @@ pub struct Account {
     pub created_at: DateTime<Utc>,
     pub password_changed_at: Option<DateTime<Utc>>,
     pub tokens: Vec<ApiToken>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_grants: Vec<PendingGrant>,
     pub version: u32,
     #[serde(skip)]
     pub password_hash: Option<String>,
@@ -243,6 +285,7 @@ impl Accounts {
                 created_at: at,
                 password_changed_at: None,
                 tokens: Vec::new(),
+                pending_grants: Vec::new(),
                 version: 0,
                 password_hash: None,
                 password_pepper: None,
@@ -287,6 +330,19 @@ impl Accounts {
                     t.revoked_at = Some(at);
                     self.by_token_hash.remove(&t.hash);
                 }
+            }
+            AccountEvent::RoleGrantRequested(r) => a.pending_grants.push(PendingGrant {
+                request_id: r.request_id,
+                role: r.role,
+                sectors: r.sectors,
+                requested_by: r.requested_by,
+                requested_at: at,
+            }),
+            AccountEvent::RoleGrantApproved(r) => {
+                a.pending_grants.retain(|p| p.request_id != r.request_id)
+            }
+            AccountEvent::RoleGrantRejected(r) => {
+                a.pending_grants.retain(|p| p.request_id != r.request_id)
             }
             AccountEvent::SignedOut(o) => {
                 // Sessions past their lifetime are refused anyway; forget them (by log
@@ -381,7 +437,8 @@ pub enum AccountRefusal {
     Invalid(String),
 }
 
-fn check_grant(role: Role, sectors: &[String]) -> Result<(), AccountRefusal> {
+/// A role's sector scope: only `kontakt` has sectors, and needs at least one.
+pub fn check_grant(role: Role, sectors: &[String]) -> Result<(), AccountRefusal> {
     if role == Role::Kontakt && sectors.is_empty() {
         return Err(AccountRefusal::Invalid(
             "En informationssäkerhetskontakt måste ha minst en sektor.".into(),

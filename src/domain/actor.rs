@@ -48,12 +48,16 @@ pub enum Actor {
     /// The person who reported the deviation (status page, e-mail reply).
     Reporter,
     System(System),
+    /// An e-mail whose sender could not be verified, by the address it claims.
+    UnverifiedEmail(String),
     /// Anything else found in a stored record (kept as stored).
     Other(String),
 }
 
 impl Actor {
     pub const REPORTER: &'static str = "reporter";
+    /// The stored form of `UnverifiedEmail` is this prefix and the claimed address.
+    pub const UNVERIFIED_EMAIL_PREFIX: &'static str = "unverified-email:";
 
     /// The stored form.
     pub fn as_stored(&self) -> String {
@@ -61,6 +65,7 @@ impl Actor {
             Actor::User(email) => format!("user:{email}"),
             Actor::Reporter => Self::REPORTER.to_string(),
             Actor::System(s) => s.as_str().to_string(),
+            Actor::UnverifiedEmail(a) => format!("{}{a}", Self::UNVERIFIED_EMAIL_PREFIX),
             Actor::Other(s) => s.clone(),
         }
     }
@@ -70,6 +75,9 @@ impl Actor {
     pub fn parse(s: &str) -> Actor {
         if let Some(email) = s.strip_prefix("user:") {
             return Actor::User(email.to_string());
+        }
+        if let Some(address) = s.strip_prefix(Self::UNVERIFIED_EMAIL_PREFIX) {
+            return Actor::UnverifiedEmail(address.to_string());
         }
         if s == Self::REPORTER || s.starts_with("reporter:") {
             return Actor::Reporter;
@@ -91,6 +99,9 @@ impl Actor {
             Actor::User(email) => email.clone(),
             Actor::Reporter => "rapportören".into(),
             Actor::System(s) => s.label_sv().into(),
+            Actor::UnverifiedEmail(a) => {
+                format!("okänd avsändare (e-post som påstår sig vara från {a})")
+            }
             Actor::Other(s) => s.clone(),
         }
     }
@@ -122,6 +133,7 @@ mod tests {
             Actor::System(System::Intake),
             Actor::System(System::Notify),
             Actor::System(System::Setup),
+            Actor::UnverifiedEmail("ciso@kommunen.example".into()),
         ] {
             assert_eq!(Actor::parse(&a.as_stored()), a);
         }

@@ -67,6 +67,10 @@ pub struct CommentAdded {
     pub to_reporter: bool,
     /// Written by the reporter rather than staff.
     pub from_reporter: bool,
+    /// Came by e-mail whose sender the trusted MTA did not authenticate: the From address
+    /// may be forged. Absent (false) in events from before this field.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified_email: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -170,6 +174,9 @@ pub struct Comment {
     pub at: DateTime<Utc>,
     pub to_reporter: bool,
     pub from_reporter: bool,
+    /// From an e-mail whose sender was not authenticated (`CommentAdded.unverified_email`).
+    #[serde(default)]
+    pub unverified_email: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -523,6 +530,7 @@ pub fn evolve(
                     at: meta.at,
                     to_reporter: c.to_reporter,
                     from_reporter: c.from_reporter,
+                    unverified_email: c.unverified_email,
                 }),
                 DeviationEvent::Closed(c) => {
                     d.status = Status::Closed;

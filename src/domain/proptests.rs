@@ -97,7 +97,8 @@ fn command() -> impl Strategy<Value = Command> {
             CommentAdded {
                 text: "<b>hej</b>".into(),
                 to_reporter,
-                from_reporter
+                from_reporter,
+                unverified_email: false,
             }
         )),
         Just(Command::Close {

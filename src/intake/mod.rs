@@ -78,6 +78,7 @@ pub mod imap;
 pub mod parse;
 pub mod projection;
 pub mod record;
+pub mod sender_auth;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -154,6 +155,10 @@ pub enum IntakeError {
     Task(String),
 }
 
+/// The actor prefix of a comment from an e-mail whose sender could not be verified
+/// (followed by the address it claimed).
+pub const UNVERIFIED_EMAIL_ACTOR: &str = crate::domain::Actor::UNVERIFIED_EMAIL_PREFIX;
+
 /// Who is commenting by e-mail.
 enum Commenter {
     Reporter,
@@ -165,6 +170,8 @@ pub struct Intake {
     services: Services,
     limits: Limits,
     own_addresses: Vec<String>,
+    /// `intake.trusted_authserv_ids`: whose `Authentication-Results` are believed.
+    trusted_authserv_ids: Vec<String>,
     blobs: BlobStore,
     view: Arc<IntakeProjection>,
     serial: tokio::sync::Mutex<()>,
@@ -189,6 +196,7 @@ impl Intake {
                 max_attachment_bytes: config.intake.max_attachment_bytes,
             },
             own_addresses: own,
+            trusted_authserv_ids: config.intake.trusted_authserv_ids.clone(),
             blobs: BlobStore::new(&config.store.data_dir),
             view,
             serial: tokio::sync::Mutex::new(()),
@@ -369,14 +377,31 @@ impl Intake {
         .await?;
         let (disposition, deviation, reference) = match target {
             Some((d, who)) => {
-                let (actor, from_reporter) = match &who {
-                    Commenter::Reporter => (crate::domain::Actor::REPORTER.to_string(), true),
-                    Commenter::Staff(p) => (p.actor(), false),
+                // A From address is only who it claims to be when the trusted MTA says so;
+                // otherwise the comment is kept as an unverified e-mail, never as the
+                // staff member's (or, unmarked, the reporter's) own words.
+                let verdict = sender_auth::verify(
+                    &a.authentication_results,
+                    a.reporter.email.as_str(),
+                    &self.trusted_authserv_ids,
+                );
+                let unverified = !verdict.is_verified();
+                if let sender_auth::Verdict::Unverified(why) = &verdict {
+                    tracing::info!(reference = %d.reference, reason = why, "e-mail comment kept as unverified");
+                }
+                let (actor, from_reporter) = match (&who, unverified) {
+                    (Commenter::Reporter, _) => (crate::domain::Actor::REPORTER.to_string(), true),
+                    (Commenter::Staff(p), false) => (p.actor(), false),
+                    (Commenter::Staff(_), true) => (
+                        format!("{UNVERIFIED_EMAIL_ACTOR}{}", a.reporter.email.as_str()),
+                        false,
+                    ),
                 };
                 let cmd = Command::Comment(CommentAdded {
                     text: a.reply_text,
                     to_reporter: false,
                     from_reporter,
+                    unverified_email: unverified,
                 });
                 self.services
                     .execute_once(d.reference, cmd, &actor, comment_event_id(key, d.id))

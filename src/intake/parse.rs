@@ -177,6 +177,9 @@ pub struct Accepted {
     /// The Date header, if it parses.
     pub sent_at: Option<DateTime<Utc>>,
     pub attachments: Vec<Attachment>,
+    /// The raw values of the `Authentication-Results` headers, topmost first (judged by
+    /// `sender_auth` against the trusted `authserv-id`s).
+    pub authentication_results: Vec<String>,
 }
 
 /// One attachment, decoded.
@@ -518,7 +521,26 @@ fn accept(msg: &Message<'_>, limits: &Limits) -> Verdict {
         description,
         reply_text,
         attachments,
+        authentication_results: authentication_results(msg),
     }))
+}
+
+/// The `Authentication-Results` header values as received (mail-parser's offsets into
+/// the raw message), in header order, i.e. topmost — the last MTA's — first.
+fn authentication_results(msg: &Message<'_>) -> Vec<String> {
+    msg.headers()
+        .iter()
+        .filter(|h| {
+            h.name
+                .as_str()
+                .eq_ignore_ascii_case("Authentication-Results")
+        })
+        .filter_map(|h| {
+            msg.raw_message
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+        })
+        .collect()
 }
 
 /// All text bodies (HTML-only parts converted to text by mail-parser), in order.

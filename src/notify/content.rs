@@ -146,7 +146,8 @@ fn deviation_content(
         },
         (Rule::Receipt, _) => NoticeContent::Receipt {
             reference: d.reference.to_string(),
-            title: d.title.clone(),
+            // The reporter's words, possibly anyone's: never a clickable link.
+            title: avvik_notifiers::content::defang(&d.title),
             reported_at: stockholm(d.reported_at),
             status_link: status_link(),
         },

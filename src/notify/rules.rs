@@ -222,6 +222,41 @@ pub struct Rules {
     pub measure_hour: u32,
     pub measure_repeat: Option<Duration>,
     pub give_up_after: Duration,
+    /// Lower-cased domains whose reporters are mailed a receipt (`receipt_domains`).
+    pub receipt_domains: Vec<String>,
+}
+
+/// The domains receipts may be mailed to: `mail.receipt_domains`, or the domain of
+/// `mail.from` when that is empty. `*` stands for any.
+pub fn receipt_domains(c: &Config) -> Vec<String> {
+    let listed: Vec<String> = c
+        .mail
+        .receipt_domains
+        .iter()
+        .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .collect();
+    if !listed.is_empty() {
+        return listed;
+    }
+    c.mail
+        .from
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim().trim_end_matches('>').to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
+        .into_iter()
+        .collect()
+}
+
+/// May a receipt go to `email`? Its domain is one of `domains` or below one.
+pub fn may_receive_receipt(domains: &[String], email: &str) -> bool {
+    let Some((_, domain)) = email.rsplit_once('@') else {
+        return false;
+    };
+    let domain = domain.to_ascii_lowercase();
+    domains
+        .iter()
+        .any(|d| d == "*" || *d == domain || domain.ends_with(&format!(".{d}")))
 }
 
 fn positive(d: Duration) -> Option<Duration> {
@@ -265,6 +300,7 @@ impl Rules {
             measure_hour: n.measure_reminder_hour.min(23),
             measure_repeat: positive(hours(n.measure_repeat_days.saturating_mul(24))),
             give_up_after: hours(n.give_up_after_h),
+            receipt_domains: receipt_domains(c),
         }
     }
 
@@ -352,7 +388,13 @@ pub fn on_event(
                 let members = rules.members(g, r.sector.as_deref());
                 push_for(&mut out, &b, Rule::Triage.key(), event_id, g, &members);
             }
-            if let Some(rep) = &r.reporter {
+            // Only to the municipality's own domains: otherwise the public form would be
+            // a relay for any text to any address from the municipality's sender.
+            if let Some(rep) = r
+                .reporter
+                .as_ref()
+                .filter(|rep| may_receive_receipt(&rules.receipt_domains, rep.email.as_str()))
+            {
                 let b = base(Rule::Receipt, Subject::Plain);
                 let to = [rep.email.as_str().to_string()];
                 push_for(

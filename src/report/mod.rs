@@ -12,6 +12,7 @@ pub mod command;
 pub mod http;
 pub mod issue;
 pub mod model;
+pub mod redact;
 pub mod render;
 
 pub use build::{build_report, record_hash, ReportError};

@@ -18,6 +18,7 @@ use super::error::FieldError;
 use super::pages::{render, stockholm_display, FormErrors, Layout, PageError};
 use super::staff::staff_nav;
 use super::AppState;
+use crate::auth::duties::{may_create_token, needs_second_admin, DutyCommand};
 use crate::auth::service::AccountError;
 use crate::auth::{authorize, Account, Action, Principal, Role, Staff};
 use crate::domain::EmailAddress;
@@ -208,17 +209,32 @@ async fn create_account(
         } else {
             Vec::new()
         };
+        // A role that needs four eyes is asked for, not granted, on a new account too.
+        let four_eyes = needs_second_admin(role);
+        let direct = if four_eyes {
+            Vec::new()
+        } else {
+            vec![(role, sectors.clone())]
+        };
         match state
             .services
-            .create_account(
-                &email,
-                &name,
-                &[(role, sectors)],
-                Some(&password),
-                &who.actor(),
-            )
+            .create_account(&email, &name, &direct, Some(&password), &who.actor())
             .await
         {
+            Ok(id) if four_eyes => {
+                let cmd = DutyCommand::Grant { role, sectors };
+                return match state
+                    .services
+                    .account_duty(id, cmd, who.account_id, &who.actor())
+                    .await
+                {
+                    Ok(()) => Ok(Redirect::to(&format!(
+                        "/staff/admin/accounts/{id}?sparat=vantar"
+                    ))
+                    .into_response()),
+                    Err(e) => Err(PageError::Unavailable(e.to_string())),
+                };
+            }
             Ok(_) => return Ok(Redirect::to("/staff/admin?sparat=1").into_response()),
             Err(e @ (AccountError::Exists | AccountError::Invalid(_))) => {
                 let f = if matches!(e, AccountError::Exists) {
@@ -260,6 +276,11 @@ struct AccountPage {
     sectors: Vec<String>,
     /// (label, created, revoked, id)
     tokens: Vec<(String, String, Option<String>, Uuid)>,
+    /// Grants waiting for a second admin: (request id, role, asked by, when, asked by me).
+    pending: Vec<(Uuid, String, String, String, bool)>,
+    /// The signed-in admin's own account: only they create its API tokens, and nobody
+    /// grants themselves roles.
+    own: bool,
     saved: Option<String>,
     refused: Option<String>,
     new_token: Option<String>,
@@ -312,6 +333,30 @@ fn account_view(
                 )
             })
             .collect(),
+        pending: a
+            .pending_grants
+            .iter()
+            .map(|p| {
+                let label = if p.sectors.is_empty() {
+                    p.role.label_sv().to_string()
+                } else {
+                    format!("{} ({})", p.role.label_sv(), p.sectors.join(", "))
+                };
+                let by = reg
+                    .accounts
+                    .get(p.requested_by)
+                    .map(|x| x.email.to_string())
+                    .unwrap_or_else(|| p.requested_by.to_string());
+                (
+                    p.request_id,
+                    label,
+                    by,
+                    stockholm_display(p.requested_at),
+                    p.requested_by == who.account_id,
+                )
+            })
+            .collect(),
+        own: a.id == who.account_id,
         saved: None,
         refused: None,
         new_token: None,
@@ -331,7 +376,13 @@ async fn account_page(
 ) -> Result<Response, PageError> {
     require_admin(&who)?;
     let mut page = account_view(&state, &who, parse_id(&id)?, form_token(&csrf)?)?;
-    page.saved = f.sparat.map(|_| "Ändringen är sparad.".to_string());
+    page.saved = f.sparat.map(|v| {
+        if v == "vantar" {
+            "Rollen väntar på godkännande av en annan administratör.".to_string()
+        } else {
+            "Ändringen är sparad.".to_string()
+        }
+    });
     Ok((csrf, render(StatusCode::OK, &page)).into_response())
 }
 
@@ -345,6 +396,11 @@ async fn account_action(
     let id = parse_id(&id)?;
     let svc = &state.services;
     let actor = who.actor();
+    let request = || {
+        Uuid::parse_str(&field(&form, "request_id"))
+            .map_err(|_| AccountError::Invalid("Begäran finns inte.".into()))
+    };
+    let mut flash = "1";
     let result: Result<Option<String>, AccountError> = match action.as_str() {
         "grant" => match Role::parse(&field(&form, "role")) {
             Some(role) => {
@@ -354,11 +410,39 @@ async fn account_action(
                 } else {
                     Vec::new()
                 };
-                svc.grant_role(id, role, sectors, &actor)
+                if needs_second_admin(role) {
+                    flash = "vantar";
+                }
+                let cmd = DutyCommand::Grant { role, sectors };
+                svc.account_duty(id, cmd, who.account_id, &actor)
                     .await
                     .map(|_| None)
             }
             None => Err(AccountError::Invalid("Välj en roll.".into())),
+        },
+        "approve" => match request() {
+            Ok(request_id) => svc
+                .account_duty(
+                    id,
+                    DutyCommand::Approve { request_id },
+                    who.account_id,
+                    &actor,
+                )
+                .await
+                .map(|_| None),
+            Err(e) => Err(e),
+        },
+        "reject" => match request() {
+            Ok(request_id) => svc
+                .account_duty(
+                    id,
+                    DutyCommand::Reject { request_id },
+                    who.account_id,
+                    &actor,
+                )
+                .await
+                .map(|_| None),
+            Err(e) => Err(e),
         },
         "revoke" => match Role::parse(&field(&form, "role")) {
             Some(role) => {
@@ -378,7 +462,13 @@ async fn account_action(
                 .and_then(|v| v.as_str())
                 .unwrap_or("")
                 .to_string();
-            svc.set_password(id, &pw, &actor).await.map(|_| None)
+            // Revoking the account's API tokens is the default (the box starts ticked; a
+            // form without the box revokes too); keeping them is a choice.
+            let revoke_tokens = field(&form, "revoke_tokens_offered").is_empty()
+                || !field(&form, "revoke_tokens").is_empty();
+            svc.reset_password(id, &pw, revoke_tokens, &actor)
+                .await
+                .map(|_| None)
         }
         "disable" => {
             if id == who.account_id {
@@ -392,15 +482,18 @@ async fn account_action(
             }
         }
         "enable" => svc.set_disabled(id, false, "", &actor).await.map(|_| None),
-        "tokens" => svc
-            .create_api_token(id, &field(&form, "label"), &actor)
-            .await
-            .map(Some),
+        "tokens" => match may_create_token(who.account_id, id) {
+            Ok(()) => svc
+                .create_api_token(id, &field(&form, "label"), &actor)
+                .await
+                .map(Some),
+            Err(e) => Err(e),
+        },
         _ => return Err(PageError::NotFound),
     };
     match result {
         Ok(None) => {
-            Ok(Redirect::to(&format!("/staff/admin/accounts/{id}?sparat=1")).into_response())
+            Ok(Redirect::to(&format!("/staff/admin/accounts/{id}?sparat={flash}")).into_response())
         }
         Ok(Some(token)) => {
             // A new token is shown once, in this answer, never in a URL.

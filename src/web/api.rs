@@ -40,13 +40,15 @@ pub fn router() -> Router<AppState> {
         .merge(super::intake::routes())
         .split_for_parts();
     let doc = std::sync::Arc::new(api);
-    router.route(
-        "/api/v1/openapi.json",
-        get(move || {
-            let doc = doc.clone();
-            async move { Json(doc.as_ref().clone()) }
-        }),
-    )
+    router
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { Json(doc.as_ref().clone()) }
+            }),
+        )
+        .layer(axum::middleware::from_fn(super::api_guard::require_json))
 }
 
 fn json_body(body: &Bytes) -> Result<Value, ApiError> {
@@ -68,6 +70,10 @@ async fn create_deviation(
         Some(r) => format!("reporter:{}", r.email),
         None => "reporter:anonymous".to_string(),
     };
+    let receipt_emailed = report
+        .reporter
+        .as_ref()
+        .is_some_and(|r| super::public::receipt_mailed_to(&state, r.email.as_str()));
     let receipt = state.services.report(report, &actor).await?;
     let location = format!("/api/v1/deviations/{}", receipt.reference);
     Ok((
@@ -77,6 +83,7 @@ async fn create_deviation(
             "id": receipt.id,
             "reference": receipt.reference,
             "status_token": receipt.status_token,
+            "receipt_emailed": receipt_emailed,
         })),
     )
         .into_response())

@@ -124,6 +124,7 @@ pub fn comment(v: &Value) -> Result<Command, ApiError> {
         text: text.unwrap_or_default(),
         to_reporter,
         from_reporter: false,
+        unverified_email: false,
     }))
 }
 

@@ -42,6 +42,14 @@ impl FromRequestParts<AppState> for Staff {
                 .map(|a| Staff(Principal::from_account(a)))
                 .ok_or(AuthRejection::Api);
         }
+        if is_api && !parts.method.is_safe() {
+            // The cookie is sent by the browser with any form, from any origin of the
+            // same site; it never authorizes an API write.
+            if parts.headers.contains_key(header::COOKIE) {
+                tracing::warn!(path = %parts.uri.path(), "API write with a session cookie and no bearer token refused");
+            }
+            return Err(AuthRejection::Api.or_cookie(parts));
+        }
         let jar = PrivateCookieJar::from_headers(&parts.headers, state.session_key.clone());
         let Some(cookie) = jar.get(SESSION_COOKIE) else {
             return Err(reject());

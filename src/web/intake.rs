@@ -237,7 +237,7 @@ pub async fn download_attachment(
         view.attachments(d.id)
             .iter()
             .find(|a| a.attachment.sha256 == sha256)
-            .map(|a| a.attachment.filename.clone())
+            .map(|a| neutral_filename(&a.attachment.filename, &a.attachment.content_type))
     };
     let filename = listed.ok_or(ApiError::NotFound)?;
     let blobs = state.intake.blobs().clone();
@@ -247,6 +247,61 @@ pub async fn download_attachment(
         .map_err(|e| ApiError::Internal(e.into()))?
         .map_err(|e| ApiError::Internal(anyhow::anyhow!("attachment {sha256}: {e}")))?;
     Ok(download(bytes, &filename))
+}
+
+/// Extensions of files that run script (or code) when the saved file is opened.
+const ACTIVE_TEXT: &[&str] = &[
+    "htm", "html", "shtml", "xht", "xhtml", "mht", "mhtml", "svg", "svgz", "xml", "xsl", "xslt",
+    "js", "mjs", "jse", "vbs", "vbe", "wsf", "wsh", "hta", "ps1", "bat", "cmd", "php", "asp",
+    "aspx", "jsp", "url", "desktop", "reg", "sh",
+];
+const ACTIVE_BINARY: &[&str] = &[
+    "exe",
+    "com",
+    "scr",
+    "msi",
+    "dll",
+    "jar",
+    "lnk",
+    "cpl",
+    "pif",
+    "swf",
+    "appref-ms",
+];
+/// Content types a browser or viewer may run script from.
+const ACTIVE_TYPES: &[&str] = &[
+    "text/html",
+    "application/xhtml+xml",
+    "image/svg+xml",
+    "text/xml",
+    "application/xml",
+    "text/javascript",
+    "application/javascript",
+    "application/ecmascript",
+    "application/hta",
+];
+
+/// The name an attachment is saved under: its own, unless its extension or its declared
+/// type can run script when the file is opened — then with `.txt` (text that can be read
+/// safely) or `.bin` added, so opening it shows it rather than runs it.
+pub fn neutral_filename(filename: &str, content_type: &str) -> String {
+    let ext = filename
+        .rsplit_once('.')
+        .map(|(_, e)| e.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if ACTIVE_BINARY.contains(&ext.as_str()) {
+        format!("{filename}.bin")
+    } else if ACTIVE_TEXT.contains(&ext.as_str()) || ACTIVE_TYPES.contains(&essence.as_str()) {
+        format!("{filename}.txt")
+    } else {
+        filename.to_string()
+    }
 }
 
 /// A download that a browser saves and never renders.
@@ -429,5 +484,29 @@ pub async fn release_quarantined(
             "Meddelandet är redan hanterat.",
         )),
         Err(e) => Ok(unavailable(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::neutral_filename;
+
+    #[test]
+    fn script_types_get_a_neutral_extension() {
+        assert_eq!(
+            neutral_filename("faktura.html", "text/html"),
+            "faktura.html.txt"
+        );
+        assert_eq!(neutral_filename("Bild.SVG", "image/png"), "Bild.SVG.txt");
+        assert_eq!(neutral_filename("bild", "image/svg+xml"), "bild.txt");
+        assert_eq!(
+            neutral_filename("setup.exe", "application/octet-stream"),
+            "setup.exe.bin"
+        );
+        assert_eq!(
+            neutral_filename("rapport.pdf", "application/pdf"),
+            "rapport.pdf"
+        );
+        assert_eq!(neutral_filename("foto.jpg", "image/jpeg"), "foto.jpg");
     }
 }

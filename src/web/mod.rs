@@ -3,6 +3,7 @@
 pub mod ack;
 pub mod admin;
 pub mod api;
+pub mod api_guard;
 pub mod audit_api;
 pub mod audit_ui;
 pub mod commands;
@@ -12,8 +13,10 @@ pub mod extract;
 pub mod health;
 pub mod input;
 pub mod intake;
+pub mod login_throttles;
 pub mod metrics;
 pub mod openapi;
+pub mod own_account;
 pub mod pages;
 pub mod public;
 pub mod report_input;
@@ -49,6 +52,8 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .merge(staff::router())
         .merge(admin::router())
+        .merge(login_throttles::router())
+        .merge(own_account::router())
         .merge(audit_ui::router())
         .merge(reports::pages())
         .merge(ack::router())

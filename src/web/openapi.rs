@@ -56,6 +56,8 @@ pub struct ReportCreated {
     pub reference: String,
     /// The reporter's private status token (shown once).
     pub status_token: String,
+    /// Whether a receipt is e-mailed: only to addresses in `mail.receipt_domains`.
+    pub receipt_emailed: bool,
 }
 
 /// Consequence levels 1 (måttlig) … 4 (synnerligen allvarlig) per affected aspect.

@@ -96,6 +96,9 @@ async fn report_form(
 struct ReceiptClaims {
     reference: String,
     token: String,
+    /// The reporter gave an address outside `mail.receipt_domains`: no receipt e-mail.
+    #[serde(default)]
+    not_mailed: bool,
 }
 
 /// The key of the receipt cookie (encrypted and signed: the status token is inside).
@@ -130,10 +133,15 @@ async fn submit_report(
         Some(r) => format!("reporter:{}", r.email),
         None => "reporter:anonymous".to_string(),
     };
+    let not_mailed = report
+        .reporter
+        .as_ref()
+        .is_some_and(|r| !receipt_mailed_to(&state, r.email.as_str()));
     let receipt = state.services.report(report, &actor).await?;
     let claims = ReceiptClaims {
         reference: receipt.reference.to_string(),
         token: receipt.status_token,
+        not_mailed,
     };
     let value = serde_json::to_string(&claims)
         .map_err(|e| PageError::Internal(anyhow::anyhow!("receipt cookie: {e}")))?;
@@ -148,10 +156,17 @@ async fn submit_report(
     Ok((jar, Redirect::to(RECEIPT_PATH)).into_response())
 }
 
+/// Is a receipt e-mail sent to this address (`mail.receipt_domains`)?
+pub fn receipt_mailed_to(state: &AppState, email: &str) -> bool {
+    let domains = crate::notify::rules::receipt_domains(&state.config);
+    crate::notify::rules::may_receive_receipt(&domains, email)
+}
+
 #[derive(Template)]
 #[template(path = "receipt.html")]
 struct ReceiptPage {
     layout: Layout,
+    not_mailed: bool,
     reference: String,
     status_path: String,
     status_url: String,
@@ -183,6 +198,7 @@ async fn receipt(State(state): State<AppState>, headers: HeaderMap) -> Response 
             status_path
         ),
         status_path,
+        not_mailed: claims.not_mailed,
         reference: claims.reference,
     };
     render(StatusCode::OK, &page)
@@ -338,6 +354,7 @@ async fn add_information(
         text,
         to_reporter: false,
         from_reporter: true,
+        unverified_email: false,
     });
     state
         .services

@@ -71,6 +71,14 @@ fn with_style_hashes(mut resp: Response, html: &[u8]) -> Response {
     resp
 }
 
+/// A draft shows its titles and other free text only to those who may read them (ciso,
+/// auditor); everyone else sees the counts until the report is issued.
+fn for_reader(doc: &mut crate::report::ReportDocument, who: &crate::auth::Principal) {
+    if doc.is_draft() && !authorize(who, Action::ViewDraftReportTitles, None) {
+        crate::report::redact::counts_only(&mut doc.report);
+    }
+}
+
 async fn latest_page(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -91,12 +99,13 @@ async fn report_page(
         return Err(PageError::Forbidden);
     }
     let year = parse_year(&year).ok_or(PageError::NotFound)?;
-    let doc = crate::report::annual_report_document(state.services.store.clone(), year)
+    let mut doc = crate::report::annual_report_document(state.services.store.clone(), year)
         .await
         .map_err(|e| match e {
             ReportError::InvalidYear(_) => PageError::NotFound,
             other => PageError::Internal(other.into()),
         })?;
+    for_reader(&mut doc, &who);
     let body = crate::report::http::render(&doc, ReportFormat::Html);
     Ok(with_style_hashes(
         into_response(&doc, ReportFormat::Html),
@@ -137,12 +146,13 @@ async fn report_data(
             Some(f) => f,
         },
     };
-    let doc = crate::report::annual_report_document(state.services.store.clone(), year)
+    let mut doc = crate::report::annual_report_document(state.services.store.clone(), year)
         .await
         .map_err(|e| match e {
             ReportError::InvalidYear(_) => ApiError::NotFound,
             other => ApiError::Internal(other.into()),
         })?;
+    for_reader(&mut doc, &who);
     Ok(into_response(&doc, format))
 }
 

@@ -240,6 +240,30 @@ fn api_too_many(e: GovernorError) -> Response<Body> {
     resp
 }
 
+/// The client's address as the rate limiter sees it ([`IpNets::client_ip`] over the TCP
+/// peer and `http.trusted_proxies`), for handlers: the login's back-off is per account
+/// and this address. Without connection info (a router driven directly) it is the
+/// unspecified address.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub IpAddr);
+
+impl axum::extract::FromRequestParts<super::AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &super::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|c| c.ip())
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let proxies = IpNets::parse(&state.config.http.trusted_proxies).unwrap_or_default();
+        Ok(ClientAddr(proxies.client_ip(peer, &parts.headers)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -74,15 +74,29 @@ pub fn staff_nav(who: &Principal, current: &str) -> Vec<NavLink> {
     if authorize(who, Action::HandleQuarantine, None) {
         add("/staff/intake/quarantine", "E-postkarantän");
     }
+    if authorize(who, Action::ViewLoginThrottles, None) {
+        add(super::login_throttles::PATH, "Spärrade inloggningar");
+    }
     if authorize(who, Action::ManageAccounts, None) {
         add("/staff/admin", "Konton");
     }
+    add(super::own_account::PATH, "Mitt konto");
     add("/staff/logout", "Logga ut");
     links
 }
 
 // ---------------------------------------------------------------------------------------
 // Login
+
+/// A wait as people read it.
+fn wait_sv(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(1);
+    if s < 90 {
+        format!("{s} sekunder")
+    } else {
+        format!("{} minuter", (s + 59) / 60)
+    }
+}
 
 #[derive(Template)]
 #[template(path = "staff/login.html")]
@@ -99,14 +113,18 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Only local staff/audit paths are followed after login (no open redirect).
-fn safe_next(next: Option<&str>) -> String {
+/// Only local staff/audit paths are followed after login (no open redirect), and only
+/// ones that can be a `Location` header (no control characters: CR/LF would make the
+/// redirect fail, or split the header).
+pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
             if (n.starts_with("/staff") || n.starts_with("/audit"))
                 && !n.starts_with("//")
                 && !n.contains("://")
-                && !n.contains('\\') =>
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_control() || c == ' ')
+                && axum::http::HeaderValue::from_str(n).is_ok() =>
         {
             n.to_string()
         }
@@ -137,6 +155,7 @@ struct LoginForm {
 
 async fn login(
     State(state): State<AppState>,
+    super::security::ClientAddr(address): super::security::ClientAddr,
     CsrfForm { csrf, form }: CsrfForm<LoginForm>,
 ) -> Result<Response, PageError> {
     let jar = PrivateCookieJar::new(state.session_key.clone());
@@ -152,9 +171,12 @@ async fn login(
         };
         Ok((csrf.clone(), render(StatusCode::UNAUTHORIZED, &page)).into_response())
     };
-    if state.login_guard.locked(&key, now) {
-        tracing::warn!("login refused: too many failed attempts for one account");
-        return again("För många misslyckade inloggningar. Vänta 15 minuter och försök igen.");
+    if let Some(wait) = state.login_guard.wait(&key, address, now) {
+        tracing::warn!(account = %key, %address, wait_s = wait.num_seconds(), "login refused: too many failed attempts for this account from this address");
+        return again(&format!(
+            "För många misslyckade inloggningar från din adress. Vänta {} och försök igen.",
+            wait_sv(wait)
+        ));
     }
     let account = crate::domain::EmailAddress::parse(&key).and_then(|e| {
         state
@@ -183,7 +205,7 @@ async fn login(
     .unwrap_or(false);
     match account {
         Some(a) if ok && !a.disabled && a.password_hash.is_some() => {
-            state.login_guard.succeeded(&key);
+            state.login_guard.succeeded(&key, address);
             tracing::info!(account = %a.id, "staff login");
             let secure = state.config.http.base_url.starts_with("https://");
             let jar = jar.add(session_cookie(a.id, now, secure));
@@ -195,8 +217,12 @@ async fn login(
             Ok((jar, Redirect::to(&next)).into_response())
         }
         _ => {
-            state.login_guard.failed(&key, now);
-            tracing::info!("staff login failed");
+            match state.login_guard.failed(&key, address, now) {
+                Some(wait) => {
+                    tracing::warn!(account = %key, %address, wait_s = wait.num_seconds(), "staff login failed; further attempts for this account from this address are slowed down")
+                }
+                None => tracing::info!(account = %key, %address, "staff login failed"),
+            }
             again("Fel e-postadress eller lösenord, eller så är kontot avstängt.")
         }
     }
@@ -736,7 +762,15 @@ fn describe(ty: &str, data: &Value) -> (String, Vec<String>) {
                 .get("to_reporter")
                 .and_then(|v| v.as_bool())
                 .unwrap_or(false);
-            let what = if from_reporter {
+            let unverified = data
+                .get("unverified_email")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            let what = if unverified && from_reporter {
+                "Overifierad e-post (avsändaren anger rapportörens adress)"
+            } else if unverified {
+                "Overifierad e-post (avsändaren kunde inte kontrolleras)"
+            } else if from_reporter {
                 "Meddelande från rapportören"
             } else if to_reporter {
                 "Meddelande till rapportören"

@@ -62,18 +62,25 @@ async fn admin_creates_grants_resets_and_disables_accounts() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    // Grant the auditor role, then disable: the session stops working at once.
+    // Grant the ledning role (no second admin needed), then disable: the session stops
+    // working at once.
     let id = avvik::auth::accounts::account_id(
         &avvik::domain::EmailAddress::parse("nils@kommunen.example").unwrap(),
     );
     let page = format!("{}/staff/admin/accounts/{id}", app.base);
     let html = admin.get(&page).send().await.unwrap().text().await.unwrap();
     let token = csrf_token(&html);
+    let r = nils
+        .get(format!("{}/staff/reports", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "a kontakt has no annual report");
     let r = admin
         .post(format!("{page}/grant"))
         .form(&[
             ("authenticity_token", token.as_str()),
-            ("role", "auditor"),
+            ("role", "ledning"),
             ("sector", ""),
         ])
         .send()
@@ -81,27 +88,26 @@ async fn admin_creates_grants_resets_and_disables_accounts() {
         .unwrap();
     assert_eq!(r.status(), 303);
     let r = nils
-        .get(format!("{}/audit", app.base))
+        .get(format!("{}/staff/reports", app.base))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200, "the new role takes effect at once");
+    assert_eq!(r.status(), 303, "the new role takes effect at once");
+    // API tokens are made by their owner only: not by the admin for Nils.
     let r = admin
         .post(format!("{page}/tokens"))
         .form(&[("authenticity_token", token.as_str()), ("label", "skript")])
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 200);
-    let html = r.text().await.unwrap();
-    let api_token = html
-        .split("<code class=\"token\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_string();
+    assert_eq!(r.status(), 422);
+    assert!(!r.text().await.unwrap().contains("<code class=\"token\">"));
+    let api_token = app
+        .app_state
+        .services
+        .create_api_token(id, "skript", "user:nils@kommunen.example")
+        .await
+        .unwrap();
     let r = app
         .client
         .get(format!("{}/api/v1/deviations", app.base))
@@ -169,6 +175,7 @@ async fn admin_creates_grants_resets_and_disables_accounts() {
     );
     assert!(records
         .iter()
+        .filter(|r| r.event_type != "ApiTokenCreated")
         .all(|r| r.actor == "user:admin@kommunen.example"));
     // The stored hash is of the peppered password: useless without the installation secret.
     let changed = records

@@ -401,3 +401,229 @@ async fn staff_api_validates_bodies_and_states() {
     let (_, v) = call(&app, ciso, "GET", "/api/v1/deviations?q=SOCIALTJ", None).await;
     assert_eq!(v["total"], 1);
 }
+
+/// Account changes in the admin UI under separation of duties: nobody grants themselves
+/// a role, API tokens only by their owner, and ciso/admin/auditor only with a second
+/// admin's approval (a pending request, then the approval, both events).
+#[tokio::test]
+async fn account_duties_self_grant_foreign_token_and_four_eyes() {
+    use crate::staff_ui::{csrf_token, login};
+    let app = TestApp::spawn().await;
+    tokens(&app).await;
+    let svc = &app.app_state.services;
+    let admin2_email = EmailAddress::parse("admin2@kommunen.example").unwrap();
+    svc.create_account(
+        &admin2_email,
+        "Andra admin",
+        &[(Role::Admin, vec![])],
+        Some(crate::staff_ui::PASSWORD),
+        "cli",
+    )
+    .await
+    .unwrap();
+    let id = |e: &str| avvik::auth::accounts::account_id(&EmailAddress::parse(e).unwrap());
+    let admin_id = id("admin@kommunen.example");
+    let admin2_id = id("admin2@kommunen.example");
+    let kontakt_id = id("kontakt.soc@kommunen.example");
+    let dso_id = id("dso@kommunen.example");
+    let ciso_id = id("ciso@kommunen.example");
+    let admin = login(&app, "admin@kommunen.example").await;
+    let admin2 = login(&app, "admin2@kommunen.example").await;
+    let ciso = login(&app, "ciso@kommunen.example").await;
+    let csrf = |c: reqwest::Client, url: String| async move {
+        let html = c.get(url).send().await.unwrap().text().await.unwrap();
+        csrf_token(&html)
+    };
+    let t_admin = csrf(admin.clone(), format!("{}/staff/admin", app.base)).await;
+    let t_admin2 = csrf(admin2.clone(), format!("{}/staff/admin", app.base)).await;
+    let t_ciso = csrf(ciso.clone(), format!("{}/staff/logout", app.base)).await;
+    let post = |c: &reqwest::Client,
+                token: &str,
+                account: uuid::Uuid,
+                action: &str,
+                form: Vec<(&str, String)>| {
+        let mut fields = vec![("authenticity_token".to_string(), token.to_string())];
+        fields.extend(form.into_iter().map(|(k, v)| (k.to_string(), v)));
+        c.post(format!(
+            "{}/staff/admin/accounts/{account}/{action}",
+            app.base
+        ))
+        .form(&fields)
+        .send()
+    };
+    let role = |r: &str| vec![("role", r.to_string()), ("sector", String::new())];
+    let pending = |account: uuid::Uuid| {
+        app.app_state
+            .services
+            .register
+            .read()
+            .accounts
+            .get(account)
+            .unwrap()
+            .pending_grants
+            .clone()
+    };
+    let has = |account: uuid::Uuid, r: Role| {
+        app.app_state
+            .services
+            .register
+            .read()
+            .accounts
+            .get(account)
+            .unwrap()
+            .has(r)
+    };
+
+    // (who, what, expected status)
+    let mut failures = Vec::new();
+    let mut check = |what: &str, got: u16, want: u16| {
+        if got != want {
+            failures.push(format!("{what}: {got}, expected {want}"));
+        }
+    };
+    // Self-grant: refused, for an ordinary role and for ciso.
+    let r = post(&admin, &t_admin, admin_id, "grant", role("ledning"))
+        .await
+        .unwrap();
+    check("admin grants themselves ledning", r.status().as_u16(), 422);
+    let r = post(&admin, &t_admin, admin_id, "grant", role("ciso"))
+        .await
+        .unwrap();
+    check("admin grants themselves ciso", r.status().as_u16(), 422);
+    assert!(!has(admin_id, Role::Ciso) && !has(admin_id, Role::Ledning));
+    assert!(pending(admin_id).is_empty());
+    // Foreign token: refused; the admin's own: made and shown once.
+    let r = post(
+        &admin,
+        &t_admin,
+        ciso_id,
+        "tokens",
+        vec![("label", "x".into())],
+    )
+    .await
+    .unwrap();
+    check(
+        "admin creates a token for the CISO",
+        r.status().as_u16(),
+        422,
+    );
+    let html = r.text().await.unwrap();
+    assert!(!html.contains("<code class=\"token\">"), "no token shown");
+    assert!(
+        svc.register
+            .read()
+            .accounts
+            .get(ciso_id)
+            .unwrap()
+            .tokens
+            .len()
+            == 1
+    );
+    let r = post(
+        &admin,
+        &t_admin,
+        admin_id,
+        "tokens",
+        vec![("label", "eget".into())],
+    )
+    .await
+    .unwrap();
+    check("admin creates their own token", r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap().contains("<code class=\"token\">"));
+    // A non-privileged role to someone else: at once.
+    let r = post(&admin, &t_admin, dso_id, "grant", role("ledning"))
+        .await
+        .unwrap();
+    check("admin grants the DSO ledning", r.status().as_u16(), 303);
+    assert!(has(dso_id, Role::Ledning));
+    // Four eyes: ciso for the kontakt is a pending request first.
+    let r = post(&admin, &t_admin, kontakt_id, "grant", role("ciso"))
+        .await
+        .unwrap();
+    check(
+        "admin asks for ciso for the kontakt",
+        r.status().as_u16(),
+        303,
+    );
+    assert!(!has(kontakt_id, Role::Ciso), "not granted before approval");
+    let req = pending(kontakt_id);
+    assert_eq!(req.len(), 1);
+    let request_id = vec![("request_id", req[0].request_id.to_string())];
+    // The requester cannot approve their own request.
+    let r = post(&admin, &t_admin, kontakt_id, "approve", request_id.clone())
+        .await
+        .unwrap();
+    check("the requester approves", r.status().as_u16(), 422);
+    assert!(!has(kontakt_id, Role::Ciso));
+    // A non-admin cannot approve at all.
+    let r = post(&ciso, &t_ciso, kontakt_id, "approve", request_id.clone())
+        .await
+        .unwrap();
+    check("the CISO approves", r.status().as_u16(), 403);
+    // The grantee cannot approve a grant to themselves.
+    let r = post(&admin2, &t_admin2, admin_id, "grant", role("auditor"))
+        .await
+        .unwrap();
+    check(
+        "admin2 asks for auditor for admin",
+        r.status().as_u16(),
+        303,
+    );
+    let own = vec![("request_id", pending(admin_id)[0].request_id.to_string())];
+    let r = post(&admin, &t_admin, admin_id, "approve", own)
+        .await
+        .unwrap();
+    check(
+        "admin approves auditor for themselves",
+        r.status().as_u16(),
+        422,
+    );
+    assert!(!has(admin_id, Role::Auditor));
+    // A second admin approves: granted.
+    let r = post(
+        &admin2,
+        &t_admin2,
+        kontakt_id,
+        "approve",
+        request_id.clone(),
+    )
+    .await
+    .unwrap();
+    check("admin2 approves", r.status().as_u16(), 303);
+    assert!(has(kontakt_id, Role::Ciso));
+    assert!(pending(kontakt_id).is_empty());
+    // Approving again: nothing left to approve.
+    let r = post(&admin2, &t_admin2, kontakt_id, "approve", request_id)
+        .await
+        .unwrap();
+    check("approving twice", r.status().as_u16(), 422);
+    assert!(
+        failures.is_empty(),
+        "account duty mismatches:\n{}",
+        failures.join("\n")
+    );
+
+    // Both steps are events, by the admin who took them.
+    let records = svc.store.read_stream(kontakt_id, 1).unwrap();
+    let steps: Vec<(&str, &str)> = records
+        .iter()
+        .filter(|r| r.event_type.starts_with("RoleGrant") || r.event_type == "RoleGranted")
+        .map(|r| (r.event_type.as_str(), r.actor.as_str()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("RoleGranted", "test"),
+            ("RoleGrantRequested", "user:admin@kommunen.example"),
+            ("RoleGrantApproved", "user:admin2@kommunen.example"),
+            ("RoleGranted", "user:admin2@kommunen.example"),
+        ]
+    );
+    let requested = records
+        .iter()
+        .find(|r| r.event_type == "RoleGrantRequested")
+        .unwrap();
+    assert_eq!(requested.data["role"], "ciso");
+    assert_eq!(requested.data["requested_by"], admin_id.to_string());
+    let _ = admin2_id;
+}

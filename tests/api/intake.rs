@@ -125,9 +125,13 @@ async fn the_corpus_through_dovecot_gives_the_expected_outcomes() {
         let by_reporter = &first.comments[0];
         assert!(by_reporter.from_reporter && !by_reporter.to_reporter);
         assert_eq!(by_reporter.text, "Datorn har nu spärrats av IT-supporten.");
+        // No trusted authserv-id is configured: the senders are not verified, so the
+        // replies are kept as unverified e-mail, never in the CISO's name.
+        assert!(by_reporter.unverified_email);
         let by_staff = &first.comments[1];
         assert!(!by_staff.from_reporter);
-        assert_eq!(by_staff.by, "user:ciso@kommunen.example");
+        assert!(by_staff.unverified_email);
+        assert_eq!(by_staff.by, "unverified-email:ciso@kommunen.example");
         assert!(by_staff.text.starts_with("Polisanmälan är gjord."));
         assert!(!by_staff.text.contains("Original Message"));
         // References stay gap-free: ignored, quarantined and duplicate mail took none.

@@ -27,5 +27,6 @@ mod overload;
 mod public;
 mod report;
 mod reports_http;
+mod security;
 mod staff_ui;
 mod tls;

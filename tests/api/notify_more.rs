@@ -410,6 +410,7 @@ async fn staff_comments_to_the_reporter_are_mailed_with_the_status_link() {
             text: text.into(),
             to_reporter,
             from_reporter,
+            unverified_email: false,
         })
     };
     exec(&app, reference, comment("Intern anteckning", false, false)).await;

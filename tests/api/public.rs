@@ -345,6 +345,7 @@ async fn the_status_page_shows_status_messages_for_the_reporter_and_takes_inform
                     text: text.into(),
                     to_reporter,
                     from_reporter: false,
+                    unverified_email: false,
                 }),
                 "ciso@kommunen.example",
             )
@@ -626,6 +627,7 @@ async fn script_and_attribute_injection_is_escaped_everywhere_it_is_shown() {
                 text: payload.clone(),
                 to_reporter: true,
                 from_reporter: false,
+                unverified_email: false,
             }),
             "ciso@kommunen.example",
         )

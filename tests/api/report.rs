@@ -82,7 +82,18 @@ async fn invalid_reports_get_422_problem_json_naming_each_field() {
         )
         .await;
     assert_eq!(r.status(), 422);
-    // Not JSON at all: 400, still problem+json.
+    // Declared JSON but not JSON: 400, still problem+json.
+    let r = app
+        .client
+        .post(format!("{}/api/v1/deviations", app.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    // Not declared JSON: 415, problem+json.
     let r = app
         .client
         .post(format!("{}/api/v1/deviations", app.base))
@@ -90,7 +101,7 @@ async fn invalid_reports_get_422_problem_json_naming_each_field() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(r.status(), 415);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     // Over the body limit: refused before parsing.
     let r = app
