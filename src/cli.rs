@@ -113,6 +113,10 @@ pub enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Check what the policy needs: configuration, SMTP (connect, EHLO, TLS, login; sends
+    /// nothing), IMAP login, recipient lists, disk space, clock. Says what to change, in
+    /// Swedish and English; exit 1 when something the policy needs is missing.
+    Doctor,
     /// Send a test e-mail with the configured [mail] settings (records nothing; works while
     /// the server runs).
     SendTestEmail {
@@ -189,6 +193,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Err(e) if matches!(cli.command, Command::Intake { .. }) => {
             eprintln!("avvik intake: {e}");
             return Ok(ExitCode::from(crate::intake::client::EX_TEMPFAIL));
+        }
+        Err(e) if matches!(cli.command, Command::Doctor) => {
+            println!("[FEL    ] config     Konfigurationen kan inte läsas: {e}");
+            println!("                     The configuration cannot be read: {e}");
+            println!("                     Åtgärd: rätta värdet som nämns. / Fix: correct the value named.");
+            return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e.into()),
     };
@@ -323,6 +333,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Intake { url, timeout } => {
             Ok(crate::intake::client::run(&config, url, timeout).await)
         }
+        Command::Doctor => Ok(crate::doctor::run(&config).await),
         Command::SendTestEmail { to } => {
             let went = crate::notify::send_test_email(&config, &to).await?;
             println!("test e-mail to {to} {went}");

@@ -83,6 +83,8 @@ pub struct Application {
     scheduler_task: tokio::task::JoinHandle<()>,
     /// The IMAP collector, when `intake.imap.host` is set.
     intake_task: Option<tokio::task::JoinHandle<()>>,
+    /// The first-run setup link, once issued (only when there is no staff account).
+    setup_link: watch::Receiver<Option<String>>,
 }
 
 impl Application {
@@ -105,6 +107,10 @@ impl Application {
                     config.store.data_dir.display()
                 )
             })?;
+        // The recipient lists are events; the configuration seeds them at the first start.
+        crate::notify::recipients::seed(store.as_ref(), &config, clock.now())
+            .await
+            .context("recording the recipient lists from [recipients]")?;
         // Install the metrics recorder before anything records.
         crate::web::metrics::handle();
         let (shutdown_tx, _) = watch::channel(false);
@@ -146,6 +152,7 @@ impl Application {
             clock,
             secret: secret.clone(),
         };
+        let setup_link = spawn_setup_link(services.clone(), config.http.base_url.clone());
         // E-mail intake: one pipeline for the upload endpoint and the IMAP collector.
         let intake_view = projections.intake;
         let intake = Arc::new(crate::intake::Intake::new(
@@ -173,7 +180,13 @@ impl Application {
             scheduler,
             scheduler_task,
             intake_task,
+            setup_link,
         })
+    }
+
+    /// The first-run setup link, when one was issued (it is also logged once at warn).
+    pub fn setup_link(&self) -> watch::Receiver<Option<String>> {
+        self.setup_link.clone()
     }
 
     pub fn port(&self) -> u16 {
@@ -216,6 +229,39 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+/// Once the register is rebuilt: with no staff account, a one-time setup link is issued
+/// and logged once, so a new installation can be set up in the browser.
+fn spawn_setup_link(services: Services, base_url: String) -> watch::Receiver<Option<String>> {
+    let (tx, rx) = watch::channel(None);
+    let head = services.store.head().seq;
+    tokio::spawn(async move {
+        if !services
+            .register
+            .wait_for(head, std::time::Duration::from_secs(600))
+            .await
+        {
+            return;
+        }
+        match crate::auth::setup::issue_if_needed(&services).await {
+            Ok(Some(token)) => {
+                let url = format!(
+                    "{}{}",
+                    base_url.trim_end_matches('/'),
+                    crate::auth::setup::link_path(&token)
+                );
+                tracing::warn!(
+                    setup_url = %url,
+                    "no staff account yet: open the setup link to create the first admin and CISO (valid one hour, shown only now; `avvik user add` works too)"
+                );
+                let _ = tx.send(Some(url));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "could not issue the first-run setup link"),
+        }
+    });
+    rx
 }
 
 async fn shutdown_signal() {

@@ -6,6 +6,7 @@ pub mod password;
 pub mod policy;
 pub mod service;
 pub mod session;
+pub mod setup;
 
 pub use accounts::{Account, Accounts, Role, RoleGrant};
 pub use policy::{authorize, Action, Principal};

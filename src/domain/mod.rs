@@ -57,6 +57,8 @@ macro_rules! event_enum {
 pub(crate) use event_enum;
 
 pub mod deviation;
+pub mod recipients;
+pub mod setup;
 pub mod types;
 
 pub use deviation::{

@@ -13,9 +13,11 @@ pub mod metrics;
 pub mod openapi;
 pub mod pages;
 pub mod public;
+pub mod recipients;
 pub mod report_input;
 pub mod reports;
 pub mod security;
+pub mod setup;
 pub mod staff;
 
 use std::sync::Arc;
@@ -64,6 +66,8 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::router())
         .merge(staff::router())
         .merge(admin::router())
+        .merge(recipients::router())
+        .merge(setup::router())
         .merge(audit_ui::router())
         .merge(reports::pages())
         .merge(crate::notify::web::router())
@@ -77,6 +81,10 @@ pub fn router(state: AppState) -> Router {
     // request logging by route template (never the raw URI: status tokens are in paths).
     // `Config::validate` has checked the list, so it parses.
     let proxies = security::IpNets::parse(&state.config.http.trusted_proxies).unwrap_or_default();
+    let routes = routes.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        recipients::banner,
+    ));
     let routes = security::with_rate_limit(routes, per_minute, proxies);
     // Overload: past `max_in_flight` requests at once, answer 503 at once (load shedding)
     // rather than queue without bound.
