@@ -206,6 +206,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve => {
             let app = Application::build(config.clone()).await?;
+            let _setup_link = app.offer_setup_link();
             app.run_until_stopped().await?;
             Ok(ExitCode::SUCCESS)
         }

@@ -83,8 +83,6 @@ pub struct Application {
     scheduler_task: tokio::task::JoinHandle<()>,
     /// The IMAP collector, when `intake.imap.host` is set.
     intake_task: Option<tokio::task::JoinHandle<()>>,
-    /// The first-run setup link, once issued (only when there is no staff account).
-    setup_link: watch::Receiver<Option<String>>,
 }
 
 impl Application {
@@ -152,7 +150,6 @@ impl Application {
             clock,
             secret: secret.clone(),
         };
-        let setup_link = spawn_setup_link(services.clone(), config.http.base_url.clone());
         // E-mail intake: one pipeline for the upload endpoint and the IMAP collector.
         let intake_view = projections.intake;
         let intake = Arc::new(crate::intake::Intake::new(
@@ -180,13 +177,17 @@ impl Application {
             scheduler,
             scheduler_task,
             intake_task,
-            setup_link,
         })
     }
 
-    /// The first-run setup link, when one was issued (it is also logged once at warn).
-    pub fn setup_link(&self) -> watch::Receiver<Option<String>> {
-        self.setup_link.clone()
+    /// `avvik serve` on a new installation: once the register is rebuilt and there is no
+    /// staff account, a one-time setup link is issued and logged once at warn. The
+    /// receiver gets the link too.
+    pub fn offer_setup_link(&self) -> watch::Receiver<Option<String>> {
+        spawn_setup_link(
+            self.state.services.clone(),
+            self.state.config.http.base_url.clone(),
+        )
     }
 
     pub fn port(&self) -> u16 {
@@ -233,7 +234,10 @@ impl Application {
 
 /// Once the register is rebuilt: with no staff account, a one-time setup link is issued
 /// and logged once, so a new installation can be set up in the browser.
-fn spawn_setup_link(services: Services, base_url: String) -> watch::Receiver<Option<String>> {
+pub fn spawn_setup_link(
+    services: Services,
+    base_url: String,
+) -> watch::Receiver<Option<String>> {
     let (tx, rx) = watch::channel(None);
     let head = services.store.head().seq;
     tokio::spawn(async move {

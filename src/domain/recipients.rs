@@ -161,7 +161,8 @@ pub struct Recipients {
 }
 
 pub enum RecipientsCommand {
-    /// At the first start: the configuration's lists (ignored once anything is stored).
+    /// At start: the configuration's lists, recorded once (ignored once anything is
+    /// stored, and while the configuration names nobody).
     Seed(RecipientLists),
     /// The admin replaces one list.
     Set {
@@ -226,7 +227,11 @@ pub fn decide(
     ctx: &RecipientsContext<'_>,
 ) -> Result<Vec<RecipientsEvent>, RecipientsError> {
     match cmd {
-        RecipientsCommand::Seed(_) if state.recorded => Ok(Vec::new()),
+        // Nothing to record: until the stream has an event the configuration's lists are
+        // the lists, so an empty configuration is the same as an empty seed.
+        RecipientsCommand::Seed(lists) if state.recorded || lists == RecipientLists::default() => {
+            Ok(Vec::new())
+        }
         RecipientsCommand::Seed(lists) => Ok(vec![RecipientsEvent::Seeded(RecipientsSeeded {
             lists,
             source: "config".into(),
@@ -315,6 +320,11 @@ mod tests {
             ledningsgrupp: vec!["lg@kommunen.example".into()],
             ..Default::default()
         };
+        let (_, ev) = run(
+            Recipients::default(),
+            RecipientsCommand::Seed(RecipientLists::default()),
+        );
+        assert!(ev.is_empty(), "an empty configuration records nothing");
         let (s, ev) = run(Recipients::default(), RecipientsCommand::Seed(seed.clone()));
         assert_eq!(ev.len(), 1);
         assert_eq!(s.lists, seed);

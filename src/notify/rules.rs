@@ -368,7 +368,12 @@ fn push_for(
     group: Group,
     recipients: &[String],
 ) {
-    if recipients.is_empty() && group.owed_when_empty() {
+    // New reports and quarantined e-mail wait in a queue of their own (the register, the
+    // quarantine page) that the missing-recipients banner points at; what the policy
+    // sends and nobody would otherwise see (escalation, GDPR/NIS2 alerts, the annual
+    // report, the policy reminder) is owed.
+    let queued = matches!(base.rule, Rule::Triage | Rule::IntakeQuarantine);
+    if recipients.is_empty() && group.owed_when_empty() && !queued {
         // Nobody to send to: a placeholder the outbox keeps as owed (see `Notice::is_owed`).
         let id = notice_id(trigger, rule_and_slot, &format!("group:{group:?}"));
         if !out.iter().any(|n| n.id == id) {

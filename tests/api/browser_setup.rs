@@ -137,8 +137,12 @@ async fn a_major_deviation_without_board_addresses_is_flagged_and_escalated_once
     b.close().await;
 }
 
+/// The link `avvik serve` offers (see `the_binary_logs_the_setup_link_once`).
 async fn setup_path(app: &TestApp) -> String {
-    let mut rx = app.setup_link.clone();
+    let mut rx = avvik::startup::spawn_setup_link(
+        app.app_state.services.clone(),
+        app.app_state.config.http.base_url.clone(),
+    );
     let link = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|l| l.is_some()))
         .await
         .expect("a setup link is issued")
@@ -233,4 +237,44 @@ async fn the_first_run_link_creates_the_first_admin_and_ciso_once_and_expires() 
     assert!(b.text("#setup-refused").await.contains("Länken gäller inte"));
     assert!(app.app_state.services.register.read().accounts.is_empty());
     b.close().await;
+}
+
+/// `avvik serve` on an empty data directory logs the setup link once; it opens the setup
+/// page. With an account (made with the CLI) no link is offered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_logs_the_setup_link_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = crate::helpers::LoggedServer::start(&data, &[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let link = loop {
+        let found = server.log().iter().find_map(|l| {
+            l.find("setup_url=")
+                .map(|i| l[i + 10..].split_whitespace().next().unwrap_or("").to_string())
+        });
+        if let Some(l) = found {
+            break l;
+        }
+        assert!(std::time::Instant::now() < deadline, "no setup link in the log");
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    let path = &link[link.find("/setup/").expect("a setup path")..];
+    let page = reqwest::get(format!("{}{path}", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Kom igång med avvik"), "{page}");
+    let n = server
+        .log()
+        .iter()
+        .filter(|l| l.contains("setup_url="))
+        .count();
+    assert_eq!(n, 1, "logged once");
+    drop(server);
+    crate::helpers::cli_ciso_token(&data);
+    let server = crate::helpers::LoggedServer::start(&data, &[]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!server.log().iter().any(|l| l.contains("setup_url=")));
 }

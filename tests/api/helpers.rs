@@ -27,8 +27,6 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub dir: TempDir,
     pub app_state: avvik::web::AppState,
-    /// The first-run setup link, once issued (only when the store has no account).
-    pub setup_link: tokio::sync::watch::Receiver<Option<String>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
 }
@@ -47,7 +45,6 @@ impl TestApp {
             .expect("application builds");
         let port = app.port();
         let app_state = app.state().clone();
-        let setup_link = app.setup_link();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let _ = app
@@ -61,7 +58,6 @@ impl TestApp {
             client: reqwest::Client::new(),
             dir,
             app_state,
-            setup_link,
             stop: Some(tx),
             handle: Some(handle),
         };

@@ -3,7 +3,7 @@
 //! lettre's own pooled transport (what avvik used before), and a raw baseline: Python's
 //! `smtplib` sending the same messages over one connection. Three runs each, medians.
 //!
-//! `cargo bench --bench smtp` runs the full size; without `--bench` (e.g. `cargo test
+//! `cargo bench -p avvik-notifiers --bench smtp` runs the full size; without `--bench` (e.g. `cargo test
 //! --benches`) or with `AVVIK_BENCH_QUICK=1` it sends 200 messages once, to check that it
 //! works. `AVVIK_BENCH_MESSAGES=N` and `AVVIK_BENCH_RUNS=N` override the sizes.
 
