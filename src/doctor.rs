@@ -120,8 +120,14 @@ async fn check_smtp(config: &Config) -> Finding {
             return Finding::bad(
                 Level::Fail,
                 "smtp",
-                (format!("SMTP-inställningarna fungerar inte: {e}"), format!("The SMTP settings do not work: {e}")),
-                ("Rätta [mail] i konfigurationen.".into(), "Fix [mail] in the configuration.".into()),
+                (
+                    format!("SMTP-inställningarna fungerar inte: {e}"),
+                    format!("The SMTP settings do not work: {e}"),
+                ),
+                (
+                    "Rätta [mail] i konfigurationen.".into(),
+                    "Fix [mail] in the configuration.".into(),
+                ),
             )
         }
     };
@@ -158,13 +164,22 @@ async fn check_imap(config: &Config) -> Finding {
     match crate::intake::imap::check_login(i).await {
         Ok(()) => Finding::ok(
             "imap",
-            format!("IMAP-inloggningen på {}:{} fungerar och mappen {} finns.", i.host, i.port, i.folder),
-            format!("The IMAP login at {}:{} works and the folder {} exists.", i.host, i.port, i.folder),
+            format!(
+                "IMAP-inloggningen på {}:{} fungerar och mappen {} finns.",
+                i.host, i.port, i.folder
+            ),
+            format!(
+                "The IMAP login at {}:{} works and the folder {} exists.",
+                i.host, i.port, i.folder
+            ),
         ),
         Err(e) => Finding::bad(
             Level::Fail,
             "imap",
-            (format!("IMAP på {}:{} fungerar inte: {e}", i.host, i.port), format!("IMAP at {}:{} does not work: {e}", i.host, i.port)),
+            (
+                format!("IMAP på {}:{} fungerar inte: {e}", i.host, i.port),
+                format!("IMAP at {}:{} does not work: {e}", i.host, i.port),
+            ),
             (
                 "Kontrollera intake.imap.host, port, tls, user, password och folder.".into(),
                 "Check intake.imap.host, port, tls, user, password and folder.".into(),
@@ -195,7 +210,9 @@ async fn current_lists(config: &Config) -> (RecipientLists, String) {
                         if !missing.contains(&g) {
                             match g {
                                 RecipientGroup::Ciso => lists.ciso.push("…".into()),
-                                RecipientGroup::Ledningsgrupp => lists.ledningsgrupp.push("…".into()),
+                                RecipientGroup::Ledningsgrupp => {
+                                    lists.ledningsgrupp.push("…".into())
+                                }
                                 RecipientGroup::Kommunstyrelsen => {
                                     lists.kommunstyrelsen.push("…".into())
                                 }
@@ -251,7 +268,11 @@ async fn check_recipients(config: &Config) -> Finding {
         );
     }
     let names = |v: &[RecipientGroup]| v.iter().map(|g| g.key()).collect::<Vec<_>>().join(", ");
-    let level = if missing.is_empty() { Level::Warn } else { Level::Fail };
+    let level = if missing.is_empty() {
+        Level::Warn
+    } else {
+        Level::Fail
+    };
     let all: Vec<RecipientGroup> = missing.iter().chain(&also).copied().collect();
     Finding::bad(
         level,
@@ -322,7 +343,10 @@ fn check_clock(config: &Config) -> Finding {
         return Finding::bad(
             Level::Fail,
             "clock",
-            (format!("Klockan visar {now}, vilket inte kan stämma."), format!("The clock says {now}, which cannot be right.")),
+            (
+                format!("Klockan visar {now}, vilket inte kan stämma."),
+                format!("The clock says {now}, which cannot be right."),
+            ),
             fix,
         );
     }

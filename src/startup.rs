@@ -234,10 +234,7 @@ impl Application {
 
 /// Once the register is rebuilt: with no staff account, a one-time setup link is issued
 /// and logged once, so a new installation can be set up in the browser.
-pub fn spawn_setup_link(
-    services: Services,
-    base_url: String,
-) -> watch::Receiver<Option<String>> {
+pub fn spawn_setup_link(services: Services, base_url: String) -> watch::Receiver<Option<String>> {
     let (tx, rx) = watch::channel(None);
     let head = services.store.head().seq;
     tokio::spawn(async move {

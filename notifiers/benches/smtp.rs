@@ -121,7 +121,8 @@ async fn through(mailer: Arc<Mailer>, emails: &[OutgoingEmail], count: &AtomicUs
     let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
     let mut tasks = tokio::task::JoinSet::new();
     let start = Instant::now();
-    for e in emails.iter().cloned() {
+    for e in emails {
+        let e = e.clone();
         let permit = permits.clone().acquire_owned().await.expect("permit");
         let m = mailer.clone();
         tasks.spawn(async move {
@@ -162,7 +163,8 @@ fn env_usize(name: &str) -> Option<usize> {
 
 #[tokio::main]
 async fn main() {
-    let full = std::env::args().any(|a| a == "--bench") && std::env::var_os("AVVIK_BENCH_QUICK").is_none();
+    let full =
+        std::env::args().any(|a| a == "--bench") && std::env::var_os("AVVIK_BENCH_QUICK").is_none();
     let n = env_usize("AVVIK_BENCH_MESSAGES").unwrap_or(if full { 2000 } else { 200 });
     let runs = env_usize("AVVIK_BENCH_RUNS").unwrap_or(if full { 3 } else { 1 });
     let (port, count) = sink().await;
@@ -187,7 +189,10 @@ async fn main() {
             .output();
         match out {
             Ok(o) if o.status.success() => {
-                let rate: f64 = String::from_utf8_lossy(&o.stdout).trim().parse().expect("rate");
+                let rate: f64 = String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse()
+                    .expect("rate");
                 python.push(rate);
             }
             Ok(o) => eprintln!("python3 failed: {}", String::from_utf8_lossy(&o.stderr)),
@@ -197,11 +202,20 @@ async fn main() {
             "run {run}: avvik {:.0} msg/s, lettre pool {:.0} msg/s, python smtplib {}",
             ours[run - 1],
             lettre_pool[run - 1],
-            python.last().map_or("–".into(), |p| format!("{p:.0} msg/s"))
+            python
+                .last()
+                .map_or("–".into(), |p| format!("{p:.0} msg/s"))
         );
     }
-    let fmt = |v: &[f64]| v.iter().map(|r| format!("{r:.0}")).collect::<Vec<_>>().join(", ");
-    println!("| figure ({n} messages, {PARALLEL} in parallel, {runs} runs) | median msg/s | runs |");
+    let fmt = |v: &[f64]| {
+        v.iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!(
+        "| figure ({n} messages, {PARALLEL} in parallel, {runs} runs) | median msg/s | runs |"
+    );
     println!("|---|---|---|");
     println!(
         "| avvik mailer: TCP_NODELAY, reused connections, at most {PARALLEL} | {:.0} | {} |",

@@ -268,7 +268,10 @@ impl Mailer {
         match &self.transport {
             Transport::Nodelay(p) => {
                 let attempt = async {
-                    let mut c = p.connect().await.map_err(|e| SendError::Transport(describe(&e)))?;
+                    let mut c = p
+                        .connect()
+                        .await
+                        .map_err(|e| SendError::Transport(describe(&e)))?;
                     let info = c.server_info().to_string();
                     let encrypted = c.is_encrypted();
                     let _ = c.quit().await;
@@ -283,12 +286,16 @@ impl Mailer {
                     Err(_) => Err(SendError::Timeout(self.overall_timeout.as_secs())),
                 }
             }
-            Transport::Smtp(t) => match tokio::time::timeout(self.overall_timeout, t.test_connection()).await {
-                Ok(Ok(true)) => Ok("connected (TLS)".into()),
-                Ok(Ok(false)) => Err(SendError::Transport("the server did not answer NOOP".into())),
-                Ok(Err(e)) => Err(SendError::Transport(describe(&e))),
-                Err(_) => Err(SendError::Timeout(self.overall_timeout.as_secs())),
-            },
+            Transport::Smtp(t) => {
+                match tokio::time::timeout(self.overall_timeout, t.test_connection()).await {
+                    Ok(Ok(true)) => Ok("connected (TLS)".into()),
+                    Ok(Ok(false)) => Err(SendError::Transport(
+                        "the server did not answer NOOP".into(),
+                    )),
+                    Ok(Err(e)) => Err(SendError::Transport(describe(&e))),
+                    Err(_) => Err(SendError::Timeout(self.overall_timeout.as_secs())),
+                }
+            }
             Transport::File(_) => Ok("file transport: nothing to connect to".into()),
             Transport::Stub(_) => Ok("stub transport".into()),
         }

@@ -71,10 +71,13 @@ impl NodelayPool {
     /// A new connection: TCP with TCP_NODELAY, greeting and EHLO, STARTTLS and EHLO again
     /// when configured (required, never skipped), AUTH when credentials are set.
     pub async fn connect(&self) -> Result<AsyncSmtpConnection, Error> {
-        let tcp = tokio::time::timeout(self.timeout, TcpStream::connect((self.host.as_str(), self.port)))
-            .await
-            .map_err(|_| io_error(std::io::ErrorKind::TimedOut, "connection timed out"))?
-            .map_err(|e| io_error(e.kind(), &e.to_string()))?;
+        let tcp = tokio::time::timeout(
+            self.timeout,
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| io_error(std::io::ErrorKind::TimedOut, "connection timed out"))?
+        .map_err(|e| io_error(e.kind(), &e.to_string()))?;
         tcp.set_nodelay(true)
             .map_err(|e| io_error(e.kind(), &e.to_string()))?;
         let mut conn = bounded(self.timeout, async {
@@ -92,7 +95,9 @@ impl NodelayPool {
                 ));
             }
             bounded(self.timeout, async {
-                conn.starttls(tls.clone(), &self.hello).await.map_err(Error::from)
+                conn.starttls(tls.clone(), &self.hello)
+                    .await
+                    .map_err(Error::from)
             })
             .await?;
         }

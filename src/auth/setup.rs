@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 
 use super::service::AccountError;
 use super::Role;
-use crate::domain::setup::{decide, evolve, Setup, SetupCommand, SetupError, SETUP_STREAM};
 use crate::domain::setup::SetupEvent;
+use crate::domain::setup::{decide, evolve, Setup, SetupCommand, SetupError, SETUP_STREAM};
 use crate::domain::EmailAddress;
 use crate::service::Services;
 

@@ -13,7 +13,17 @@ pub const RECIPIENTS_STREAM: Uuid = Uuid::from_u128(0x0191_0000_7265_6369_7069_6
 
 /// A list of addresses the rules send to.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum RecipientGroup {
@@ -214,7 +224,7 @@ pub fn normalise(addresses: &[String]) -> Result<Vec<String>, RecipientsError> {
 
 /// Splits free text (one address a line, or separated by commas or semicolons).
 pub fn split_addresses(text: &str) -> Vec<String> {
-    text.split(|c: char| c == '\n' || c == ',' || c == ';' || c == '\r')
+    text.split(['\n', ',', ';', '\r'])
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_string)
@@ -244,7 +254,7 @@ pub fn decide(
             let sector = match group {
                 RecipientGroup::Kontakt => {
                     let s = sector.map(|s| s.trim().to_string()).unwrap_or_default();
-                    if !ctx.sectors.iter().any(|k| *k == s) {
+                    if !ctx.sectors.contains(&s) {
                         return Err(RecipientsError::UnknownSector);
                     }
                     Some(s)
@@ -256,9 +266,8 @@ pub fn decide(
             if before == addresses.as_slice() {
                 return Ok(Vec::new());
             }
-            let lower = |v: &[String]| -> BTreeSet<String> {
-                v.iter().map(|a| a.to_lowercase()).collect()
-            };
+            let lower =
+                |v: &[String]| -> BTreeSet<String> { v.iter().map(|a| a.to_lowercase()).collect() };
             let (was, now) = (lower(before), lower(&addresses));
             let added = addresses
                 .iter()
@@ -328,7 +337,10 @@ mod tests {
         let (s, ev) = run(Recipients::default(), RecipientsCommand::Seed(seed.clone()));
         assert_eq!(ev.len(), 1);
         assert_eq!(s.lists, seed);
-        assert_eq!(s.lists.missing(), [RecipientGroup::Ciso, RecipientGroup::Kommunstyrelsen]);
+        assert_eq!(
+            s.lists.missing(),
+            [RecipientGroup::Ciso, RecipientGroup::Kommunstyrelsen]
+        );
         let (s, ev) = run(s, RecipientsCommand::Seed(RecipientLists::default()));
         assert!(ev.is_empty(), "a second seed is ignored");
         let (s, ev) = run(
@@ -369,14 +381,29 @@ mod tests {
         };
         let s = Recipients::default();
         assert_eq!(
-            decide(&s, set(RecipientGroup::Ciso, None, "inte en adress"), &ctx()),
+            decide(
+                &s,
+                set(RecipientGroup::Ciso, None, "inte en adress"),
+                &ctx()
+            ),
             Err(RecipientsError::InvalidAddress("inte en adress".into()))
         );
         assert_eq!(
-            decide(&s, set(RecipientGroup::Kontakt, Some("Månen"), "k@kommunen.example"), &ctx()),
+            decide(
+                &s,
+                set(RecipientGroup::Kontakt, Some("Månen"), "k@kommunen.example"),
+                &ctx()
+            ),
             Err(RecipientsError::UnknownSector)
         );
-        let (s, _) = run(s, set(RecipientGroup::Kontakt, Some("Socialtjänsten"), "k@kommunen.example"));
+        let (s, _) = run(
+            s,
+            set(
+                RecipientGroup::Kontakt,
+                Some("Socialtjänsten"),
+                "k@kommunen.example",
+            ),
+        );
         assert_eq!(
             s.lists.get(RecipientGroup::Kontakt, Some("Socialtjänsten")),
             ["k@kommunen.example"]

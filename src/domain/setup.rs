@@ -162,10 +162,7 @@ mod tests {
             decide(&s, complete("aa", t("2026-03-01T11:00:00Z"))),
             Err(SetupError::Expired)
         );
-        assert_eq!(
-            decide(&s, complete("bb", now)),
-            Err(SetupError::Unknown)
-        );
+        assert_eq!(decide(&s, complete("bb", now)), Err(SetupError::Unknown));
         let s2 = decide(&s, issue("bb")).unwrap().iter().fold(s, evolve);
         assert_eq!(decide(&s2, complete("aa", now)), Err(SetupError::Unknown));
         let done = decide(&s2, complete("bb", t("2026-03-01T10:59:59Z")))

@@ -280,8 +280,10 @@ async fn recipients_as_of(
     require(&who, Action::ViewAudit)?;
     let point = parse_as_of("as_of", q.as_of.as_deref())?;
     let seq = resolve(&state, point).await?;
-    let (r, _, records) =
-        on_store(&state, move |store| crate::notify::recipients::load(store, Some(seq))).await?;
+    let (r, _, records) = on_store(&state, move |store| {
+        crate::notify::recipients::load(store, Some(seq))
+    })
+    .await?;
     let changes: Vec<serde_json::Value> = records
         .iter()
         .map(|rec| {

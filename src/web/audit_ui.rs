@@ -456,7 +456,10 @@ async fn recipients(
     let store = state.services.store.clone();
     let (seq, (r, _, records)) = blocking(move || {
         let seq = point.resolve(store.as_ref())?;
-        Ok((seq, crate::notify::recipients::load(store.as_ref(), Some(seq))?))
+        Ok((
+            seq,
+            crate::notify::recipients::load(store.as_ref(), Some(seq))?,
+        ))
     })
     .await?;
     let mut lists: Vec<(String, String)> = [

@@ -72,7 +72,9 @@ impl Layout {
             area: Area::Staff,
             nav,
             has_errors: false,
-            missing_recipients: MISSING_RECIPIENTS.try_with(Clone::clone).unwrap_or_default(),
+            missing_recipients: MISSING_RECIPIENTS
+                .try_with(Clone::clone)
+                .unwrap_or_default(),
         }
     }
 

@@ -16,8 +16,8 @@ use super::csrf::{form_token, CsrfForm};
 use super::error::FieldError;
 use super::pages::{render, FormErrors, Layout, PageError};
 use super::AppState;
-use crate::auth::setup::{check, complete, FirstAccounts, SetupFailure};
 use crate::auth::service::AccountError;
+use crate::auth::setup::{check, complete, FirstAccounts, SetupFailure};
 use crate::domain::EmailAddress;
 
 pub fn router() -> Router<AppState> {
@@ -116,7 +116,11 @@ async fn submit(
     let mut errors = Vec::new();
     let admin_email = EmailAddress::parse(&field(&form, "admin_email"));
     if admin_email.is_none() {
-        errors.push(FieldError::new("admin_email", "invalid", "Ange en giltig e-postadress."));
+        errors.push(FieldError::new(
+            "admin_email",
+            "invalid",
+            "Ange en giltig e-postadress.",
+        ));
     }
     let admin_name = field(&form, "admin_name");
     if admin_name.is_empty() {
@@ -129,10 +133,18 @@ async fn submit(
     } else {
         let e = EmailAddress::parse(&ciso_email_text);
         if e.is_none() {
-            errors.push(FieldError::new("ciso_email", "invalid", "Ange en giltig e-postadress, eller lämna fältet tomt om du själv är CISO."));
+            errors.push(FieldError::new(
+                "ciso_email",
+                "invalid",
+                "Ange en giltig e-postadress, eller lämna fältet tomt om du själv är CISO.",
+            ));
         }
         if ciso_name.is_empty() {
-            errors.push(FieldError::new("ciso_name", "required", "Ange CISO:s namn."));
+            errors.push(FieldError::new(
+                "ciso_name",
+                "required",
+                "Ange CISO:s namn.",
+            ));
         }
         e
     };
@@ -144,10 +156,11 @@ async fn submit(
     };
     let (admin_pw, ciso_pw) = (raw("admin_password"), raw("ciso_password"));
     let same = ciso_email.is_some() && ciso_email == admin_email;
-    let mut values: HashMap<String, String> = ["admin_name", "admin_email", "ciso_name", "ciso_email"]
-        .iter()
-        .map(|k| (k.to_string(), field(&form, k)))
-        .collect();
+    let mut values: HashMap<String, String> =
+        ["admin_name", "admin_email", "ciso_name", "ciso_email"]
+            .iter()
+            .map(|k| (k.to_string(), field(&form, k)))
+            .collect();
     if errors.is_empty() {
         if let Some(admin) = &admin_email {
             let ciso = match (&ciso_email, same) {
@@ -182,7 +195,9 @@ async fn submit(
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "setup link refused");
-                    return Ok((csrf.clone(), refused(form_token(&csrf)?, &token, &e)).into_response());
+                    return Ok(
+                        (csrf.clone(), refused(form_token(&csrf)?, &token, &e)).into_response()
+                    );
                 }
             }
         }

@@ -1038,7 +1038,10 @@ async fn the_annual_report_has_every_figure_right_and_stays_frozen() {
     // only delivery's records of the earlier editions' e-mails (to the empty lists of the
     // default configuration) may have come in between.
     let between = store
-        .read_batch(issue.event.as_of_seq + 1, (issue.seq - issue.event.as_of_seq - 2) as usize)
+        .read_batch(
+            issue.event.as_of_seq + 1,
+            (issue.seq - issue.event.as_of_seq - 2) as usize,
+        )
         .unwrap();
     assert!(
         between

@@ -78,7 +78,10 @@ async fn a_major_deviation_without_board_addresses_is_flagged_and_escalated_once
     b.wait_for_path(&page).await;
     // Red on the deviation page: the escalation went nowhere.
     let warning = b.wait_for("#undeliverable").await.text().await.unwrap();
-    assert!(warning.contains("Större avvikelse rapporterad"), "{warning}");
+    assert!(
+        warning.contains("Större avvikelse rapporterad"),
+        "{warning}"
+    );
     assert!(
         warning.contains("ledningsgruppen") && warning.contains("kommunstyrelsen"),
         "{warning}"
@@ -117,7 +120,10 @@ async fn a_major_deviation_without_board_addresses_is_flagged_and_escalated_once
         !banner.contains("Ledningsgruppen") && banner.contains("CISO"),
         "{banner}"
     );
-    assert!(b.text("main table").await.contains("user:admin@kommunen.example"));
+    assert!(b
+        .text("main table")
+        .await
+        .contains("user:admin@kommunen.example"));
 
     // No new classification: the owed escalation reaches the SMTP server, once each.
     let m = sink
@@ -234,7 +240,10 @@ async fn the_first_run_link_creates_the_first_admin_and_ciso_once_and_expires() 
         .contains("Länken har gått ut"));
     // A made-up link is refused too.
     b.goto(&format!("/setup/{}", "0".repeat(64))).await;
-    assert!(b.text("#setup-refused").await.contains("Länken gäller inte"));
+    assert!(b
+        .text("#setup-refused")
+        .await
+        .contains("Länken gäller inte"));
     assert!(app.app_state.services.register.read().accounts.is_empty());
     b.close().await;
 }
@@ -249,13 +258,21 @@ async fn the_binary_logs_the_setup_link_once() {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     let link = loop {
         let found = server.log().iter().find_map(|l| {
-            l.find("setup_url=")
-                .map(|i| l[i + 10..].split_whitespace().next().unwrap_or("").to_string())
+            l.find("setup_url=").map(|i| {
+                l[i + 10..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
         });
         if let Some(l) = found {
             break l;
         }
-        assert!(std::time::Instant::now() < deadline, "no setup link in the log");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no setup link in the log"
+        );
         std::thread::sleep(Duration::from_millis(25));
     };
     let path = &link[link.find("/setup/").expect("a setup path")..];

@@ -36,23 +36,36 @@ async fn doctor_checks_smtp_without_sending_and_names_what_is_missing() {
 
     let cfg = config(dir.path(), sink.port(), true);
     let d = dir.path().to_path_buf();
-    let (code, out) = tokio::task::spawn_blocking(move || doctor(&d, &cfg)).await.unwrap();
+    let (code, out) = tokio::task::spawn_blocking(move || doctor(&d, &cfg))
+        .await
+        .unwrap();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("[OK     ] smtp"), "{out}");
-    assert!(out.contains("Inget skickades") && out.contains("Nothing was sent"), "{out}");
+    assert!(
+        out.contains("Inget skickades") && out.contains("Nothing was sent"),
+        "{out}"
+    );
     assert!(out.contains("[OK     ] recipients"), "{out}");
     assert!(out.contains("[OK     ] disk"), "{out}");
     assert!(out.contains("[OK     ] clock"), "{out}");
     assert!(sink.messages().is_empty(), "doctor sent nothing");
-    assert!(!dir.path().join("data").exists(), "doctor created no data directory");
+    assert!(
+        !dir.path().join("data").exists(),
+        "doctor created no data directory"
+    );
 
     // No recipients: exit 1, in both languages, with what to do.
     let cfg = config(dir.path(), sink.port(), false);
     let d = dir.path().to_path_buf();
-    let (code, out) = tokio::task::spawn_blocking(move || doctor(&d, &cfg)).await.unwrap();
+    let (code, out) = tokio::task::spawn_blocking(move || doctor(&d, &cfg))
+        .await
+        .unwrap();
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("[FEL    ] recipients"), "{out}");
-    assert!(out.contains("ciso, ledningsgrupp, kommunstyrelsen"), "{out}");
+    assert!(
+        out.contains("ciso, ledningsgrupp, kommunstyrelsen"),
+        "{out}"
+    );
     assert!(out.contains("Åtgärd:") && out.contains("Fix:"), "{out}");
     assert!(out.contains("/staff/admin/recipients"), "{out}");
 
@@ -60,16 +73,23 @@ async fn doctor_checks_smtp_without_sending_and_names_what_is_missing() {
     let port = SmtpSink::closed_port().await;
     let cfg = config(dir.path(), port, true);
     let d = dir.path().to_path_buf();
-    let (code, out) = tokio::task::spawn_blocking(move || doctor(&d, &cfg)).await.unwrap();
+    let (code, out) = tokio::task::spawn_blocking(move || doctor(&d, &cfg))
+        .await
+        .unwrap();
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("[FEL    ] smtp"), "{out}");
-    assert!(out.contains("går inte att använda") && out.contains("cannot be used"), "{out}");
+    assert!(
+        out.contains("går inte att använda") && out.contains("cannot be used"),
+        "{out}"
+    );
 
     // The default: e-mail into files is not delivery.
     let path = dir.path().join("empty.toml");
     std::fs::write(&path, "").unwrap();
     let d = dir.path().to_path_buf();
-    let (code, out) = tokio::task::spawn_blocking(move || doctor(&d, &path)).await.unwrap();
+    let (code, out) = tokio::task::spawn_blocking(move || doctor(&d, &path))
+        .await
+        .unwrap();
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("mail.transport = \"smtp\""), "{out}");
 }

@@ -76,11 +76,24 @@ async fn recipient_changes_are_events_and_the_audit_view_shows_the_list_before_a
     let before = store.head().seq;
 
     // Only the admin may change them.
-    let (s, _) = put_lists(&app, &tok["ciso"], json!({"ledningsgrupp": ["x@kommunen.example"]})).await;
+    let (s, _) = put_lists(
+        &app,
+        &tok["ciso"],
+        json!({"ledningsgrupp": ["x@kommunen.example"]}),
+    )
+    .await;
     assert_eq!(s, 403);
-    let (s, v) = put_lists(&app, &tok["admin"], json!({"ledningsgrupp": ["inte en adress"]})).await;
+    let (s, v) = put_lists(
+        &app,
+        &tok["admin"],
+        json!({"ledningsgrupp": ["inte en adress"]}),
+    )
+    .await;
     assert_eq!(s, 422, "{v}");
-    assert!(v["errors"][0]["message_sv"].as_str().unwrap().contains("inte en giltig e-postadress"));
+    assert!(v["errors"][0]["message_sv"]
+        .as_str()
+        .unwrap()
+        .contains("inte en giltig e-postadress"));
     let (s, v) = put_lists(
         &app,
         &tok["admin"],
@@ -89,7 +102,10 @@ async fn recipient_changes_are_events_and_the_audit_view_shows_the_list_before_a
     .await;
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["escalation_ready"], true);
-    assert_eq!(v["lists"]["ledningsgrupp"], json!(["lg.ny@kommunen.example"]));
+    assert_eq!(
+        v["lists"]["ledningsgrupp"],
+        json!(["lg.ny@kommunen.example"])
+    );
 
     // Each changed list is one event, with who made it.
     let changes: Vec<_> = store
@@ -99,7 +115,9 @@ async fn recipient_changes_are_events_and_the_audit_view_shows_the_list_before_a
         .filter(|r| r.event_type == "RecipientListChanged")
         .collect();
     assert_eq!(changes.len(), 3, "ciso, ledningsgrupp, kommunstyrelsen");
-    assert!(changes.iter().all(|r| r.actor == "user:admin@kommunen.example"));
+    assert!(changes
+        .iter()
+        .all(|r| r.actor == "user:admin@kommunen.example"));
     let lg = changes
         .iter()
         .find(|r| r.data["group"] == "ledningsgrupp")
@@ -118,12 +136,23 @@ async fn recipient_changes_are_events_and_the_audit_view_shows_the_list_before_a
     assert_eq!(store.head().seq, head);
 
     // The audit view: the list as it stood before the change, and now.
-    let (s, then) = get(&app, &tok["auditor"], &format!("/api/v1/audit/recipients?as_of=seq:{before}")).await;
+    let (s, then) = get(
+        &app,
+        &tok["auditor"],
+        &format!("/api/v1/audit/recipients?as_of=seq:{before}"),
+    )
+    .await;
     assert_eq!(s, 200);
-    assert_eq!(then["lists"]["ledningsgrupp"], json!(["lg.gammal@kommunen.example"]));
+    assert_eq!(
+        then["lists"]["ledningsgrupp"],
+        json!(["lg.gammal@kommunen.example"])
+    );
     assert_eq!(then["lists"]["ciso"], json!([]));
     let (_, now) = get(&app, &tok["auditor"], "/api/v1/audit/recipients").await;
-    assert_eq!(now["lists"]["ledningsgrupp"], json!(["lg.ny@kommunen.example"]));
+    assert_eq!(
+        now["lists"]["ledningsgrupp"],
+        json!(["lg.ny@kommunen.example"])
+    );
     let (s, _) = get(&app, &tok["ledning"], "/api/v1/audit/recipients").await;
     assert_eq!(s, 403);
     // And the auditor's page says the same in Swedish.
@@ -149,10 +178,22 @@ async fn an_escalation_with_nobody_to_go_to_is_recorded_shown_and_sent_once_an_a
     let tok = crate::authz::tokens(&app).await;
     let ready = readyz(&app.base).await;
     assert_eq!(ready["escalation_ready"], false);
-    assert_eq!(ready["missing_recipients"], json!(["ciso", "ledningsgrupp", "kommunstyrelsen"]));
+    assert_eq!(
+        ready["missing_recipients"],
+        json!(["ciso", "ledningsgrupp", "kommunstyrelsen"])
+    );
 
-    let (reference, id, _) = report(&app, json!({"title": "Konto kapat", "description": "Någon loggade in"})).await;
-    exec(&app, reference, classify(Severity::Major, PersonalDataBreach::Yes, 3)).await;
+    let (reference, id, _) = report(
+        &app,
+        json!({"title": "Konto kapat", "description": "Någon loggade in"}),
+    )
+    .await;
+    exec(
+        &app,
+        reference,
+        classify(Severity::Major, PersonalDataBreach::Yes, 3),
+    )
+    .await;
     deliver(&app, &clock).await;
     deliver(&app, &clock).await;
     assert!(sink.messages().is_empty());
@@ -163,7 +204,10 @@ async fn an_escalation_with_nobody_to_go_to_is_recorded_shown_and_sent_once_an_a
     let mut undeliverable = Vec::new();
     for rec in store.read_batch(1, 10_000).unwrap() {
         if rec.event_type == "NotificationUndeliverable" {
-            undeliverable.push((rec.data["rule"].as_str().unwrap().to_string(), rec.data["group"].as_str().unwrap().to_string()));
+            undeliverable.push((
+                rec.data["rule"].as_str().unwrap().to_string(),
+                rec.data["group"].as_str().unwrap().to_string(),
+            ));
         }
     }
     undeliverable.sort();
@@ -176,8 +220,16 @@ async fn an_escalation_with_nobody_to_go_to_is_recorded_shown_and_sent_once_an_a
         ]
     );
     assert_eq!(app.app_state.notify.owed_for(id).len(), 3);
-    let metrics = reqwest::get(format!("{}/metrics", app.base)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("avvik_notifications_undeliverable_total"), "{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("avvik_notifications_undeliverable_total"),
+        "{metrics}"
+    );
     assert!(metrics.contains("avvik_escalation_ready 0"), "{metrics}");
 
     // The admin adds the board: the owed escalation goes out, with no new classification.
@@ -196,7 +248,10 @@ async fn an_escalation_with_nobody_to_go_to_is_recorded_shown_and_sent_once_an_a
     let mut board: Vec<&str> = LG.iter().chain(KS.iter()).copied().collect();
     board.sort();
     assert_eq!(to(&m, "Större avvikelse"), sorted(&board), "once to each");
-    assert!(to(&m, "Ny avvikelse att bedöma").is_empty(), "the CISO list is still empty");
+    assert!(
+        to(&m, "Ny avvikelse att bedöma").is_empty(),
+        "the CISO list is still empty"
+    );
     // Still once after more rounds and a restart of the fold (the same log).
     clock.advance(chrono::Duration::minutes(5));
     deliver(&app, &clock).await;
@@ -226,17 +281,44 @@ async fn an_owed_escalation_survives_sigkill_after_the_address_was_added() {
     // An admin too, for the recipient lists.
     let d = data.to_str().unwrap();
     let mut child = std::process::Command::new(crate::helpers::BIN)
-        .args(["user", "add", "--data", d, "--email", "admin@kommunen.example", "--name", "Admin", "--role", "admin", "--password-stdin"])
+        .args([
+            "user",
+            "add",
+            "--data",
+            d,
+            "--email",
+            "admin@kommunen.example",
+            "--name",
+            "Admin",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all("ett långt lösenord 123\n".as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all("ett långt lösenord 123\n".as_bytes())
+            .unwrap();
     }
     assert!(child.wait().unwrap().success());
-    let (code, out, err) = crate::helpers::avvik(&["token", "create", "--data", d, "--user", "admin@kommunen.example"], &[]);
+    let (code, out, err) = crate::helpers::avvik(
+        &[
+            "token",
+            "create",
+            "--data",
+            d,
+            "--user",
+            "admin@kommunen.example",
+        ],
+        &[],
+    );
     assert_eq!(code, 0, "{err}");
     let admin = out.lines().last().unwrap().trim().to_string();
     let port_s = port.to_string();
@@ -286,7 +368,9 @@ async fn an_owed_escalation_survives_sigkill_after_the_address_was_added() {
     let sink = SmtpSink::start_on(port, Mode::Normal).await;
     let server = Server::start(&data, &envs);
     let m = sink
-        .wait_until(Duration::from_secs(20), |m| to(m, "Större avvikelse").len() >= 2)
+        .wait_until(Duration::from_secs(20), |m| {
+            to(m, "Större avvikelse").len() >= 2
+        })
         .await;
     assert_eq!(
         to(&m, "Större avvikelse"),
