@@ -25,7 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("state", &["state"]),
     ("web", &["web"]),
-    ("entry", &["startup", "cli", "cli_accounts"]),
+    ("entry", &["startup", "cli", "cli_accounts", "doctor"]),
 ];
 
 /// Files that may call the store's `append` / `append_numbered`.

@@ -113,6 +113,10 @@ pub enum Command {
         #[arg(long, default_value_t = 120)]
         timeout: u64,
     },
+    /// Check what the policy needs: configuration, SMTP (connect, EHLO, TLS, login; sends
+    /// nothing), IMAP login, recipient lists, disk space, clock. Says what to change, in
+    /// Swedish and English; exit 1 when something the policy needs is missing.
+    Doctor,
     /// Send a test e-mail with the configured [mail] settings (records nothing; works while
     /// the server runs).
     SendTestEmail {
@@ -130,12 +134,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("avvik intake: {e}");
             return Ok(ExitCode::from(crate::intake::client::EX_TEMPFAIL));
         }
+        Err(e) if matches!(cli.command, Command::Doctor) => {
+            println!("[FEL    ] config     Konfigurationen kan inte läsas: {e}");
+            println!("                     The configuration cannot be read: {e}");
+            println!("                     Åtgärd: rätta värdet som nämns. / Fix: correct the value named.");
+            return Ok(ExitCode::from(1));
+        }
         Err(e) => return Err(e.into()),
     };
     let data_dir = |d: Option<PathBuf>| d.unwrap_or_else(|| config.store.data_dir.clone());
     match cli.command {
         Command::Serve => {
             let app = Application::build(config.clone()).await?;
+            let _setup_link = app.offer_setup_link();
             app.run_until_stopped().await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -263,6 +274,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Intake { url, timeout } => {
             Ok(crate::intake::client::run(&config, url, timeout).await)
         }
+        Command::Doctor => Ok(crate::doctor::run(&config).await),
         Command::SendTestEmail { to } => {
             let went = crate::notify::send_test_email(&config, &to).await?;
             println!("test e-mail to {to} {went}");

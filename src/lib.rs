@@ -10,6 +10,7 @@ pub mod cli_accounts;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod doctor;
 pub mod domain;
 pub mod intake;
 pub mod net;

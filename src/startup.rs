@@ -106,6 +106,10 @@ impl Application {
                     config.store.data_dir.display()
                 )
             })?;
+        // The recipient lists are events; the configuration seeds them at the first start.
+        crate::notify::recipients::seed(&store, &config, clock.now())
+            .await
+            .context("recording the recipient lists from [recipients]")?;
         // Install the metrics recorder before anything records.
         crate::web::metrics::handle();
         let (shutdown_tx, _) = watch::channel(false);
@@ -177,6 +181,16 @@ impl Application {
         })
     }
 
+    /// `avvik serve` on a new installation: once the register is rebuilt and there is no
+    /// staff account, a one-time setup link is issued and logged once at warn. The
+    /// receiver gets the link too.
+    pub fn offer_setup_link(&self) -> watch::Receiver<Option<String>> {
+        spawn_setup_link(
+            self.state.services.clone(),
+            self.state.config.http.base_url.clone(),
+        )
+    }
+
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
@@ -217,6 +231,39 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+/// Once the register is rebuilt: with no staff account, a one-time setup link is issued
+/// and logged once, so a new installation can be set up in the browser.
+pub fn spawn_setup_link(services: Services, base_url: String) -> watch::Receiver<Option<String>> {
+    let (tx, rx) = watch::channel(None);
+    let head = services.store.head().seq;
+    tokio::spawn(async move {
+        if !services
+            .register
+            .wait_for(head, std::time::Duration::from_secs(600))
+            .await
+        {
+            return;
+        }
+        match crate::auth::setup::issue_if_needed(&services).await {
+            Ok(Some(token)) => {
+                let url = format!(
+                    "{}{}",
+                    base_url.trim_end_matches('/'),
+                    crate::auth::setup::link_path(&token)
+                );
+                tracing::warn!(
+                    setup_url = %url,
+                    "no staff account yet: open the setup link to create the first admin and CISO (valid one hour, shown only now; `avvik user add` works too)"
+                );
+                let _ = tx.send(Some(url));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "could not issue the first-run setup link"),
+        }
+    });
+    rx
 }
 
 async fn shutdown_signal() {

@@ -8,6 +8,7 @@
 pub mod content;
 pub mod mailer;
 pub mod retry;
+mod smtp_pool;
 pub mod time;
 
 pub use content::{

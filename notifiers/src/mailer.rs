@@ -144,6 +144,9 @@ impl Header for AutoResponseSuppress {
 }
 
 enum Transport {
+    /// Plain SMTP and STARTTLS: our sockets (TCP_NODELAY), lettre's SMTP.
+    Nodelay(crate::smtp_pool::NodelayPool),
+    /// SMTPS (TLS from the first byte): lettre's own pooled transport.
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
     File(AsyncFileTransport<Tokio1Executor>),
     Stub(AsyncStubTransport),
@@ -162,7 +165,7 @@ pub struct Mailer {
 impl fmt::Debug for Mailer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self.transport {
-            Transport::Smtp(_) => "smtp",
+            Transport::Nodelay(_) | Transport::Smtp(_) => "smtp",
             Transport::File(_) => "file",
             Transport::Stub(_) => "stub",
         };
@@ -222,7 +225,14 @@ impl Mailer {
                     Duration::from_secs(30),
                 )
             }
-            TransportSettings::Smtp(s) => (Transport::Smtp(smtp_transport(s)?), s.timeout),
+            TransportSettings::Smtp(s) => {
+                let pool = crate::smtp_pool::NodelayPool::new(s)
+                    .map_err(|e| MailerError::Smtp(describe(&e)))?;
+                match pool {
+                    Some(p) => (Transport::Nodelay(p), s.timeout),
+                    None => (Transport::Smtp(smtp_transport(s)?), s.timeout),
+                }
+            }
         };
         Ok(Self {
             transport,
@@ -232,6 +242,63 @@ impl Mailer {
             // round trips, each bounded by `per_op` inside lettre.
             overall_timeout: per_op.saturating_mul(4).max(Duration::from_secs(1)),
         })
+    }
+
+    /// A mailer on lettre's own pooled SMTP transport, whatever the TLS mode: what avvik
+    /// used before its sockets set TCP_NODELAY. Kept for the delivery benchmark's
+    /// comparison.
+    pub fn with_lettre_pool(settings: &MailerSettings) -> Result<Self, MailerError> {
+        let mut m = Self::new(&MailerSettings {
+            transport: TransportSettings::File {
+                dir: std::env::temp_dir(),
+            },
+            ..settings.clone()
+        })?;
+        let TransportSettings::Smtp(s) = &settings.transport else {
+            return Err(MailerError::Smtp("not an SMTP transport".into()));
+        };
+        m.transport = Transport::Smtp(smtp_transport(s)?);
+        m.overall_timeout = s.timeout.saturating_mul(4).max(Duration::from_secs(1));
+        Ok(m)
+    }
+
+    /// Opens a connection as a delivery would (EHLO, STARTTLS, AUTH) and closes it again,
+    /// sending nothing. For `avvik doctor`.
+    pub async fn check_connection(&self) -> Result<String, SendError> {
+        match &self.transport {
+            Transport::Nodelay(p) => {
+                let attempt = async {
+                    let mut c = p
+                        .connect()
+                        .await
+                        .map_err(|e| SendError::Transport(describe(&e)))?;
+                    let info = c.server_info().to_string();
+                    let encrypted = c.is_encrypted();
+                    let _ = c.quit().await;
+                    Ok(format!(
+                        "{}{}",
+                        describe(&info),
+                        if encrypted { " (TLS)" } else { "" }
+                    ))
+                };
+                match tokio::time::timeout(self.overall_timeout, attempt).await {
+                    Ok(r) => r,
+                    Err(_) => Err(SendError::Timeout(self.overall_timeout.as_secs())),
+                }
+            }
+            Transport::Smtp(t) => {
+                match tokio::time::timeout(self.overall_timeout, t.test_connection()).await {
+                    Ok(Ok(true)) => Ok("connected (TLS)".into()),
+                    Ok(Ok(false)) => Err(SendError::Transport(
+                        "the server did not answer NOOP".into(),
+                    )),
+                    Ok(Err(e)) => Err(SendError::Transport(describe(&e))),
+                    Err(_) => Err(SendError::Timeout(self.overall_timeout.as_secs())),
+                }
+            }
+            Transport::File(_) => Ok("file transport: nothing to connect to".into()),
+            Transport::Stub(_) => Ok("stub transport".into()),
+        }
     }
 
     /// A mailer that records messages instead of sending them (unit tests); `ok: false`
@@ -293,6 +360,10 @@ impl Mailer {
         let msg = self.message(email)?;
         let attempt = async {
             match &self.transport {
+                Transport::Nodelay(p) => p
+                    .send(msg.envelope(), &msg.formatted())
+                    .await
+                    .map_err(|e| SendError::Transport(describe(&e))),
                 Transport::Smtp(t) => t
                     .send(msg)
                     .await

@@ -8,6 +8,7 @@ pub mod password;
 pub mod policy;
 pub mod service;
 pub mod session;
+pub mod setup;
 pub mod throttle;
 
 pub use accounts::{Account, Accounts, Role, RoleGrant};

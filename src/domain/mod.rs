@@ -102,6 +102,8 @@ pub mod account;
 pub mod actor;
 pub mod deviation;
 pub mod limits;
+pub mod recipients;
+pub mod setup;
 pub mod types;
 
 pub use actor::{Actor, System};

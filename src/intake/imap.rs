@@ -165,7 +165,20 @@ impl ImapCollector {
 
     /// Connects, logs in, and reads the capabilities.
     async fn connect(&self) -> Result<(Session, Caps), CollectorError> {
-        let cfg = &self.cfg;
+        connect_imap(&self.cfg).await
+    }
+}
+
+/// For `avvik doctor`: connects, logs in, selects the folder and logs out; reads nothing.
+pub async fn check_login(cfg: &ImapConfig) -> Result<(), CollectorError> {
+    let (mut session, _) = connect_imap(cfg).await?;
+    let selected = timed(session.select(&cfg.folder)).await?;
+    let _ = timed(session.logout()).await;
+    selected.map(drop).map_err(CollectorError::from)
+}
+
+async fn connect_imap(cfg: &ImapConfig) -> Result<(Session, Caps), CollectorError> {
+    {
         let tcp = timed(TcpStream::connect((cfg.host.as_str(), cfg.port)))
             .await?
             .map_err(CollectorError::Connect)?;
@@ -204,7 +217,9 @@ impl ImapCollector {
         }
         Ok((session, caps))
     }
+}
 
+impl ImapCollector {
     /// One connection, one pass over the folder.
     pub async fn poll_once(&self) -> Result<PollReport, CollectorError> {
         let (mut session, caps) = self.connect().await?;

@@ -446,9 +446,45 @@ fn from_address(msg: &Message<'_>) -> Option<String> {
 }
 
 fn subject(msg: &Message<'_>) -> Option<String> {
-    msg.subject()
+    let raw8 = raw_8bit_header(msg, "Subject");
+    raw8.as_deref()
+        .or_else(|| msg.subject())
         .map(|s| bounded_line(s, TITLE_MAX))
         .filter(|s| !s.is_empty())
+}
+
+/// A header sent as raw 8-bit bytes that are not UTF-8 (old Outlook, scanners and
+/// printers that mail) comes out of mail-parser with U+FFFD for each such byte. Read those
+/// bytes in the charset the message declares for its text, or else Windows-1252, and let
+/// mail-parser decode the result (encoded words may sit in it too) as an unstructured
+/// header. `None` when the header is absent or valid UTF-8 (then mail-parser's reading
+/// stands).
+fn raw_8bit_header(msg: &Message<'_>, name: &str) -> Option<String> {
+    use mail_parser::decoders::charsets::map::charset_decoder;
+    let h = msg
+        .headers()
+        .iter()
+        .find(|h| h.name().eq_ignore_ascii_case(name))?;
+    let raw = msg
+        .raw_message()
+        .get(h.offset_start as usize..h.offset_end as usize)?;
+    if std::str::from_utf8(raw).is_ok() {
+        return None;
+    }
+    // The declared charset of the message, or of its first text part (a multipart's own
+    // Content-Type names none). UTF-8 is what the bytes just failed to be.
+    let declared = std::iter::once(msg.content_type())
+        .chain(msg.parts.iter().map(|p| p.content_type()))
+        .flatten()
+        .find_map(|c| c.attribute("charset"))
+        .filter(|c| !c.eq_ignore_ascii_case("utf-8") && !c.eq_ignore_ascii_case("utf8"));
+    let decode = declared
+        .and_then(|c| charset_decoder(c.as_bytes()))
+        .or_else(|| charset_decoder(b"windows-1252"))?;
+    let text = decode(raw);
+    let one_header = format!("Subject: {}\r\n\r\n", text.trim());
+    let parsed = MessageParser::default().parse_headers(one_header.as_bytes())?;
+    parsed.subject().map(str::to_string)
 }
 
 fn accept(msg: &Message<'_>, limits: &Limits) -> Verdict {

@@ -13,6 +13,7 @@ pub const NOTIFICATION_SENT: &str = "NotificationSent";
 pub const NOTIFICATION_FAILED: &str = "NotificationFailed";
 pub const NOTIFICATION_ABANDONED: &str = "NotificationAbandoned";
 pub const ESCALATION_ACKNOWLEDGED: &str = "EscalationAcknowledged";
+pub const NOTIFICATION_UNDELIVERABLE: &str = "NotificationUndeliverable";
 
 /// Every event type this module writes.
 pub const TYPES: &[&str] = &[
@@ -20,6 +21,7 @@ pub const TYPES: &[&str] = &[
     NOTIFICATION_FAILED,
     NOTIFICATION_ABANDONED,
     ESCALATION_ACKNOWLEDGED,
+    NOTIFICATION_UNDELIVERABLE,
 ];
 
 /// The mail server (or the file system) accepted the e-mail.
@@ -77,6 +79,24 @@ pub struct NotificationAbandoned {
     pub due_at: DateTime<Utc>,
     pub attempts: u32,
     pub last_error: String,
+}
+
+/// A rule fired for a group whose recipient list is empty: nothing could be sent. Stored
+/// once per such e-mail (in a stream of its own, created once); the e-mail is owed and goes
+/// out when an address is added to the list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationUndeliverable {
+    /// The id of the owed e-mail (derived from the trigger, the rule and the group).
+    pub notification_id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deviation_id: Option<Uuid>,
+    pub rule: Rule,
+    pub group: Group,
+    #[serde(default)]
+    pub trigger_event_id: Option<Uuid>,
+    pub due_at: DateTime<Utc>,
+    /// English, for logs and the API.
+    pub reason: String,
 }
 
 /// A board or management member confirmed, through their signed link, that they read an

@@ -15,6 +15,7 @@ pub mod content;
 pub mod events;
 pub mod links;
 pub mod outbox;
+pub mod recipients;
 pub mod rules;
 mod worker;
 

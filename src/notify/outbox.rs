@@ -12,9 +12,11 @@ use uuid::Uuid;
 
 use super::events::{
     EscalationAcknowledged, NotificationAbandoned, NotificationFailed, NotificationSent,
-    ESCALATION_ACKNOWLEDGED, NOTIFICATION_ABANDONED, NOTIFICATION_FAILED, NOTIFICATION_SENT,
+    NotificationUndeliverable, ESCALATION_ACKNOWLEDGED, NOTIFICATION_ABANDONED,
+    NOTIFICATION_FAILED, NOTIFICATION_SENT, NOTIFICATION_UNDELIVERABLE,
 };
-use super::rules::{self, EscalationRound, Group, Notice, Rule, Rules};
+use super::rules::{self, notice_id, EscalationRound, Group, Notice, Rule, Rules};
+use crate::domain::recipients::{self, RecipientLists, Recipients, RecipientsEvent};
 use crate::domain::{evolve, Deviation, DeviationEvent, EventMeta};
 use crate::intake::record::{EmailQuarantined, EMAIL_QUARANTINED};
 use crate::report::{IssuedReport, ANNUAL_REPORT_ISSUED};
@@ -27,6 +29,34 @@ struct Triggered {
     /// The deviation as it was when the rule fired (what the e-mail reports); dropped once
     /// the notice is settled.
     snapshot: Option<Arc<Deviation>>,
+}
+
+/// An e-mail a rule called for while its group's list was empty.
+#[derive(Debug, Clone)]
+struct Owed {
+    /// The placeholder: rule, group, trigger, deviation; no recipient.
+    notice: Notice,
+    snapshot: Option<Arc<Deviation>>,
+    /// When `NotificationUndeliverable` was stored for it.
+    recorded_at: Option<DateTime<Utc>>,
+    /// When addresses were added, and which: from then the e-mails to them are pending.
+    resolved: Option<(DateTime<Utc>, Vec<String>)>,
+}
+
+/// An owed e-mail, for people (the deviation page) and the API.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OwedStatus {
+    pub notification_id: Uuid,
+    pub deviation_id: Option<Uuid>,
+    pub rule: Rule,
+    pub rule_label: &'static str,
+    pub group: Group,
+    pub group_label: &'static str,
+    pub due_at: DateTime<Utc>,
+    pub recorded_at: Option<DateTime<Utc>>,
+    /// When the list got addresses (the e-mails then went out to them, see the notices).
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_to: Vec<String>,
 }
 
 /// How far delivery of one notice got, from its events.
@@ -176,6 +206,12 @@ pub struct Outbox {
     watched: HashSet<Uuid>,
     /// Notification records per deviation, for its timeline.
     records: HashMap<Uuid, Vec<RecordedEvent>>,
+    /// The recipient lists, from their stream (the configuration's until it has events).
+    recipients: Recipients,
+    owed: HashMap<Uuid, Owed>,
+    /// Owed e-mails no address was added for yet.
+    owed_open: std::collections::BTreeSet<Uuid>,
+    owed_by_deviation: HashMap<Uuid, Vec<Uuid>>,
     /// Stored records of our types that did not decode (never expected; counted so it is
     /// visible rather than silent).
     pub undecodable: u64,
@@ -197,6 +233,10 @@ impl Outbox {
             ack_by_notice: HashMap::new(),
             watched: HashSet::new(),
             records: HashMap::new(),
+            recipients: Recipients::default(),
+            owed: HashMap::new(),
+            owed_open: Default::default(),
+            owed_by_deviation: HashMap::new(),
             undecodable: 0,
         }
     }
@@ -224,6 +264,16 @@ impl Outbox {
                 self.apply_delivery(rec)
             }
             ESCALATION_ACKNOWLEDGED => self.apply_ack(rec),
+            NOTIFICATION_UNDELIVERABLE => self.apply_undeliverable(rec),
+            ty if RecipientsEvent::TYPES.contains(&ty) => {
+                match RecipientsEvent::from_parts(ty, &rec.data) {
+                    Some(Ok(ev)) => self.apply_recipients(&ev, rec.at),
+                    _ => {
+                        self.undecodable += 1;
+                        tracing::error!(seq = rec.seq, event_type = %ty, "stored recipient list event does not decode");
+                    }
+                }
+            }
             ANNUAL_REPORT_ISSUED => match IssuedReport::from_record(rec) {
                 Some(issue) => {
                     let notices = rules::on_annual_report(&self.rules, &issue);
@@ -306,9 +356,134 @@ impl Outbox {
         tracing::error!(seq = rec.seq, event_type = %rec.event_type, "stored event does not decode; no e-mail for it");
     }
 
+    /// The recipient lists changed: the rules use the new ones from here on, and e-mails
+    /// owed to a list that now has addresses become pending, due now (so they are not
+    /// expired for their age), each to each new address once.
+    fn apply_recipients(&mut self, ev: &RecipientsEvent, at: DateTime<Utc>) {
+        self.recipients = recipients::evolve(std::mem::take(&mut self.recipients), ev);
+        Arc::make_mut(&mut self.rules).set_lists(&self.recipients.lists);
+        let open: Vec<Uuid> = self.owed_open.iter().copied().collect();
+        for id in open {
+            let Some(o) = self.owed.get(&id) else {
+                continue;
+            };
+            let members = self.rules.members(o.notice.group, None);
+            let (Some(trigger), false) = (o.notice.trigger_event_id, members.is_empty()) else {
+                continue;
+            };
+            let notices: Vec<Notice> = members
+                .iter()
+                .map(|r| Notice {
+                    id: notice_id(trigger, o.notice.rule.key(), r),
+                    recipient: r.clone(),
+                    due_at: at,
+                    ..o.notice.clone()
+                })
+                .collect();
+            let snapshot = o.snapshot.clone();
+            self.add_triggered(notices, snapshot);
+            if let Some(o) = self.owed.get_mut(&id) {
+                o.resolved = Some((at, members));
+                o.snapshot = None;
+            }
+            self.owed_open.remove(&id);
+        }
+    }
+
+    fn apply_undeliverable(&mut self, rec: &RecordedEvent) {
+        let e = match rec.decode::<NotificationUndeliverable>() {
+            Ok(e) => e,
+            Err(err) => {
+                self.undecodable += 1;
+                tracing::error!(seq = rec.seq, error = %err, "stored undeliverable notice does not decode");
+                return;
+            }
+        };
+        if let Some(o) = self.owed.get_mut(&e.notification_id) {
+            o.recorded_at.get_or_insert(rec.at);
+        }
+        if let Some(d) = e.deviation_id {
+            self.records.entry(d).or_default().push(rec.clone());
+        }
+    }
+
+    /// Keeps an e-mail a rule called for with nobody to send it to.
+    fn add_owed(&mut self, n: Notice, snapshot: Option<Arc<Deviation>>) {
+        if self.owed.contains_key(&n.id) {
+            return;
+        }
+        self.owed_open.insert(n.id);
+        if let Some(d) = n.deviation_id {
+            self.owed_by_deviation.entry(d).or_default().push(n.id);
+        }
+        self.owed.insert(
+            n.id,
+            Owed {
+                notice: n,
+                snapshot,
+                recorded_at: None,
+                resolved: None,
+            },
+        );
+    }
+
+    /// The recipient lists the rules use now.
+    pub fn recipient_lists(&self) -> RecipientLists {
+        self.rules.lists()
+    }
+
+    /// Owed e-mails (no address yet) not recorded as `NotificationUndeliverable` yet.
+    pub fn unrecorded_owed(&self) -> Vec<Notice> {
+        self.owed_open
+            .iter()
+            .filter_map(|id| self.owed.get(id))
+            .filter(|o| o.recorded_at.is_none())
+            .map(|o| o.notice.clone())
+            .collect()
+    }
+
+    /// How many e-mails wait for an address.
+    pub fn owed_count(&self) -> usize {
+        self.owed_open.len()
+    }
+
+    /// Deviations with an e-mail waiting for an address (the register marks them).
+    pub fn deviations_owed(&self) -> HashSet<Uuid> {
+        self.owed_open
+            .iter()
+            .filter_map(|id| self.owed.get(id).and_then(|o| o.notice.deviation_id))
+            .collect()
+    }
+
+    /// The e-mails about a deviation that had nobody to go to, open or resolved.
+    pub fn owed_for(&self, deviation_id: Uuid) -> Vec<OwedStatus> {
+        self.owed_by_deviation
+            .get(&deviation_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.owed.get(id))
+            .map(|o| OwedStatus {
+                notification_id: o.notice.id,
+                deviation_id: o.notice.deviation_id,
+                rule: o.notice.rule,
+                rule_label: o.notice.rule.label_sv(),
+                group: o.notice.group,
+                group_label: o.notice.group.label_sv(),
+                due_at: o.notice.due_at,
+                recorded_at: o.recorded_at,
+                resolved_at: o.resolved.as_ref().map(|r| r.0),
+                resolved_to: o.resolved.as_ref().map(|r| r.1.clone()).unwrap_or_default(),
+            })
+            .collect()
+    }
+
     /// Keeps the notices an event called for; `snapshot` is the deviation they report.
     fn add_triggered(&mut self, notices: Vec<Notice>, snapshot: Option<Arc<Deviation>>) {
         for n in notices {
+            if n.is_owed() {
+                self.add_owed(n, snapshot.clone());
+                continue;
+            }
             if self.triggered.contains_key(&n.id) {
                 continue;
             }

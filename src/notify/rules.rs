@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::config::Config;
+use crate::domain::recipients::{RecipientGroup, RecipientLists};
 use crate::domain::{
     Deviation, DeviationEvent, EmailAddress, FilingKind, PersonalDataBreach, Severity, Status,
 };
@@ -114,6 +115,39 @@ impl Group {
         }
     }
 
+    /// The recipient list a group's addresses come from; none for the reporter and a
+    /// measure's owner, whose address is in the deviation.
+    pub fn list(self) -> Option<RecipientGroup> {
+        match self {
+            Group::Ciso => Some(RecipientGroup::Ciso),
+            Group::Kontakt => Some(RecipientGroup::Kontakt),
+            Group::Dataskyddsombud => Some(RecipientGroup::Dataskyddsombud),
+            Group::Ledningsgrupp => Some(RecipientGroup::Ledningsgrupp),
+            Group::Kommunstyrelsen => Some(RecipientGroup::Kommunstyrelsen),
+            Group::Reporter | Group::MeasureOwner => None,
+        }
+    }
+
+    /// Whether a rule firing for this group with nobody in it is owed to it: the e-mail
+    /// goes out once an address is added. Not the kontakt lists, which are optional (the
+    /// CISO gets every triage e-mail too).
+    pub fn owed_when_empty(self) -> bool {
+        matches!(
+            self,
+            Group::Ciso | Group::Dataskyddsombud | Group::Ledningsgrupp | Group::Kommunstyrelsen
+        )
+    }
+
+    pub fn from_list(g: RecipientGroup) -> Group {
+        match g {
+            RecipientGroup::Ciso => Group::Ciso,
+            RecipientGroup::Kontakt => Group::Kontakt,
+            RecipientGroup::Dataskyddsombud => Group::Dataskyddsombud,
+            RecipientGroup::Ledningsgrupp => Group::Ledningsgrupp,
+            RecipientGroup::Kommunstyrelsen => Group::Kommunstyrelsen,
+        }
+    }
+
     /// The groups an escalation goes to and that acknowledge it.
     pub const BOARD: [Group; 2] = [Group::Ledningsgrupp, Group::Kommunstyrelsen];
 
@@ -191,6 +225,13 @@ pub struct Notice {
     /// From when it should go out; give-up is measured from here.
     pub due_at: DateTime<Utc>,
     pub subject: Subject,
+}
+
+impl Notice {
+    /// A rule fired for a group with no address: nothing can be sent until one is added.
+    pub fn is_owed(&self) -> bool {
+        self.recipient.is_empty()
+    }
 }
 
 /// The id of a notice. Addresses compare case-insensitively, so the id does too.
@@ -304,6 +345,30 @@ impl Rules {
         }
     }
 
+    /// Takes the recipient lists from their stream instead of the configuration.
+    pub fn set_lists(&mut self, r: &RecipientLists) {
+        self.ciso = unique(&r.ciso);
+        self.dataskyddsombud = unique(&r.dataskyddsombud);
+        self.ledningsgrupp = unique(&r.ledningsgrupp);
+        self.kommunstyrelsen = unique(&r.kommunstyrelsen);
+        self.kontakt = r
+            .kontakt
+            .iter()
+            .map(|(k, v)| (k.clone(), unique(v)))
+            .collect();
+    }
+
+    /// The lists as the rules hold them.
+    pub fn lists(&self) -> RecipientLists {
+        RecipientLists {
+            ciso: self.ciso.clone(),
+            dataskyddsombud: self.dataskyddsombud.clone(),
+            ledningsgrupp: self.ledningsgrupp.clone(),
+            kommunstyrelsen: self.kommunstyrelsen.clone(),
+            kontakt: self.kontakt.clone(),
+        }
+    }
+
     /// The addresses of a group (`sector` picks the kontakt list).
     pub fn members(&self, group: Group, sector: Option<&str>) -> Vec<String> {
         match group {
@@ -339,6 +404,24 @@ fn push_for(
     group: Group,
     recipients: &[String],
 ) {
+    // New reports and quarantined e-mail wait in a queue of their own (the register, the
+    // quarantine page) that the missing-recipients banner points at; what the policy
+    // sends and nobody would otherwise see (escalation, GDPR/NIS2 alerts, the annual
+    // report, the policy reminder) is owed.
+    let queued = matches!(base.rule, Rule::Triage | Rule::IntakeQuarantine);
+    if recipients.is_empty() && group.owed_when_empty() && !queued {
+        // Nobody to send to: a placeholder the outbox keeps as owed (see `Notice::is_owed`).
+        let id = notice_id(trigger, rule_and_slot, &format!("group:{group:?}"));
+        if !out.iter().any(|n| n.id == id) {
+            out.push(Notice {
+                id,
+                group,
+                recipient: String::new(),
+                ..base.clone()
+            });
+        }
+        return;
+    }
     for r in recipients {
         let id = notice_id(trigger, rule_and_slot, r);
         if out.iter().any(|n| n.id == id) {
@@ -747,6 +830,9 @@ pub fn reminders(
             push_for(&mut out, &b, &key, d.id, Group::MeasureOwner, &to);
         }
     }
+    // A reminder is worked out again every round, so one for an empty list is not owed:
+    // it goes out once the list has an address.
+    out.retain(|n| !n.is_owed());
     out
 }
 

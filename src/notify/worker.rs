@@ -19,8 +19,8 @@ use uuid::Uuid;
 use super::content::{content, ContentContext};
 use super::events::{
     acknowledgement_stream, EscalationAcknowledged, NotificationAbandoned, NotificationFailed,
-    NotificationSent, ESCALATION_ACKNOWLEDGED, NOTIFICATION_ABANDONED, NOTIFICATION_FAILED,
-    NOTIFICATION_SENT,
+    NotificationSent, NotificationUndeliverable, ESCALATION_ACKNOWLEDGED, NOTIFICATION_ABANDONED,
+    NOTIFICATION_FAILED, NOTIFICATION_SENT, NOTIFICATION_UNDELIVERABLE,
 };
 use super::links;
 use super::outbox::{
@@ -311,6 +311,7 @@ impl Notify {
             tracing::warn!("the outbox is behind the log; delivery waits for the next round");
             return report;
         }
+        self.record_owed(now).await;
         let (due, expired) = self.inner.outbox.read().due(now);
         let expired_ids: Vec<Uuid> = expired.iter().map(|n| n.id).collect();
         for n in expired {
@@ -358,6 +359,101 @@ impl Notify {
             self.inner.outbox.wait_for(last_seq, CATCH_UP).await;
         }
         report
+    }
+
+    /// Records each e-mail a rule called for with nobody in its group, once: an event (in a
+    /// stream of its own, created once), a warning in the log, a count in `/metrics`.
+    async fn record_owed(&self, now: DateTime<Utc>) {
+        let (owed, open) = {
+            let o = self.inner.outbox.read();
+            (o.unrecorded_owed(), o.owed_count())
+        };
+        metrics::gauge!("avvik_notifications_owed").set(open as f64);
+        let mut last_seq = 0;
+        for n in owed {
+            let list = n.group.label_sv();
+            let e = NotificationUndeliverable {
+                notification_id: n.id,
+                deviation_id: n.deviation_id,
+                rule: n.rule,
+                group: n.group,
+                trigger_event_id: n.trigger_event_id,
+                due_at: n.due_at,
+                reason: format!(
+                    "the recipient list {:?} is empty; the e-mail goes out when an address is added",
+                    n.group
+                ),
+            };
+            let fact = Fact::new(NOTIFICATION_UNDELIVERABLE, &e);
+            let env = Envelope::new(n.id, ACTOR).at(now);
+            let commands = self.inner.commands();
+            let load: Load<'_, bool, CommandError> = Box::new(|| {
+                Box::pin(async {
+                    let (records, version) = commands.read_stream(n.id)?;
+                    Ok(Current::new(!records.is_empty(), version))
+                })
+            });
+            // Recorded once: a notice whose stream exists has its record already.
+            let outcome = commands
+                .execute(&env, load, |recorded, _ctx| {
+                    Ok(if *recorded {
+                        Vec::new()
+                    } else {
+                        vec![fact.clone()]
+                    })
+                })
+                .await;
+            match outcome {
+                Ok(Executed::Unchanged(_)) => {}
+                Ok(stored) => {
+                    last_seq = last_seq.max(stored.last_seq().unwrap_or(0));
+                    metrics::counter!(
+                        "avvik_notifications_undeliverable_total",
+                        "rule" => n.rule.key(),
+                        "group" => format!("{:?}", n.group).to_lowercase()
+                    )
+                    .increment(1);
+                    tracing::warn!(
+                        notification_id = %n.id,
+                        deviation_id = ?n.deviation_id,
+                        rule = n.rule.key(),
+                        group = list,
+                        "no address for the group: e-mail not sent; it goes out when an address is added"
+                    );
+                }
+                Err(err) => {
+                    tracing::error!(notification_id = %n.id, error = %err, "could not record an undeliverable e-mail")
+                }
+            }
+        }
+        if last_seq > 0 {
+            self.inner.outbox.wait_for(last_seq, CATCH_UP).await;
+        }
+    }
+
+    /// The recipient lists the rules use now.
+    pub fn recipient_lists(&self) -> crate::domain::recipients::RecipientLists {
+        self.inner.outbox.read().recipient_lists()
+    }
+
+    /// Waits (a bounded time) until the outbox has folded `seq`.
+    pub async fn wait_for(&self, seq: u64) -> bool {
+        self.inner.outbox.wait_for(seq, CATCH_UP).await
+    }
+
+    /// The e-mails about a deviation that had nobody to go to.
+    pub fn owed_for(&self, deviation_id: Uuid) -> Vec<super::outbox::OwedStatus> {
+        self.inner.outbox.read().owed_for(deviation_id)
+    }
+
+    /// How many e-mails wait for an address.
+    pub fn owed_count(&self) -> usize {
+        self.inner.outbox.read().owed_count()
+    }
+
+    /// Deviations with an e-mail waiting for an address.
+    pub fn deviations_owed(&self) -> HashSet<Uuid> {
+        self.inner.outbox.read().deviations_owed()
     }
 
     /// One attempt for one notice, and its event. Returns the seq of the stored event.

@@ -36,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(reopen))
         .routes(routes!(filing))
         .merge(super::audit_api::routes())
+        .merge(super::recipients::api())
         .merge(super::reports::api())
         .merge(super::intake::routes())
         .split_for_parts();

@@ -25,6 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(deviation_history))
         .routes(routes!(changes))
         .routes(routes!(accounts_as_of))
+        .routes(routes!(recipients_as_of))
 }
 
 fn require(who: &Principal, action: Action) -> Result<(), ApiError> {
@@ -265,4 +266,35 @@ async fn accounts_as_of(
     let seq = resolve(&state, point).await?;
     let reg = fold(&state, seq).await?;
     Ok(Json(json!({ "as_of_seq": seq, "accounts": crate::audit::accounts(&reg) })).into_response())
+}
+
+#[utoipa::path(get, path = "/api/v1/audit/recipients", tag = "audit", security(("bearer" = [])),
+    params(("as_of" = Option<String>, Query, description = "RFC 3339 or seq:N; default now")),
+    responses((status = 200, description = "{as_of_seq, recorded, lists: {ciso, dataskyddsombud, ledningsgrupp, kommunstyrelsen, kontakt: {sector: [..]}}, changes: [{seq, at, actor, type, data}]}"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+/// The recipient lists as they stood at a moment, with every change up to it.
+async fn recipients_as_of(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Query(q): Query<AsOfQuery>,
+) -> Result<Response, ApiError> {
+    require(&who, Action::ViewAudit)?;
+    let point = parse_as_of("as_of", q.as_of.as_deref())?;
+    let seq = resolve(&state, point).await?;
+    let (r, _, records) = on_store(&state, move |store| {
+        crate::notify::recipients::load(store, Some(seq))
+    })
+    .await?;
+    let changes: Vec<serde_json::Value> = records
+        .iter()
+        .map(|rec| {
+            json!({"seq": rec.seq, "at": rec.at, "actor": rec.actor, "type": rec.event_type, "data": rec.data})
+        })
+        .collect();
+    Ok(Json(json!({
+        "as_of_seq": seq,
+        "recorded": r.recorded,
+        "lists": r.lists,
+        "changes": changes,
+    }))
+    .into_response())
 }

@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
         .route("/audit/deviations/{reference}", get(history))
         .route("/audit/changes", get(changes))
         .route("/audit/accounts", get(accounts))
+        .route("/audit/recipients", get(recipients))
 }
 
 fn require(who: &Principal) -> Result<(), PageError> {
@@ -413,6 +414,88 @@ async fn accounts(
         seq,
         error,
         accounts,
+    };
+    Ok(render(StatusCode::OK, &page))
+}
+
+#[derive(Template)]
+#[template(path = "audit/recipients.html")]
+struct RecipientsPage {
+    layout: Layout,
+    when: String,
+    seq: u64,
+    error: Option<String>,
+    /// Whether the lists were events then (before that, the configuration applied).
+    recorded: bool,
+    /// (list, addresses)
+    lists: Vec<(String, String)>,
+    /// (seq, time, actor, event type)
+    changes: Vec<(u64, String, String, String)>,
+}
+
+/// The recipient lists as they stood at a moment, and the changes up to it.
+async fn recipients(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Query(q): Query<AsOfQuery>,
+) -> Result<Response, PageError> {
+    use crate::domain::recipients::RecipientGroup;
+    require(&who)?;
+    let text = q.as_of.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let (point, error) = match text {
+        None => (AsOf::Seq(u64::MAX), None),
+        Some(t) => match parse_point(t) {
+            Some(p) => (p, None),
+            None => (AsOf::Seq(u64::MAX), Some(BAD_POINT.to_string())),
+        },
+    };
+    let when = match (text, &error) {
+        (Some(t), None) => format!("per {t}"),
+        _ => "nu".to_string(),
+    };
+    let store = state.services.store.clone();
+    let (seq, (r, _, records)) = blocking(move || {
+        let seq = point.resolve(store.as_ref())?;
+        Ok((
+            seq,
+            crate::notify::recipients::load(store.as_ref(), Some(seq))?,
+        ))
+    })
+    .await?;
+    let mut lists: Vec<(String, String)> = [
+        RecipientGroup::Ciso,
+        RecipientGroup::Dataskyddsombud,
+        RecipientGroup::Ledningsgrupp,
+        RecipientGroup::Kommunstyrelsen,
+    ]
+    .into_iter()
+    .map(|g| (g.label_sv().to_string(), r.lists.get(g, None).join(", ")))
+    .collect();
+    for (sector, a) in &r.lists.kontakt {
+        lists.push((
+            format!("{} ({sector})", RecipientGroup::Kontakt.label_sv()),
+            a.join(", "),
+        ));
+    }
+    let changes = records
+        .iter()
+        .map(|rec| {
+            (
+                rec.seq,
+                stockholm_display(rec.at),
+                rec.actor.clone(),
+                rec.event_type.clone(),
+            )
+        })
+        .collect();
+    let page = RecipientsPage {
+        layout: layout(&who, "Mottagare av utskick").with_errors(error.is_some()),
+        when,
+        seq,
+        error,
+        recorded: r.recorded,
+        lists,
+        changes,
     };
     Ok(render(StatusCode::OK, &page))
 }

@@ -24,6 +24,15 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
     let head = s.store.head();
     let ready = s.register.is_ready();
     let degraded = s.store.is_degraded();
+    // Never silent: missing recipients do not make the service unready (reports are still
+    // taken), but readiness says escalation cannot reach anyone.
+    let missing: Vec<&str> = state
+        .notify
+        .recipient_lists()
+        .missing()
+        .into_iter()
+        .map(|g| g.key())
+        .collect();
     let status = if ready && !degraded {
         StatusCode::OK
     } else {
@@ -40,6 +49,8 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
             // Records the register could not read and went on without (`avvik verify`
             // names them); anything but 0 wants an auditor's attention.
             "unreadable_records": s.register.read().unreadable.len(),
+            "escalation_ready": missing.is_empty(),
+            "missing_recipients": missing,
         })),
     )
 }

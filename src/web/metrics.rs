@@ -69,6 +69,16 @@ async fn render(State(state): State<AppState>, req: Request) -> Response {
     metrics::gauge!("avvik_register_ready").set(if s.register.is_ready() { 1.0 } else { 0.0 });
     metrics::gauge!("avvik_store_degraded").set(if s.store.is_degraded() { 1.0 } else { 0.0 });
     {
+        let lists = state.notify.recipient_lists();
+        let missing = lists.missing();
+        for g in crate::domain::recipients::RecipientGroup::REQUIRED {
+            let empty = if missing.contains(&g) { 1.0 } else { 0.0 };
+            metrics::gauge!("avvik_recipient_list_empty", "list" => g.key()).set(empty);
+        }
+        metrics::gauge!("avvik_escalation_ready").set(if missing.is_empty() { 1.0 } else { 0.0 });
+        metrics::gauge!("avvik_notifications_owed").set(state.notify.owed_count() as f64);
+    }
+    {
         let reg = s.register.read();
         metrics::gauge!("avvik_deviations").set(reg.len() as f64);
         metrics::gauge!("avvik_log_unreadable_records").set(reg.unreadable.len() as f64);

@@ -19,9 +19,11 @@ pub mod openapi;
 pub mod own_account;
 pub mod pages;
 pub mod public;
+pub mod recipients;
 pub mod report_input;
 pub mod reports;
 pub mod security;
+pub mod setup;
 pub mod staff;
 
 use std::time::Duration;
@@ -54,6 +56,8 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(login_throttles::router())
         .merge(own_account::router())
+        .merge(recipients::router())
+        .merge(setup::router())
         .merge(audit_ui::router())
         .merge(reports::pages())
         .merge(ack::router())
@@ -67,6 +71,10 @@ pub fn router(state: AppState) -> Router {
     // request logging by route template (never the raw URI: status tokens are in paths).
     // `Config::validate` has checked the list, so it parses.
     let proxies = security::IpNets::parse(&state.config.http.trusted_proxies).unwrap_or_default();
+    let routes = routes.layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        recipients::banner,
+    ));
     let routes = security::with_rate_limit(routes, per_minute, proxies);
     // Overload: past `max_in_flight` requests at once, answer 503 at once (load shedding)
     // rather than queue without bound.

@@ -45,6 +45,14 @@ pub struct Layout {
     pub area: Area,
     pub nav: Vec<NavLink>,
     pub has_errors: bool,
+    /// Recipient lists escalation needs that are empty (staff pages show a banner).
+    pub missing_recipients: Vec<&'static str>,
+}
+
+tokio::task_local! {
+    /// The empty required recipient lists, set per request by `web::recipients::banner`
+    /// so that every staff page's layout names them without each handler asking.
+    pub static MISSING_RECIPIENTS: Vec<&'static str>;
 }
 
 impl Layout {
@@ -54,6 +62,7 @@ impl Layout {
             area: Area::Public,
             nav: Vec::new(),
             has_errors: false,
+            missing_recipients: Vec::new(),
         }
     }
 
@@ -63,6 +72,9 @@ impl Layout {
             area: Area::Staff,
             nav,
             has_errors: false,
+            missing_recipients: MISSING_RECIPIENTS
+                .try_with(Clone::clone)
+                .unwrap_or_default(),
         }
     }
 

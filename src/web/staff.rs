@@ -106,6 +106,8 @@ struct LoginPage {
     next: String,
     email: String,
     message: Option<String>,
+    /// Nobody can log in yet: the page says how to make the first account.
+    no_accounts: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -132,13 +134,18 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-async fn login_page(csrf: CsrfToken, Query(q): Query<NextQuery>) -> Result<Response, PageError> {
+async fn login_page(
+    State(state): State<AppState>,
+    csrf: CsrfToken,
+    Query(q): Query<NextQuery>,
+) -> Result<Response, PageError> {
     let page = LoginPage {
         layout: Layout::staff("Logga in", Vec::new()),
         csrf: form_token(&csrf)?,
         next: safe_next(q.next.as_deref()),
         email: String::new(),
         message: None,
+        no_accounts: state.services.register.read().accounts.is_empty(),
     };
     Ok((csrf, render(StatusCode::OK, &page)).into_response())
 }
@@ -168,6 +175,7 @@ async fn login(
             next: safe_next(Some(&form.next)),
             email: form.email.trim().to_string(),
             message: Some(message.to_string()),
+            no_accounts: state.services.register.read().accounts.is_empty(),
         };
         Ok((csrf.clone(), render(StatusCode::UNAUTHORIZED, &page)).into_response())
     };
@@ -500,6 +508,7 @@ async fn register_page(
     let total = list.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
+    let owed = state.notify.deviations_owed();
     let rows: Vec<Row> = list
         .into_iter()
         .skip((page - 1) * PAGE_SIZE)
@@ -513,7 +522,19 @@ async fn register_page(
             severity: severity_sv(d.severity),
             major: d.severity == Some(Severity::Major),
             reported: stockholm_display(d.reported_at),
-            markers: markers(d, now),
+            markers: {
+                let mut m = markers(d, now);
+                if owed.contains(&d.id) {
+                    m.insert(
+                        0,
+                        Marker {
+                            text: "Utskick saknar mottagare".into(),
+                            overdue: true,
+                        },
+                    );
+                }
+                m
+            },
         })
         .collect();
     drop(reg);
@@ -643,6 +664,10 @@ struct DeviationPage {
     deadlines: Vec<DeadlineRow>,
     measures: Vec<MeasureRow>,
     notices: Vec<String>,
+    /// E-mails a rule called for while the group had no address (shown in red while open).
+    undeliverable: Vec<String>,
+    /// Earlier ones that went out once addresses were added.
+    owed_resolved: Vec<String>,
     attachments: Vec<(String, String)>,
     timeline: Vec<TimelineEntry>,
     can: Can,
@@ -830,6 +855,14 @@ fn describe(ty: &str, data: &Value) -> (String, Vec<String>) {
                 s("last_error")
             )],
         ),
+        "NotificationUndeliverable" => (
+            "E-post kunde inte skickas: ingen mottagare".into(),
+            vec![format!(
+                "Ingen e-postadress för {}; skickas när en adress läggs till",
+                crate::notify::Group::from_role(&s("group"))
+                    .map_or_else(|| s("group"), |g| g.label_sv().to_string())
+            )],
+        ),
         "EscalationAcknowledged" => (
             "Kvitterad".into(),
             vec![format!("{} ({})", s("recipient"), s("group"))],
@@ -1011,6 +1044,24 @@ fn build_page(
             line
         })
         .collect();
+    let (mut undeliverable, mut owed_resolved) = (Vec::new(), Vec::new());
+    for o in state.notify.owed_for(d.id) {
+        match o.resolved_at {
+            None => undeliverable.push(format!(
+                "{}: ingen e-postadress för {}, inget har skickats (sedan {}). Det skickas när en adress läggs till.",
+                o.rule_label,
+                o.group_label,
+                stockholm_display(o.due_at)
+            )),
+            Some(at) => owed_resolved.push(format!(
+                "{}: saknade mottagare i {}, skickades när adresser lades till {} ({}).",
+                o.rule_label,
+                o.group_label,
+                stockholm_display(at),
+                o.resolved_to.join(", ")
+            )),
+        }
+    }
     let timeline = records
         .iter()
         .rev()
@@ -1104,6 +1155,8 @@ fn build_page(
         deadlines,
         measures,
         notices,
+        undeliverable,
+        owed_resolved,
         attachments: state
             .intake
             .view()

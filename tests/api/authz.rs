@@ -189,6 +189,13 @@ async fn every_route_for_every_role() {
             None,
             vec!["ciso"],
         ),
+        ("GET", "/api/v1/recipients".into(), None, vec!["admin"]),
+        (
+            "GET",
+            "/api/v1/audit/recipients".into(),
+            None,
+            vec!["ciso", "auditor"],
+        ),
         (
             "GET",
             format!("/api/v1/deviations/{d2}/history"),

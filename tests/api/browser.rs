@@ -630,7 +630,7 @@ async fn follow_the_status_link(b: &Browser, app: &TestApp, reference: &str, lin
 }
 
 /// Signs in on the login page with the keyboard and waits for the page the role lands on.
-async fn sign_in(b: &Browser, email: &str, lands_on: &str) {
+pub(crate) async fn sign_in(b: &Browser, email: &str, lands_on: &str) {
     b.goto("/staff/login").await;
     b.tab_to("email").await;
     b.type_text(email).await;
@@ -641,7 +641,7 @@ async fn sign_in(b: &Browser, email: &str, lands_on: &str) {
 }
 
 /// Signs out through the navigation and the logout page's button.
-async fn sign_out(b: &Browser) {
+pub(crate) async fn sign_out(b: &Browser) {
     b.click("nav a[href='/staff/logout']").await;
     b.wait_for_path("/staff/logout").await;
     b.assert_accessible("the logout page").await;

@@ -135,7 +135,7 @@ async fn the_corpus_through_dovecot_gives_the_expected_outcomes() {
         assert!(by_staff.text.starts_with("Polisanmälan är gjord."));
         assert!(!by_staff.text.contains("Original Message"));
         // References stay gap-free: ignored, quarantined and duplicate mail took none.
-        assert_eq!(reg.len(), 17);
+        assert_eq!(reg.len(), 20);
     }
 
     // Attachments: listed on the deviation, downloadable as a download, same bytes.
@@ -271,7 +271,7 @@ async fn the_corpus_through_dovecot_gives_the_expected_outcomes() {
         .handled
         .iter()
         .all(|(_, r)| r.outcome == Outcome::Duplicate));
-    assert_eq!(app.app_state.services.register.read().len(), 17);
+    assert_eq!(app.app_state.services.register.read().len(), 20);
 
     // Ignored mail is counted and logged, never answered.
     let metrics = app

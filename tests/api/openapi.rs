@@ -40,6 +40,7 @@ async fn every_documented_operation_is_a_real_route() {
             let req = match method.as_str() {
                 "get" => app.client.get(url),
                 "post" => app.client.post(url).json(&json!({})),
+                "put" => app.client.put(url).json(&json!({})),
                 other => panic!("unexpected method {other}"),
             };
             let resp = req.bearer_auth(&tok["ciso"]).send().await.unwrap();
