@@ -28,7 +28,7 @@ pub struct Reported {
 }
 
 /// A (re)classification.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Classification {
     pub severity: Severity,
     pub aspects: Aspects,
@@ -110,7 +110,7 @@ super::event_enum! {
 }
 
 /// Where a deviation is in its handling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Received,
@@ -136,7 +136,7 @@ pub struct EventMeta {
     pub actor: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClassificationEntry {
     #[serde(flatten)]
     pub classification: Classification,
@@ -144,7 +144,7 @@ pub struct ClassificationEntry {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     pub text: String,
     pub by: String,
@@ -152,7 +152,7 @@ pub struct Decision {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Measure {
     pub id: Uuid,
     pub description: String,
@@ -163,7 +163,7 @@ pub struct Measure {
     pub completion_note: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Comment {
     pub text: String,
     pub by: String,
@@ -172,7 +172,7 @@ pub struct Comment {
     pub from_reporter: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Filing {
     pub kind: FilingKind,
     pub authority: Option<String>,
@@ -185,7 +185,7 @@ pub struct Filing {
 }
 
 /// A statutory clock and whether it is settled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deadline {
     pub kind: FilingKind,
     pub due: DateTime<Utc>,
@@ -196,9 +196,10 @@ pub struct Deadline {
 }
 
 /// The current state of one deviation: a fold over its events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deviation {
     pub id: Uuid,
+    #[schema(value_type = String, example = "AVV-2026-0001")]
     pub reference: Reference,
     pub title: String,
     pub description: String,
@@ -231,6 +232,7 @@ pub struct Deviation {
     pub last_seq: u64,
     pub updated_at: DateTime<Utc>,
     #[serde(skip)]
+    #[schema(ignore)]
     pub status_token_hash: String,
 }
 

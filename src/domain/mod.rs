@@ -57,6 +57,7 @@ macro_rules! event_enum {
 pub(crate) use event_enum;
 
 pub mod deviation;
+pub mod labels;
 pub mod types;
 
 pub use deviation::{
