@@ -40,8 +40,8 @@ impl Modify for BearerAuth {
 
 /// Error answers are `application/problem+json` with a `Problem`; every operation may be
 /// refused by the rate limit (429) or when the service is overloaded or cannot write
-/// (503), every secured one without a valid token (401), and every one with a body when
-/// the body is not JSON (400) or too large (413). Command bodies take no other fields.
+/// (503), every secured one without a valid token (401), every one with parameters or a
+/// body when one cannot be read (400), and every one with a body when it is too large (413). Command bodies take no other fields.
 /// Runs on the finished document (after the routers added their operations).
 pub struct ProblemAnswers;
 
@@ -86,8 +86,11 @@ fn fix_operation(op: &mut Operation, secured_by_default: bool) {
     }
     add("429", "Too many requests from this address");
     add("503", "Overloaded or unable to write now; retry after Retry-After");
+    let has_parameters = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    if has_parameters || op.request_body.is_some() {
+        add("400", "A parameter or the body cannot be read (e.g. the body is not JSON)");
+    }
     if op.request_body.is_some() {
-        add("400", "The body is not JSON");
         add("413", "The body is too large");
     }
 }
