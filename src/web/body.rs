@@ -43,33 +43,38 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Field<T> {
     }
 }
 
-/// The fields of a body that its command does not have (each a 422 "unknown field").
-pub type Unknown = BTreeMap<String, serde::de::IgnoredAny>;
+/// The fields of a body that its command does not have (each a 422 "unknown field"). Their
+/// values are read like every other (a number out of range is a 400 wherever it is).
+pub type Unknown = BTreeMap<String, serde_json::Value>;
 
 /// Reads a command body from JSON bytes: 400 when it is not JSON, 422 when it is JSON but
 /// not an object.
 pub fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => {
-            let object = body
-                .iter()
-                .find(|b| !b.is_ascii_whitespace())
-                .is_some_and(|b| *b == b'{');
-            if object {
-                ApiError::Validation(vec![FieldError::new(
-                    "",
-                    &e.to_string(),
-                    "Begäran kunde inte läsas.",
-                )])
-            } else {
-                ApiError::Validation(vec![FieldError::new(
-                    "",
-                    "the body must be a JSON object",
-                    "Begäran måste vara ett JSON-objekt.",
-                )])
-            }
+    serde_json::from_slice(body).map_err(|e| {
+        if e.classify() != serde_json::error::Category::Data {
+            return ApiError::BadRequest(format!("body is not valid JSON: {e}"));
         }
-        _ => ApiError::BadRequest(format!("body is not valid JSON: {e}")),
+        // A data error stops reading at once: whether the rest is JSON decides 400 or 422.
+        if let Err(syntax) = serde_json::from_slice::<serde_json::Value>(body) {
+            return ApiError::BadRequest(format!("body is not valid JSON: {syntax}"));
+        }
+        let object = body
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'{');
+        if object {
+            ApiError::Validation(vec![FieldError::new(
+                "",
+                &e.to_string(),
+                "Begäran kunde inte läsas.",
+            )])
+        } else {
+            ApiError::Validation(vec![FieldError::new(
+                "",
+                "the body must be a JSON object",
+                "Begäran måste vara ett JSON-objekt.",
+            )])
+        }
     })
 }
 
