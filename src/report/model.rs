@@ -11,8 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::deviation::{ClassificationEntry, Decision, Deviation, Measure};
 use crate::domain::{
-    stockholm_year, Aspects, Channel, FilingKind, PersonalDataBreach, Reference, Severity,
-    Status,
+    stockholm_year, Aspects, Channel, FilingKind, PersonalDataBreach, Reference, Severity, Status,
 };
 
 /// Version of the report's layout. Bump it (and keep the old computation) if the content

@@ -306,7 +306,12 @@ impl FilingBody {
                 "Välj vilken anmälan det gäller.",
             ),
         );
-        let rationale = f.text("not_filed_rationale", &self.not_filed_rationale, false, TEXT_MAX);
+        let rationale = f.text(
+            "not_filed_rationale",
+            &self.not_filed_rationale,
+            false,
+            TEXT_MAX,
+        );
         let cmd = if let Some(rationale) = rationale {
             // A decision not to file takes no filing fields.
             let mut unknown = self.unknown.clone();
@@ -327,7 +332,8 @@ impl FilingBody {
         } else {
             let authority = f.text("authority", &self.authority, true, SHORT_MAX);
             let filed_at = f.datetime("filed_at", &self.filed_at, true);
-            let their_reference = f.text("their_reference", &self.their_reference, false, SHORT_MAX);
+            let their_reference =
+                f.text("their_reference", &self.their_reference, false, SHORT_MAX);
             if let Some(t) = filed_at {
                 if t > now + chrono::Duration::minutes(5) {
                     f.error(
@@ -432,9 +438,18 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
             "complete_measure",
             from_json::<CompleteMeasureBody>(body).and_then(|b| b.parse(measure_id)),
         ),
-        ("comment", from_json::<CommentBody>(body).and_then(|b| b.parse())),
-        ("close", from_json::<CloseBody>(body).and_then(|b| b.parse())),
-        ("reopen", from_json::<ReopenBody>(body).and_then(|b| b.parse())),
+        (
+            "comment",
+            from_json::<CommentBody>(body).and_then(|b| b.parse()),
+        ),
+        (
+            "close",
+            from_json::<CloseBody>(body).and_then(|b| b.parse()),
+        ),
+        (
+            "reopen",
+            from_json::<ReopenBody>(body).and_then(|b| b.parse()),
+        ),
         (
             "filing",
             from_json::<FilingBody>(body).and_then(|b| b.parse(now)),

@@ -184,10 +184,7 @@ pub async fn as_problem(resp: Response) -> Response {
             "urn:avvik:problem:method-not-allowed",
             "Metoden används inte för den här adressen.",
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "urn:avvik:problem:too-large",
-            "Begäran är för stor.",
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("urn:avvik:problem:too-large", "Begäran är för stor."),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
             "urn:avvik:problem:unsupported-media-type",
             "Innehållstypen stöds inte.",

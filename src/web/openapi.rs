@@ -85,10 +85,16 @@ fn fix_operation(op: &mut Operation, secured_by_default: bool) {
         add("401", "No valid bearer token");
     }
     add("429", "Too many requests from this address");
-    add("503", "Overloaded or unable to write now; retry after Retry-After");
+    add(
+        "503",
+        "Overloaded or unable to write now; retry after Retry-After",
+    );
     let has_parameters = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
     if has_parameters || op.request_body.is_some() {
-        add("400", "A parameter or the body cannot be read (e.g. the body is not JSON)");
+        add(
+            "400",
+            "A parameter or the body cannot be read (e.g. the body is not JSON)",
+        );
     }
     if op.request_body.is_some() {
         add("413", "The body is too large");

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::error::{ApiError, FieldError};
 use super::body::{from_json, Field, Problems, Unknown};
+use super::error::{ApiError, FieldError};
 use super::openapi::Problem;
 use super::pages::PageError;
 use super::AppState;

@@ -248,7 +248,11 @@ fn wrong_types(doc: &Value, schema: &Value) -> Value {
         }) || s.get("enum").is_some();
         o.insert(
             k.clone(),
-            if string_like { json!(12345) } else { json!("ja") },
+            if string_like {
+                json!(12345)
+            } else {
+                json!("ja")
+            },
         );
     }
     Value::Object(o)
@@ -336,7 +340,10 @@ fn conforms(doc: &Value, op: &Value, what: &str, a: &Answer) -> Result<(), Strin
             let mut errs = Vec::new();
             check(doc, schema, &v, "$", &mut errs);
             if !errs.is_empty() {
-                return Err(format!("{what}: {} body breaks its schema: {errs:?}", a.status));
+                return Err(format!(
+                    "{what}: {} body breaks its schema: {errs:?}",
+                    a.status
+                ));
             }
         }
     }
@@ -444,7 +451,11 @@ async fn every_operation_answers_as_the_document_declares() {
                 ] {
                     cases.push((what.into(), Some(ciso), Some(("application/json", bytes))));
                 }
-                cases.push(("no content type".into(), Some(ciso), valid_body.clone().map(|b| ("", b))));
+                cases.push((
+                    "no content type".into(),
+                    Some(ciso),
+                    valid_body.clone().map(|b| ("", b)),
+                ));
             }
             // Malformed query parameters: text where a number goes.
             let mut query_junk = Vec::new();
@@ -491,7 +502,10 @@ async fn every_operation_answers_as_the_document_declares() {
     );
     // And an undocumented path is really not there.
     let a = send(&app, Method::GET, "/api/v1/nope", Some(ciso), None).await;
-    assert_eq!((a.status, a.media.as_str()), (404, "application/problem+json"));
+    assert_eq!(
+        (a.status, a.media.as_str()),
+        (404, "application/problem+json")
+    );
 }
 
 #[tokio::test]
@@ -583,7 +597,10 @@ async fn probing_with_junk_never_gets_a_5xx_and_refusals_are_problems() {
         )
         .await;
         if a.status >= 500 || (a.status >= 400 && a.media != "application/problem+json") {
-            failures.push(format!("GET /api/v1/deviations?{q}: {} {}", a.status, a.media));
+            failures.push(format!(
+                "GET /api/v1/deviations?{q}: {} {}",
+                a.status, a.media
+            ));
         }
     }
     assert!(requests > 500, "{requests}");

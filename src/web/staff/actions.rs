@@ -3,11 +3,11 @@
 
 use std::collections::HashMap;
 
-use axum::routing::post;
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::post;
+use axum::Router;
 use axum_csrf::CsrfToken;
 use chrono::NaiveDateTime;
 use chrono_tz::Europe::Stockholm;

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::routing::get;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
 use axum_csrf::CsrfToken;
 use chrono::{DateTime, Utc};
 use chrono_tz::Europe::Stockholm;
@@ -130,7 +130,11 @@ pub(super) struct PageInput {
 }
 
 /// Loads a deviation for `who`: 404 when they may not see it.
-pub(super) fn load(state: &AppState, who: &Principal, reference: &str) -> Result<Deviation, PageError> {
+pub(super) fn load(
+    state: &AppState,
+    who: &Principal,
+    reference: &str,
+) -> Result<Deviation, PageError> {
     let r = Reference::parse(reference).ok_or(PageError::NotFound)?;
     let reg = state.services.register.read();
     let d = reg.by_reference(r).ok_or(PageError::NotFound)?;
@@ -149,9 +153,15 @@ pub(super) fn build_page(
 ) -> Result<DeviationPage, PageError> {
     let now = state.services.clock.now();
     let today = now.with_timezone(&Stockholm).date_naive();
-    let t = |x: Option<DateTime<Utc>>| x.map(stockholm_display).unwrap_or_else(|| labels::NOT_SET.into());
+    let t = |x: Option<DateTime<Utc>>| {
+        x.map(stockholm_display)
+            .unwrap_or_else(|| labels::NOT_SET.into())
+    };
     let mut facts: Vec<(&'static str, String)> = vec![
-        ("Sektor", d.sector.clone().unwrap_or_else(|| labels::NOT_SET.into())),
+        (
+            "Sektor",
+            d.sector.clone().unwrap_or_else(|| labels::NOT_SET.into()),
+        ),
         (
             "System/informationstillgång",
             d.asset.clone().unwrap_or_else(|| labels::NOT_SET.into()),
@@ -166,10 +176,7 @@ pub(super) fn build_page(
                 .map(|r| format!("{} <{}>", r.name, r.email))
                 .unwrap_or_else(|| "anonym".into()),
         ),
-        (
-            "Kanal",
-            labels::channel(d.channel).into(),
-        ),
+        ("Kanal", labels::channel(d.channel).into()),
         (
             "Personuppgifter kan beröras (rapportörens bedömning)",
             labels::yes_no(d.personal_data_suspected).into(),

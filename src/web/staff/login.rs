@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use askama::Template;
-use axum::routing::get;
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
 use axum_csrf::CsrfToken;
 use axum_extra::extract::cookie::PrivateCookieJar;
 use chrono::{DateTime, Duration, Utc};

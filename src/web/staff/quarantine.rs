@@ -1,11 +1,11 @@
 //! The e-mail quarantine: mail the intake could not take in, and its release.
 
 use askama::Template;
-use axum::routing::{get, post};
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
 use axum_csrf::CsrfToken;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -142,4 +142,3 @@ async fn release_quarantined(
         }
     }
 }
-

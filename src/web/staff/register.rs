@@ -1,11 +1,11 @@
 //! The register: every deviation the user may see, filtered, sorted and paged.
 
 use askama::Template;
-use axum::routing::get;
-use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
 use chrono::{DateTime, Utc};
 use chrono_tz::Europe::Stockholm;
 use serde::Deserialize;
@@ -74,7 +74,6 @@ struct RegisterQuery {
 }
 
 const PAGE_SIZE: usize = 50;
-
 
 fn short_kind(k: FilingKind) -> &'static str {
     match k {

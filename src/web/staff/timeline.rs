@@ -47,8 +47,9 @@ impl TimelineEvent {
             NOTIFICATION_FAILED => typed(r, TimelineEvent::Failed),
             NOTIFICATION_ABANDONED => typed(r, TimelineEvent::Abandoned),
             ESCALATION_ACKNOWLEDGED => typed(r, TimelineEvent::Acknowledged),
-            ty => DeviationEvent::from_parts(ty, &r.data)
-                .map(|res| res.map(TimelineEvent::Deviation)),
+            ty => {
+                DeviationEvent::from_parts(ty, &r.data).map(|res| res.map(TimelineEvent::Deviation))
+            }
         }
     }
 }
