@@ -13,17 +13,12 @@ use super::report_input::check_text;
 
 /// One field of a command body as sent: absent (or `null`), a value of the wanted type, or
 /// a value of another type (which the command's `parse` reports by field name).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum Field<T> {
+    #[default]
     Absent,
     Given(T),
     Wrong,
-}
-
-impl<T> Default for Field<T> {
-    fn default() -> Self {
-        Field::Absent
-    }
 }
 
 impl<T> Field<T> {

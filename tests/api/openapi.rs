@@ -350,6 +350,9 @@ fn conforms(doc: &Value, op: &Value, what: &str, a: &Answer) -> Result<(), Strin
     Ok(())
 }
 
+/// One request of an operation: what it tries, the bearer token, the body and its type.
+type Case<'a> = (String, Option<&'a str>, Option<(&'a str, Vec<u8>)>);
+
 const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
 #[tokio::test]
@@ -421,7 +424,7 @@ async fn every_operation_answers_as_the_document_declares() {
                 .as_ref()
                 .map(|s| serde_json::to_vec(&example(&doc, s, "", &known)).unwrap());
             let with = |b: &Option<Vec<u8>>| b.clone().map(|b| ("application/json", b));
-            let mut cases: Vec<(String, Option<&str>, Option<(&str, Vec<u8>)>)> = Vec::new();
+            let mut cases: Vec<Case> = Vec::new();
             // Valid.
             cases.push(("valid".into(), Some(ciso), with(&valid_body)));
             if upload {
