@@ -182,7 +182,7 @@ pub struct AccountAsOf {
     pub email: String,
     pub name: String,
     pub disabled: bool,
-    pub roles: Vec<crate::auth::RoleGrant>,
+    pub roles: Vec<crate::domain::account::RoleGrant>,
 }
 
 pub fn accounts(reg: &Register) -> Vec<AccountAsOf> {

@@ -5,15 +5,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use avvik_events::{
-    verify_export, EventStore, RecordedEvent, SledEventStore, StoreOptions, VerifyReport,
-};
+use avvik_events::{verify_export, EventStore, SledEventStore, StoreOptions, VerifyReport};
 use clap::{Parser, Subcommand};
 
+use crate::cli_accounts::{TokenCommand, UserCommand};
 use crate::config::Config;
 use crate::domain::Reference;
 use crate::register::{AsOf, Register};
 use crate::startup::Application;
+pub use crate::store::{counter_of, store_options};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -119,66 +119,6 @@ pub enum Command {
         /// Recipient address.
         #[arg(long)]
         to: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Create an account. The password is read from a prompt, or from stdin with
-    /// --password-stdin.
-    Add {
-        #[arg(long)]
-        data: Option<PathBuf>,
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        name: String,
-        /// ciso, kontakt, dso, systemagare, ledning, auditor or admin (repeatable).
-        #[arg(long = "role", required = true)]
-        roles: Vec<String>,
-        /// Sector for the kontakt role (repeatable).
-        #[arg(long = "sector")]
-        sectors: Vec<String>,
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// List accounts and their roles.
-    List {
-        #[arg(long)]
-        data: Option<PathBuf>,
-    },
-    /// Set a new password (prompt or --password-stdin); ends the account's sessions.
-    Passwd {
-        #[arg(long)]
-        data: Option<PathBuf>,
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        password_stdin: bool,
-    },
-    /// Grant a role.
-    Grant {
-        #[arg(long)]
-        data: Option<PathBuf>,
-        #[arg(long)]
-        email: String,
-        #[arg(long)]
-        role: String,
-        #[arg(long = "sector")]
-        sectors: Vec<String>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum TokenCommand {
-    /// Create an API token for a user; the token is printed as the last line.
-    Create {
-        #[arg(long)]
-        data: Option<PathBuf>,
-        #[arg(long)]
-        user: String,
-        #[arg(long, default_value = "")]
-        label: String,
     },
 }
 
@@ -329,24 +269,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// Store options for commands that open a data directory: tail recovery can rebuild the
-/// reference counters.
-pub fn store_options() -> StoreOptions {
-    StoreOptions {
-        counter_of: Some(std::sync::Arc::new(counter_of)),
-        ..StoreOptions::default()
-    }
-}
-
-/// The gap-free counter a stored record advanced: reports number their year's references.
-pub fn counter_of(rec: &RecordedEvent) -> Option<(String, u64)> {
-    if rec.event_type != "DeviationReported" {
-        return None;
-    }
-    let r = Reference::parse(rec.data.get("reference")?.as_str()?)?;
-    Some((Reference::counter_name(r.year), r.number))
 }
 
 /// The entry point of the fuzz target `import` (`fuzz/fuzz_targets/import.rs`) and of its

@@ -9,14 +9,74 @@ use anyhow::{bail, Context};
 use avvik_events::{EventStore, SledEventStore};
 
 use crate::auth::Role;
-use crate::cli::{TokenCommand, UserCommand};
 use crate::clock::SystemClock;
 use crate::config::Config;
 use crate::domain::EmailAddress;
-use crate::projection::RegisterProjection;
+use crate::register::RegisterProjection;
 use crate::service::Services;
+use clap::Subcommand;
 
-const ACTOR: &str = "cli";
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account. The password is read from a prompt, or from stdin with
+    /// --password-stdin.
+    Add {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// ciso, kontakt, dso, systemagare, ledning, auditor or admin (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Sector for the kontakt role (repeatable).
+        #[arg(long = "sector")]
+        sectors: Vec<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List accounts and their roles.
+    List {
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
+    /// Set a new password (prompt or --password-stdin); ends the account's sessions.
+    Passwd {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Grant a role.
+    Grant {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long = "sector")]
+        sectors: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user; the token is printed as the last line.
+    Create {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+const ACTOR: &str = "system:cli";
 
 async fn services(
     config: &Config,
@@ -24,7 +84,7 @@ async fn services(
 ) -> anyhow::Result<(Services, tokio::sync::watch::Sender<bool>)> {
     let dir = data.unwrap_or_else(|| config.store.data_dir.clone());
     let store: Arc<dyn EventStore> =
-        Arc::new(SledEventStore::open(&dir, crate::cli::store_options())?);
+        Arc::new(SledEventStore::open(&dir, crate::store::store_options())?);
     let (tx, rx) = tokio::sync::watch::channel(false);
     let register = RegisterProjection::start_register(store.clone(), rx);
     let head = store.head().seq;

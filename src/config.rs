@@ -308,14 +308,14 @@ impl Config {
         if self.http.max_in_flight == 0 {
             return bad("http.max_in_flight", "at least 1", &self.http.max_in_flight);
         }
-        if let Err(e) = crate::web::security::IpNets::parse(&self.http.trusted_proxies) {
+        if let Err(e) = crate::net::IpNets::parse(&self.http.trusted_proxies) {
             return bad(
                 "http.trusted_proxies",
                 "IP addresses or networks such as \"10.0.0.0/8\"",
                 &e,
             );
         }
-        if let Err(e) = crate::web::security::IpNets::parse(&self.http.metrics_allow) {
+        if let Err(e) = crate::net::IpNets::parse(&self.http.metrics_allow) {
             return bad(
                 "http.metrics_allow",
                 "IP addresses or networks such as \"127.0.0.1\"",
@@ -395,7 +395,7 @@ impl Config {
                 &self.schedule.policy_review_reminder,
             ),
         ] {
-            let parsed = crate::scheduler::cron::StockholmSchedule::parse(expr);
+            let parsed = crate::clock::cron::StockholmSchedule::parse(expr);
             if expr.split_whitespace().count() != 6 || parsed.is_err() {
                 let why = parsed.err().map(|e| format!(" ({e})")).unwrap_or_default();
                 return bad(

@@ -1,14 +1,18 @@
 //! avvik: information-security deviations (avvikelser) as an event-sourced service.
 
+#[cfg(test)]
+mod architecture_tests;
 pub mod archive;
 pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod cli_accounts;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod domain;
 pub mod intake;
+pub mod net;
 pub mod notify;
 pub mod projection;
 pub mod register;
@@ -17,4 +21,6 @@ pub mod scheduler;
 pub mod secret;
 pub mod service;
 pub mod startup;
+pub mod state;
+pub mod store;
 pub mod web;

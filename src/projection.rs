@@ -14,7 +14,6 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::domain::{DeviationEvent, EventMeta};
-use crate::register::Register;
 
 /// A state folded from the log record by record: the register, the outbox, the intake view.
 pub trait LogFold: Send + Sync + 'static {
@@ -237,9 +236,6 @@ pub struct Projection<T> {
     what: &'static str,
 }
 
-/// The register, kept current.
-pub type RegisterProjection = Projection<Register>;
-
 impl<T: LogFold> Projection<T> {
     /// A projection not caught up yet: `is_ready` is false until `install`.
     pub fn pending(empty: T, what: &'static str) -> Arc<Self> {
@@ -331,15 +327,5 @@ impl<T: LogFold> Projection<T> {
             let _ = rx.wait_for(|s| *s >= seq && self.is_ready()).await;
         };
         tokio::time::timeout(timeout, done).await.is_ok() && self.is_ready()
-    }
-}
-
-impl RegisterProjection {
-    /// The register alone, caught up by its own pass (tools that need nothing else).
-    pub fn start_register(
-        store: Arc<dyn EventStore>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Arc<Self> {
-        Self::start(Register::new, "register", store, shutdown)
     }
 }

@@ -17,7 +17,7 @@ pub struct Register {
     by_token_hash: HashMap<String, Uuid>,
     seq: u64,
     /// Staff accounts and roles, folded from the same log.
-    pub accounts: crate::auth::Accounts,
+    pub accounts: crate::domain::account::Accounts,
     /// Stored records of a deviation type that did not decode (never expected; counted so
     /// it is visible rather than silent).
     pub undecodable: u64,
@@ -177,5 +177,18 @@ impl AsOf {
                 Ok(lo)
             }
         }
+    }
+}
+
+/// The register, kept current.
+pub type RegisterProjection = crate::projection::Projection<Register>;
+
+impl RegisterProjection {
+    /// The register alone, caught up by its own pass (tools that need nothing else).
+    pub fn start_register(
+        store: std::sync::Arc<dyn EventStore>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> std::sync::Arc<Self> {
+        Self::start(Register::new, "register", store, shutdown)
     }
 }

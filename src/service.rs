@@ -4,16 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use avvik_events::{EventStore, ExpectedVersion, NewEvent, StoreError};
+use avvik_events::{EventStore, StoreError};
 use rand::RngCore;
 use uuid::Uuid;
 
 use crate::clock::Clock;
+use crate::command::{CommandError, CommandHandler, Ctx, Current, Envelope, Executed, Load};
 use crate::domain::{
     decide, stockholm_year, Channel, Command, Deviation, DeviationEvent, DomainError, Reference,
     Reported, Reporter,
 };
-use crate::projection::RegisterProjection;
+use crate::register::RegisterProjection;
 
 /// How long a request waits for the register to show its own write.
 const READ_YOUR_WRITES: Duration = Duration::from_secs(10);
@@ -123,64 +124,69 @@ pub fn token_hash(token: &str) -> String {
     avvik_events::hash_hex(token.as_bytes())
 }
 
-fn to_new_events(
-    events: Vec<DeviationEvent>,
-    actor: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) -> Vec<NewEvent> {
-    events
-        .into_iter()
-        .map(|ev| NewEvent::new(ev.type_name(), ev.to_data(), actor, at))
-        .collect()
-}
-
 impl Services {
+    /// The one command path, over this store and clock.
+    pub fn commands(&self) -> CommandHandler {
+        CommandHandler::new(self.store.clone(), self.clock.clone())
+    }
+
+    /// Loads a deviation from the register once the register has caught up with the log.
+    fn load_deviation(&self, reference: Reference) -> Load<'_, Deviation, ServiceError> {
+        Box::new(move || {
+            Box::pin(async move {
+                let head = self.store.head().seq;
+                self.register.wait_for(head, READ_YOUR_WRITES).await;
+                let d = self
+                    .register
+                    .read()
+                    .by_reference(reference)
+                    .cloned()
+                    .ok_or(DomainError::NotFound)?;
+                let version = d.version;
+                Ok(Current::new(d, Some(version)))
+            })
+        })
+    }
+
+    /// A report as events on a new stream, numbered `n` of the reporting year.
+    fn report_events(r: NewReport, token_hash: String, n: u64, ctx: &Ctx) -> Vec<DeviationEvent> {
+        let now = ctx.now;
+        let reported = Reported {
+            reference: Reference::new(stockholm_year(now), n),
+            title: r.title,
+            description: r.description,
+            occurred_at: r.occurred_at,
+            discovered_at: r.discovered_at.unwrap_or(now),
+            sector: r.sector,
+            asset: r.asset,
+            personal_data: r.personal_data,
+            reporter: r.reporter,
+            channel: r.channel,
+            status_token_hash: token_hash,
+            reported_at: now,
+        };
+        // A report on a new stream cannot be refused by the decider.
+        decide(None, Command::Report(reported)).unwrap_or_default()
+    }
+
     /// Files a new deviation; its reference is numbered in the same commit.
     pub async fn report(&self, r: NewReport, actor: &str) -> Result<Receipt, ServiceError> {
         let now = self.clock.now();
         let year = stockholm_year(now);
         let id = Uuid::now_v7();
         let token = status_token_for(&self.secret, id);
-        let token_hash = token_hash(&token);
-        let actor_owned = actor.to_string();
-        let build = Box::new(move |n: u64| {
-            let reported = Reported {
-                reference: Reference::new(year, n),
-                title: r.title,
-                description: r.description,
-                occurred_at: r.occurred_at,
-                discovered_at: r.discovered_at.unwrap_or(now),
-                sector: r.sector,
-                asset: r.asset,
-                personal_data: r.personal_data,
-                reporter: r.reporter,
-                channel: r.channel,
-                status_token_hash: token_hash,
-                reported_at: now,
-            };
-            // A report on a new stream cannot be refused by the decider.
-            let events = decide(None, Command::Report(reported)).unwrap_or_default();
-            to_new_events(events, &actor_owned, now)
-        });
-        let stored = self
-            .store
-            .append_numbered(
+        let hash = token_hash(&token);
+        let env = Envelope::new(id, actor).at(now);
+        let stored: Vec<avvik_events::RecordedEvent> = self
+            .commands()
+            .execute_numbered::<_, ServiceError>(
+                &env,
                 Reference::counter_name(year),
-                id,
-                ExpectedVersion::NoStream,
-                build,
+                move |n, ctx| Self::report_events(r, hash, n, ctx),
             )
             .await?;
         let rec = stored.first().ok_or(ServiceError::Contention)?;
-        let reference = rec
-            .data
-            .get("reference")
-            .and_then(|v| v.as_str())
-            .and_then(Reference::parse)
-            .ok_or_else(|| StoreError::Corrupt {
-                seq: rec.seq,
-                reason: "report without reference".into(),
-            })?;
+        let reference = reported_reference(rec)?;
         let seq = stored.last().map(|r| r.seq).unwrap_or(rec.seq);
         self.register.wait_for(seq, READ_YOUR_WRITES).await;
         Ok(Receipt {
@@ -213,7 +219,8 @@ impl Services {
                     status_token: None,
                 })
             };
-        let before = self.store.read_stream(stream, 1)?;
+        let commands = self.commands();
+        let (before, _) = commands.read_stream(stream)?;
         if !before.is_empty() {
             return existing(&before);
         }
@@ -221,48 +228,21 @@ impl Services {
         let year = stockholm_year(now);
         let token = status_token_for(&self.secret, stream);
         let hash = token_hash(&token);
-        let actor_owned = actor.to_string();
-        let build = Box::new(move |n: u64| {
-            let reported = Reported {
-                reference: Reference::new(year, n),
-                title: r.title,
-                description: r.description,
-                occurred_at: r.occurred_at,
-                discovered_at: r.discovered_at.unwrap_or(now),
-                sector: r.sector,
-                asset: r.asset,
-                personal_data: r.personal_data,
-                reporter: r.reporter,
-                channel: r.channel,
-                status_token_hash: hash,
-                reported_at: now,
-            };
-            let events = decide(None, Command::Report(reported)).unwrap_or_default();
-            events
-                .into_iter()
-                .map(|ev| {
-                    let mut e = NewEvent::new(ev.type_name(), ev.to_data(), &actor_owned, now);
-                    e.id = event_id;
-                    e
-                })
-                .collect()
-        });
-        let stored = match self
-            .store
-            .append_numbered(
+        let env = Envelope::new(stream, actor).with_id(event_id).at(now);
+        let stored = match commands
+            .execute_numbered::<_, ServiceError>(
+                &env,
                 Reference::counter_name(year),
-                stream,
-                ExpectedVersion::NoStream,
-                build,
+                move |n, ctx| Self::report_events(r, hash, n, ctx),
             )
             .await
         {
             Ok(stored) => stored,
             // Filed meanwhile by a concurrent caller: still this input's one deviation.
-            Err(StoreError::Conflict { .. }) => {
-                return existing(&self.store.read_stream(stream, 1)?);
+            Err(ServiceError::Store(StoreError::Conflict { .. })) => {
+                return existing(&commands.read_stream(stream)?.0);
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         let rec = stored.first().ok_or(ServiceError::Contention)?;
         let reference = reported_reference(rec)?;
@@ -288,60 +268,7 @@ impl Services {
         actor: &str,
         event_id: Uuid,
     ) -> Result<ExecutedOnce, ServiceError> {
-        if !self.register.is_ready() {
-            return Err(ServiceError::NotReady);
-        }
-        // With the register at the head, an event stored earlier is already folded in, so
-        // "new" below is exact for one caller at a time.
-        self.register
-            .wait_for(self.store.head().seq, READ_YOUR_WRITES)
-            .await;
-        for _ in 0..8 {
-            let current = self
-                .register
-                .read()
-                .by_reference(reference)
-                .cloned()
-                .ok_or(DomainError::NotFound)?;
-            let events = decide(Some(&current), cmd.clone())?;
-            let now = self.clock.now();
-            let events: Vec<NewEvent> = to_new_events(events, actor, now)
-                .into_iter()
-                .enumerate()
-                .map(|(i, mut e)| {
-                    e.id = if i == 0 {
-                        event_id
-                    } else {
-                        Uuid::new_v5(&event_id, &(i as u64).to_be_bytes())
-                    };
-                    e
-                })
-                .collect();
-            match self
-                .store
-                .append(current.id, ExpectedVersion::Exact(current.version), events)
-                .await
-            {
-                Ok(stored) => {
-                    let new = stored.first().is_some_and(|r| r.version > current.version);
-                    let seq = stored.last().map(|r| r.seq).unwrap_or(0);
-                    self.register.wait_for(seq, READ_YOUR_WRITES).await;
-                    let deviation = self
-                        .register
-                        .read()
-                        .get(current.id)
-                        .cloned()
-                        .ok_or(ServiceError::NotReady)?;
-                    return Ok(ExecutedOnce { deviation, new });
-                }
-                Err(StoreError::Conflict { .. }) => {
-                    let head = self.store.head().seq;
-                    self.register.wait_for(head, READ_YOUR_WRITES).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ServiceError::Contention)
+        self.run(reference, cmd, actor, Some(event_id)).await
     }
 
     /// Runs a command against an existing deviation. Retries on a concurrent change.
@@ -351,44 +278,56 @@ impl Services {
         cmd: Command,
         actor: &str,
     ) -> Result<Deviation, ServiceError> {
+        Ok(self.run(reference, cmd, actor, None).await?.deviation)
+    }
+
+    async fn run(
+        &self,
+        reference: Reference,
+        cmd: Command,
+        actor: &str,
+        command_id: Option<Uuid>,
+    ) -> Result<ExecutedOnce, ServiceError> {
         if !self.register.is_ready() {
             return Err(ServiceError::NotReady);
         }
-        for _ in 0..8 {
-            let current = self
-                .register
-                .read()
-                .by_reference(reference)
-                .cloned()
-                .ok_or(DomainError::NotFound)?;
-            let events = decide(Some(&current), cmd.clone())?;
-            let now = self.clock.now();
-            match self
-                .store
-                .append(
-                    current.id,
-                    ExpectedVersion::Exact(current.version),
-                    to_new_events(events, actor, now),
-                )
-                .await
-            {
-                Ok(stored) => {
-                    let seq = stored.last().map(|r| r.seq).unwrap_or(0);
-                    self.register.wait_for(seq, READ_YOUR_WRITES).await;
-                    return self
-                        .register
-                        .read()
-                        .get(current.id)
-                        .cloned()
-                        .ok_or(ServiceError::NotReady);
-                }
-                Err(StoreError::Conflict { .. }) => {
-                    let head = self.store.head().seq;
-                    self.register.wait_for(head, READ_YOUR_WRITES).await;
-                }
-                Err(e) => return Err(e.into()),
+        let id = self
+            .register
+            .read()
+            .by_reference(reference)
+            .map(|d| d.id)
+            .ok_or(DomainError::NotFound)?;
+        let mut env = Envelope::new(id, actor);
+        env.command_id = command_id;
+        let outcome = self
+            .commands()
+            .execute(&env, self.load_deviation(reference), |d, _ctx| {
+                decide(Some(d), cmd.clone()).map_err(ServiceError::from)
+            })
+            .await?;
+        let new = outcome.is_new();
+        match outcome {
+            Executed::Unchanged(deviation) => Ok(ExecutedOnce { deviation, new }),
+            Executed::Committed { records, .. } => {
+                let seq = records.last().map(|r| r.seq).unwrap_or(0);
+                self.register.wait_for(seq, READ_YOUR_WRITES).await;
+                let deviation = self
+                    .register
+                    .read()
+                    .get(id)
+                    .cloned()
+                    .ok_or(ServiceError::NotReady)?;
+                Ok(ExecutedOnce { deviation, new })
             }
         }
-        Err(ServiceError::Contention)
+    }
+}
+
+impl From<CommandError> for ServiceError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Contention => ServiceError::Contention,
+            CommandError::Store(e) => ServiceError::Store(e),
+        }
     }
 }

@@ -12,8 +12,9 @@ use crate::config::Config;
 use crate::intake::projection::{IntakeProjection, IntakeView};
 use crate::notify::outbox::{Outbox, OutboxProjection};
 use crate::notify::rules::Rules;
-use crate::projection::{Projection, RegisterProjection};
+use crate::projection::Projection;
 use crate::register::Register;
+use crate::register::RegisterProjection;
 use crate::scheduler::{Scheduler, Schedules};
 use crate::service::Services;
 use crate::web::{self, AppState};
@@ -24,7 +25,7 @@ pub fn open_store(config: &Config) -> Result<SledEventStore, avvik_events::Store
         &config.store.data_dir,
         StoreOptions {
             cache_capacity: config.store.cache_mb * 1024 * 1024,
-            ..crate::cli::store_options()
+            ..crate::store::store_options()
         },
     )
 }

@@ -1,18 +1,18 @@
 //! Account commands: validate against the current accounts, append the events.
 
-use avvik_events::{ExpectedVersion, NewEvent, StoreError};
+use avvik_events::StoreError;
 use uuid::Uuid;
 
-use super::accounts::{
-    account_id, AccountCreated, AccountDisabled, AccountEnabled, AccountEvent, ApiTokenCreated,
-    ApiTokenRevoked, PasswordChanged, Role, RoleGranted, RoleRevoked, SignedOut,
-};
+use super::accounts::{account_id, decide, Account, AccountCommand, AccountRefusal, Role};
 use super::password;
+use crate::command::{CommandError, Current, Envelope, Load};
 use crate::domain::EmailAddress;
 use crate::service::Services;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
+    #[error("too many concurrent changes to the account")]
+    Contention,
     #[error("an account with this e-mail address already exists")]
     Exists,
     #[error("no such account")]
@@ -31,51 +31,75 @@ impl AccountError {
             AccountError::Exists => "Det finns redan ett konto med den e-postadressen.".into(),
             AccountError::NotFound => "Kontot finns inte.".into(),
             AccountError::Invalid(s) => s.clone(),
-            AccountError::NotReady | AccountError::Store(_) => {
+            AccountError::NotReady | AccountError::Contention | AccountError::Store(_) => {
                 "Ändringen kunde inte sparas just nu. Försök igen.".into()
             }
         }
     }
 }
 
+impl From<CommandError> for AccountError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Contention => AccountError::Contention,
+            CommandError::Store(e) => AccountError::Store(e),
+        }
+    }
+}
+
+impl From<AccountRefusal> for AccountError {
+    fn from(r: AccountRefusal) -> Self {
+        match r {
+            AccountRefusal::Exists => AccountError::Exists,
+            AccountRefusal::NotFound => AccountError::NotFound,
+            AccountRefusal::Invalid(m) => AccountError::Invalid(m),
+        }
+    }
+}
+
 impl Services {
-    async fn append_account(
+    /// Loads an account from the register once the register has caught up with the log.
+    fn load_account(&self, id: Uuid) -> Load<'_, Option<Account>, AccountError> {
+        Box::new(move || {
+            Box::pin(async move {
+                if !self.register.is_ready() {
+                    return Err(AccountError::NotReady);
+                }
+                let head = self.store.head().seq;
+                self.register
+                    .wait_for(head, std::time::Duration::from_secs(10))
+                    .await;
+                let account = self.register.read().accounts.get(id).cloned();
+                let version = account.as_ref().map(|a| a.version);
+                Ok(Current::new(account, version))
+            })
+        })
+    }
+
+    /// Runs an account command through the command path and waits for the register.
+    async fn account_command(
         &self,
         id: Uuid,
-        expected: ExpectedVersion,
-        events: Vec<AccountEvent>,
+        cmd: AccountCommand,
         actor: &str,
     ) -> Result<(), AccountError> {
-        let now = self.clock.now();
-        let new: Vec<NewEvent> = events
-            .iter()
-            .map(|e| NewEvent::new(e.type_name(), e.to_data(), actor, now))
-            .collect();
-        let stored = match self.store.append(id, expected, new).await {
-            Ok(s) => s,
-            Err(StoreError::Conflict { .. }) if expected == ExpectedVersion::NoStream => {
-                return Err(AccountError::Exists)
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(last) = stored.last() {
+        let mut env = Envelope::new(id, actor);
+        if matches!(cmd, AccountCommand::SignOut { .. }) {
+            // Order against other account changes does not matter.
+            env = env.expect_any();
+        }
+        let outcome = self
+            .commands()
+            .execute(&env, self.load_account(id), |state, _ctx| {
+                decide(state.as_ref(), id, &cmd).map_err(AccountError::from)
+            })
+            .await?;
+        if let Some(seq) = outcome.last_seq() {
             self.register
-                .wait_for(last.seq, std::time::Duration::from_secs(10))
+                .wait_for(seq, std::time::Duration::from_secs(10))
                 .await;
         }
         Ok(())
-    }
-
-    fn account_version(&self, id: Uuid) -> Result<u32, AccountError> {
-        if !self.register.is_ready() {
-            return Err(AccountError::NotReady);
-        }
-        self.register
-            .read()
-            .accounts
-            .get(id)
-            .map(|a| a.version)
-            .ok_or(AccountError::NotFound)
     }
 
     /// Creates an account with roles and (optionally) a password, in one commit.
@@ -87,38 +111,23 @@ impl Services {
         password: Option<&str>,
         actor: &str,
     ) -> Result<Uuid, AccountError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 200 {
-            return Err(AccountError::Invalid(
-                "Ange ett namn (högst 200 tecken).".into(),
-            ));
-        }
         let id = account_id(email);
-        let mut events = vec![AccountEvent::Created(AccountCreated {
-            account_id: id,
+        let password_hash = match password {
+            Some(pw) => {
+                password::check_strength(pw).map_err(|m| AccountError::Invalid(m.into()))?;
+                let hash =
+                    password::hash_for_storing(&self.secret, pw).map_err(AccountError::Invalid)?;
+                Some((hash, password::PEPPER_V1.to_string()))
+            }
+            None => None,
+        };
+        let cmd = AccountCommand::Create {
             email: email.clone(),
             name: name.to_string(),
-        })];
-        for (role, sectors) in roles {
-            check_grant(*role, sectors)?;
-            events.push(AccountEvent::RoleGranted(RoleGranted {
-                account_id: id,
-                role: *role,
-                sectors: sectors.clone(),
-            }));
-        }
-        if let Some(pw) = password {
-            password::check_strength(pw).map_err(|m| AccountError::Invalid(m.into()))?;
-            let hash =
-                password::hash_for_storing(&self.secret, pw).map_err(AccountError::Invalid)?;
-            events.push(AccountEvent::PasswordChanged(PasswordChanged {
-                account_id: id,
-                password_hash: hash,
-                pepper: Some(password::PEPPER_V1.into()),
-            }));
-        }
-        self.append_account(id, ExpectedVersion::NoStream, events, actor)
-            .await?;
+            roles: roles.to_vec(),
+            password_hash,
+        };
+        self.account_command(id, cmd, actor).await?;
         Ok(id)
     }
 
@@ -129,38 +138,29 @@ impl Services {
         sectors: Vec<String>,
         actor: &str,
     ) -> Result<(), AccountError> {
-        check_grant(role, &sectors)?;
-        let v = self.account_version(id)?;
-        let ev = AccountEvent::RoleGranted(RoleGranted {
-            account_id: id,
-            role,
-            sectors,
-        });
-        self.append_account(id, ExpectedVersion::Exact(v), vec![ev], actor)
+        self.account_command(id, AccountCommand::GrantRole { role, sectors }, actor)
             .await
     }
 
     pub async fn revoke_role(&self, id: Uuid, role: Role, actor: &str) -> Result<(), AccountError> {
-        let v = self.account_version(id)?;
-        let ev = AccountEvent::RoleRevoked(RoleRevoked {
-            account_id: id,
-            role,
-        });
-        self.append_account(id, ExpectedVersion::Exact(v), vec![ev], actor)
+        self.account_command(id, AccountCommand::RevokeRole { role }, actor)
             .await
     }
 
     pub async fn set_password(&self, id: Uuid, pw: &str, actor: &str) -> Result<(), AccountError> {
         password::check_strength(pw).map_err(|m| AccountError::Invalid(m.into()))?;
-        let v = self.account_version(id)?;
+        if !self.register.is_ready() {
+            return Err(AccountError::NotReady);
+        }
+        if self.register.read().accounts.get(id).is_none() {
+            return Err(AccountError::NotFound);
+        }
         let hash = password::hash_for_storing(&self.secret, pw).map_err(AccountError::Invalid)?;
-        let ev = AccountEvent::PasswordChanged(PasswordChanged {
-            account_id: id,
+        let cmd = AccountCommand::SetPassword {
             password_hash: hash,
-            pepper: Some(password::PEPPER_V1.into()),
-        });
-        self.append_account(id, ExpectedVersion::Exact(v), vec![ev], actor)
-            .await
+            pepper: password::PEPPER_V1.into(),
+        };
+        self.account_command(id, cmd, actor).await
     }
 
     pub async fn set_disabled(
@@ -170,17 +170,11 @@ impl Services {
         reason: &str,
         actor: &str,
     ) -> Result<(), AccountError> {
-        let v = self.account_version(id)?;
-        let ev = if disabled {
-            AccountEvent::Disabled(AccountDisabled {
-                account_id: id,
-                reason: reason.to_string(),
-            })
-        } else {
-            AccountEvent::Enabled(AccountEnabled { account_id: id })
+        let cmd = AccountCommand::SetDisabled {
+            disabled,
+            reason: reason.to_string(),
         };
-        self.append_account(id, ExpectedVersion::Exact(v), vec![ev], actor)
-            .await
+        self.account_command(id, cmd, actor).await
     }
 
     /// Creates an API token and returns it (shown once; only its hash is stored).
@@ -190,16 +184,13 @@ impl Services {
         label: &str,
         actor: &str,
     ) -> Result<String, AccountError> {
-        let v = self.account_version(id)?;
         let token = format!("avvik_{}", crate::service::new_status_token());
-        let ev = AccountEvent::ApiTokenCreated(ApiTokenCreated {
-            account_id: id,
+        let cmd = AccountCommand::CreateToken {
             token_id: Uuid::now_v7(),
             token_hash: avvik_events::hash_hex(token.as_bytes()),
             label: label.to_string(),
-        });
-        self.append_account(id, ExpectedVersion::Exact(v), vec![ev], actor)
-            .await?;
+        };
+        self.account_command(id, cmd, actor).await?;
         Ok(token)
     }
 
@@ -209,17 +200,10 @@ impl Services {
         token_id: Uuid,
         actor: &str,
     ) -> Result<(), AccountError> {
-        let v = self.account_version(id)?;
-        let ev = AccountEvent::ApiTokenRevoked(ApiTokenRevoked {
-            account_id: id,
-            token_id,
-        });
-        self.append_account(id, ExpectedVersion::Exact(v), vec![ev], actor)
+        self.account_command(id, AccountCommand::RevokeToken { token_id }, actor)
             .await
     }
-}
 
-impl Services {
     /// Records that a browser session was signed out of, so a copy of its cookie stops
     /// working at once. Order against other account changes does not matter.
     pub async fn sign_out(
@@ -229,26 +213,10 @@ impl Services {
         issued_at: chrono::DateTime<chrono::Utc>,
         actor: &str,
     ) -> Result<(), AccountError> {
-        let ev = AccountEvent::SignedOut(SignedOut {
-            account_id,
+        let cmd = AccountCommand::SignOut {
             session_id,
             issued_at,
-        });
-        self.append_account(account_id, ExpectedVersion::Any, vec![ev], actor)
-            .await
+        };
+        self.account_command(account_id, cmd, actor).await
     }
-}
-
-fn check_grant(role: Role, sectors: &[String]) -> Result<(), AccountError> {
-    if role == Role::Kontakt && sectors.is_empty() {
-        return Err(AccountError::Invalid(
-            "En informationssäkerhetskontakt måste ha minst en sektor.".into(),
-        ));
-    }
-    if role != Role::Kontakt && !sectors.is_empty() {
-        return Err(AccountError::Invalid(
-            "Endast informationssäkerhetskontakter har sektorer.".into(),
-        ));
-    }
-    Ok(())
 }

@@ -2,8 +2,6 @@
 //! The `Staff` extractor turns either into a `Principal`, checked against the current
 //! accounts on every request (disabled accounts and old sessions stop working at once).
 
-use axum::extract::FromRequestParts;
-use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar, SameSite};
@@ -13,20 +11,19 @@ use uuid::Uuid;
 
 use super::accounts::Account;
 use super::policy::Principal;
-use crate::web::AppState;
 
 pub const SESSION_COOKIE: &str = "avvik_session";
 /// Absolute session lifetime.
-pub const SESSION_HOURS: i64 = 10;
+pub use crate::domain::account::SESSION_HOURS;
 
 #[derive(Debug, Serialize, Deserialize)]
-struct SessionClaims {
+pub(crate) struct SessionClaims {
     /// Account id.
-    a: Uuid,
+    pub(crate) a: Uuid,
     /// Issued at (unix seconds).
-    i: i64,
+    pub(crate) i: i64,
     /// Session id, named in `SignedOut` when the user signs out.
-    s: Uuid,
+    pub(crate) s: Uuid,
 }
 
 /// The cookie key, derived from the installation secret.
@@ -71,7 +68,7 @@ pub fn session_in(jar: &PrivateCookieJar) -> Option<(Uuid, Uuid, DateTime<Utc>)>
 }
 
 /// Is this session still good for this account?
-fn session_valid(claims: &SessionClaims, account: &Account, now: DateTime<Utc>) -> bool {
+pub(crate) fn session_valid(claims: &SessionClaims, account: &Account, now: DateTime<Utc>) -> bool {
     let Some(issued) = DateTime::<Utc>::from_timestamp(claims.i, 0) else {
         return false;
     };
@@ -142,53 +139,4 @@ fn url_escape(s: &str) -> String {
         }
     }
     out
-}
-
-fn bearer(parts: &Parts) -> Option<&str> {
-    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-impl FromRequestParts<AppState> for Staff {
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let is_api = parts.uri.path().starts_with("/api/");
-        let reject = || {
-            if is_api {
-                AuthRejection::Api
-            } else {
-                AuthRejection::Web {
-                    next: parts.uri.path().to_string(),
-                }
-            }
-        };
-        let register = &state.services.register;
-        if let Some(token) = bearer(parts) {
-            let hash = avvik_events::hash_hex(token.as_bytes());
-            let reg = register.read();
-            return reg
-                .accounts
-                .by_token_hash(&hash)
-                .map(|a| Staff(Principal::from_account(a)))
-                .ok_or(AuthRejection::Api);
-        }
-        let jar = PrivateCookieJar::from_headers(&parts.headers, state.session_key.clone());
-        let Some(cookie) = jar.get(SESSION_COOKIE) else {
-            return Err(reject());
-        };
-        let Ok(claims) = serde_json::from_str::<SessionClaims>(cookie.value()) else {
-            return Err(reject());
-        };
-        let now = state.services.clock.now();
-        let reg = register.read();
-        match reg.accounts.get(claims.a) {
-            Some(a) if session_valid(&claims, a, now) => Ok(Staff(Principal::from_account(a))),
-            _ => Err(reject()),
-        }
-    }
 }

@@ -52,13 +52,60 @@ macro_rules! event_enum {
                 }
             }
         }
+
+        impl $crate::domain::DomainEvent for $enum {
+            fn type_name(&self) -> &'static str {
+                $enum::type_name(self)
+            }
+            fn to_data(&self) -> serde_json::Value {
+                $enum::to_data(self)
+            }
+        }
     };
 }
 pub(crate) use event_enum;
 
+/// An event an aggregate decides on: its stored `type` and `data`. The `event_enum!`
+/// enums implement it; the command handler stores any of them the same way.
+pub trait DomainEvent {
+    fn type_name(&self) -> &'static str;
+    fn to_data(&self) -> serde_json::Value;
+}
+
+/// An event of an aggregate whose payloads are plain structs under named types (intake
+/// messages, notifications, scheduler slots, annual reports).
+#[derive(Debug, Clone)]
+pub struct Fact {
+    pub type_name: &'static str,
+    pub data: serde_json::Value,
+}
+
+impl Fact {
+    pub fn new(type_name: &'static str, payload: &impl serde::Serialize) -> Self {
+        Self {
+            type_name,
+            data: serde_json::to_value(payload).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+impl DomainEvent for Fact {
+    fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+    fn to_data(&self) -> serde_json::Value {
+        self.data.clone()
+    }
+}
+
+pub mod account;
+pub mod actor;
 pub mod deviation;
 pub mod labels;
+pub mod limits;
 pub mod types;
+
+pub use actor::{Actor, System};
 
 pub use deviation::{
     decide, evolve, Classification, Command, Deviation, DeviationEvent, DomainError, EventMeta,

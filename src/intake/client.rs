@@ -80,7 +80,7 @@ async fn run_inner(config: &Config, url: Option<String>, timeout_s: u64) -> u8 {
     let sent = client
         .post(&url)
         .bearer_auth(token)
-        .header(reqwest::header::CONTENT_TYPE, super::http::RFC822)
+        .header(reqwest::header::CONTENT_TYPE, super::RFC822)
         .body(raw)
         .send()
         .await;

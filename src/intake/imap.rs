@@ -265,7 +265,7 @@ impl ImapCollector {
             .intake
             .limits()
             .max_message_bytes
-            .saturating_mul(super::http::UPLOAD_FACTOR);
+            .saturating_mul(super::UPLOAD_FACTOR);
         for uid in uids {
             let Some(size) = sizes.get(&uid).map(|s| *s as usize) else {
                 // Gone meanwhile (expunged by someone else).

@@ -66,9 +66,14 @@
 //! MTA's job); the same Message-ID from two senders counts as one message; winmail.dat
 //! (TNEF) is kept as an attachment, not unpacked.
 
+/// How much larger than `intake.max_message_bytes` an upload may be: up to this factor it
+/// is read and quarantined (raw bytes kept); beyond it the upload is refused with 413.
+pub const UPLOAD_FACTOR: usize = 4;
+/// The media type of a message handed to the intake endpoint.
+pub const RFC822: &str = "message/rfc822";
+
 pub mod blobs;
 pub mod client;
-pub mod http;
 pub mod imap;
 pub mod parse;
 pub mod projection;
@@ -77,7 +82,7 @@ pub mod record;
 use std::sync::Arc;
 use std::time::Duration;
 
-use avvik_events::{ExpectedVersion, NewEvent, RecordedEvent, StoreError};
+use avvik_events::{RecordedEvent, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -87,9 +92,10 @@ use self::parse::{Accepted, Analysis, Limits, Verdict};
 use self::projection::IntakeProjection;
 use self::record::*;
 use crate::auth::{authorize, Action, Principal};
+use crate::command::{CommandError, Current, Envelope, Executed, Load};
 use crate::config::Config;
 use crate::domain::deviation::CommentAdded;
-use crate::domain::{Channel, Command, Deviation, EmailAddress, Reference};
+use crate::domain::{Channel, Command, Deviation, EmailAddress, Fact, Reference};
 use crate::service::{NewReport, ServiceError, Services};
 
 /// How long a write waits for the intake view to show it.
@@ -364,7 +370,7 @@ impl Intake {
         let (disposition, deviation, reference) = match target {
             Some((d, who)) => {
                 let (actor, from_reporter) = match &who {
-                    Commenter::Reporter => (crate::web::public::REPORTER_ACTOR.to_string(), true),
+                    Commenter::Reporter => (crate::domain::Actor::REPORTER.to_string(), true),
                     Commenter::Staff(p) => (p.actor(), false),
                 };
                 let cmd = Command::Comment(CommentAdded {
@@ -447,27 +453,32 @@ impl Intake {
     async fn record<T: Serialize>(
         &self,
         key: &str,
-        event_type: &str,
+        event_type: &'static str,
         data: &T,
     ) -> Result<RecordedEvent, IntakeError> {
-        let data = to_data(event_type, data)?;
-        let mut event = NewEvent::new(event_type, data, INTAKE_ACTOR, self.services.clock.now());
-        event.id = disposition_event_id(key);
-        let stream = message_stream(key);
-        let stored = match self
-            .services
-            .store
-            .append(stream, ExpectedVersion::NoStream, vec![event])
-            .await
-        {
-            Ok(s) => s,
-            Err(StoreError::Conflict { .. }) => self.services.store.read_stream(stream, 1)?,
-            Err(e) => return Err(e.into()),
+        let fact = Fact {
+            type_name: event_type,
+            data: to_data(event_type, data)?,
         };
-        let rec = stored
-            .into_iter()
-            .next()
-            .ok_or_else(|| IntakeError::Task("append returned no record".into()))?;
+        let stream = message_stream(key);
+        let env = Envelope::new(stream, INTAKE_ACTOR).with_id(disposition_event_id(key));
+        // A message is disposed of once: a stream that exists already holds its disposition.
+        let outcome = self
+            .services
+            .commands()
+            .execute(&env, self.message_loader(stream), |records, _ctx| {
+                Ok(if records.is_empty() {
+                    vec![fact.clone()]
+                } else {
+                    Vec::new()
+                })
+            })
+            .await?;
+        let rec = match outcome {
+            Executed::Committed { records, .. } => records.into_iter().next(),
+            Executed::Unchanged(records) => records.into_iter().next(),
+        }
+        .ok_or_else(|| IntakeError::Task("append returned no record".into()))?;
         self.view.wait_for(rec.seq, READ_YOUR_WRITES).await;
         Ok(rec)
     }
@@ -479,32 +490,31 @@ impl Intake {
         note: String,
         actor: &str,
     ) -> Result<bool, IntakeError> {
-        let now = self.services.clock.now();
-        let data = serde_json::to_value(EmailQuarantineResolved { note })
-            .map_err(|e| IntakeError::Task(e.to_string()))?;
-        let event = NewEvent::new(EMAIL_QUARANTINE_RESOLVED, data, actor, now);
-        let (version, resolved) = {
-            let view = self.view.read();
-            match view.quarantined(id) {
-                None => return Ok(false),
-                Some(e) => (1u32, e.resolved.is_some()),
-            }
+        let fact = Fact {
+            type_name: EMAIL_QUARANTINE_RESOLVED,
+            data: to_data(EMAIL_QUARANTINE_RESOLVED, &EmailQuarantineResolved { note })?,
+        };
+        let resolved = match self.view.read().quarantined(id) {
+            None => return Ok(false),
+            Some(e) => e.resolved.is_some(),
         };
         if resolved {
             return Ok(true);
         }
-        let stored = match self
+        let env = Envelope::new(id, actor);
+        let outcome = self
             .services
-            .store
-            .append(id, ExpectedVersion::Exact(version), vec![event])
-            .await
-        {
-            Ok(s) => s,
-            // Someone resolved it a moment ago.
-            Err(StoreError::Conflict { .. }) => return Ok(true),
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(rec) = stored.last() {
+            .commands()
+            .execute(&env, self.message_loader(id), |records, _ctx| {
+                // Someone may have resolved it a moment ago.
+                Ok(if is_resolved(records) {
+                    Vec::new()
+                } else {
+                    vec![fact.clone()]
+                })
+            })
+            .await?;
+        if let Some(rec) = outcome.records().last() {
             self.view.wait_for(rec.seq, READ_YOUR_WRITES).await;
         }
         Ok(true)
@@ -598,33 +608,33 @@ impl Intake {
             .trim_end()
             .to_string(),
         };
-        let now = self.services.clock.now();
         let events = vec![
-            NewEvent::new(
-                EMAIL_RECEIVED,
-                to_data(EMAIL_RECEIVED, &filed.into_record(q.message))?,
-                actor,
-                now,
-            ),
-            NewEvent::new(
-                EMAIL_QUARANTINE_RESOLVED,
-                to_data(EMAIL_QUARANTINE_RESOLVED, &resolution)?,
-                actor,
-                now,
-            ),
+            Fact {
+                type_name: EMAIL_RECEIVED,
+                data: to_data(EMAIL_RECEIVED, &filed.into_record(q.message))?,
+            },
+            Fact {
+                type_name: EMAIL_QUARANTINE_RESOLVED,
+                data: to_data(EMAIL_QUARANTINE_RESOLVED, &resolution)?,
+            },
         ];
-        let stored = match self
+        let env = Envelope::new(id, actor);
+        let outcome = self
             .services
-            .store
-            .append(id, ExpectedVersion::Exact(1), events)
-            .await
-        {
-            Ok(s) => s,
-            // Resolved by someone else a moment ago; the filing above is idempotent.
-            Err(StoreError::Conflict { .. }) => return Ok(Released::AlreadyHandled),
-            Err(e) => return Err(e.into()),
-        };
-        if let Some(rec) = stored.last() {
+            .commands()
+            .execute(&env, self.message_loader(id), |records, _ctx| {
+                // Resolved by someone else a moment ago; the filing above is idempotent.
+                Ok(if is_resolved(records) {
+                    Vec::new()
+                } else {
+                    events.clone()
+                })
+            })
+            .await?;
+        if matches!(outcome, Executed::Unchanged(_)) {
+            return Ok(Released::AlreadyHandled);
+        }
+        if let Some(rec) = outcome.records().last() {
             self.view.wait_for(rec.seq, READ_YOUR_WRITES).await;
         }
         let reference = result.reference.map(|r| r.to_string()).unwrap_or_default();
@@ -642,6 +652,31 @@ async fn on_disk<T: Send + 'static>(
         .await
         .map_err(|e| IntakeError::Task(e.to_string()))?
         .map_err(|source| IntakeError::Io { what, source })
+}
+
+/// Has a quarantined message's stream been resolved?
+fn is_resolved(records: &[RecordedEvent]) -> bool {
+    records
+        .iter()
+        .any(|r| r.event_type == EMAIL_QUARANTINE_RESOLVED)
+}
+
+impl From<CommandError> for IntakeError {
+    fn from(e: CommandError) -> Self {
+        IntakeError::Service(e.into())
+    }
+}
+
+impl Intake {
+    /// Loads a message's stream as stored.
+    fn message_loader(&self, stream: Uuid) -> Load<'_, Vec<RecordedEvent>, IntakeError> {
+        Box::new(move || {
+            Box::pin(async move {
+                let (records, version) = self.services.commands().read_stream(stream)?;
+                Ok(Current::new(records, version))
+            })
+        })
+    }
 }
 
 fn to_data<T: Serialize>(event_type: &str, data: &T) -> Result<serde_json::Value, IntakeError> {

@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 use crate::domain::{EmailAddress, Reference, Reporter};
 
 /// Longest title, as the web form allows.
-pub const TITLE_MAX: usize = crate::web::report_input::TITLE_MAX;
+pub const TITLE_MAX: usize = crate::domain::limits::TITLE_MAX;
 /// Longest description, as the web form allows; the full text is kept as an attachment.
-pub const DESCRIPTION_MAX: usize = crate::web::report_input::DESCRIPTION_MAX;
+pub const DESCRIPTION_MAX: usize = crate::domain::limits::DESCRIPTION_MAX;
 /// Longest reporter name and attachment file name.
 const NAME_MAX: usize = 200;
 /// A Message-ID longer than a header line may be is not one.

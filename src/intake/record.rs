@@ -18,7 +18,7 @@ pub const EMAIL_QUARANTINED: &str = "EmailQuarantined";
 /// A person handled a quarantined message.
 pub const EMAIL_QUARANTINE_RESOLVED: &str = "EmailQuarantineResolved";
 /// The actor of intake's own events.
-pub const INTAKE_ACTOR: &str = "system:intake";
+pub const INTAKE_ACTOR: &str = crate::domain::System::Intake.as_str();
 
 /// Namespaces of the ids intake derives. Fixed forever: changing one would let a message
 /// that was handled before the change be handled again.

@@ -16,7 +16,6 @@ pub mod events;
 pub mod links;
 pub mod outbox;
 pub mod rules;
-pub mod web;
 mod worker;
 
 pub use outbox::{Acknowledgement, DeliveryState, EscalationNotice, NoticeStatus};

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use avvik_events::{EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
+use avvik_events::{EventStore, RecordedEvent, StoreError};
 use avvik_notifiers::{
     message_id_for, render, InlineImage, Mailer, MailerError, MailerSettings, NoticeContent,
     OutgoingEmail, Rendered, RetryPolicy, SendError, SmtpSettings, SmtpTls, TransportSettings,
@@ -28,12 +28,14 @@ use super::outbox::{
 };
 use super::rules::{Rules, Subject};
 use crate::clock::Clock;
+use crate::command::{stateless, CommandError, CommandHandler, Current, Envelope, Executed, Load};
 use crate::config::{Config, MailTransport, TlsMode};
+use crate::domain::Fact;
 use crate::report::{build_report, content_hash, render_email, IssuedReport};
 use crate::secret::Secret;
 
 /// Actor of the events delivery writes.
-const ACTOR: &str = "system:notify";
+const ACTOR: &str = crate::domain::System::Notify.as_str();
 /// How long a round waits for the outbox to fold the log's head (or its own events).
 const CATCH_UP: Duration = Duration::from_secs(10);
 
@@ -83,6 +85,12 @@ pub fn mailer_settings(config: &Config) -> MailerSettings {
         transport,
         from: m.from.clone(),
         reply_to: Some(m.reply_to.clone()).filter(|r| !r.trim().is_empty()),
+    }
+}
+
+impl Inner {
+    fn commands(&self) -> CommandHandler {
+        CommandHandler::new(self.store.clone(), self.clock.clone())
     }
 }
 
@@ -250,21 +258,29 @@ impl Notify {
             recipient: esc.recipient.clone(),
             group: esc.group,
         };
-        let event = NewEvent::new(
-            ESCALATION_ACKNOWLEDGED,
-            serde_json::to_value(&data).unwrap_or_default(),
-            format!("recipient:{}", esc.recipient),
-            self.inner.clock.now(),
-        );
+        let fact = Fact::new(ESCALATION_ACKNOWLEDGED, &data);
         let stream = acknowledgement_stream(notification_id);
-        match self
-            .inner
-            .store
-            .append(stream, ExpectedVersion::NoStream, vec![event])
-            .await
-        {
-            Ok(stored) => {
-                let seq = stored.last().map_or(0, |r| r.seq);
+        let env = Envelope::new(stream, format!("recipient:{}", esc.recipient));
+        let commands = self.inner.commands();
+        let load: Load<'_, bool, CommandError> = Box::new(|| {
+            Box::pin(async {
+                let (records, version) = commands.read_stream(stream)?;
+                Ok(Current::new(!records.is_empty(), version))
+            })
+        });
+        // At most once: a stream that exists already holds the acknowledgement.
+        let outcome = commands
+            .execute(&env, load, |recorded, _ctx| {
+                Ok(if *recorded {
+                    Vec::new()
+                } else {
+                    vec![fact.clone()]
+                })
+            })
+            .await;
+        match outcome {
+            Ok(Executed::Committed { records, .. }) => {
+                let seq = records.last().map_or(0, |r| r.seq);
                 self.inner.outbox.wait_for(seq, CATCH_UP).await;
                 let ack = self
                     .escalation(notification_id)
@@ -274,14 +290,14 @@ impl Notify {
                     None => AckOutcome::AlreadyRecorded(None),
                 })
             }
-            Err(StoreError::Conflict { .. }) => {
+            Ok(Executed::Unchanged(_)) | Err(CommandError::Contention) => {
                 self.caught_up().await;
                 Ok(AckOutcome::AlreadyRecorded(
                     self.escalation(notification_id)
                         .and_then(|e| e.acknowledged),
                 ))
             }
-            Err(e) => Err(e),
+            Err(CommandError::Store(e)) => Err(e),
         }
     }
 
@@ -456,13 +472,19 @@ impl Notify {
             }
         };
         let data = data.unwrap_or_default();
-        let event = NewEvent::new(event_type, data, ACTOR, now);
+        let fact = Fact {
+            type_name: event_type,
+            data,
+        };
+        let env = Envelope::new(n.id, ACTOR).expect_any().at(now);
         match me
-            .store
-            .append(n.id, ExpectedVersion::Any, vec![event])
+            .commands()
+            .execute(&env, stateless(), |_, _ctx| {
+                Ok::<_, CommandError>(vec![fact.clone()])
+            })
             .await
         {
-            Ok(stored) => (outcome, stored.last().map(|r| r.seq)),
+            Ok(stored) => (outcome, stored.last_seq()),
             Err(e) => {
                 // The e-mail may have gone out; the notice stays pending and the next round
                 // sends it again with the same Message-ID, which receivers deduplicate.

@@ -23,8 +23,14 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
     if issue {
-        let (issued, _) =
-            issue_annual_report(store.clone(), year, reason, "system:cli", now).await?;
+        let (issued, _) = issue_annual_report(
+            store.clone(),
+            year,
+            reason,
+            crate::domain::System::Cli.as_str(),
+            now,
+        )
+        .await?;
         eprintln!(
             "issued the annual report on {year}: edition {}, seq {}, content hash {}",
             issued.event.edition, issued.seq, issued.event.content_hash

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use avvik_events::{EventStore, ExpectedVersion, NewEvent, RecordedEvent, StoreError};
+use avvik_events::{EventStore, RecordedEvent, StoreError};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -13,6 +13,9 @@ use uuid::Uuid;
 use super::build::{build_report, ReportError, YEARS};
 use super::model::AnnualReport;
 use super::render::content_hash;
+use crate::clock::SystemClock;
+use crate::command::{CommandError, CommandHandler, Current, Envelope, Executed, Load};
+use crate::domain::Fact;
 
 /// Event type of an issue.
 pub const ANNUAL_REPORT_ISSUED: &str = "AnnualReportIssued";
@@ -93,6 +96,15 @@ pub enum IssueError {
     Store(#[from] StoreError),
 }
 
+impl From<CommandError> for IssueError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Contention => IssueError::Contention,
+            CommandError::Store(e) => IssueError::Store(e),
+        }
+    }
+}
+
 /// Every issue of `year`, oldest first.
 pub fn issues(store: &dyn EventStore, year: i32) -> Result<Vec<IssuedReport>, StoreError> {
     Ok(store
@@ -108,36 +120,59 @@ pub fn latest_issue(store: &dyn EventStore, year: i32) -> Result<Option<IssuedRe
     Ok(issues(store, year)?.pop())
 }
 
-/// What an issue will append, decided against the stream as it is now.
-pub(crate) struct PreparedIssue {
-    pub expected: ExpectedVersion,
-    pub event: AnnualReportIssued,
+/// What an issue is decided on: the annual-report stream, and the report built from the
+/// log as of the head it was read at.
+pub(crate) struct IssueState {
+    pub stream: Vec<RecordedEvent>,
     pub report: AnnualReport,
 }
 
-/// Builds the report as of the current head and decides the issue event. Blocking.
-/// `reason: None` refuses when the year is already issued.
-pub(crate) fn prepare_issue(
+/// Loads the state an issue of `year` is decided on. Blocking (builds the report).
+pub(crate) fn load_issue_state(
     store: &dyn EventStore,
     year: i32,
-    reason: Option<String>,
-    trigger: IssueTrigger,
-) -> Result<PreparedIssue, IssueError> {
+) -> Result<Current<IssueState>, IssueError> {
     if !YEARS.contains(&year) {
         return Err(ReportError::InvalidYear(year).into());
     }
+    let stream = store.read_stream(annual_reports_stream(), 1)?;
+    let version = stream.last().map(|r| r.version);
+    let head = store.head().seq;
+    let report = build_report(store, year, head)?;
+    Ok(Current::new(IssueState { stream, report }, version))
+}
+
+/// The loader of `load_issue_state`, off the async threads.
+pub(crate) fn issue_loader(
+    store: Arc<dyn EventStore>,
+    year: i32,
+) -> Load<'static, IssueState, IssueError> {
+    Box::new(move || {
+        let store = store.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || load_issue_state(store.as_ref(), year))
+                .await
+                .map_err(|e| StoreError::Storage(format!("report task failed: {e}")))?
+        })
+    })
+}
+
+/// The issue decider: the issue event for `year`, or why not. Pure. `reason: None`
+/// refuses when the year is already issued.
+pub(crate) fn decide_issue(
+    state: &IssueState,
+    year: i32,
+    reason: Option<&str>,
+    trigger: IssueTrigger,
+) -> Result<AnnualReportIssued, IssueError> {
     let reason = reason
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty());
     if reason.as_ref().is_some_and(|r| r.chars().count() > 2000) {
         return Err(IssueError::ReasonTooLong);
     }
-    let stream = store.read_stream(annual_reports_stream(), 1)?;
-    let expected = match stream.last() {
-        Some(r) => ExpectedVersion::Exact(r.version),
-        None => ExpectedVersion::NoStream,
-    };
-    let previous: Vec<IssuedReport> = stream
+    let previous: Vec<IssuedReport> = state
+        .stream
         .iter()
         .filter_map(IssuedReport::from_record)
         .filter(|i| i.event.year == year)
@@ -149,33 +184,23 @@ pub(crate) fn prepare_issue(
             seq: last.seq,
         });
     }
-    let head = store.head().seq;
-    let report = build_report(store, year, head)?;
-    let event = AnnualReportIssued {
+    let report = &state.report;
+    Ok(AnnualReportIssued {
         year,
         as_of_seq: report.source.as_of_seq,
         head_hash: report.source.head_hash.clone(),
-        content_hash: content_hash(&report),
+        content_hash: content_hash(report),
         report_schema: report.schema,
         edition: previous.len() as u32 + 1,
         reason,
         reissue_of: last.map(|l| l.seq),
         trigger,
-    };
-    Ok(PreparedIssue {
-        expected,
-        event,
-        report,
     })
 }
 
-pub(crate) fn issue_event(event: &AnnualReportIssued, actor: &str, at: DateTime<Utc>) -> NewEvent {
-    NewEvent::new(
-        ANNUAL_REPORT_ISSUED,
-        serde_json::to_value(event).unwrap_or_default(),
-        actor,
-        at,
-    )
+/// The stored form of an issue.
+pub(crate) fn issue_fact(event: &AnnualReportIssued) -> Fact {
+    Fact::new(ANNUAL_REPORT_ISSUED, event)
 }
 
 /// Issues the report on `year` by hand (e.g. the CISO from the staff UI). The first issue
@@ -188,34 +213,24 @@ pub async fn issue_annual_report(
     actor: &str,
     now: DateTime<Utc>,
 ) -> Result<(IssuedReport, AnnualReport), IssueError> {
-    for _ in 0..5 {
-        let s = store.clone();
-        let r = reason.clone();
-        let prepared = tokio::task::spawn_blocking(move || {
-            prepare_issue(s.as_ref(), year, r, IssueTrigger::Manual)
+    let commands = CommandHandler::new(store.clone(), Arc::new(SystemClock));
+    let env = Envelope::new(annual_reports_stream(), actor).at(now);
+    let outcome = commands
+        .execute(&env, issue_loader(store, year), |state, _ctx| {
+            let event = decide_issue(state, year, reason.as_deref(), IssueTrigger::Manual)?;
+            Ok(vec![issue_fact(&event)])
         })
-        .await
-        .map_err(|e| StoreError::Storage(format!("report task failed: {e}")))??;
-        match store
-            .append(
-                annual_reports_stream(),
-                prepared.expected,
-                vec![issue_event(&prepared.event, actor, now)],
-            )
-            .await
-        {
-            Ok(stored) => {
-                let issued = stored
-                    .iter()
-                    .find_map(IssuedReport::from_record)
-                    .ok_or(IssueError::Contention)?;
-                return Ok((issued, prepared.report));
-            }
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
+        .await?;
+    match outcome {
+        Executed::Committed { records, state, .. } => {
+            let issued = records
+                .iter()
+                .find_map(IssuedReport::from_record)
+                .ok_or(IssueError::Contention)?;
+            Ok((issued, state.report))
         }
+        Executed::Unchanged(_) => Err(IssueError::Contention),
     }
-    Err(IssueError::Contention)
 }
 
 /// A report to show: the issued one rebuilt as of its issue, or a draft as of the head.

@@ -414,11 +414,7 @@ pub fn duration_sv(seconds: i64) -> String {
 
 /// Who did something, for people: the account's address, or what the system part is.
 fn who_sv(actor: &str) -> String {
-    match actor {
-        "system:scheduler" => "avvik (schemalagt)".into(),
-        "system:cli" => "avvik (kommandorad)".into(),
-        a => a.strip_prefix("user:").unwrap_or(a).to_string(),
-    }
+    crate::domain::Actor::parse(actor).label_sv()
 }
 
 /// Change against the year before: `+3`, `−2` or `±0`.

@@ -13,12 +13,12 @@
 //! `ScheduledJobRan` records. So installing avvik does not fire last January's report,
 //! and a slot missed during downtime fires at the next start-up.
 
-pub mod cron;
+pub use crate::clock::cron;
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use avvik_events::{EventStore, NewEvent, RecordedEvent, StoreError};
+use avvik_events::{EventStore, RecordedEvent, StoreError};
 use chrono::{DateTime, Months, NaiveDate, Utc};
 use chrono_tz::Europe::Stockholm;
 use serde::{Deserialize, Serialize};
@@ -27,9 +27,13 @@ use uuid::Uuid;
 
 use self::cron::StockholmSchedule;
 use crate::clock::Clock;
+use crate::command::{CommandError, CommandHandler, Current, Envelope, Executed, Load};
 use crate::config::Config;
 use crate::domain::stockholm_year;
-use crate::report::issue::{issue_event, prepare_issue, IssueError, IssueTrigger};
+use crate::domain::Fact;
+use crate::report::issue::{
+    decide_issue, issue_fact, issue_loader, IssueError, IssueState, IssueTrigger,
+};
 use crate::report::{annual_reports_stream, ReportError};
 
 /// Event type of a job run.
@@ -37,7 +41,7 @@ pub const SCHEDULED_JOB_RAN: &str = "ScheduledJobRan";
 /// Event type of a policy-review reminder.
 pub const POLICY_REVIEW_REMINDER_DUE: &str = "PolicyReviewReminderDue";
 /// The actor of everything the scheduler appends.
-pub const SCHEDULER_ACTOR: &str = "system:scheduler";
+pub const SCHEDULER_ACTOR: &str = crate::domain::System::Scheduler.as_str();
 /// At most this many missed slots of one job are caught up at once (the latest ones).
 const CATCH_UP_LIMIT: usize = 5;
 /// The loop re-reads the clock at least this often, so a clock change is noticed.
@@ -192,19 +196,105 @@ fn local(t: DateTime<Utc>) -> String {
     t.with_timezone(&Stockholm).to_rfc3339()
 }
 
-fn ran_event(job: Job, slot: DateTime<Utc>, outcome: JobOutcome, at: DateTime<Utc>) -> NewEvent {
+fn ran_fact(job: Job, slot: DateTime<Utc>, outcome: JobOutcome) -> Fact {
     let ran = ScheduledJobRan {
         job,
         slot,
         slot_local: local(slot),
         outcome,
     };
-    NewEvent::new(
-        SCHEDULED_JOB_RAN,
-        serde_json::to_value(&ran).unwrap_or_default(),
-        SCHEDULER_ACTOR,
-        at,
-    )
+    Fact::new(SCHEDULED_JOB_RAN, &ran)
+}
+
+/// The annual-report job's decider for one slot: the report issued, or the slot recorded
+/// as finding the year already issued. Pure.
+fn decide_annual_slot(
+    state: &IssueState,
+    job: Job,
+    slot: DateTime<Utc>,
+    year: i32,
+) -> Result<Vec<Fact>, SchedulerError> {
+    if runs_in(&state.stream)
+        .iter()
+        .any(|r| r.job == job && r.slot == slot)
+    {
+        return Ok(Vec::new());
+    }
+    match decide_issue(state, year, None, IssueTrigger::Scheduled) {
+        Ok(event) => {
+            let outcome = JobOutcome::ReportIssued {
+                year,
+                content_hash: event.content_hash.clone(),
+            };
+            Ok(vec![ran_fact(job, slot, outcome), issue_fact(&event)])
+        }
+        Err(IssueError::AlreadyIssued { seq, .. }) => {
+            let outcome = JobOutcome::ReportAlreadyIssued {
+                year,
+                issue_seq: seq,
+            };
+            Ok(vec![ran_fact(job, slot, outcome)])
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The policy-review reminder's decider: the most urgent reminder due between `start` and
+/// `now` that has not run (earlier missed ones are recorded as superseded by it). Pure.
+fn decide_reminders(
+    schedules: &Schedules,
+    records: &[RecordedEvent],
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<Fact> {
+    let job = Job::PolicyReviewReminder;
+    let done: Vec<DateTime<Utc>> = runs_in(records).into_iter().map(|r| r.slot).collect();
+    let due: Vec<(u32, NaiveDate, DateTime<Utc>)> = schedules
+        .reminder_slots()
+        .into_iter()
+        .filter(|(_, _, slot)| *slot > start && *slot <= now && !done.contains(slot))
+        .collect();
+    let Some(&(months, date, slot)) = due.last() else {
+        return Vec::new();
+    };
+    let mut events: Vec<Fact> = due[..due.len() - 1]
+        .iter()
+        .map(|(_, _, s)| ran_fact(job, *s, JobOutcome::Superseded { by_slot: slot }))
+        .collect();
+    let outcome = JobOutcome::ReminderDue {
+        months_before: months,
+    };
+    events.push(ran_fact(job, slot, outcome));
+    let reminder = PolicyReviewReminderDue {
+        valid_until: schedules.policy_valid_until,
+        months_before: months,
+        reminder_date: date,
+        slot,
+        recipient_role: "ciso".into(),
+    };
+    events.push(Fact::new(POLICY_REVIEW_REMINDER_DUE, &reminder));
+    events
+}
+
+impl From<IssueError> for SchedulerError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Report(e) => SchedulerError::Report(e),
+            IssueError::Store(e) => SchedulerError::Store(e),
+            IssueError::AlreadyIssued { .. }
+            | IssueError::Contention
+            | IssueError::ReasonTooLong => SchedulerError::Contention,
+        }
+    }
+}
+
+impl From<CommandError> for SchedulerError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::Contention => SchedulerError::Contention,
+            CommandError::Store(e) => SchedulerError::Store(e),
+        }
+    }
 }
 
 fn runs_in(records: &[RecordedEvent]) -> Vec<JobRun> {
@@ -307,63 +397,28 @@ impl Scheduler {
         year: i32,
     ) -> Result<JobRun, SchedulerError> {
         let job = Job::AnnualReport;
-        for _ in 0..5 {
-            let store = self.store.clone();
-            let prepared = tokio::task::spawn_blocking(move || {
-                prepare_issue(store.as_ref(), year, None, IssueTrigger::Scheduled)
+        let store = self.store.clone();
+        let load: Load<'_, IssueState, SchedulerError> = Box::new(move || {
+            let load = issue_loader(store.clone(), year);
+            Box::pin(async move { load().await.map_err(SchedulerError::from) })
+        });
+        let env = Envelope::new(job.stream(), SCHEDULER_ACTOR);
+        let outcome = self
+            .commands()
+            .execute(&env, load, |state, _ctx| {
+                decide_annual_slot(state, job, slot, year)
             })
-            .await
-            .map_err(|e| StoreError::Storage(format!("report task failed: {e}")))?;
-            let at = self.clock.now();
-            let (expected, events, outcome) = match prepared {
-                Ok(p) => {
-                    let outcome = JobOutcome::ReportIssued {
-                        year,
-                        content_hash: p.event.content_hash.clone(),
-                    };
-                    let events = vec![
-                        ran_event(job, slot, outcome.clone(), at),
-                        issue_event(&p.event, SCHEDULER_ACTOR, at),
-                    ];
-                    (p.expected, events, outcome)
-                }
-                Err(IssueError::AlreadyIssued { seq, .. }) => {
-                    let outcome = JobOutcome::ReportAlreadyIssued {
-                        year,
-                        issue_seq: seq,
-                    };
-                    let expected = match self.store.read_stream(job.stream(), 1)?.last() {
-                        Some(r) => avvik_events::ExpectedVersion::Exact(r.version),
-                        None => avvik_events::ExpectedVersion::NoStream,
-                    };
-                    (
-                        expected,
-                        vec![ran_event(job, slot, outcome.clone(), at)],
-                        outcome,
-                    )
-                }
-                Err(IssueError::Report(e)) => return Err(e.into()),
-                Err(IssueError::Store(e)) => return Err(e.into()),
-                Err(IssueError::Contention | IssueError::ReasonTooLong) => {
-                    return Err(SchedulerError::Contention)
-                }
-            };
-            match self.store.append(job.stream(), expected, events).await {
-                Ok(stored) => {
-                    let seq = stored.first().map(|r| r.seq).unwrap_or(0);
-                    tracing::info!(?job, %slot, year, ?outcome, "scheduled job ran");
-                    return Ok(JobRun {
-                        job,
-                        slot,
-                        outcome,
-                        seq,
-                    });
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
+            .await?;
+        let run = match &outcome {
+            // Recorded meanwhile (another process ran the slot): that run.
+            Executed::Unchanged(state) => runs_in(&state.stream)
+                .into_iter()
+                .find(|r| r.job == job && r.slot == slot),
+            Executed::Committed { records, .. } => runs_in(records).into_iter().next(),
         }
-        Err(SchedulerError::Contention)
+        .ok_or(SchedulerError::Contention)?;
+        tracing::info!(?job, %slot, year, outcome = ?run.outcome, "scheduled job ran");
+        Ok(run)
     }
 
     async fn run_reminders(
@@ -372,55 +427,29 @@ impl Scheduler {
         now: DateTime<Utc>,
     ) -> Result<Vec<JobRun>, SchedulerError> {
         let job = Job::PolicyReviewReminder;
-        for _ in 0..5 {
-            let records = self.store.read_stream(job.stream(), 1)?;
-            let done: Vec<DateTime<Utc>> = runs_in(&records).into_iter().map(|r| r.slot).collect();
-            let due: Vec<(u32, NaiveDate, DateTime<Utc>)> = self
-                .schedules
-                .reminder_slots()
-                .into_iter()
-                .filter(|(_, _, slot)| *slot > start && *slot <= now && !done.contains(slot))
-                .collect();
-            // Only the most urgent missed reminder is sent; earlier missed ones are covered.
-            let Some(&(months, date, slot)) = due.last() else {
-                return Ok(Vec::new());
-            };
-            let at = self.clock.now();
-            let mut events: Vec<NewEvent> = due[..due.len() - 1]
-                .iter()
-                .map(|(_, _, s)| ran_event(job, *s, JobOutcome::Superseded { by_slot: slot }, at))
-                .collect();
-            let outcome = JobOutcome::ReminderDue {
-                months_before: months,
-            };
-            events.push(ran_event(job, slot, outcome, at));
-            let reminder = PolicyReviewReminderDue {
-                valid_until: self.schedules.policy_valid_until,
-                months_before: months,
-                reminder_date: date,
-                slot,
-                recipient_role: "ciso".into(),
-            };
-            events.push(NewEvent::new(
-                POLICY_REVIEW_REMINDER_DUE,
-                serde_json::to_value(&reminder).unwrap_or_default(),
-                SCHEDULER_ACTOR,
-                at,
-            ));
-            let expected = match records.last() {
-                Some(r) => avvik_events::ExpectedVersion::Exact(r.version),
-                None => avvik_events::ExpectedVersion::NoStream,
-            };
-            match self.store.append(job.stream(), expected, events).await {
-                Ok(stored) => {
-                    tracing::info!(?job, %slot, months, "policy review reminder due");
-                    return Ok(runs_in(&stored));
-                }
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
+        let commands = self.commands();
+        let load: Load<'_, Vec<RecordedEvent>, SchedulerError> = Box::new(|| {
+            Box::pin(async {
+                let (records, version) = commands.read_stream(job.stream())?;
+                Ok(Current::new(records, version))
+            })
+        });
+        let env = Envelope::new(job.stream(), SCHEDULER_ACTOR);
+        let outcome = self
+            .commands()
+            .execute(&env, load, |records, _ctx| {
+                Ok(decide_reminders(&self.schedules, records, start, now))
+            })
+            .await?;
+        let runs = runs_in(outcome.records());
+        if let Some(run) = runs.last() {
+            tracing::info!(?job, slot = %run.slot, "policy review reminder due");
         }
-        Err(SchedulerError::Contention)
+        Ok(runs)
+    }
+
+    fn commands(&self) -> CommandHandler {
+        CommandHandler::new(self.store.clone(), self.clock.clone())
     }
 
     /// Runs due jobs now and then at each slot, until `shutdown` turns true (or its sender

@@ -41,7 +41,7 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(filing))
         .merge(super::audit_api::routes())
         .merge(super::reports::api())
-        .merge(crate::intake::http::routes())
+        .merge(super::intake::routes())
         .split_for_parts();
     let mut api = api;
     utoipa::Modify::modify(&ProblemAnswers, &mut api);

@@ -1,5 +1,6 @@
 //! HTTP: routers per area, merged over one `AppState`.
 
+pub mod ack;
 pub mod admin;
 pub mod api;
 pub mod audit_api;
@@ -8,7 +9,9 @@ pub mod body;
 pub mod commands;
 pub mod csrf;
 pub mod error;
+pub mod extract;
 pub mod health;
+pub mod intake;
 pub mod metrics;
 pub mod openapi;
 pub mod pages;
@@ -18,31 +21,13 @@ pub mod reports;
 pub mod security;
 pub mod staff;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::config::Config;
-use crate::service::Services;
-
-/// Everything a request handler may use.
-#[derive(Clone)]
-pub struct AppState {
-    pub services: Services,
-    pub config: Arc<Config>,
-    pub secret: crate::secret::Secret,
-    /// Encrypts and signs session cookies (derived from `secret`).
-    pub session_key: axum_extra::extract::cookie::Key,
-    /// Failed staff logins per account.
-    pub login_guard: Arc<staff::LoginGuard>,
-    /// E-mail notices: acknowledgement links, and what was sent about each deviation.
-    pub notify: crate::notify::Notify,
-    /// E-mail intake: the pipeline (shared with the IMAP collector), attachments, quarantine.
-    pub intake: Arc<crate::intake::Intake>,
-}
+pub use crate::state::AppState;
 
 async fn overloaded(_: tower::BoxError) -> axum::response::Response {
     ::metrics::counter!("avvik_http_shed_total").increment(1);
@@ -66,7 +51,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(audit_ui::router())
         .merge(reports::pages())
-        .merge(crate::notify::web::router())
+        .merge(ack::router())
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(

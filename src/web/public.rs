@@ -26,7 +26,7 @@ const RECEIPT_COOKIE: &str = "avvik_receipt";
 /// How long the receipt can be shown again (reloads) after the report was sent.
 const RECEIPT_MINUTES: i64 = 10;
 /// What a reporter's own message is recorded as.
-pub const REPORTER_ACTOR: &str = "reporter";
+pub const REPORTER_ACTOR: &str = crate::domain::Actor::REPORTER;
 
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -13,9 +13,7 @@ use crate::domain::{Channel, EmailAddress, Reporter};
 use crate::service::NewReport;
 use crate::web::error::FieldError;
 
-pub const TITLE_MAX: usize = 200;
-pub const DESCRIPTION_MAX: usize = 20_000;
-pub const SHORT_MAX: usize = 200;
+pub use crate::domain::limits::{DESCRIPTION_MAX, SHORT_MAX, TITLE_MAX};
 /// Clock skew tolerated for times "in the future".
 const SKEW: i64 = 5;
 

@@ -1,8 +1,5 @@
 //! Signing in and out: the login form, the per-account failure lock, the logout page.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -11,7 +8,6 @@ use axum::routing::get;
 use axum::Router;
 use axum_csrf::CsrfToken;
 use axum_extra::extract::cookie::PrivateCookieJar;
-use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
 use super::staff_nav;
@@ -27,40 +23,6 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new()
         .route("/staff/login", get(login_page).post(login))
         .route("/staff/logout", get(logout_page).post(logout))
-}
-
-/// Failed logins per account: after `MAX_FAILURES` within `WINDOW_MIN`, the account's
-/// password login is refused for `LOCK_MIN` (per-IP limits come from the rate limiter).
-#[derive(Default)]
-pub struct LoginGuard {
-    failures: Mutex<HashMap<String, (u32, DateTime<Utc>)>>,
-}
-
-const MAX_FAILURES: u32 = 5;
-const WINDOW_MIN: i64 = 15;
-const LOCK_MIN: i64 = 15;
-
-impl LoginGuard {
-    fn locked(&self, key: &str, now: DateTime<Utc>) -> bool {
-        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(key).is_some_and(|(n, first)| {
-            *n >= MAX_FAILURES && now - *first < Duration::minutes(LOCK_MIN.max(WINDOW_MIN))
-        })
-    }
-
-    fn failed(&self, key: &str, now: DateTime<Utc>) {
-        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, first)| now - *first < Duration::minutes(LOCK_MIN.max(WINDOW_MIN)));
-        let e = map.entry(key.to_string()).or_insert((0, now));
-        e.0 += 1;
-    }
-
-    fn succeeded(&self, key: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key);
-    }
 }
 
 #[derive(Template)]

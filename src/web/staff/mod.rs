@@ -16,8 +16,6 @@ use super::AppState;
 use crate::auth::{authorize, Action, Principal};
 use crate::domain::Status;
 
-pub use login::LoginGuard;
-
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(login::routes())

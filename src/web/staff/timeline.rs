@@ -92,15 +92,7 @@ fn entry(r: &RecordedEvent) -> TimelineEntry {
 
 /// Who did something, for people.
 pub fn actor_sv(actor: &str) -> String {
-    if let Some(email) = actor.strip_prefix("user:") {
-        email.to_string()
-    } else if actor == "reporter" || actor.starts_with("reporter:") {
-        "rapportören".into()
-    } else if actor == "cli" || actor == "system:cli" {
-        "administratör (kommandorad)".into()
-    } else {
-        actor.to_string()
-    }
+    crate::domain::Actor::parse(actor).label_sv()
 }
 
 /// A line per event: what happened, in Swedish, with its details.

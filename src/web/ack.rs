@@ -12,10 +12,9 @@ use axum::routing::get;
 use axum::Router;
 use uuid::Uuid;
 
-use super::links::verify_ack;
-use super::worker::AckOutcome;
-use super::{Acknowledgement, EscalationNotice};
-use crate::web::AppState;
+use super::AppState;
+use crate::notify::links::verify_ack;
+use crate::notify::{AckOutcome, Acknowledgement, EscalationNotice};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/ack/{notification_id}/{signature}", get(show).post(record))

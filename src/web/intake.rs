@@ -14,13 +14,13 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::blobs::is_sha256_hex;
-use super::record::Source;
-use super::{IntakeError, Released};
+use super::error::ApiError;
+use super::AppState;
 use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::{Deviation, Reference};
-use crate::web::error::ApiError;
-use crate::web::AppState;
+use crate::intake::blobs::is_sha256_hex;
+use crate::intake::record::Source;
+use crate::intake::{IntakeError, Released};
 
 /// The intake routes and their OpenAPI documentation (merged into the API router).
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -34,11 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(release_quarantined))
 }
 
-/// How much larger than `intake.max_message_bytes` an upload may be: up to this factor it
-/// is read and quarantined (raw bytes kept); beyond it the upload is refused with 413.
-pub const UPLOAD_FACTOR: usize = 4;
-/// The upload's media type.
-pub const RFC822: &str = "message/rfc822";
+pub use crate::intake::{RFC822, UPLOAD_FACTOR};
 
 /// The answer to an upload.
 #[derive(ToSchema)]
@@ -330,7 +326,7 @@ fn note_body(body: &[u8], required: bool) -> Result<String, ApiError> {
         "note",
         &body.note,
         required,
-        crate::web::report_input::DESCRIPTION_MAX,
+        crate::domain::limits::DESCRIPTION_MAX,
     );
     f.finish(&body.unknown)?;
     Ok(note.unwrap_or_default())
@@ -346,7 +342,7 @@ fn may_handle_quarantine(who: &Principal) -> Result<(), ApiError> {
 
 #[derive(Serialize)]
 struct QuarantineList<'a> {
-    items: Vec<&'a super::record::QuarantineEntry>,
+    items: Vec<&'a crate::intake::record::QuarantineEntry>,
     open: usize,
 }
 

@@ -1,5 +1,7 @@
 //! Time as a dependency, so deadlines and schedules are testable under an injected clock.
 
+pub mod cron;
+
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};

@@ -10,6 +10,9 @@ use uuid::Uuid;
 
 use crate::domain::EmailAddress;
 
+/// Absolute lifetime of a staff session.
+pub const SESSION_HOURS: i64 = 10;
+
 /// Namespace for account ids: an account's id is UUIDv5 of its lower-cased e-mail, so the
 /// same address can never be created twice (the create appends with NoStream).
 const ACCOUNT_NS: Uuid = Uuid::from_u128(0x6176_7669_6b2d_6163_636f_756e_7473_0001);
@@ -288,7 +291,7 @@ impl Accounts {
             AccountEvent::SignedOut(o) => {
                 // Sessions past their lifetime are refused anyway; forget them (by log
                 // time, so every replay keeps the same set).
-                let lifetime = chrono::Duration::hours(super::session::SESSION_HOURS);
+                let lifetime = chrono::Duration::hours(SESSION_HOURS);
                 a.ended_sessions
                     .retain(|_, issued| at - *issued <= lifetime);
                 a.ended_sessions.insert(o.session_id, o.issued_at);
@@ -323,5 +326,234 @@ impl Accounts {
 
     pub fn is_empty(&self) -> bool {
         self.by_id.is_empty()
+    }
+}
+
+/// What can be asked of an account. Secrets arrive hashed: hashing is salted (random),
+/// so it happens before the decision, which stays pure.
+#[derive(Debug, Clone)]
+pub enum AccountCommand {
+    Create {
+        email: EmailAddress,
+        name: String,
+        roles: Vec<(Role, Vec<String>)>,
+        password_hash: Option<(String, String)>,
+    },
+    GrantRole {
+        role: Role,
+        sectors: Vec<String>,
+    },
+    RevokeRole {
+        role: Role,
+    },
+    /// The new hash and its pepper name.
+    SetPassword {
+        password_hash: String,
+        pepper: String,
+    },
+    SetDisabled {
+        disabled: bool,
+        reason: String,
+    },
+    CreateToken {
+        token_id: Uuid,
+        token_hash: String,
+        label: String,
+    },
+    RevokeToken {
+        token_id: Uuid,
+    },
+    SignOut {
+        session_id: Uuid,
+        issued_at: DateTime<Utc>,
+    },
+}
+
+/// Why an account command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccountRefusal {
+    #[error("an account with this e-mail address already exists")]
+    Exists,
+    #[error("no such account")]
+    NotFound,
+    /// The Swedish message for the person who asked.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn check_grant(role: Role, sectors: &[String]) -> Result<(), AccountRefusal> {
+    if role == Role::Kontakt && sectors.is_empty() {
+        return Err(AccountRefusal::Invalid(
+            "En informationssäkerhetskontakt måste ha minst en sektor.".into(),
+        ));
+    }
+    if role != Role::Kontakt && !sectors.is_empty() {
+        return Err(AccountRefusal::Invalid(
+            "Endast informationssäkerhetskontakter har sektorer.".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The account decider: the events a command on account `id` (in state `state`; `None`
+/// while it does not exist) leads to. Pure.
+pub fn decide(
+    state: Option<&Account>,
+    id: Uuid,
+    cmd: &AccountCommand,
+) -> Result<Vec<AccountEvent>, AccountRefusal> {
+    if let AccountCommand::Create {
+        email,
+        name,
+        roles,
+        password_hash,
+    } = cmd
+    {
+        if state.is_some() {
+            return Err(AccountRefusal::Exists);
+        }
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err(AccountRefusal::Invalid(
+                "Ange ett namn (högst 200 tecken).".into(),
+            ));
+        }
+        let mut events = vec![AccountEvent::Created(AccountCreated {
+            account_id: id,
+            email: email.clone(),
+            name: name.to_string(),
+        })];
+        for (role, sectors) in roles {
+            check_grant(*role, sectors)?;
+            events.push(AccountEvent::RoleGranted(RoleGranted {
+                account_id: id,
+                role: *role,
+                sectors: sectors.clone(),
+            }));
+        }
+        if let Some((hash, pepper)) = password_hash {
+            events.push(AccountEvent::PasswordChanged(PasswordChanged {
+                account_id: id,
+                password_hash: hash.clone(),
+                pepper: Some(pepper.clone()),
+            }));
+        }
+        return Ok(events);
+    }
+    // Signing out is recorded whatever else happened to the account meanwhile.
+    if state.is_none() && !matches!(cmd, AccountCommand::SignOut { .. }) {
+        return Err(AccountRefusal::NotFound);
+    }
+    let ev = match cmd.clone() {
+        AccountCommand::Create { .. } => unreachable!("handled above"),
+        AccountCommand::GrantRole { role, sectors } => {
+            check_grant(role, &sectors)?;
+            AccountEvent::RoleGranted(RoleGranted {
+                account_id: id,
+                role,
+                sectors,
+            })
+        }
+        AccountCommand::RevokeRole { role } => AccountEvent::RoleRevoked(RoleRevoked {
+            account_id: id,
+            role,
+        }),
+        AccountCommand::SetPassword {
+            password_hash,
+            pepper,
+        } => AccountEvent::PasswordChanged(PasswordChanged {
+            account_id: id,
+            password_hash,
+            pepper: Some(pepper),
+        }),
+        AccountCommand::SetDisabled { disabled, reason } => {
+            if disabled {
+                AccountEvent::Disabled(AccountDisabled {
+                    account_id: id,
+                    reason,
+                })
+            } else {
+                AccountEvent::Enabled(AccountEnabled { account_id: id })
+            }
+        }
+        AccountCommand::CreateToken {
+            token_id,
+            token_hash,
+            label,
+        } => AccountEvent::ApiTokenCreated(ApiTokenCreated {
+            account_id: id,
+            token_id,
+            token_hash,
+            label,
+        }),
+        AccountCommand::RevokeToken { token_id } => {
+            AccountEvent::ApiTokenRevoked(ApiTokenRevoked {
+                account_id: id,
+                token_id,
+            })
+        }
+        AccountCommand::SignOut {
+            session_id,
+            issued_at,
+        } => AccountEvent::SignedOut(SignedOut {
+            account_id: id,
+            session_id,
+            issued_at,
+        }),
+    };
+    Ok(vec![ev])
+}
+
+#[cfg(test)]
+mod decide_tests {
+    use super::*;
+
+    fn email() -> EmailAddress {
+        EmailAddress::parse("ciso@kommunen.example").unwrap()
+    }
+
+    #[test]
+    fn create_twice_is_refused_and_kontakt_needs_a_sector() {
+        let id = account_id(&email());
+        let create = |roles| AccountCommand::Create {
+            email: email(),
+            name: "Karin".into(),
+            roles,
+            password_hash: None,
+        };
+        assert_eq!(decide(None, id, &create(vec![])).unwrap().len(), 1);
+        assert!(matches!(
+            decide(None, id, &create(vec![(Role::Kontakt, vec![])])),
+            Err(AccountRefusal::Invalid(_))
+        ));
+        let mut accounts = Accounts::default();
+        for (i, ev) in decide(None, id, &create(vec![(Role::Ciso, vec![])]))
+            .unwrap()
+            .into_iter()
+            .enumerate()
+        {
+            accounts.apply(&RecordedEvent {
+                seq: i as u64 + 1,
+                id: Uuid::now_v7(),
+                stream: id,
+                version: i as u32 + 1,
+                at: Utc::now(),
+                actor: "system:cli".into(),
+                event_type: ev.type_name().into(),
+                schema: 1,
+                data: ev.to_data(),
+                prev: String::new(),
+            });
+        }
+        let a = accounts.get(id).unwrap();
+        assert!(a.has(Role::Ciso));
+        assert_eq!(
+            decide(Some(a), id, &create(vec![])),
+            Err(AccountRefusal::Exists)
+        );
+        assert_eq!(
+            decide(None, id, &AccountCommand::RevokeRole { role: Role::Ciso }),
+            Err(AccountRefusal::NotFound)
+        );
     }
 }
