@@ -28,7 +28,7 @@ pub struct Reported {
 }
 
 /// A (re)classification.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Classification {
     pub severity: Severity,
     pub aspects: Aspects,
@@ -114,7 +114,7 @@ super::event_enum! {
 }
 
 /// Where a deviation is in its handling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Received,
@@ -140,7 +140,7 @@ pub struct EventMeta {
     pub actor: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClassificationEntry {
     #[serde(flatten)]
     pub classification: Classification,
@@ -148,7 +148,7 @@ pub struct ClassificationEntry {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     pub text: String,
     pub by: String,
@@ -156,7 +156,7 @@ pub struct Decision {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Measure {
     pub id: Uuid,
     pub description: String,
@@ -167,7 +167,7 @@ pub struct Measure {
     pub completion_note: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Comment {
     pub text: String,
     pub by: String,
@@ -179,7 +179,7 @@ pub struct Comment {
     pub unverified_email: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Filing {
     pub kind: FilingKind,
     pub authority: Option<String>,
@@ -192,7 +192,7 @@ pub struct Filing {
 }
 
 /// A statutory clock and whether it is settled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deadline {
     pub kind: FilingKind,
     pub due: DateTime<Utc>,
@@ -203,9 +203,10 @@ pub struct Deadline {
 }
 
 /// The current state of one deviation: a fold over its events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deviation {
     pub id: Uuid,
+    #[schema(value_type = String, example = "AVV-2026-0001")]
     pub reference: Reference,
     pub title: String,
     pub description: String,
@@ -238,6 +239,7 @@ pub struct Deviation {
     pub last_seq: u64,
     pub updated_at: DateTime<Utc>,
     #[serde(skip)]
+    #[schema(ignore)]
     pub status_token_hash: String,
 }
 

@@ -101,6 +101,7 @@ impl DomainEvent for Fact {
 pub mod account;
 pub mod actor;
 pub mod deviation;
+pub mod labels;
 pub mod limits;
 pub mod recipients;
 pub mod setup;

@@ -71,7 +71,7 @@ pub fn stockholm_year(at: DateTime<Utc>) -> i32 {
 }
 
 /// The policy's two severities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// mindre avvikelse
@@ -120,15 +120,19 @@ impl<'de> Deserialize<'de> for Level {
 }
 
 /// Which aspects a deviation hurt, each with its consequence level.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Aspects {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
     pub confidentiality: Option<Level>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
     pub integrity: Option<Level>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
     pub availability: Option<Level>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u8>, minimum = 1, maximum = 4)]
     pub traceability: Option<Level>,
 }
 
@@ -142,7 +146,7 @@ impl Aspects {
 }
 
 /// Is this a personal-data breach (GDPR art. 33)?
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PersonalDataBreach {
     Yes,
@@ -151,7 +155,7 @@ pub enum PersonalDataBreach {
 }
 
 /// How a report came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Channel {
     Web,
@@ -198,14 +202,15 @@ impl fmt::Display for EmailAddress {
 }
 
 /// Who reported (absent: anonymous).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Reporter {
     pub name: String,
+    #[schema(value_type = String)]
     pub email: EmailAddress,
 }
 
 /// Which statutory filing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FilingKind {
     /// GDPR art. 33 notification to IMY, 72 h from discovery.

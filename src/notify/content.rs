@@ -7,7 +7,7 @@ use avvik_notifiers::{one_line, size_sv, AspectLine, DeviationFacts, NoticeConte
 
 use super::links;
 use super::rules::{Group, Notice, QuarantinedEmail, Rule, Subject};
-use crate::domain::{Deviation, FilingKind, PersonalDataBreach};
+use crate::domain::{labels, Deviation, FilingKind};
 use crate::scheduler::{render_policy_reminder_email, PolicyReviewReminderDue};
 use crate::secret::Secret;
 
@@ -18,54 +18,37 @@ pub struct ContentContext<'a> {
     pub board_includes_description: bool,
 }
 
-fn breach_label(b: PersonalDataBreach) -> &'static str {
-    match b {
-        PersonalDataBreach::Yes => "ja, personuppgiftsincident",
-        PersonalDataBreach::No => "nej",
-        PersonalDataBreach::Investigating => "utreds",
-    }
-}
-
 /// A filing's name in the middle of a sentence.
 fn filing_label(kind: FilingKind) -> String {
-    let label = kind.label_sv();
-    let mut chars = label.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
+    labels::filing_kind_in_sentence(kind)
 }
 
 /// The facts block. `description` is the caller's decision: the board sees it only when
 /// the installation allows it.
 pub fn facts(d: &Deviation, base_url: &str, description: bool) -> DeviationFacts {
-    let aspects = [
-        ("Konfidentialitet", d.aspects.confidentiality),
-        ("Riktighet", d.aspects.integrity),
-        ("Tillgänglighet", d.aspects.availability),
-        ("Spårbarhet", d.aspects.traceability),
-    ]
-    .into_iter()
-    .filter_map(|(name, level)| {
-        level.map(|l| AspectLine {
-            name: name.to_string(),
-            level: l.get(),
-            label: l.label_sv().to_string(),
+    let aspects = labels::ASPECTS
+        .iter()
+        .zip(labels::aspect_levels(&d.aspects))
+        .filter_map(|((_, name, _), level)| {
+            level.map(|l| AspectLine {
+                name: name.to_string(),
+                level: l.get(),
+                label: labels::level(l).to_string(),
+            })
         })
-    })
-    .collect();
+        .collect();
     DeviationFacts {
         reference: d.reference.to_string(),
         title: d.title.clone(),
-        severity: d.severity.map(|s| s.label_sv().to_string()),
+        severity: d.severity.map(|s| labels::severity(s).to_string()),
         category: d.category.clone(),
         aspects,
         sector: d.sector.clone(),
         asset: d.asset.clone(),
-        personal_data_breach: d.personal_data_breach.map(|b| breach_label(b).to_string()),
-        nis2_significant: d
-            .nis2_significant
-            .map(|n| if n { "ja" } else { "nej" }.to_string()),
+        personal_data_breach: d
+            .personal_data_breach
+            .map(|b| labels::personal_data_breach(b).to_string()),
+        nis2_significant: d.nis2_significant.map(|n| labels::yes_no(n).to_string()),
         occurred_at: d.occurred_at.map(stockholm),
         discovered_at: stockholm(d.discovered_at),
         reported_at: stockholm(d.reported_at),

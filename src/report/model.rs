@@ -11,8 +11,7 @@ use uuid::Uuid;
 
 use crate::domain::deviation::{ClassificationEntry, Decision, Deviation, Measure};
 use crate::domain::{
-    stockholm_year, Aspects, Channel, FilingKind, Level, PersonalDataBreach, Reference, Severity,
-    Status,
+    stockholm_year, Aspects, Channel, FilingKind, PersonalDataBreach, Reference, Severity, Status,
 };
 
 /// Version of the report's layout. Bump it (and keep the old computation) if the content
@@ -311,12 +310,8 @@ fn severity_label(s: Option<Severity>) -> &'static str {
     }
 }
 
-pub fn channel_label_sv(c: Channel) -> &'static str {
-    match c {
-        Channel::Web => "Webbformulär",
-        Channel::Email => "E-post",
-        Channel::Api => "API",
-    }
+pub fn channel_label_sv(c: Channel) -> String {
+    crate::domain::labels::channel_heading(c)
 }
 
 fn channel_key(c: Channel) -> &'static str {
@@ -327,21 +322,7 @@ fn channel_key(c: Channel) -> &'static str {
     }
 }
 
-const ASPECTS: [(&str, &str); 4] = [
-    ("confidentiality", "Konfidentialitet"),
-    ("integrity", "Riktighet"),
-    ("availability", "Tillgänglighet"),
-    ("traceability", "Spårbarhet"),
-];
-
-fn aspect_levels(a: &Aspects) -> [Option<Level>; 4] {
-    [
-        a.confidentiality,
-        a.integrity,
-        a.availability,
-        a.traceability,
-    ]
-}
+use crate::domain::labels::{aspect_levels, ASPECTS};
 
 /// Counts keyed by a free-text value, ordered most frequent (this year) first, then by
 /// the previous year's count, then by key. Only keys seen in either year appear.
@@ -457,7 +438,7 @@ pub fn compute<'a>(
     let by_aspect = ASPECTS
         .iter()
         .enumerate()
-        .map(|(i, (key, label))| {
+        .map(|(i, (key, label, _))| {
             let mut levels = [0u64; 4];
             for d in &this_year {
                 if let Some(l) = aspect_levels(&d.aspects)[i] {
@@ -499,7 +480,7 @@ pub fn compute<'a>(
         .into_iter()
         .map(|c| CountRow {
             key: channel_key(c).into(),
-            label_sv: channel_label_sv(c).into(),
+            label_sv: channel_label_sv(c),
             count: count_if(&this_year, &|d| d.channel == c),
             previous_year: count_if(&prev_year, &|d| d.channel == c),
         })

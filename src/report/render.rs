@@ -9,7 +9,7 @@ use chrono_tz::Europe::Stockholm;
 use super::charts::{charts, Chart};
 use super::issue::IssuedReport;
 use super::model::{AnnualReport, CountRow, MeasureStatus};
-use crate::domain::{Aspects, Level, PersonalDataBreach, Reference, Severity, Status};
+use crate::domain::{labels, Aspects, Level, PersonalDataBreach, Reference, Severity, Status};
 
 /// The canonical JSON bytes of a report: pretty-printed, fields in declaration order,
 /// ending with a newline. The API serves exactly these bytes.
@@ -361,11 +361,13 @@ fn pdb_key(p: PersonalDataBreach) -> &'static str {
 }
 
 fn aspect_list(a: &Aspects) -> [(&'static str, &'static str, Option<Level>); 4] {
+    let l = labels::aspect_levels(a);
+    let k = labels::ASPECTS;
     [
-        ("confidentiality", "Konfidentialitet", a.confidentiality),
-        ("integrity", "Riktighet", a.integrity),
-        ("availability", "Tillgänglighet", a.availability),
-        ("traceability", "Spårbarhet", a.traceability),
+        (k[0].0, k[0].1, l[0]),
+        (k[1].0, k[1].1, l[1]),
+        (k[2].0, k[2].1, l[2]),
+        (k[3].0, k[3].1, l[3]),
     ]
 }
 
@@ -378,23 +380,11 @@ fn aspects_key(a: &Aspects) -> String {
 }
 
 fn aspects_sv(a: &Aspects) -> String {
-    let parts: Vec<String> = aspect_list(a)
-        .iter()
-        .filter_map(|(_, label, l)| l.map(|l| format!("{label} {} ({})", l.get(), l.label_sv())))
-        .collect();
-    if parts.is_empty() {
-        "inga angivna".into()
-    } else {
-        parts.join(", ")
-    }
+    labels::aspects(a)
 }
 
 fn pdb_sv(p: PersonalDataBreach) -> &'static str {
-    match p {
-        PersonalDataBreach::Yes => "ja",
-        PersonalDataBreach::No => "nej",
-        PersonalDataBreach::Investigating => "utreds",
-    }
+    labels::personal_data_breach(p)
 }
 
 /// `2027-01-10 07:00` in Stockholm time.
@@ -437,7 +427,7 @@ fn change_sv(now: u64, before: u64) -> String {
 }
 
 fn severity_sv(s: Option<Severity>) -> &'static str {
-    s.map(Severity::label_sv).unwrap_or("ej klassad")
+    labels::severity_or_unclassified(s)
 }
 
 // ---- the view the templates read: everything preformatted, no logic in templates ----
@@ -631,7 +621,7 @@ fn view(report: &AnnualReport, draft: bool, chart_list: &[Chart]) -> View {
             MajorView {
                 reference: d.reference.to_string(),
                 title: d.title.clone(),
-                status: d.status.label_sv().into(),
+                status: labels::status(d.status).into(),
                 sector: d.sector.clone().unwrap_or_else(|| "ej angiven".into()),
                 reported: datetime_sv(d.reported_at),
                 closed: d.closed_at.map(datetime_sv).unwrap_or_default(),
@@ -641,7 +631,7 @@ fn view(report: &AnnualReport, draft: bool, chart_list: &[Chart]) -> View {
                     .map(|c| pdb_sv(c.personal_data_breach).to_string())
                     .unwrap_or_default(),
                 nis2: c
-                    .map(|c| if c.nis2_significant { "ja" } else { "nej" }.to_string())
+                    .map(|c| labels::yes_no(c.nis2_significant).to_string())
                     .unwrap_or_default(),
                 rationale: c.map(|c| c.rationale.clone()).unwrap_or_default(),
                 classified_by: c
@@ -773,8 +763,8 @@ fn view(report: &AnnualReport, draft: bool, chart_list: &[Chart]) -> View {
                 reference: o.reference.to_string(),
                 title: o.title.clone(),
                 severity: severity_sv(o.severity).into(),
-                status_at_end: o.status_at_year_end.label_sv().into(),
-                status_now: o.status.label_sv().into(),
+                status_at_end: labels::status(o.status_at_year_end).into(),
+                status_now: labels::status(o.status).into(),
             })
             .collect(),
         year_over: r.source.as_of_at.is_some_and(|t| t >= r.period.to),

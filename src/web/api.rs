@@ -8,17 +8,21 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use uuid::Uuid;
 
-use super::commands;
-use super::error::ApiError;
-use super::openapi::*;
-use super::report_input::parse_report_json;
+use super::body::from_json;
+use super::commands::{
+    ClassificationBody, CloseBody, CommentBody, CompleteMeasureBody, DecisionBody, FilingBody,
+    MeasureBody, ReopenBody,
+};
+use super::error::{ApiError, Problem};
+use super::openapi::{ApiDoc, ProblemAnswers};
+use super::report_input::{parse_report_json, ReportBody};
 use super::AppState;
 use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::{stockholm_year, Channel, Command, Deviation, FilingKind, Reference};
-use utoipa::OpenApi;
+use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The API routes and their OpenAPI document, from the same annotations.
@@ -40,6 +44,8 @@ pub fn router() -> Router<AppState> {
         .merge(super::reports::api())
         .merge(super::intake::routes())
         .split_for_parts();
+    let mut api = api;
+    utoipa::Modify::modify(&ProblemAnswers, &mut api);
     let doc = std::sync::Arc::new(api);
     router
         .route(
@@ -50,11 +56,7 @@ pub fn router() -> Router<AppState> {
             }),
         )
         .layer(axum::middleware::from_fn(super::api_guard::require_json))
-}
-
-fn json_body(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))
+        .layer(axum::middleware::map_response(super::error::as_problem))
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations", tag = "report", request_body = ReportBody, responses((status = 201, body = ReportCreated), (status = 422, body = Problem), (status = 429, description = "Too many reports from this address")))]
@@ -63,9 +65,9 @@ async fn create_deviation(
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let value = json_body(&body)?;
+    let body: ReportBody = from_json(&body)?;
     let now = state.services.clock.now();
-    let report = parse_report_json(&value, &state.config.report, now, Channel::Api)
+    let report = parse_report_json(&body, &state.config.report, now, Channel::Api)
         .map_err(ApiError::Validation)?;
     let actor = match &report.reporter {
         Some(r) => format!("reporter:{}", r.email),
@@ -80,22 +82,50 @@ async fn create_deviation(
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(json!({
-            "id": receipt.id,
-            "reference": receipt.reference,
-            "status_token": receipt.status_token,
-            "receipt_emailed": receipt_emailed,
-        })),
+        Json(ReportCreated {
+            id: receipt.id,
+            reference: receipt.reference.to_string(),
+            status_token: receipt.status_token,
+            receipt_emailed,
+        }),
     )
         .into_response())
 }
 
+/// What the public report answers: the reference and the private status token.
+#[derive(Serialize, ToSchema)]
+pub struct ReportCreated {
+    pub id: Uuid,
+    /// AVV-YYYY-NNNN
+    pub reference: String,
+    /// The reporter's private status token (shown once).
+    pub status_token: String,
+    /// Whether a receipt is e-mailed: only to addresses in `mail.receipt_domains`.
+    pub receipt_emailed: bool,
+}
+
 /// A deviation as the API shows it: the state plus which clocks are overdue now.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct DeviationView<'a> {
     #[serde(flatten)]
+    #[schema(value_type = Deviation)]
     pub deviation: &'a Deviation,
     pub overdue: Vec<FilingKind>,
+}
+
+/// A page of the register.
+#[derive(Serialize, ToSchema)]
+pub struct DeviationList<'a> {
+    pub items: Vec<DeviationView<'a>>,
+    /// How many match, over all pages.
+    pub total: usize,
+}
+
+/// A new measure and the deviation with it.
+#[derive(Serialize, ToSchema)]
+pub struct MeasureCreated<'a> {
+    pub measure_id: Uuid,
+    pub deviation: DeviationView<'a>,
 }
 
 pub fn view(d: &Deviation, now: DateTime<Utc>) -> DeviationView<'_> {
@@ -206,10 +236,10 @@ async fn list_deviations(
         .take(limit)
         .map(|d| view(d, now))
         .collect();
-    Ok(Json(json!({ "items": items, "total": total })).into_response())
+    Ok(Json(DeviationList { items, total }).into_response())
 }
 
-#[utoipa::path(get, path = "/api/v1/deviations/{reference}", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), responses((status = 200, description = "The deviation"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/deviations/{reference}", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), responses((status = 200, description = "The deviation", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn get_deviation(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -220,18 +250,23 @@ async fn get_deviation(
     Ok(Json(view(&d, now)).into_response())
 }
 
-#[derive(Serialize)]
-struct HistoryEntry {
+/// One stored event of a deviation, as stored.
+#[derive(Serialize, ToSchema)]
+pub struct HistoryEntry {
     seq: u64,
+    /// RFC 3339, microseconds, UTC.
     at: String,
     actor: String,
     #[serde(rename = "type")]
     event_type: String,
+    /// The event's payload, as stored.
+    #[schema(value_type = Object)]
     data: Value,
+    /// Hex SHA-256 of the previous record's stored bytes.
     prev: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/deviations/{reference}/history", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), responses((status = 200, body = [HistoryItem]), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/deviations/{reference}/history", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), responses((status = 200, body = [HistoryEntry]), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn history(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -272,7 +307,7 @@ async fn run(
     Ok(Json(view(&updated, now)).into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/deviations/{reference}/classification", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = ClassificationBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/classification", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = ClassificationBody, responses((status = 200, description = "The deviation after the change", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn classify(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -280,11 +315,11 @@ async fn classify(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::Classify)?;
-    let cmd = commands::classification(&json_body(&body)?, &who, &state.config.report)?;
+    let cmd = from_json::<ClassificationBody>(&body)?.parse(&who, &state.config.report)?;
     run(&state, &who, &d, cmd).await
 }
 
-#[utoipa::path(post, path = "/api/v1/deviations/{reference}/decisions", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = DecisionBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/decisions", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = DecisionBody, responses((status = 200, description = "The deviation after the change", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn decide(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -292,7 +327,7 @@ async fn decide(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::RecordDecision)?;
-    let cmd = commands::decision(&json_body(&body)?, &who)?;
+    let cmd = from_json::<DecisionBody>(&body)?.parse(&who)?;
     run(&state, &who, &d, cmd).await
 }
 
@@ -304,7 +339,7 @@ async fn add_measure(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::AddMeasure)?;
-    let (measure_id, cmd) = commands::measure(&json_body(&body)?)?;
+    let (measure_id, cmd) = from_json::<MeasureBody>(&body)?.parse()?;
     let updated = state
         .services
         .execute(d.reference, cmd, &who.actor())
@@ -312,12 +347,15 @@ async fn add_measure(
     let now = state.services.clock.now();
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "measure_id": measure_id, "deviation": view(&updated, now) })),
+        Json(MeasureCreated {
+            measure_id,
+            deviation: view(&updated, now),
+        }),
     )
         .into_response())
 }
 
-#[utoipa::path(post, path = "/api/v1/deviations/{reference}/measures/{measure_id}/complete", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN"), ("measure_id" = String, Path)), request_body = CompleteMeasureBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/measures/{measure_id}/complete", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN"), ("measure_id" = String, Path)), request_body = CompleteMeasureBody, responses((status = 200, description = "The deviation after the change", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn complete_measure(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -331,11 +369,11 @@ async fn complete_measure(
         &reference,
         Action::CompleteMeasure(measure_id),
     )?;
-    let cmd = commands::complete_measure(&json_body(&body)?, measure_id)?;
+    let cmd = from_json::<CompleteMeasureBody>(&body)?.parse(measure_id)?;
     run(&state, &who, &d, cmd).await
 }
 
-#[utoipa::path(post, path = "/api/v1/deviations/{reference}/comments", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = CommentBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/comments", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = CommentBody, responses((status = 200, description = "The deviation after the change", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn comment(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -343,11 +381,11 @@ async fn comment(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::Comment)?;
-    let cmd = commands::comment(&json_body(&body)?)?;
+    let cmd = from_json::<CommentBody>(&body)?.parse()?;
     run(&state, &who, &d, cmd).await
 }
 
-#[utoipa::path(post, path = "/api/v1/deviations/{reference}/close", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = CloseBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/close", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = CloseBody, responses((status = 200, description = "The deviation after the change", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn close(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -355,11 +393,11 @@ async fn close(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::Close)?;
-    let cmd = commands::close(&json_body(&body)?)?;
+    let cmd = from_json::<CloseBody>(&body)?.parse()?;
     run(&state, &who, &d, cmd).await
 }
 
-#[utoipa::path(post, path = "/api/v1/deviations/{reference}/reopen", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = ReopenBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/reopen", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = ReopenBody, responses((status = 200, description = "The deviation after the change", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn reopen(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -367,11 +405,11 @@ async fn reopen(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::Reopen)?;
-    let cmd = commands::reopen(&json_body(&body)?)?;
+    let cmd = from_json::<ReopenBody>(&body)?.parse()?;
     run(&state, &who, &d, cmd).await
 }
 
-#[utoipa::path(post, path = "/api/v1/deviations/{reference}/filings", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = FilingBody, responses((status = 200, description = "The deviation after the change"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/filings", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = FilingBody, responses((status = 200, description = "The deviation after the change", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn filing(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -379,6 +417,6 @@ async fn filing(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::RecordFiling)?;
-    let cmd = commands::filing(&json_body(&body)?, state.services.clock.now())?;
+    let cmd = from_json::<FilingBody>(&body)?.parse(state.services.clock.now())?;
     run(&state, &who, &d, cmd).await
 }

@@ -163,7 +163,7 @@ async fn events(
 
 /// Walks the whole chain: the head, or the first broken link.
 #[utoipa::path(get, path = "/api/v1/audit/verify", tag = "audit", security(("bearer" = [])),
-    responses((status = 200, description = "{ok, records, head_seq, head_hash, first_bad_seq?, reason?}"), (status = 401, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, description = "{ok, records, head_seq, head_hash, first_bad_seq?, reason?}", body = serde_json::Value), (status = 401, body = Problem), (status = 403, body = Problem)))]
 async fn verify(State(state): State<AppState>, Staff(who): Staff) -> Result<Response, ApiError> {
     require(&who, Action::ViewAudit)?;
     let report = on_store(&state, |store| store.verify()).await?;
@@ -178,7 +178,7 @@ pub struct AsOfQuery {
 /// Every deviation as it stood at a moment (RFC 3339) or seq (`seq:N`).
 #[utoipa::path(get, path = "/api/v1/audit/register", tag = "audit", security(("bearer" = [])),
     params(("as_of" = Option<String>, Query, description = "RFC 3339 or seq:N; default now")),
-    responses((status = 200, description = "{as_of_seq, items}"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "{as_of_seq, items}", body = serde_json::Value), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn register_as_of(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -194,7 +194,7 @@ async fn register_as_of(
 /// One deviation's every event with seq, time, actor, data, hash link and the state after it.
 #[utoipa::path(get, path = "/api/v1/audit/deviations/{reference}/history", tag = "audit", security(("bearer" = [])),
     params(("reference" = String, Path)),
-    responses((status = 200, description = "[{seq, at, actor, type, data, prev, hash, state}]"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, description = "[{seq, at, actor, type, data, prev, hash, state}]", body = serde_json::Value), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn deviation_history(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -223,7 +223,7 @@ pub struct ChangesQuery {
 /// each field by field.
 #[utoipa::path(get, path = "/api/v1/audit/changes", tag = "audit", security(("bearer" = [])),
     params(("from" = String, Query, description = "RFC 3339 or seq:N"), ("to" = Option<String>, Query, description = "RFC 3339 or seq:N; default now")),
-    responses((status = 200, description = "{from_seq, to_seq, changes: [{reference, title, kinds, fields: [{field, before, after}]}]}"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "{from_seq, to_seq, changes: [{reference, title, kinds, fields: [{field, before, after}]}]}", body = serde_json::Value), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn changes(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -255,7 +255,7 @@ async fn changes(
 /// Accounts and their roles as they stood: who could do what, when.
 #[utoipa::path(get, path = "/api/v1/audit/accounts", tag = "audit", security(("bearer" = [])),
     params(("as_of" = Option<String>, Query, description = "RFC 3339 or seq:N; default now")),
-    responses((status = 200, description = "{as_of_seq, accounts: [{email, name, disabled, roles}]}"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "{as_of_seq, accounts: [{email, name, disabled, roles}]}", body = serde_json::Value), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
 async fn accounts_as_of(
     State(state): State<AppState>,
     Staff(who): Staff,

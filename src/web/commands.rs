@@ -1,12 +1,15 @@
-//! Turning a request body (JSON from the API, or a posted form converted to the same JSON
-//! shape) into a domain `Command`: one set of rules for both, every bad field reported.
+//! The commands staff send about a deviation, one type each (`Deserialize + ToSchema`):
+//! the JSON API reads them from the body, the staff forms build them from their inputs,
+//! and both turn them into a domain `Command` with the same `parse`, every bad field
+//! reported. The OpenAPI document's request bodies are these very types.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use serde::Deserialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::body::{Field, Problems, Unknown};
 use super::error::ApiError;
-use super::input::Fields;
 use crate::auth::Principal;
 use crate::config::ReportConfig;
 use crate::domain::deviation::{CommentAdded, FilingDeclined, FilingRecorded, MeasureAdded};
@@ -15,179 +18,352 @@ use crate::domain::{Aspects, Classification, Command, FilingKind, PersonalDataBr
 pub const TEXT_MAX: usize = 20_000;
 pub const SHORT_MAX: usize = 200;
 
-pub fn classification(v: &Value, who: &Principal, cfg: &ReportConfig) -> Result<Command, ApiError> {
-    let mut f = Fields::new(v)?;
-    let severity: Option<Severity> = f.parsed(
-        "severity",
-        true,
-        (
-            "\"minor\" or \"major\"",
-            "Välj mindre eller större avvikelse.",
-        ),
-    );
-    let aspects: Option<Aspects> = f.parsed(
-        "aspects",
-        false,
-        (
-            "an object {confidentiality, integrity, availability, traceability} with levels 1..4",
-            "Ange en konsekvensnivå 1–4.",
-        ),
-    );
-    let category = f.text("category", true, SHORT_MAX);
-    if let Some(c) = &category {
-        if !cfg.categories.is_empty() && !cfg.categories.iter().any(|x| x == c) {
-            f.error(
-                "category",
-                &format!("must be one of: {}", cfg.categories.join(", ")),
-                "Välj en kategori i listan.",
-            );
-        }
-    }
-    let pdb: Option<PersonalDataBreach> = f.parsed(
-        "personal_data_breach",
-        true,
-        (
-            "\"yes\", \"no\" or \"investigating\"",
-            "Ange om det är en personuppgiftsincident: ja, nej eller under utredning.",
-        ),
-    );
-    let nis2 = f.boolean("nis2_significant", true);
-    let rationale = f.text("rationale", false, TEXT_MAX).unwrap_or_default();
-    f.finish(&[
-        "severity",
-        "aspects",
-        "category",
-        "personal_data_breach",
-        "nis2_significant",
-        "rationale",
-    ])?;
-    let (Some(severity), Some(category), Some(pdb), Some(nis2)) = (severity, category, pdb, nis2)
-    else {
-        return Err(ApiError::BadRequest("incomplete classification".into()));
-    };
-    Ok(Command::Classify(Classification {
-        severity,
-        aspects: aspects.unwrap_or_default(),
-        category,
-        personal_data_breach: pdb,
-        nis2_significant: nis2,
-        rationale,
-        role: who.acting_role().as_str().to_string(),
-    }))
+/// A (re)classification.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ClassificationBody {
+    #[serde(default)]
+    #[schema(value_type = Severity, required = true)]
+    pub severity: Field<Severity>,
+    #[serde(default)]
+    /// Consequence levels 1 (måttlig) … 4 (synnerligen allvarlig) per affected aspect.
+    #[schema(value_type = Option<Aspects>)]
+    pub aspects: Field<Aspects>,
+    #[serde(default)]
+    /// One of the configured categories.
+    #[schema(value_type = String, required = true, max_length = 200, example = "Behörighet")]
+    pub category: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = PersonalDataBreach, required = true)]
+    pub personal_data_breach: Field<PersonalDataBreach>,
+    #[serde(default)]
+    #[schema(value_type = bool, required = true)]
+    pub nis2_significant: Field<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 20000)]
+    pub rationale: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
 }
 
-pub fn decision(v: &Value, who: &Principal) -> Result<Command, ApiError> {
-    let mut f = Fields::new(v)?;
-    let text = f.text("text", true, TEXT_MAX);
-    f.finish(&["text"])?;
-    Ok(Command::RecordDecision {
-        text: text.unwrap_or_default(),
-        role: who.acting_role().as_str().to_string(),
-    })
-}
-
-/// A new measure; its id is chosen here so the caller can answer with it.
-pub fn measure(v: &Value) -> Result<(Uuid, Command), ApiError> {
-    let mut f = Fields::new(v)?;
-    let description = f.text("description", true, TEXT_MAX);
-    let owner = f.text("owner", true, SHORT_MAX);
-    let due = f.date("due", true);
-    f.finish(&["description", "owner", "due"])?;
-    let (Some(description), Some(owner), Some(due)) = (description, owner, due) else {
-        return Err(ApiError::BadRequest("incomplete measure".into()));
-    };
-    let measure_id = Uuid::now_v7();
-    Ok((
-        measure_id,
-        Command::AddMeasure(MeasureAdded {
-            measure_id,
-            description,
-            owner,
-            due,
-        }),
-    ))
-}
-
-pub fn complete_measure(v: &Value, measure_id: Uuid) -> Result<Command, ApiError> {
-    let mut f = Fields::new(v)?;
-    let note = f.text("note", false, TEXT_MAX).unwrap_or_default();
-    f.finish(&["note"])?;
-    Ok(Command::CompleteMeasure { measure_id, note })
-}
-
-pub fn comment(v: &Value) -> Result<Command, ApiError> {
-    let mut f = Fields::new(v)?;
-    let text = f.text("text", true, TEXT_MAX);
-    let to_reporter = f.boolean("to_reporter", false).unwrap_or(false);
-    f.finish(&["text", "to_reporter"])?;
-    Ok(Command::Comment(CommentAdded {
-        text: text.unwrap_or_default(),
-        to_reporter,
-        from_reporter: false,
-        unverified_email: false,
-    }))
-}
-
-pub fn close(v: &Value) -> Result<Command, ApiError> {
-    let mut f = Fields::new(v)?;
-    let resolution = f.text("resolution", true, TEXT_MAX);
-    f.finish(&["resolution"])?;
-    Ok(Command::Close {
-        resolution: resolution.unwrap_or_default(),
-    })
-}
-
-pub fn reopen(v: &Value) -> Result<Command, ApiError> {
-    let mut f = Fields::new(v)?;
-    let reason = f.text("reason", true, TEXT_MAX);
-    f.finish(&["reason"])?;
-    Ok(Command::Reopen {
-        reason: reason.unwrap_or_default(),
-    })
-}
-
-/// A filing, or (with `not_filed_rationale`) a reasoned decision not to file.
-pub fn filing(v: &Value, now: DateTime<Utc>) -> Result<Command, ApiError> {
-    let mut f = Fields::new(v)?;
-    let kind: Option<FilingKind> = f.parsed(
-        "kind",
-        true,
-        (
-            "one of \"gdpr\", \"nis2_early_warning\", \"nis2_notification\", \"nis2_final_report\"",
-            "Välj vilken anmälan det gäller.",
-        ),
-    );
-    let rationale = f.text("not_filed_rationale", false, TEXT_MAX);
-    let cmd = if let Some(rationale) = rationale {
-        f.finish(&["kind", "not_filed_rationale"])?;
-        kind.map(|kind| Command::DeclineFiling(FilingDeclined { kind, rationale }))
-    } else {
-        let authority = f.text("authority", true, SHORT_MAX);
-        let filed_at = f.datetime("filed_at", true);
-        let their_reference = f.text("their_reference", false, SHORT_MAX);
-        if let Some(t) = filed_at {
-            if t > now + chrono::Duration::minutes(5) {
+impl ClassificationBody {
+    pub fn parse(&self, who: &Principal, cfg: &ReportConfig) -> Result<Command, ApiError> {
+        let mut f = Problems::default();
+        let severity = f.parsed(
+            "severity",
+            &self.severity,
+            true,
+            (
+                "\"minor\" or \"major\"",
+                "Välj mindre eller större avvikelse.",
+            ),
+        );
+        let aspects = f.parsed(
+            "aspects",
+            &self.aspects,
+            false,
+            (
+                "an object {confidentiality, integrity, availability, traceability} with levels 1..4",
+                "Ange en konsekvensnivå 1–4.",
+            ),
+        );
+        let category = f.text("category", &self.category, true, SHORT_MAX);
+        if let Some(c) = &category {
+            if !cfg.categories.is_empty() && !cfg.categories.iter().any(|x| x == c) {
                 f.error(
-                    "filed_at",
-                    "must not be in the future",
-                    "Tidpunkten får inte ligga i framtiden.",
+                    "category",
+                    &format!("must be one of: {}", cfg.categories.join(", ")),
+                    "Välj en kategori i listan.",
                 );
             }
         }
-        f.finish(&["kind", "authority", "filed_at", "their_reference"])?;
-        match (kind, authority, filed_at) {
-            (Some(kind), Some(authority), Some(filed_at)) => {
-                Some(Command::RecordFiling(FilingRecorded {
-                    kind,
-                    authority,
-                    filed_at,
-                    their_reference,
-                }))
+        let pdb = f.parsed(
+            "personal_data_breach",
+            &self.personal_data_breach,
+            true,
+            (
+                "\"yes\", \"no\" or \"investigating\"",
+                "Ange om det är en personuppgiftsincident: ja, nej eller under utredning.",
+            ),
+        );
+        let nis2 = f.boolean("nis2_significant", &self.nis2_significant, true);
+        let rationale = f
+            .text("rationale", &self.rationale, false, TEXT_MAX)
+            .unwrap_or_default();
+        f.finish(&self.unknown)?;
+        let (Some(severity), Some(category), Some(pdb), Some(nis2)) =
+            (severity, category, pdb, nis2)
+        else {
+            return Err(ApiError::BadRequest("incomplete classification".into()));
+        };
+        Ok(Command::Classify(Classification {
+            severity,
+            aspects: aspects.unwrap_or_default(),
+            category,
+            personal_data_breach: pdb,
+            nis2_significant: nis2,
+            rationale,
+            role: who.acting_role().as_str().to_string(),
+        }))
+    }
+}
+
+/// A decision, recorded with the role it was taken in.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct DecisionBody {
+    #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 20000, example = "Ingen anmälan till IMY.")]
+    pub text: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+impl DecisionBody {
+    pub fn parse(&self, who: &Principal) -> Result<Command, ApiError> {
+        let mut f = Problems::default();
+        let text = f.text("text", &self.text, true, TEXT_MAX);
+        f.finish(&self.unknown)?;
+        Ok(Command::RecordDecision {
+            text: text.unwrap_or_default(),
+            role: who.acting_role().as_str().to_string(),
+        })
+    }
+}
+
+/// A new measure.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct MeasureBody {
+    #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 20000, example = "Byt lösenord på kontot.")]
+    pub description: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 200, example = "IT-enheten")]
+    pub owner: Field<String>,
+    #[serde(default)]
+    /// YYYY-MM-DD
+    #[schema(value_type = String, required = true, format = Date, example = "2026-04-30")]
+    pub due: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+impl MeasureBody {
+    /// The command and the new measure's id (chosen here so the caller can answer with it).
+    pub fn parse(&self) -> Result<(Uuid, Command), ApiError> {
+        let mut f = Problems::default();
+        let description = f.text("description", &self.description, true, TEXT_MAX);
+        let owner = f.text("owner", &self.owner, true, SHORT_MAX);
+        let due = f.date("due", &self.due, true);
+        f.finish(&self.unknown)?;
+        let (Some(description), Some(owner), Some(due)) = (description, owner, due) else {
+            return Err(ApiError::BadRequest("incomplete measure".into()));
+        };
+        let measure_id = Uuid::now_v7();
+        Ok((
+            measure_id,
+            Command::AddMeasure(MeasureAdded {
+                measure_id,
+                description,
+                owner,
+                due,
+            }),
+        ))
+    }
+}
+
+/// A measure is done, with an optional note.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CompleteMeasureBody {
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 20000)]
+    pub note: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+impl CompleteMeasureBody {
+    pub fn parse(&self, measure_id: Uuid) -> Result<Command, ApiError> {
+        let mut f = Problems::default();
+        let note = f
+            .text("note", &self.note, false, TEXT_MAX)
+            .unwrap_or_default();
+        f.finish(&self.unknown)?;
+        Ok(Command::CompleteMeasure { measure_id, note })
+    }
+}
+
+/// A comment: internal, or (with `to_reporter`) sent to the reporter.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CommentBody {
+    #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 20000, example = "Kontot är spärrat.")]
+    pub text: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    pub to_reporter: Field<bool>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+impl CommentBody {
+    pub fn parse(&self) -> Result<Command, ApiError> {
+        let mut f = Problems::default();
+        let text = f.text("text", &self.text, true, TEXT_MAX);
+        let to_reporter = f
+            .boolean("to_reporter", &self.to_reporter, false)
+            .unwrap_or(false);
+        f.finish(&self.unknown)?;
+        Ok(Command::Comment(CommentAdded {
+            text: text.unwrap_or_default(),
+            to_reporter,
+            from_reporter: false,
+            unverified_email: false,
+        }))
+    }
+}
+
+/// Closing, with what came of it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CloseBody {
+    #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 20000, example = "Åtgärdat.")]
+    pub resolution: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+impl CloseBody {
+    pub fn parse(&self) -> Result<Command, ApiError> {
+        let mut f = Problems::default();
+        let resolution = f.text("resolution", &self.resolution, true, TEXT_MAX);
+        f.finish(&self.unknown)?;
+        Ok(Command::Close {
+            resolution: resolution.unwrap_or_default(),
+        })
+    }
+}
+
+/// Reopening, with why.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ReopenBody {
+    #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 20000, example = "Nya uppgifter.")]
+    pub reason: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+impl ReopenBody {
+    pub fn parse(&self) -> Result<Command, ApiError> {
+        let mut f = Problems::default();
+        let reason = f.text("reason", &self.reason, true, TEXT_MAX);
+        f.finish(&self.unknown)?;
+        Ok(Command::Reopen {
+            reason: reason.unwrap_or_default(),
+        })
+    }
+}
+
+/// Either a filing (`authority`, `filed_at`, optional `their_reference`) or a reasoned
+/// decision not to file (`not_filed_rationale`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct FilingBody {
+    #[serde(default)]
+    #[schema(value_type = FilingKind, required = true)]
+    pub kind: Field<FilingKind>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 200, example = "IMY")]
+    pub authority: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub filed_at: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 200)]
+    pub their_reference: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 20000)]
+    pub not_filed_rationale: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+impl FilingBody {
+    /// A filing, or (with `not_filed_rationale`) a reasoned decision not to file.
+    pub fn parse(&self, now: DateTime<Utc>) -> Result<Command, ApiError> {
+        let mut f = Problems::default();
+        let kind = f.parsed(
+            "kind",
+            &self.kind,
+            true,
+            (
+                "one of \"gdpr\", \"nis2_early_warning\", \"nis2_notification\", \"nis2_final_report\"",
+                "Välj vilken anmälan det gäller.",
+            ),
+        );
+        let rationale = f.text(
+            "not_filed_rationale",
+            &self.not_filed_rationale,
+            false,
+            TEXT_MAX,
+        );
+        let cmd = if let Some(rationale) = rationale {
+            // A decision not to file takes no filing fields.
+            let mut unknown = self.unknown.clone();
+            for (name, present) in [
+                ("authority", !matches!(self.authority, Field::Absent)),
+                ("filed_at", !matches!(self.filed_at, Field::Absent)),
+                (
+                    "their_reference",
+                    !matches!(self.their_reference, Field::Absent),
+                ),
+            ] {
+                if present {
+                    unknown.insert(name.to_string(), serde_json::Value::Null);
+                }
             }
-            _ => None,
-        }
-    };
-    cmd.ok_or_else(|| ApiError::BadRequest("incomplete filing".into()))
+            f.finish(&unknown)?;
+            kind.map(|kind| Command::DeclineFiling(FilingDeclined { kind, rationale }))
+        } else {
+            let authority = f.text("authority", &self.authority, true, SHORT_MAX);
+            let filed_at = f.datetime("filed_at", &self.filed_at, true);
+            let their_reference =
+                f.text("their_reference", &self.their_reference, false, SHORT_MAX);
+            if let Some(t) = filed_at {
+                if t > now + chrono::Duration::minutes(5) {
+                    f.error(
+                        "filed_at",
+                        "must not be in the future",
+                        "Tidpunkten får inte ligga i framtiden.",
+                    );
+                }
+            }
+            let mut unknown = self.unknown.clone();
+            if !matches!(self.not_filed_rationale, Field::Absent) {
+                // Sent, but empty: not a decision not to file, and not a filing field.
+                unknown.insert("not_filed_rationale".into(), serde_json::Value::Null);
+            }
+            f.finish(&unknown)?;
+            match (kind, authority, filed_at) {
+                (Some(kind), Some(authority), Some(filed_at)) => {
+                    Some(Command::RecordFiling(FilingRecorded {
+                        kind,
+                        authority,
+                        filed_at,
+                        their_reference,
+                    }))
+                }
+                _ => None,
+            }
+        };
+        cmd.ok_or_else(|| ApiError::BadRequest("incomplete filing".into()))
+    }
 }
 
 /// Which parsers accepted a body given to `fuzz_api_body`.
@@ -202,17 +378,21 @@ pub struct FuzzOutcome {
 
 /// The entry point of the fuzz target `api_bodies` (`fuzz/fuzz_targets/api_bodies.rs`) and
 /// of its corpus replay (`tests/api/fuzz_corpus.rs`): a request body read as the API reads
-/// it (`serde_json::from_slice` into a `Value`), then the public report parser and every
-/// command parser, with the default configuration at a fixed time, as a CISO. Panics when
+/// it (`body::from_json` into each command's type), then the public report parser and
+/// every command parser, with the default configuration at a fixed time, as a CISO. Panics when
 /// an outcome breaks a promise: a refusal is a 422 naming its fields, an accepted command
 /// keeps the text rules and its event reads back from its stored JSON unchanged.
 pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
     use crate::auth::{Role, RoleGrant};
     use crate::domain::Channel;
-    use crate::web::report_input::{fuzz_check_report, fuzz_config, fuzz_now, parse_report_json};
+    use crate::web::body::from_json;
+    use crate::web::report_input::{
+        fuzz_check_report, fuzz_config, fuzz_now, parse_report_json, ReportBody,
+    };
 
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return FuzzOutcome::default();
+    let report_body = match from_json::<ReportBody>(body) {
+        Err(ApiError::BadRequest(_)) => return FuzzOutcome::default(),
+        other => other,
     };
     let (cfg, now) = (fuzz_config(), fuzz_now());
     let who = Principal {
@@ -228,7 +408,12 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
         json: true,
         accepted: Vec::new(),
     };
-    match parse_report_json(&v, cfg, now, Channel::Api) {
+    let report = match report_body {
+        Ok(b) => parse_report_json(&b, cfg, now, Channel::Api),
+        Err(ApiError::Validation(errors)) => Err(errors),
+        Err(e) => panic!("report: refused without naming a field: {e:?}"),
+    };
+    match report {
         Ok(r) => {
             assert_eq!(r.channel, Channel::Api);
             fuzz_check_report(&r, cfg, now);
@@ -238,14 +423,38 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
     }
     let measure_id = Uuid::from_u128(2);
     let results: [(&'static str, Result<Command, ApiError>); 8] = [
-        ("classification", classification(&v, &who, cfg)),
-        ("decision", decision(&v, &who)),
-        ("measure", measure(&v).map(|(_, c)| c)),
-        ("complete_measure", complete_measure(&v, measure_id)),
-        ("comment", comment(&v)),
-        ("close", close(&v)),
-        ("reopen", reopen(&v)),
-        ("filing", filing(&v, now)),
+        (
+            "classification",
+            from_json::<ClassificationBody>(body).and_then(|b| b.parse(&who, cfg)),
+        ),
+        (
+            "decision",
+            from_json::<DecisionBody>(body).and_then(|b| b.parse(&who)),
+        ),
+        (
+            "measure",
+            from_json::<MeasureBody>(body).and_then(|b| b.parse().map(|(_, c)| c)),
+        ),
+        (
+            "complete_measure",
+            from_json::<CompleteMeasureBody>(body).and_then(|b| b.parse(measure_id)),
+        ),
+        (
+            "comment",
+            from_json::<CommentBody>(body).and_then(|b| b.parse()),
+        ),
+        (
+            "close",
+            from_json::<CloseBody>(body).and_then(|b| b.parse()),
+        ),
+        (
+            "reopen",
+            from_json::<ReopenBody>(body).and_then(|b| b.parse()),
+        ),
+        (
+            "filing",
+            from_json::<FilingBody>(body).and_then(|b| b.parse(now)),
+        ),
     ];
     for (name, result) in results {
         match result {

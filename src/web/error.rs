@@ -9,7 +9,7 @@ use crate::domain::DomainError;
 use crate::service::ServiceError;
 
 /// One bad input field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -44,16 +44,18 @@ pub enum ApiError {
     Internal(#[source] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// RFC 9457 problem details: `detail` in English, `detail_sv` in Swedish; a 422 lists every
+/// bad field in `errors`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
     #[serde(rename = "type")]
-    kind: &'a str,
-    title: &'a str,
-    status: u16,
-    detail: String,
-    detail_sv: String,
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub detail_sv: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    errors: Option<&'a [FieldError]>,
+    pub errors: Option<Vec<FieldError>>,
 }
 
 impl From<ServiceError> for ApiError {
@@ -132,12 +134,12 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let errors = match &self {
-            ApiError::Validation(list) => Some(list.as_slice()),
+            ApiError::Validation(list) => Some(list.clone()),
             _ => None,
         };
         let body = Problem {
-            kind,
-            title,
+            kind: kind.to_string(),
+            title: title.to_string(),
             status: status.as_u16(),
             detail,
             detail_sv,
@@ -154,4 +156,67 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// Makes every error answer of the API a problem: axum's own refusals (a path or query
+/// that does not parse, a wrong method, a body over the limit) come as plain text, which
+/// the API never answers. Answers that are problems already pass unchanged.
+pub async fn as_problem(resp: Response) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_problem = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/problem+json"));
+    if is_problem {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text).trim().to_string();
+    let reason = status.canonical_reason().unwrap_or("Error");
+    let (kind, detail_sv) = match status {
+        StatusCode::BAD_REQUEST => ("urn:avvik:problem:bad-request", "Begäran kunde inte läsas."),
+        StatusCode::NOT_FOUND => ("urn:avvik:problem:not-found", "Det du söker finns inte."),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "urn:avvik:problem:method-not-allowed",
+            "Metoden används inte för den här adressen.",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("urn:avvik:problem:too-large", "Begäran är för stor."),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "urn:avvik:problem:unsupported-media-type",
+            "Innehållstypen stöds inte.",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => (
+            "urn:avvik:problem:validation",
+            "Uppgifterna behöver rättas.",
+        ),
+        s if s.is_server_error() => (
+            "urn:avvik:problem:unavailable",
+            "Tjänsten kan inte svara just nu. Försök igen om en stund.",
+        ),
+        _ => ("urn:avvik:problem:client", "Begäran kunde inte utföras."),
+    };
+    let detail = if text.is_empty() {
+        reason.to_lowercase()
+    } else {
+        text
+    };
+    let body = Problem {
+        kind: kind.to_string(),
+        title: reason.to_string(),
+        status: status.as_u16(),
+        detail,
+        detail_sv: detail_sv.to_string(),
+        errors: None,
+    };
+    let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }

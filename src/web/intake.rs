@@ -78,10 +78,24 @@ pub struct QuarantineItem {
     pub resolved: Option<serde_json::Value>,
 }
 
-#[derive(ToSchema)]
+/// A note on what was done with a quarantined message (required to resolve, optional to
+/// release).
+#[derive(Debug, Default, serde::Deserialize, ToSchema)]
 pub struct ResolveBody {
+    #[serde(default)]
     /// What was done with the message.
-    pub note: String,
+    #[schema(value_type = String, max_length = 20000, example = "Vidarebefordrat till IT-supporten.")]
+    pub note: crate::web::body::Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: crate::web::body::Unknown,
+}
+
+/// The quarantine, newest first, and how many are still open.
+#[derive(ToSchema)]
+pub struct QuarantineListBody {
+    pub items: Vec<QuarantineItem>,
+    pub open: usize,
 }
 
 /// A problem answer of a kind `ApiError` does not have.
@@ -361,11 +375,15 @@ fn quarantine_id(who: &Principal, id: &str) -> Result<Uuid, ApiError> {
 
 /// `{"note": "…"}`: what was done with a quarantined message.
 fn note_body(body: &[u8], required: bool) -> Result<String, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?;
-    let mut f = crate::web::input::Fields::new(&value)?;
-    let note = f.text("note", required, crate::domain::limits::DESCRIPTION_MAX);
-    f.finish(&["note"])?;
+    let body: ResolveBody = crate::web::body::from_json(body)?;
+    let mut f = crate::web::body::Problems::default();
+    let note = f.text(
+        "note",
+        &body.note,
+        required,
+        crate::domain::limits::DESCRIPTION_MAX,
+    );
+    f.finish(&body.unknown)?;
     Ok(note.unwrap_or_default())
 }
 
@@ -384,7 +402,7 @@ struct QuarantineList<'a> {
 }
 
 #[utoipa::path(get, path = "/api/v1/intake/quarantine", tag = "intake", security(("bearer" = [])),
-    responses((status = 200, description = "{items: [QuarantineItem], open}", body = [QuarantineItem]), (status = 401, body = crate::web::openapi::Problem), (status = 403, body = crate::web::openapi::Problem)))]
+    responses((status = 200, description = "The quarantine and how many are open", body = QuarantineListBody), (status = 401, body = crate::web::openapi::Problem), (status = 403, body = crate::web::openapi::Problem)))]
 /// Messages kept for manual handling, newest first (CISO).
 pub async fn list_quarantine(
     State(state): State<AppState>,
@@ -424,7 +442,7 @@ pub async fn download_quarantined(
 
 #[utoipa::path(post, path = "/api/v1/intake/quarantine/{id}/resolve", tag = "intake", security(("bearer" = [])),
     params(("id" = String, Path, description = "The quarantine entry's id")), request_body = ResolveBody,
-    responses((status = 200, description = "Marked as handled"), (status = 401, body = crate::web::openapi::Problem), (status = 403, body = crate::web::openapi::Problem), (status = 404, body = crate::web::openapi::Problem), (status = 422, body = crate::web::openapi::Problem), (status = 503, body = crate::web::openapi::Problem)))]
+    responses((status = 200, description = "Marked as handled", body = QuarantineItem), (status = 401, body = crate::web::openapi::Problem), (status = 403, body = crate::web::openapi::Problem), (status = 404, body = crate::web::openapi::Problem), (status = 422, body = crate::web::openapi::Problem), (status = 503, body = crate::web::openapi::Problem)))]
 /// Marks a quarantined message as handled (CISO), with a note on what was done.
 pub async fn resolve_quarantined(
     State(state): State<AppState>,

@@ -1,11 +1,18 @@
 //! OpenAPI 3 for `/api/v1`, generated from the handlers' annotations (utoipa): the same
-//! `routes!` calls register the axum routes and their documentation, so they cannot drift.
+//! `routes!` calls register the axum routes and their documentation, and the request and
+//! answer bodies are the types the handlers read and write, so they cannot drift. What
+//! every operation may answer besides its own statuses (a malformed body, no token, the
+//! rate limit, overload) is added here once.
 
-#![allow(dead_code)] // the body types exist for their schemas; handlers parse bodies field by field
-
-use serde::Serialize;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+pub use super::error::{FieldError, Problem};
+
+/// The media type of every error answer (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +20,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         title = "avvik API",
         description = "Reporting and handling of information-security deviations. Staff routes take `Authorization: Bearer <token>` (`avvik token create --user EMAIL`). Errors are application/problem+json (RFC 9457) with `detail` in English and `detail_sv` in Swedish; 422 lists every bad field in `errors`."
     ),
+    components(schemas(Problem, FieldError)),
     modifiers(&BearerAuth),
     tags((name = "report", description = "Public reporting"), (name = "staff", description = "Case handling (bearer token)"), (name = "audit", description = "Read-only audit views (auditor or CISO)"))
 )]
@@ -30,142 +38,112 @@ impl Modify for BearerAuth {
     }
 }
 
-#[derive(ToSchema)]
-pub struct ReporterBody {
-    pub name: String,
-    pub email: String,
+/// Error answers are `application/problem+json` with a `Problem`; every operation may be
+/// refused by the rate limit (429) or when the service is overloaded or cannot write
+/// (503), every secured one without a valid token (401), every one with parameters or a
+/// body when one cannot be read (400), and every one with a body when it is too large (413). Command bodies take no other fields.
+/// Runs on the finished document (after the routers added their operations).
+pub struct ProblemAnswers;
+
+fn problem_response(description: &str) -> RefOr<Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                PROBLEM_JSON,
+                Content::new(Some(RefOr::Ref(Ref::from_schema_name("Problem")))),
+            )
+            .build(),
+    )
 }
 
-/// A new deviation. Times are RFC 3339; absent `reporter` means anonymous.
-#[derive(ToSchema)]
-pub struct ReportBody {
-    pub title: String,
-    pub description: String,
-    pub occurred_at: Option<String>,
-    pub discovered_at: Option<String>,
-    pub sector: Option<String>,
-    pub asset: Option<String>,
-    pub personal_data: Option<bool>,
-    pub reporter: Option<ReporterBody>,
+fn is_problem(content: &RefOr<Content>) -> bool {
+    matches!(content, RefOr::T(Content { schema: Some(RefOr::Ref(r)), .. }) if r.ref_location.ends_with("/Problem"))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct ReportCreated {
-    pub id: uuid::Uuid,
-    /// AVV-YYYY-NNNN
-    pub reference: String,
-    /// The reporter's private status token (shown once).
-    pub status_token: String,
-    /// Whether a receipt is e-mailed: only to addresses in `mail.receipt_domains`.
-    pub receipt_emailed: bool,
+fn fix_operation(op: &mut Operation, secured_by_default: bool) {
+    for response in op.responses.responses.values_mut() {
+        if let RefOr::T(r) = response {
+            if r.content.get("application/json").is_some_and(is_problem) {
+                if let Some(content) = r.content.shift_remove("application/json") {
+                    r.content.insert(PROBLEM_JSON.to_string(), content);
+                }
+            }
+        }
+    }
+    let secured = op
+        .security
+        .as_ref()
+        .map_or(secured_by_default, |s| !s.is_empty());
+    let mut add = |status: &str, description: &str| {
+        op.responses
+            .responses
+            .entry(status.to_string())
+            .or_insert_with(|| problem_response(description));
+    };
+    if secured {
+        add("401", "No valid bearer token");
+    }
+    add("429", "Too many requests from this address");
+    add(
+        "503",
+        "Overloaded or unable to write now; retry after Retry-After",
+    );
+    let has_parameters = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
+    if has_parameters || op.request_body.is_some() {
+        add(
+            "400",
+            "A parameter or the body cannot be read (e.g. the body is not JSON)",
+        );
+    }
+    if op.request_body.is_some() {
+        add("413", "The body is too large");
+    }
 }
 
-/// Consequence levels 1 (måttlig) … 4 (synnerligen allvarlig) per affected aspect.
-#[derive(ToSchema)]
-pub struct AspectsBody {
-    pub confidentiality: Option<u8>,
-    pub integrity: Option<u8>,
-    pub availability: Option<u8>,
-    pub traceability: Option<u8>,
-}
+/// The request bodies that refuse fields they do not name.
+const CLOSED_BODIES: &[&str] = &[
+    "ReportBody",
+    "ReporterBody",
+    "ClassificationBody",
+    "DecisionBody",
+    "MeasureBody",
+    "CompleteMeasureBody",
+    "CommentBody",
+    "CloseBody",
+    "ReopenBody",
+    "FilingBody",
+    "ResolveBody",
+    "IssueBody",
+];
 
-#[derive(ToSchema)]
-pub struct ClassificationBody {
-    /// "minor" or "major"
-    pub severity: String,
-    pub aspects: Option<AspectsBody>,
-    /// One of the configured categories.
-    pub category: String,
-    /// "yes", "no" or "investigating"
-    pub personal_data_breach: String,
-    pub nis2_significant: bool,
-    pub rationale: Option<String>,
-}
-
-#[derive(ToSchema)]
-pub struct DecisionBody {
-    pub text: String,
-}
-
-#[derive(ToSchema)]
-pub struct MeasureBody {
-    pub description: String,
-    pub owner: String,
-    /// YYYY-MM-DD
-    pub due: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MeasureCreated {
-    pub measure_id: uuid::Uuid,
-    pub deviation: serde_json::Value,
-}
-
-#[derive(ToSchema)]
-pub struct CompleteMeasureBody {
-    pub note: Option<String>,
-}
-
-#[derive(ToSchema)]
-pub struct CommentBody {
-    pub text: String,
-    pub to_reporter: Option<bool>,
-}
-
-#[derive(ToSchema)]
-pub struct CloseBody {
-    pub resolution: String,
-}
-
-#[derive(ToSchema)]
-pub struct ReopenBody {
-    pub reason: String,
-}
-
-/// Either a filing (`authority`, `filed_at`, optional `their_reference`) or a reasoned
-/// decision not to file (`not_filed_rationale`).
-#[derive(ToSchema)]
-pub struct FilingBody {
-    /// "gdpr", "nis2_early_warning", "nis2_notification" or "nis2_final_report"
-    pub kind: String,
-    pub authority: Option<String>,
-    pub filed_at: Option<String>,
-    pub their_reference: Option<String>,
-    pub not_filed_rationale: Option<String>,
-}
-
-#[derive(ToSchema)]
-pub struct DeviationList {
-    pub items: Vec<serde_json::Value>,
-    pub total: usize,
-}
-
-#[derive(ToSchema)]
-pub struct HistoryItem {
-    pub seq: u64,
-    pub at: String,
-    pub actor: String,
-    #[schema(rename = "type")]
-    pub event_type: String,
-    pub data: serde_json::Value,
-    pub prev: String,
-}
-
-#[derive(ToSchema)]
-pub struct FieldProblem {
-    pub field: String,
-    pub message: String,
-    pub message_sv: String,
-}
-
-/// RFC 9457 problem details.
-#[derive(ToSchema)]
-pub struct Problem {
-    #[schema(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    pub detail: String,
-    pub detail_sv: String,
-    pub errors: Option<Vec<FieldProblem>>,
+impl Modify for ProblemAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let secured_by_default = openapi.security.as_ref().is_some_and(|s| !s.is_empty());
+        for item in openapi.paths.paths.values_mut() {
+            for op in [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                fix_operation(op, secured_by_default);
+            }
+        }
+        if let Some(components) = openapi.components.as_mut() {
+            for name in CLOSED_BODIES {
+                if let Some(RefOr::T(utoipa::openapi::schema::Schema::Object(o))) =
+                    components.schemas.get_mut(*name)
+                {
+                    o.additional_properties = Some(Box::new(
+                        utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                    ));
+                }
+            }
+        }
+    }
 }

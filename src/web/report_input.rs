@@ -5,7 +5,8 @@
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Europe::Stockholm;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+
+use super::body::{Field, Unknown};
 
 use crate::config::ReportConfig;
 use crate::domain::{Channel, EmailAddress, Reporter};
@@ -262,11 +263,60 @@ fn sort_errors(errors: &mut [FieldError], order: &[&str]) {
     });
 }
 
-fn json_text(obj: &Map<String, Value>, field: &str, errors: &mut Vec<FieldError>) -> Input<String> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Input::Absent,
-        Some(Value::String(s)) => Input::Given(s.clone()),
-        Some(_) => {
+/// Who reports, in a JSON report; absent means anonymous.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct ReporterBody {
+    #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 200)]
+    pub name: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true, example = "anna.svensson@kommunen.example")]
+    pub email: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// A new deviation. Times are RFC 3339; absent `reporter` means anonymous.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct ReportBody {
+    #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 200, example = "Förlorad mobiltelefon")]
+    pub title: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 20000, example = "Tappade tjänstetelefonen på bussen.")]
+    pub description: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub occurred_at: Field<String>,
+    #[serde(default)]
+    /// When it was discovered; absent means now.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub discovered_at: Field<String>,
+    #[serde(default)]
+    /// One of the configured sectors.
+    #[schema(value_type = Option<String>, max_length = 200)]
+    pub sector: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 200)]
+    pub asset: Field<String>,
+    #[serde(default)]
+    /// The reporter's guess that personal data may be involved.
+    #[schema(value_type = Option<bool>)]
+    pub personal_data: Field<bool>,
+    #[serde(default)]
+    #[schema(value_type = Option<ReporterBody>)]
+    pub reporter: Field<ReporterBody>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+fn json_text(value: &Field<String>, field: &str, errors: &mut Vec<FieldError>) -> Input<String> {
+    match value {
+        Field::Absent => Input::Absent,
+        Field::Given(s) => Input::Given(s.clone()),
+        Field::Wrong => {
             errors.push(FieldError::new(
                 field,
                 "must be a string",
@@ -278,14 +328,14 @@ fn json_text(obj: &Map<String, Value>, field: &str, errors: &mut Vec<FieldError>
 }
 
 fn json_time(
-    obj: &Map<String, Value>,
+    value: &Field<String>,
     field: &str,
     errors: &mut Vec<FieldError>,
 ) -> Input<DateTime<Utc>> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Input::Absent,
-        Some(Value::String(s)) if s.trim().is_empty() => Input::Absent,
-        Some(Value::String(s)) => match DateTime::parse_from_rfc3339(s.trim()) {
+    match value {
+        Field::Absent => Input::Absent,
+        Field::Given(s) if s.trim().is_empty() => Input::Absent,
+        Field::Given(s) => match DateTime::parse_from_rfc3339(s.trim()) {
             Ok(t) => Input::Given(t.with_timezone(&Utc)),
             Err(_) => {
                 errors.push(FieldError::new(
@@ -296,7 +346,7 @@ fn json_time(
                 Input::Unreadable
             }
         },
-        Some(_) => {
+        Field::Wrong => {
             errors.push(FieldError::new(
                 field,
                 "must be an RFC 3339 date-time string",
@@ -307,33 +357,31 @@ fn json_time(
     }
 }
 
-fn json_reporter(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> ReporterDraft {
-    match obj.get("reporter") {
-        None | Some(Value::Null) => ReporterDraft::Anonymous,
-        Some(Value::Object(r)) => {
-            for key in r.keys() {
-                if key != "name" && key != "email" {
-                    errors.push(FieldError::new(
-                        &format!("reporter.{key}"),
-                        "unknown field",
-                        "Okänt fält.",
-                    ));
-                }
+fn json_reporter(value: &Field<ReporterBody>, errors: &mut Vec<FieldError>) -> ReporterDraft {
+    match value {
+        Field::Absent => ReporterDraft::Anonymous,
+        Field::Given(r) => {
+            for key in r.unknown.keys() {
+                errors.push(FieldError::new(
+                    &format!("reporter.{key}"),
+                    "unknown field",
+                    "Okänt fält.",
+                ));
             }
             let mut sub = Vec::new();
-            let name = json_text(r, "name", &mut sub);
+            let name = json_text(&r.name, "name", &mut sub);
             errors.extend(sub.into_iter().map(|mut e| {
                 e.field = format!("reporter.{}", e.field);
                 e
             }));
             // A non-string e-mail reads as missing: "is required" says what to send.
-            let email = match r.get("email") {
-                Some(Value::String(s)) => Input::Given(s.clone()),
+            let email = match &r.email {
+                Field::Given(s) => Input::Given(s.clone()),
                 _ => Input::Absent,
             };
             ReporterDraft::Named { name, email }
         }
-        Some(_) => {
+        Field::Wrong => {
             errors.push(FieldError::new(
                 "reporter",
                 "must be an object {name, email} or absent",
@@ -346,28 +394,19 @@ fn json_reporter(obj: &Map<String, Value>, errors: &mut Vec<FieldError>) -> Repo
 
 /// Parses a JSON report body.
 pub fn parse_report_json(
-    body: &Value,
+    body: &ReportBody,
     cfg: &ReportConfig,
     now: DateTime<Utc>,
     channel: Channel,
 ) -> Result<NewReport, Vec<FieldError>> {
-    let Some(obj) = body.as_object() else {
-        return Err(vec![FieldError::new(
-            "",
-            "the body must be a JSON object",
-            "Begäran måste vara ett JSON-objekt.",
-        )]);
-    };
     let mut errors = Vec::new();
-    for key in obj.keys() {
-        if !FIELDS[..8].contains(&key.as_str()) {
-            errors.push(FieldError::new(key, "unknown field", "Okänt fält."));
-        }
+    for key in body.unknown.keys() {
+        errors.push(FieldError::new(key, "unknown field", "Okänt fält."));
     }
-    let personal_data = match obj.get("personal_data") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
+    let personal_data = match body.personal_data {
+        Field::Absent => false,
+        Field::Given(b) => b,
+        Field::Wrong => {
             errors.push(FieldError::new(
                 "personal_data",
                 "must be true or false",
@@ -377,14 +416,14 @@ pub fn parse_report_json(
         }
     };
     let draft = Draft {
-        title: json_text(obj, "title", &mut errors),
-        description: json_text(obj, "description", &mut errors),
-        occurred_at: json_time(obj, "occurred_at", &mut errors),
-        discovered_at: json_time(obj, "discovered_at", &mut errors),
-        sector: json_text(obj, "sector", &mut errors),
-        asset: json_text(obj, "asset", &mut errors),
+        title: json_text(&body.title, "title", &mut errors),
+        description: json_text(&body.description, "description", &mut errors),
+        occurred_at: json_time(&body.occurred_at, "occurred_at", &mut errors),
+        discovered_at: json_time(&body.discovered_at, "discovered_at", &mut errors),
+        sector: json_text(&body.sector, "sector", &mut errors),
+        asset: json_text(&body.asset, "asset", &mut errors),
         personal_data,
-        reporter: json_reporter(obj, &mut errors),
+        reporter: json_reporter(&body.reporter, &mut errors),
     };
     let report = apply_rules(draft, cfg, now, channel, &mut errors);
     match report {
@@ -729,6 +768,17 @@ where
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn parse_report_json(
+        v: &serde_json::Value,
+        cfg: &ReportConfig,
+        now: DateTime<Utc>,
+        channel: Channel,
+    ) -> Result<NewReport, Vec<FieldError>> {
+        let body: ReportBody =
+            crate::web::body::from_json(&serde_json::to_vec(v).unwrap()).unwrap();
+        super::parse_report_json(&body, cfg, now, channel)
+    }
 
     fn cfg() -> ReportConfig {
         crate::config::Config::defaults().unwrap().report

@@ -9,12 +9,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use serde::Deserialize;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::body::{from_json, Field, Problems, Unknown};
 use super::error::{ApiError, FieldError};
-use super::input::Fields;
 use super::openapi::Problem;
 use super::pages::PageError;
 use super::AppState;
@@ -121,7 +120,7 @@ pub struct FormatQuery {
 /// The annual report on a year: the issued edition as of its issue, or a draft as of now.
 #[utoipa::path(get, path = "/api/v1/reports/annual/{year}", tag = "staff", security(("bearer" = [])),
     params(("year" = i32, Path), ("format" = Option<String>, Query, description = "json (default) or csv")),
-    responses((status = 200, description = "The report; x-avvik-report-status says issued or draft, x-avvik-content-hash pins an issued one"),
+    responses((status = 200, description = "The report (JSON, or CSV with format=csv); x-avvik-report-status says issued or draft, x-avvik-content-hash pins an issued one", content((serde_json::Value = "application/json"), (String = "text/csv"))),
               (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn report_data(
     State(state): State<AppState>,
@@ -156,11 +155,35 @@ async fn report_data(
     Ok(into_response(&doc, format))
 }
 
+/// Issuing the annual report: the reason for a new edition (optional the first time).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct IssueBody {
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 2000)]
+    pub reason: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+/// An issued edition of the annual report.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct IssuedAnswer {
+    pub year: i32,
+    pub edition: u32,
+    /// The position of the issue event in the log.
+    pub seq: u64,
+    /// Hex SHA-256 of the issued document.
+    pub content_hash: String,
+    /// The log position the report reflects.
+    pub as_of_seq: u64,
+}
+
 /// Issues the annual report on a year (first time: reason optional; again: a new edition
 /// with a reason). Frozen: the event records the content hash.
 #[utoipa::path(post, path = "/api/v1/reports/annual/{year}/issue", tag = "staff", security(("bearer" = [])),
-    params(("year" = i32, Path)), request_body(content = String, description = "{\"reason\": \"…\"}", content_type = "application/json"),
-    responses((status = 201, description = "{year, edition, seq, content_hash, as_of_seq}"), (status = 401, body = Problem), (status = 403, body = Problem),
+    params(("year" = i32, Path)), request_body = IssueBody,
+    responses((status = 201, description = "The issued edition", body = IssuedAnswer), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn issue(
     State(state): State<AppState>,
@@ -172,15 +195,14 @@ async fn issue(
         return Err(ApiError::Forbidden);
     }
     let year = parse_year(&year).ok_or(ApiError::NotFound)?;
-    let value: serde_json::Value = if body.is_empty() {
-        json!({})
+    let body: IssueBody = if body.is_empty() {
+        IssueBody::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("body is not valid JSON: {e}")))?
+        from_json(&body)?
     };
-    let mut f = Fields::new(&value)?;
-    let reason = f.text("reason", false, 2000);
-    f.finish(&["reason"])?;
+    let mut f = Problems::default();
+    let reason = f.text("reason", &body.reason, false, 2000);
+    f.finish(&body.unknown)?;
     let now = state.services.clock.now();
     match crate::report::issue_annual_report(
         state.services.store.clone(),
@@ -193,13 +215,13 @@ async fn issue(
     {
         Ok((issued, _)) => Ok((
             StatusCode::CREATED,
-            Json(json!({
-                "year": year,
-                "edition": issued.event.edition,
-                "seq": issued.seq,
-                "content_hash": issued.event.content_hash,
-                "as_of_seq": issued.event.as_of_seq,
-            })),
+            Json(IssuedAnswer {
+                year,
+                edition: issued.event.edition,
+                seq: issued.seq,
+                content_hash: issued.event.content_hash,
+                as_of_seq: issued.event.as_of_seq,
+            }),
         )
             .into_response()),
         Err(IssueError::AlreadyIssued { .. }) => Err(ApiError::Validation(vec![FieldError::new(

@@ -165,7 +165,7 @@ async fn login_register_and_classify_through_the_forms() {
         html.contains("Klassad som större avvikelse"),
         "timeline shows the classification"
     );
-    assert!(html.contains("konfidentialitet 3 (allvarlig)"));
+    assert!(html.contains("Konfidentialitet 3 (allvarlig)"));
     assert!(
         html.contains("Anmälan av personuppgiftsincident till IMY (72 h)"),
         "GDPR clock shown"

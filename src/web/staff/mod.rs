@@ -1,0 +1,70 @@
+//! The staff web UI under `/staff`: login, the register, a deviation with its timeline
+//! and a form for each action the user may take. Every action goes through the same
+//! parsing as the JSON API (`commands`) and the same authorization function.
+
+mod actions;
+mod deviation;
+mod login;
+
+pub use login::safe_next;
+mod quarantine;
+mod register;
+mod timeline;
+
+use axum::Router;
+
+use super::pages::NavLink;
+use super::AppState;
+use crate::auth::{authorize, Action, Principal};
+use crate::domain::Status;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(login::routes())
+        .merge(register::routes())
+        .merge(deviation::routes())
+        .merge(quarantine::routes())
+        .merge(actions::routes())
+}
+
+/// The header navigation for a signed-in user: only what their roles open.
+pub fn staff_nav(who: &Principal, current: &str) -> Vec<NavLink> {
+    let mut links = Vec::new();
+    let mut add = |href: &str, label: &str| {
+        links.push(NavLink {
+            href: href.to_string(),
+            label: label.to_string(),
+            current: current == href,
+        })
+    };
+    if authorize(who, Action::ListDeviations, None) {
+        add("/staff", "Avvikelser");
+    }
+    if authorize(who, Action::ViewReports, None) {
+        add("/staff/reports", "Årsrapport");
+    }
+    if authorize(who, Action::ViewAudit, None) {
+        add("/audit", "Granskning");
+    }
+    if authorize(who, Action::HandleQuarantine, None) {
+        add("/staff/intake/quarantine", "E-postkarantän");
+    }
+    if authorize(who, Action::ViewLoginThrottles, None) {
+        add(crate::web::login_throttles::PATH, "Spärrade inloggningar");
+    }
+    if authorize(who, Action::ManageAccounts, None) {
+        add("/staff/admin", "Konton");
+    }
+    add(crate::web::own_account::PATH, "Mitt konto");
+    add("/staff/logout", "Logga ut");
+    links
+}
+
+/// The CSS class of a status badge.
+fn status_class(s: Status) -> &'static str {
+    match s {
+        Status::Received => "received",
+        Status::Investigating => "investigating",
+        Status::Closed => "closed",
+    }
+}
