@@ -311,6 +311,241 @@ macro_rules! conformance_suite {
 
 // One line per backend.
 conformance_suite!(on_sled, SledBackend);
+conformance_suite!(in_memory, memory::MemoryBackend);
+
+/// A second backend, in memory, made of nothing but the trait and the shared rules
+/// (`avvik_events::store::rules`). It keeps the suite honest (nothing in it may lean on
+/// sled) and shows what a backend has to supply: storage for bytes and indexes, and an
+/// `AppendView` over them; the chain, idempotency and version rules come with the rules.
+mod memory {
+    use std::sync::Mutex;
+
+    use avvik_events::store::rules::{self, AppendView, ChainTip};
+    use avvik_events::{BoxFuture, ChainChecker, CounterOf, Head};
+    use tokio::sync::watch;
+
+    use super::*;
+
+    type Result<T> = std::result::Result<T, StoreError>;
+
+    struct Log {
+        /// Stored bytes, record `seq` at `seq - 1`.
+        records: Vec<Vec<u8>>,
+        /// Seqs of each stream, version `v` at `v - 1`.
+        streams: HashMap<Uuid, Vec<u64>>,
+        ids: HashMap<Uuid, u64>,
+        counters: HashMap<String, u64>,
+        tip: ChainTip,
+    }
+
+    impl Log {
+        fn new() -> Self {
+            Log {
+                records: Vec::new(),
+                streams: HashMap::new(),
+                ids: HashMap::new(),
+                counters: HashMap::new(),
+                tip: ChainTip::EMPTY,
+            }
+        }
+
+        fn decode(&self, seq: u64) -> Result<RecordedEvent> {
+            let bytes = &self.records[seq as usize - 1];
+            serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+                seq,
+                reason: e.to_string(),
+            })
+        }
+    }
+
+    /// A commit stages straight into the log: the rules check everything before the first
+    /// `put`, and the log's lock makes the append atomic.
+    impl AppendView for Log {
+        fn stored_by_id(&mut self, id: Uuid) -> Result<Option<RecordedEvent>> {
+            self.ids.get(&id).map(|seq| self.decode(*seq)).transpose()
+        }
+        fn stream_version(&mut self, stream: Uuid) -> Result<u32> {
+            Ok(self.streams.get(&stream).map_or(0, |s| s.len() as u32))
+        }
+        fn counter(&mut self, name: &str) -> Result<u64> {
+            Ok(self.counters.get(name).copied().unwrap_or(0))
+        }
+        fn put(&mut self, record: &RecordedEvent, bytes: Vec<u8>) {
+            self.records.push(bytes);
+            self.streams
+                .entry(record.stream)
+                .or_default()
+                .push(record.seq);
+            self.ids.insert(record.id, record.seq);
+        }
+        fn put_counter(&mut self, name: String, value: u64) {
+            self.counters.insert(name, value);
+        }
+    }
+
+    pub struct MemoryBackend;
+
+    /// The log outlives the store, as a directory does.
+    pub struct Place(Arc<Mutex<Log>>);
+
+    impl Backend for MemoryBackend {
+        type Store = MemoryStore;
+        type Place = Place;
+        fn place(&self) -> Place {
+            Place(Arc::new(Mutex::new(Log::new())))
+        }
+        fn open(&self, place: &Place) -> MemoryStore {
+            let seq = place.0.lock().unwrap().tip.seq;
+            MemoryStore {
+                log: place.0.clone(),
+                head_tx: watch::channel(seq).0,
+            }
+        }
+    }
+
+    pub struct MemoryStore {
+        log: Arc<Mutex<Log>>,
+        head_tx: watch::Sender<u64>,
+    }
+
+    impl MemoryStore {
+        fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+            self.log.lock().unwrap()
+        }
+
+        fn commit(
+            &self,
+            stage: impl FnOnce(&mut Log, &mut ChainTip) -> Result<Vec<RecordedEvent>>,
+        ) -> Result<Vec<RecordedEvent>> {
+            let mut log = self.log();
+            let mut tip = log.tip;
+            let r = stage(&mut log, &mut tip);
+            log.tip = tip;
+            self.head_tx.send_replace(tip.seq);
+            r
+        }
+    }
+
+    impl EventStore for MemoryStore {
+        fn append(
+            &self,
+            stream: Uuid,
+            expected: ExpectedVersion,
+            events: Vec<NewEvent>,
+        ) -> BoxFuture<'_, Result<Vec<RecordedEvent>>> {
+            let r = self.commit(|log, tip| rules::stage_append(log, tip, stream, expected, events));
+            Box::pin(std::future::ready(r))
+        }
+
+        fn append_numbered(
+            &self,
+            counter: String,
+            stream: Uuid,
+            expected: ExpectedVersion,
+            build: avvik_events::store::NumberedBuild,
+        ) -> BoxFuture<'_, Result<Vec<RecordedEvent>>> {
+            let r = self.commit(|log, tip| {
+                rules::stage_numbered(log, tip, counter, stream, expected, build)
+            });
+            Box::pin(std::future::ready(r))
+        }
+
+        fn read_batch(&self, from_seq: u64, limit: usize) -> Result<Vec<RecordedEvent>> {
+            let log = self.log();
+            (from_seq.max(1)..=log.tip.seq)
+                .take(limit)
+                .map(|seq| log.decode(seq))
+                .collect()
+        }
+
+        fn read_batch_async(
+            &self,
+            from_seq: u64,
+            limit: usize,
+        ) -> BoxFuture<'_, Result<Vec<RecordedEvent>>> {
+            Box::pin(std::future::ready(self.read_batch(from_seq, limit)))
+        }
+
+        fn for_each_raw(
+            &self,
+            from_seq: u64,
+            to_seq: u64,
+            f: &mut dyn FnMut(u64, &[u8]) -> Result<()>,
+        ) -> Result<()> {
+            let log = self.log();
+            for seq in from_seq.max(1)..=to_seq.min(log.tip.seq) {
+                f(seq, &log.records[seq as usize - 1])?;
+            }
+            Ok(())
+        }
+
+        fn read_stream(&self, stream: Uuid, from_version: u32) -> Result<Vec<RecordedEvent>> {
+            let log = self.log();
+            let seqs = log.streams.get(&stream).map_or(&[][..], |s| &s[..]);
+            let from = (from_version.max(1) as usize - 1).min(seqs.len());
+            seqs[from..].iter().map(|seq| log.decode(*seq)).collect()
+        }
+
+        fn read_stream_async(
+            &self,
+            stream: Uuid,
+            from_version: u32,
+        ) -> BoxFuture<'_, Result<Vec<RecordedEvent>>> {
+            Box::pin(std::future::ready(self.read_stream(stream, from_version)))
+        }
+
+        fn head(&self) -> Head {
+            self.log().tip.to_head()
+        }
+
+        fn watch_head(&self) -> watch::Receiver<u64> {
+            self.head_tx.subscribe()
+        }
+
+        fn counter(&self, name: &str) -> Result<u64> {
+            Ok(self.log().counters.get(name).copied().unwrap_or(0))
+        }
+
+        fn verify(&self) -> Result<VerifyReport> {
+            let log = self.log();
+            let mut checker = ChainChecker::new();
+            for (i, bytes) in log.records.iter().enumerate() {
+                if checker.check_keyed(i as u64 + 1, bytes).is_err() {
+                    break;
+                }
+            }
+            Ok(checker.finish(Some((log.tip.seq, hex::encode(log.tip.hash)))))
+        }
+
+        fn is_degraded(&self) -> bool {
+            false
+        }
+
+        fn size_on_disk(&self) -> Result<u64> {
+            Ok(self.log().records.iter().map(|r| r.len() as u64).sum())
+        }
+
+        fn import(&self, input: &mut dyn std::io::BufRead, counter_of: &CounterOf) -> Result<Head> {
+            let mut log = self.log();
+            if log.tip.seq != 0 {
+                return Err(rules::import_target_not_empty());
+            }
+            // Into a fresh log, kept only if the whole export is good.
+            let mut fresh = Log::new();
+            let imported = rules::read_export(input, counter_of, &mut |rec, bytes| {
+                let mut tip = fresh.tip;
+                tip.advance(rec, bytes);
+                fresh.put(rec, bytes.to_vec());
+                fresh.tip = tip;
+                Ok(())
+            })?;
+            fresh.counters = imported.counters;
+            *log = fresh;
+            self.head_tx.send_replace(imported.tip.seq);
+            Ok(imported.tip.to_head())
+        }
+    }
+}
 
 /// What every backend must do, as functions over a [`Backend`]. Added tests go into the
 /// list in `conformance_suite!` as well.
