@@ -291,6 +291,7 @@ macro_rules! conformance_suite {
             export_verifies_and_imports_into_fresh_dir,
             import_refuses_broken_chain_and_non_empty_target,
             refused_large_import_leaves_target_empty,
+            appends_during_an_import_never_break_the_chain,
             verify_export_names_the_tampered_record,
             read_batch_and_read_stream_from_a_position,
             read_all_crosses_chunk_boundaries,
@@ -1534,6 +1535,55 @@ mod conformance {
         assert_eq!(store.head(), head);
         assert_eq!(head.seq, 10_050);
         assert_eq!(head.hash, hash_hex(lines.last().expect("lines")));
+    }
+
+    pub async fn appends_during_an_import_never_break_the_chain<B: Backend>(b: &B) {
+        // The import and the appends do not interleave: either the import ran first and
+        // the appends continue its chain, or an append came first and the import is refused.
+        let lines = handmade_export(5_000);
+        let export = join_lines(&lines);
+        let place = b.place();
+        let store = Arc::new(b.open(&place));
+        let appender = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    store
+                        .append(
+                            Uuid::now_v7(),
+                            ExpectedVersion::NoStream,
+                            vec![ev("During", json!({ "i": i }))],
+                        )
+                        .await
+                        .expect("append during an import");
+                }
+            })
+        };
+        let importer = store.clone();
+        let imported =
+            tokio::task::spawn_blocking(move || importer.import(&mut &export[..], &counter_of))
+                .await
+                .expect("import task");
+        appender.await.expect("append task");
+        let head = store.head();
+        match imported {
+            Ok(h) => {
+                assert_eq!(h.seq, 5_000);
+                assert_eq!(head.seq, 5_050);
+                let raw = raw_log(&*store);
+                assert_eq!(
+                    raw[..5_000]
+                        .iter()
+                        .map(|(_, b)| b.clone())
+                        .collect::<Vec<_>>(),
+                    lines
+                );
+            }
+            Err(StoreError::Import(_)) => assert_eq!(head.seq, 50),
+            Err(e) => panic!("unexpected import error {e:?}"),
+        }
+        assert_chain(&*store, head.seq);
+        assert!(store.verify().expect("verify").ok);
     }
 
     // ---------------------------------------------------------------------------------------

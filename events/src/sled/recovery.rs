@@ -46,6 +46,8 @@ pub(crate) fn recover_tail(
         })?;
         let rec = decode(start - 1, &below)?;
         head.advance(&rec, &below);
+        // The position is the key's, whatever the record says about itself.
+        head.seq = start - 1;
     }
     let mut tail: Vec<RecordedEvent> = Vec::new();
     // A crash only ever loses records (sled drops log entries that fail their checksum);
