@@ -1,6 +1,19 @@
-//! Integration tests for the sled event store: the hash chain, optimistic concurrency,
-//! idempotency, group commit, gap-free counters, durability, locking, subscriptions,
-//! export/import and tamper detection (on exports and on the database itself).
+//! The event store's conformance suite, and the tests only sled can run.
+//!
+//! `conformance` holds what every backend must do (the hash chain, optimistic concurrency,
+//! idempotency, concurrent appends, gap-free counters, durability across reopen,
+//! subscriptions, export/import, tamper detection on exports, reads), each test a function
+//! over a [`Backend`]. A backend runs all of it with one line:
+//!
+//! ```ignore
+//! conformance_suite!(on_postgres, PostgresBackend::new());
+//! ```
+//!
+//! after implementing `Backend` (where a store lives between opens, and how to open it).
+//! It runs here on sled and on an in-memory backend built from the shared rules alone.
+//! `sled_only` holds what only makes sense for sled: changing its database's bytes
+//! directly, its tail recovery, its directory lock, and the import that opens a
+//! directory itself.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
