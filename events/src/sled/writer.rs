@@ -9,7 +9,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
-use super::keys::{be_u64, counter_key, encode_head, id_key, log_key, stream_key, K_HEAD};
+use super::keys::{
+    be_u64, counter_key, encode_head, id_key, log_key, stream_key, stream_key_version, K_HEAD,
+};
 use super::{decode, lock, open_db, Shared};
 use crate::record::{NewEvent, RecordedEvent};
 use crate::store::rules::{self, AppendView, ChainTip};
@@ -88,9 +90,7 @@ impl AppendView for View<'_> {
             .range(stream_key(stream, 0)..=stream_key(stream, u32::MAX))
             .next_back()
             .transpose()?;
-        Ok(last
-            .map(|(k, _)| super::keys::stream_key_version(&k))
-            .unwrap_or(0))
+        Ok(last.map(|(k, _)| stream_key_version(&k)).unwrap_or(0))
     }
 
     fn counter(&mut self, name: &str) -> Result<u64> {
