@@ -2,8 +2,12 @@
 //!
 //! The stored value of a record is its exact JSON bytes; record N+1 carries the SHA-256 of
 //! record N's bytes in `prev`. An export is those bytes, one record per line.
+//!
+//! [`store`] is the `EventStore` trait with what every backend shares (the append rules,
+//! subscriptions); [`sled`] is the embedded backend.
 
 pub mod record;
+pub mod sled;
 pub mod store;
 pub mod verify;
 
