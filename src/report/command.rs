@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use avvik_events::EventStore;
 
+use super::format::datetime_sv;
 use super::http::{render, ReportFormat};
 use super::issue::{issue_annual_report, load_document};
-use super::render::datetime_sv;
 
 /// Prints the report on `year` to `out`: the issued one exactly as issued, or a draft as
 /// of the head. With `issue`, issues it first (`reason` is required if it was issued

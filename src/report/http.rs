@@ -4,8 +4,9 @@
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use super::export::{to_csv, to_json};
 use super::issue::ReportDocument;
-use super::render::{render_draft_html, render_html, to_csv, to_json};
+use super::render::{render_draft_html, render_html};
 
 /// The formats a report is served in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::build::{build_report, ReportError, YEARS};
+use super::export::content_hash;
 use super::model::AnnualReport;
-use super::render::content_hash;
 use crate::clock::SystemClock;
 use crate::command::{CommandError, CommandHandler, Current, Envelope, Executed, Load};
 use crate::domain::Fact;

@@ -9,6 +9,8 @@
 pub mod build;
 pub mod charts;
 pub mod command;
+pub mod export;
+mod format;
 pub mod http;
 pub mod issue;
 pub mod model;
@@ -17,6 +19,7 @@ pub mod render;
 
 pub use build::{build_report, record_hash, ReportError};
 pub use charts::{charts, Chart};
+pub use export::{content_hash, to_csv, to_json};
 pub use http::{into_response, ReportFormat};
 pub use issue::{
     annual_report_document, annual_reports_stream, issue_annual_report, issues, latest_issue,
@@ -24,7 +27,4 @@ pub use issue::{
     ANNUAL_REPORT_ISSUED,
 };
 pub use model::{compute, AnnualReport, Period, Source, REPORT_SCHEMA};
-pub use render::{
-    content_hash, render_draft_html, render_email, render_html, to_csv, to_json, InlineImage,
-    ReportEmail,
-};
+pub use render::{render_draft_html, render_email, render_html, InlineImage, ReportEmail};

@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .split_for_parts();
     let mut api = api;
     utoipa::Modify::modify(&ProblemAnswers, &mut api);
+    let json_writes = std::sync::Arc::new(super::api_guard::JsonWrites::from_doc(&api));
     let doc = std::sync::Arc::new(api);
     router
         .route(
@@ -55,7 +56,10 @@ pub fn router() -> Router<AppState> {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
-        .layer(axum::middleware::from_fn(super::api_guard::require_json))
+        .layer(axum::middleware::from_fn_with_state(
+            json_writes,
+            super::api_guard::require_json,
+        ))
         .layer(axum::middleware::map_response(super::error::as_problem))
 }
 

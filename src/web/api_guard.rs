@@ -3,15 +3,58 @@
 //! form on another origin — another port of the same host, another `*.kommunen.se` host,
 //! which SameSite=Lax does not stop — cannot change anything through the API.
 
-use axum::extract::Request;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Routes whose body is not JSON by contract (`message/rfc822`).
-const NON_JSON_WRITES: &[&str] = &["/api/v1/intake/email"];
 /// Writes open to anyone, which no cookie authorizes or hinders (the public report).
 const PUBLIC_WRITES: &[&str] = &["/api/v1/deviations"];
+
+/// The operations whose body is JSON, as the OpenAPI document declares them: only these
+/// get the 415 check, so a method a path does not have is answered 405 by the router and
+/// a body of another type by contract (`message/rfc822` for intake) is left to its route.
+#[derive(Debug, Default)]
+pub struct JsonWrites(Vec<(Method, Vec<String>)>);
+
+impl JsonWrites {
+    pub fn from_doc(doc: &utoipa::openapi::OpenApi) -> Self {
+        let mut out = Vec::new();
+        for (path, item) in &doc.paths.paths {
+            let segments: Vec<String> = path.split('/').map(str::to_string).collect();
+            for (method, op) in [
+                (Method::POST, &item.post),
+                (Method::PUT, &item.put),
+                (Method::PATCH, &item.patch),
+                (Method::DELETE, &item.delete),
+            ] {
+                let json = op
+                    .as_ref()
+                    .and_then(|o| o.request_body.as_ref())
+                    .is_some_and(|b| matches!(b, utoipa::openapi::RefOr::T(b) if b.content.keys().any(|ct| is_json(ct))));
+                if json {
+                    out.push((method, segments.clone()));
+                }
+            }
+        }
+        Self(out)
+    }
+
+    /// Does `method path` name an operation that takes a JSON body?
+    pub fn takes_json(&self, method: &Method, path: &str) -> bool {
+        let parts: Vec<&str> = path.split('/').collect();
+        self.0.iter().any(|(m, template)| {
+            m == method
+                && template.len() == parts.len()
+                && template
+                    .iter()
+                    .zip(&parts)
+                    .all(|(t, p)| (t.starts_with('{') && !p.is_empty()) || t == p)
+        })
+    }
+}
 
 /// Is this `Content-Type` JSON (`application/json`, `application/problem+json`, with or
 /// without parameters)?
@@ -60,15 +103,22 @@ fn has_session_cookie(req: &Request) -> bool {
 /// no bearer token is refused (401) — what a browser sends for a form on another origin;
 /// then a write with a body that is not declared JSON is answered 415, before any
 /// handler sees it.
-pub async fn require_json(req: Request, next: Next) -> Response {
+pub async fn require_json(
+    State(writes): State<Arc<JsonWrites>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path();
-    if is_write(req.method()) && path.starts_with("/api/") && !NON_JSON_WRITES.contains(&path) {
+    if is_write(req.method()) && path.starts_with("/api/") {
         if !PUBLIC_WRITES.contains(&path)
             && !req.headers().contains_key(header::AUTHORIZATION)
             && has_session_cookie(&req)
         {
             tracing::warn!(path = %path, "API write with a session cookie and no bearer token refused");
             return crate::auth::session::AuthRejection::ApiWriteWithCookie.into_response();
+        }
+        if !writes.takes_json(req.method(), path) {
+            return next.run(req).await;
         }
         let declared = req
             .headers()

@@ -270,7 +270,7 @@ async fn accounts_as_of(
 
 #[utoipa::path(get, path = "/api/v1/audit/recipients", tag = "audit", security(("bearer" = [])),
     params(("as_of" = Option<String>, Query, description = "RFC 3339 or seq:N; default now")),
-    responses((status = 200, description = "{as_of_seq, recorded, lists: {ciso, dataskyddsombud, ledningsgrupp, kommunstyrelsen, kontakt: {sector: [..]}}, changes: [{seq, at, actor, type, data}]}"), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "{as_of_seq, recorded, lists: {ciso, dataskyddsombud, ledningsgrupp, kommunstyrelsen, kontakt: {sector: [..]}}, changes: [{seq, at, actor, type, data}]}", body = serde_json::Value), (status = 401, body = Problem), (status = 403, body = Problem), (status = 422, body = Problem)))]
 /// The recipient lists as they stood at a moment, with every change up to it.
 async fn recipients_as_of(
     State(state): State<AppState>,

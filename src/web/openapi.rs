@@ -99,6 +99,16 @@ fn fix_operation(op: &mut Operation, secured_by_default: bool) {
     if op.request_body.is_some() {
         add("413", "The body is too large");
     }
+    let json_body = op
+        .request_body
+        .as_ref()
+        .is_some_and(|b| matches!(b, RefOr::T(b) if b.content.contains_key("application/json")));
+    if json_body {
+        add(
+            "415",
+            "The body is not declared as JSON (send Content-Type: application/json)",
+        );
+    }
 }
 
 /// The request bodies that refuse fields they do not name.
