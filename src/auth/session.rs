@@ -102,47 +102,40 @@ pub enum AuthRejection {
     },
 }
 
+/// A 401 problem answer that asks for a bearer token.
+fn unauthorized(kind: &str, detail: &str, detail_sv: &str) -> Response {
+    let body = serde_json::json!({
+        "type": kind,
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": detail,
+        "detail_sv": detail_sv,
+    });
+    let mut r = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/problem+json"),
+    );
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer realm=\"avvik\""),
+    );
+    r
+}
+
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         match self {
-            AuthRejection::Api => {
-                let body = serde_json::json!({
-                    "type": "urn:avvik:problem:unauthorized",
-                    "title": "Unauthorized",
-                    "status": 401,
-                    "detail": "a valid bearer token or session is required",
-                    "detail_sv": "Du behöver logga in.",
-                });
-                let mut r = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/problem+json"),
-                );
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer realm=\"avvik\""),
-                );
-                r
-            }
-            AuthRejection::ApiWriteWithCookie => {
-                let body = serde_json::json!({
-                    "type": "urn:avvik:problem:bearer-required",
-                    "title": "Unauthorized",
-                    "status": 401,
-                    "detail": "API writes need a bearer token; the session cookie is accepted for reading only",
-                    "detail_sv": "Ändringar via API:t kräver en API-nyckel.",
-                });
-                let mut r = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/problem+json"),
-                );
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer realm=\"avvik\""),
-                );
-                r
-            }
+            AuthRejection::Api => unauthorized(
+                "urn:avvik:problem:unauthorized",
+                "a valid bearer token or session is required",
+                "Du behöver logga in.",
+            ),
+            AuthRejection::ApiWriteWithCookie => unauthorized(
+                "urn:avvik:problem:bearer-required",
+                "API writes need a bearer token; the session cookie is accepted for reading only",
+                "Ändringar via API:t kräver en API-nyckel.",
+            ),
             AuthRejection::Web { next } => {
                 let next = url_escape(&next);
                 Redirect::to(&format!("/staff/login?next={next}")).into_response()
