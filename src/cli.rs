@@ -244,9 +244,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => None,
             };
-            let store = open_existing(&data_dir(data))?;
+            let dir = data_dir(data);
+            let store = open_existing(&dir)?;
+            let keys = open_keys(&dir)?;
             let seq = point.resolve(&store)?;
-            let reg = Register::fold(&store, seq)?;
+            let reg = Register::fold(&store, &keys, seq)?;
             let out = match reference {
                 Some(r) => match reg.by_reference(r) {
                     Some(d) => serde_json::json!({ "as_of_seq": seq, "deviation": d }),
@@ -264,12 +266,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             issue,
             reason,
         } => {
-            let store: std::sync::Arc<dyn EventStore> =
-                std::sync::Arc::new(open_existing(&data_dir(data))?);
+            let dir = data_dir(data);
+            let store: std::sync::Arc<dyn EventStore> = std::sync::Arc::new(open_existing(&dir)?);
+            let keys = open_keys(&dir)?;
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
             let now = chrono::Utc::now();
-            crate::report::command::run(store, year, format, issue, reason, now, &mut out).await
+            crate::report::command::run(store, keys, year, format, issue, reason, now, &mut out)
+                .await
         }
         Command::Intake { url, timeout } => {
             Ok(crate::intake::client::run(&config, url, timeout).await)
@@ -281,6 +285,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The data keys of an existing data directory (for commands that show deviations).
+fn open_keys(dir: &std::path::Path) -> anyhow::Result<std::sync::Arc<crate::privacy::Keyring>> {
+    let secret = crate::secret::Secret::load_or_create(dir)?;
+    Ok(crate::privacy::Keyring::open_dir(dir, &secret)?)
 }
 
 /// The entry point of the fuzz target `import` (`fuzz/fuzz_targets/import.rs`) and of its

@@ -229,6 +229,9 @@ pub async fn list_attachments(
     Path(reference): Path<String>,
 ) -> Result<Response, ApiError> {
     let d = visible_deviation(&state, &who, &reference)?;
+    if d.shredded.is_some() {
+        return Ok(Json(Vec::<()>::new()).into_response());
+    }
     let view = state.intake.view().read();
     Ok(Json(view.attachments(d.id)).into_response())
 }
@@ -254,12 +257,24 @@ pub async fn download_attachment(
             .map(|a| neutral_filename(&a.attachment.filename, &a.attachment.content_type))
     };
     let filename = listed.ok_or(ApiError::NotFound)?;
+    if d.shredded.is_some() {
+        return Err(ApiError::NotFound);
+    }
     let blobs = state.intake.blobs().clone();
+    let keys = state.services.keys.clone();
     let sha = sha256.clone();
-    let bytes = tokio::task::spawn_blocking(move || blobs.read_attachment(&sha))
+    let id = d.id;
+    let bytes =
+        tokio::task::spawn_blocking(move || match blobs.read_deviation_attachment(id, &sha)? {
+            Some(sealed) => keys.open_file(id, &sha, &sealed),
+            None => blobs.read_attachment(&sha),
+        })
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("attachment {sha256}: {e}")))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ApiError::NotFound,
+            _ => ApiError::Internal(anyhow::anyhow!("attachment {sha256}: {e}")),
+        })?;
     Ok(download(bytes, &filename))
 }
 

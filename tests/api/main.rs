@@ -26,6 +26,7 @@ mod notify_more;
 mod notify_tls;
 mod openapi;
 mod overload;
+mod privacy;
 mod public;
 mod recipients;
 mod report;
