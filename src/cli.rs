@@ -65,6 +65,16 @@ pub enum Command {
         /// An export file, an archive directory (store.archive_dir), or "-" for stdin.
         file: PathBuf,
     },
+    /// Bring a log from before encryption under it: read an export (or archive directory),
+    /// seal every event's personal fields under new per-deviation keys and import it into
+    /// the new, empty data directory `--data`, ending with a `LogMigrated` record that
+    /// names the old head hash.
+    Migrate {
+        #[arg(long)]
+        data: PathBuf,
+        /// The old log's export file or archive directory.
+        from: PathBuf,
+    },
     /// Manage staff accounts (with the server stopped): bootstrap and recovery.
     User {
         #[command(subcommand)]
@@ -221,6 +231,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 SledEventStore::import(&data, StoreOptions::default(), &mut source, &counter_of)?
             };
             println!("imported {} records; head hash {}", head.seq, head.hash);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { data, from } => {
+            if data.join("events").exists() {
+                bail!(
+                    "{} already holds a log; migrate into a new directory",
+                    data.display()
+                );
+            }
+            let keys = open_keys(&data)?;
+            let open = || -> std::io::Result<Box<dyn std::io::BufRead>> {
+                Ok(Box::new(crate::archive::open_source(&from)?))
+            };
+            let m = crate::privacy::migrate::migrate(
+                &open,
+                &data,
+                &keys,
+                StoreOptions::default(),
+                &counter_of,
+            )?;
+            println!(
+                "migrated {} records ({} sealed); old head hash {}; new head hash {}",
+                m.records, m.sealed, m.old_head_hash, m.new_head_hash
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::User { command } => {

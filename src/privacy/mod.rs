@@ -14,6 +14,7 @@
 pub mod extract;
 pub mod gallring;
 pub mod keys;
+pub mod migrate;
 pub mod seal;
 
 use std::borrow::Cow;
@@ -515,5 +516,5 @@ fn blank(
     result
 }
 
-#[cfg(test)]
-mod tests;
+// Tests over the command path (which depends on this module) are in
+// `tests/api/privacy_props.rs`.

@@ -403,3 +403,88 @@ async fn a_crash_between_the_gallring_event_and_the_key_destruction_finishes_at_
         avvik::privacy::KeyState::Destroyed(t) if t.decision == "KS 2026/9"
     ));
 }
+
+#[tokio::test]
+async fn an_old_log_migrates_into_a_sealed_one_that_names_the_old_head() {
+    use avvik_events::{EventStore, ExpectedVersion, NewEvent, SledEventStore};
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old");
+    // A log as written before sealing: the report in the clear.
+    {
+        let store = SledEventStore::open(&old, avvik::store::store_options()).unwrap();
+        let data = json!({
+            "reference": "AVV-2026-0001",
+            "title": "Gammal avvikelse",
+            "description": format!("Personnummer {PNR} i klartext"),
+            "occurred_at": null,
+            "discovered_at": "2026-02-01T10:00:00Z",
+            "sector": null,
+            "asset": null,
+            "personal_data": true,
+            "reporter": {"name": "Anna Andersson", "email": "anna.andersson@kommunen.example"},
+            "channel": "web",
+            "status_token_hash": "00".repeat(32),
+            "reported_at": "2026-02-01T10:00:00Z",
+        });
+        let now = chrono::Utc::now();
+        store
+            .append(
+                uuid::Uuid::now_v7(),
+                ExpectedVersion::NoStream,
+                vec![NewEvent::new(
+                    "DeviationReported",
+                    data,
+                    "reporter:anna.andersson@kommunen.example",
+                    now,
+                )],
+            )
+            .await
+            .unwrap();
+    }
+    let (code, export, err) = avvik(&["export", "--data", old.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(export.contains(PNR));
+    let old_head = {
+        let store = SledEventStore::open(&old, avvik::store::store_options()).unwrap();
+        store.head().hash
+    };
+    let file = dir.path().join("old.ndjson");
+    std::fs::write(&file, &export).unwrap();
+    let new = dir.path().join("new");
+    let (code, out, err) = avvik(
+        &[
+            "migrate",
+            "--data",
+            new.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&old_head), "{out}");
+    assert!(files_containing(&new, PNR.as_bytes()).is_empty());
+    assert!(files_containing(&new, b"anna.andersson").is_empty());
+    let (code, out, err) = avvik(&["verify", "--data", new.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, replay, err) = avvik(
+        &[
+            "replay",
+            "--data",
+            new.to_str().unwrap(),
+            "--as-of",
+            "seq:1",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        replay.contains(PNR),
+        "the new log opens with its keys: {replay}"
+    );
+    let store = SledEventStore::open(&new, avvik::store::store_options()).unwrap();
+    let m = avvik::privacy::migrate::migration_of(&store).expect("a LogMigrated record");
+    assert_eq!(
+        (m.from_head_hash.as_str(), m.from_records, m.sealed),
+        (old_head.as_str(), 1, 1)
+    );
+}

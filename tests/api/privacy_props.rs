@@ -1,3 +1,6 @@
+//! Sealing and gallring at the command path, on a real store: ciphertext in the log, opened
+//! for readers, and a property test that gallring never leaves plaintext anywhere.
+
 use std::sync::Arc;
 
 use avvik_events::{EventStore, SledEventStore, StoreOptions};
@@ -5,17 +8,17 @@ use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
 use serde_json::json;
 
-use super::*;
-use crate::clock::ManualClock;
-use crate::command::{stateless, CommandHandler, Envelope};
-use crate::domain::deviation::{
+use avvik::clock::ManualClock;
+use avvik::command::{stateless, CommandHandler, Envelope};
+use avvik::domain::deviation::{
     Closed, CommentAdded, DecisionRecorded, MeasureAdded, Reopened, Shredded,
 };
-use crate::domain::{
+use avvik::domain::{
     Aspects, Channel, Classification, DeviationEvent, EmailAddress, PersonalDataBreach, Reference,
     Reported, Reporter, Severity,
 };
-use crate::register::Register;
+use avvik::privacy::*;
+use avvik::register::Register;
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap()
@@ -52,7 +55,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store: Arc<dyn EventStore> =
         Arc::new(SledEventStore::open(&dir.path().join("db"), StoreOptions::default()).unwrap());
-    let keys = Keyring::open_dir(dir.path(), &crate::secret::Secret::from_bytes([3; 32])).unwrap();
+    let keys = Keyring::open_dir(dir.path(), &avvik::secret::Secret::from_bytes([3; 32])).unwrap();
     let clock = Arc::new(ManualClock::new(t0()));
     let commands = CommandHandler::sealing(store.clone(), clock, keys.clone());
     Fixture {
@@ -65,7 +68,7 @@ fn fixture() -> Fixture {
 
 async fn record(f: &Fixture, stream: uuid::Uuid, ev: DeviationEvent) {
     f.commands
-        .execute::<(), _, crate::command::CommandError>(
+        .execute::<(), _, avvik::command::CommandError>(
             &Envelope::new(stream, "user:ciso@kommunen.example").expect_any(),
             stateless(),
             move |_, _| Ok(vec![ev.clone()]),
@@ -118,7 +121,7 @@ async fn a_handler_without_keys_refuses_events_with_personal_fields() {
     let plain = CommandHandler::new(f.store.clone(), Arc::new(ManualClock::new(t0())));
     let ev = reported(1, "x");
     let r = plain
-        .execute::<(), _, crate::command::CommandError>(
+        .execute::<(), _, avvik::command::CommandError>(
             &Envelope::new(uuid::Uuid::now_v7(), "reporter").expect_any(),
             stateless(),
             move |_, _| Ok(vec![ev.clone()]),
@@ -204,16 +207,16 @@ proptest! {
                 // Only what the decider allows is recorded, as the service does.
                 let d = reg.get(ids[i]).cloned();
                 let cmd = match &ev {
-                    DeviationEvent::Shredded(s) => crate::domain::Command::Shred(s.clone()),
-                    DeviationEvent::Classified(c) => crate::domain::Command::Classify(c.clone()),
-                    DeviationEvent::DecisionRecorded(x) => crate::domain::Command::RecordDecision { text: x.text.clone(), role: x.role.clone() },
-                    DeviationEvent::MeasureAdded(m) => crate::domain::Command::AddMeasure(m.clone()),
-                    DeviationEvent::CommentAdded(c) => crate::domain::Command::Comment(c.clone()),
-                    DeviationEvent::Closed(c) => crate::domain::Command::Close { resolution: c.resolution.clone() },
-                    DeviationEvent::Reopened(r) => crate::domain::Command::Reopen { reason: r.reason.clone() },
+                    DeviationEvent::Shredded(s) => avvik::domain::Command::Shred(s.clone()),
+                    DeviationEvent::Classified(c) => avvik::domain::Command::Classify(c.clone()),
+                    DeviationEvent::DecisionRecorded(x) => avvik::domain::Command::RecordDecision { text: x.text.clone(), role: x.role.clone() },
+                    DeviationEvent::MeasureAdded(m) => avvik::domain::Command::AddMeasure(m.clone()),
+                    DeviationEvent::CommentAdded(c) => avvik::domain::Command::Comment(c.clone()),
+                    DeviationEvent::Closed(c) => avvik::domain::Command::Close { resolution: c.resolution.clone() },
+                    DeviationEvent::Reopened(r) => avvik::domain::Command::Reopen { reason: r.reason.clone() },
                     _ => unreachable!(),
                 };
-                let Ok(events) = crate::domain::decide(d.as_ref(), cmd) else { continue };
+                let Ok(events) = avvik::domain::decide(d.as_ref(), cmd) else { continue };
                 if let Some(DeviationEvent::Shredded(_)) = events.first() {
                     record(&f, ids[i], events[0].clone()).await;
                     let kid = f.keys.key_id_of(f.store.as_ref(), ids[i]);
