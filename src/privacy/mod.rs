@@ -11,7 +11,6 @@
 //! stores; [`Keyring::open`] by every reader that decodes events. Events written before
 //! sealing existed have no `sealed` and read as they are.
 
-pub mod extract;
 pub mod gallring;
 pub mod keys;
 pub mod migrate;

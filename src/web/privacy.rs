@@ -20,9 +20,9 @@ use super::error::{ApiError, FieldError};
 use super::pages::{render, stockholm_display, Layout, PageError};
 use super::staff::staff_nav;
 use super::AppState;
+use crate::audit::extract::{due_for_gallring, register_extract, DueItem, RegisterExtract};
 use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::{DomainError, Reference};
-use crate::privacy::extract::{due_for_gallring, register_extract, DueItem, RegisterExtract};
 use crate::service::ServiceError;
 
 /// Longest gallringsbeslut reference kept (the key's tombstone holds it).

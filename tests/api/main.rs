@@ -8,6 +8,7 @@ mod audit_tamper;
 mod audit_ui;
 mod authz;
 mod browser;
+mod browser_privacy;
 mod browser_setup;
 mod cli;
 mod crash;

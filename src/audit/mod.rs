@@ -11,6 +11,8 @@ use serde_json::Value;
 use crate::domain::{evolve, Deviation, DeviationEvent};
 use crate::register::Register;
 
+pub mod extract;
+
 /// One step of a deviation's history, with the state it left.
 #[derive(Debug, Serialize)]
 pub struct HistoryStep {

@@ -14,9 +14,9 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::Keyring;
 use crate::domain::retention::{RetentionClass, RetentionRules};
 use crate::domain::{Deviation, Reference};
+use crate::privacy::Keyring;
 use crate::register::Register;
 
 /// How the person appears in a deviation.
@@ -90,7 +90,7 @@ pub fn register_extract(
     address: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<RegisterExtract>, StoreError> {
-    let Some(subject) = super::seal::normalize_address(address) else {
+    let Some(subject) = crate::privacy::seal::normalize_address(address) else {
         return Ok(None);
     };
     let Some(index) = keys.blind_index(&subject) else {
@@ -200,7 +200,7 @@ fn str_of(v: &Value, f: &str) -> Option<String> {
 /// Events from before sealing have no blind index: does the clear data name the address?
 fn mentions(data: &Value, subject: &str) -> bool {
     match data {
-        Value::String(s) => super::seal::normalize_address(s).as_deref() == Some(subject),
+        Value::String(s) => crate::privacy::seal::normalize_address(s).as_deref() == Some(subject),
         Value::Array(a) => a.iter().any(|v| mentions(v, subject)),
         Value::Object(o) => o.values().any(|v| mentions(v, subject)),
         _ => false,
