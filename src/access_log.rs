@@ -41,7 +41,7 @@ pub const ACCESS_RECORDED: &str = "AccessRecorded";
 
 /// How the access log itself was looked up: by deviation or by user. The user's address is
 /// never stored, only that the search was by user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccessLogFilter {
     Deviation,
@@ -49,7 +49,7 @@ pub enum AccessLogFilter {
 }
 
 /// What was seen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AccessKind {
     /// The staff page of a deviation.
@@ -108,6 +108,10 @@ pub struct AccessEntry {
     pub at: DateTime<Utc>,
     /// e.g. `user:kontakt@kommunen.example`, `system:cli`.
     pub actor: String,
+    /// `{kind, …}`: deviation_page, deviation_api, history, attachment {sha256}, export
+    /// {from_seq, to_seq}, audit_register, access_log {filter}, register_extract
+    /// {subject_index}.
+    #[schema(value_type = Object)]
     pub what: AccessKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deviation: Option<Uuid>,

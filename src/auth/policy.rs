@@ -73,6 +73,8 @@ pub enum Action {
     /// Read the titles in an annual report that is not yet issued (a draft); others see
     /// counts only until it is issued.
     ViewDraftReportTitles,
+    /// The access log (läslogg): who saw which deviation, per deviation and per user.
+    ViewAccessLog,
 }
 
 impl Action {
@@ -139,6 +141,7 @@ fn grant_allows(
                 | ExportLog
                 | ViewReports
                 | ViewDraftReportTitles
+                | ViewAccessLog
         ),
         Role::Ciso => !matches!(action, ManageAccounts),
         Role::Kontakt => match action {
@@ -150,7 +153,7 @@ fn grant_allows(
             _ => false,
         },
         Role::Dso => match action {
-            ListDeviations => true,
+            ListDeviations | ViewAccessLog => true,
             ViewDeviation | Comment | RecordDecision | RecordFiling => {
                 target.is_some_and(is_personal_data)
             }

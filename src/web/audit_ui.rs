@@ -10,9 +10,11 @@ use chrono::NaiveDateTime;
 use chrono_tz::Europe::Stockholm;
 use serde::Deserialize;
 
+use super::access_log::seen_page;
 use super::pages::{render, stockholm_display, Layout, PageError};
 use super::staff::staff_nav;
 use super::AppState;
+use crate::access_log::AccessKind;
 use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::Reference;
 use crate::register::{AsOf, Register};
@@ -158,6 +160,13 @@ async fn register(
 ) -> Result<Response, PageError> {
     require(&who)?;
     let (seq, reg, when, error) = fold_at(&state, q.as_of.as_deref()).await?;
+    seen_page(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::AuditRegister,
+        None,
+    )
+    .await?;
     let items = reg
         .list()
         .into_iter()
@@ -209,15 +218,23 @@ async fn history(
 ) -> Result<Response, PageError> {
     require(&who)?;
     let r = Reference::parse(&reference).ok_or(PageError::NotFound)?;
-    let id = state
+    let d = state
         .services
         .register
         .read()
         .by_reference(r)
-        .map(|d| d.id)
+        .cloned()
         .ok_or(PageError::NotFound)?;
+    let id = d.id;
     let store = state.services.store.clone();
     let steps = blocking(move || crate::audit::history(store.as_ref(), id)).await?;
+    seen_page(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::History,
+        Some(&d),
+    )
+    .await?;
     let steps = steps
         .into_iter()
         .map(|s| Step {

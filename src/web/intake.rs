@@ -254,6 +254,15 @@ pub async fn download_attachment(
             .map(|a| neutral_filename(&a.attachment.filename, &a.attachment.content_type))
     };
     let filename = listed.ok_or(ApiError::NotFound)?;
+    super::access_log::seen(
+        &state.access_log,
+        &who.actor(),
+        crate::access_log::AccessKind::Attachment {
+            sha256: sha256.clone(),
+        },
+        Some(&d),
+    )
+    .await?;
     let blobs = state.intake.blobs().clone();
     let sha = sha256.clone();
     let bytes = tokio::task::spawn_blocking(move || blobs.read_attachment(&sha))
