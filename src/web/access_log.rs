@@ -74,7 +74,7 @@ enum Lookup {
     Nothing,
     UnknownReference,
     Found {
-        deviation: Option<Deviation>,
+        deviation: Option<Box<Deviation>>,
         user: Option<String>,
         entries: Vec<AccessEntry>,
     },
@@ -127,7 +127,7 @@ async fn look_up(
         (None, None) => Vec::new(),
     };
     Ok(Lookup::Found {
-        deviation,
+        deviation: deviation.map(Box::new),
         user: user.map(|u| u.trim().to_string()),
         entries,
     })
