@@ -433,3 +433,28 @@ async fn access_log_in_the_browser_the_auditor_sees_who_opened_a_deviation() {
     b.assert_accessible("the access log of a deviation").await;
     b.close().await;
 }
+
+/// `avvik export` is a reading too: recorded as `system:cli` with its range, in the access
+/// log's own chain, and the main log is exported unchanged.
+#[tokio::test]
+async fn access_log_records_the_cli_export() {
+    let app = TestApp::spawn().await;
+    report(&app).await;
+    let head = app.app_state.services.store.head().seq;
+    let dir = app.stop().await;
+    let data = crate::helpers::data_path(&dir);
+    let (code, out, err) =
+        crate::helpers::avvik(&["export", "--data", data.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().count() as u64, head);
+    let log =
+        avvik::access_log::AccessLog::open(&data, std::sync::Arc::new(avvik::clock::SystemClock))
+            .unwrap();
+    let entries = log.for_actor("system:cli");
+    assert_eq!(entries.len(), 1);
+    assert_eq!(
+        serde_json::to_value(&entries[0].what).unwrap(),
+        json!({"kind": "export", "from_seq": 1, "to_seq": head})
+    );
+    assert!(log.verify().unwrap().ok);
+}
