@@ -276,6 +276,14 @@ async fn changes(
     }
     let before = fold(&state, from_seq).await?;
     let after = fold(&state, to_seq).await?;
+    // Two registers as of moments, field by field: read like the as-of register.
+    seen(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::AuditRegister,
+        None,
+    )
+    .await?;
     Ok(Json(crate::audit::changes(&before, &after)).into_response())
 }
 

@@ -358,6 +358,14 @@ async fn changes(
         ))
     })
     .await?;
+    // Two registers as of moments, field by field: read like the as-of register.
+    seen_page(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::AuditRegister,
+        None,
+    )
+    .await?;
     let page = ChangesPage {
         layout: layout(&who, "Ändringar"),
         error: None,

@@ -229,6 +229,14 @@ pub async fn list_attachments(
     Path(reference): Path<String>,
 ) -> Result<Response, ApiError> {
     let d = visible_deviation(&state, &who, &reference)?;
+    // The list names the files, and file names can be personal.
+    super::access_log::seen(
+        &state.access_log,
+        &who.actor(),
+        crate::access_log::AccessKind::DeviationApi,
+        Some(&d),
+    )
+    .await?;
     let view = state.intake.view().read();
     Ok(Json(view.attachments(d.id)).into_response())
 }

@@ -458,3 +458,72 @@ async fn access_log_records_the_cli_export() {
     );
     assert!(log.verify().unwrap().ok);
 }
+
+/// An attachment download is recorded with the file's hash, not its (possibly personal)
+/// name; the list of attachments, which names the files, is a reading too.
+#[tokio::test]
+async fn access_log_records_an_attachment_by_its_hash_only() {
+    let app = TestApp::spawn_with(
+        |c| c.intake.token = "intake-test-token-0123".into(),
+        std::sync::Arc::new(avvik::clock::SystemClock),
+    )
+    .await;
+    let tok = crate::authz::tokens(&app).await;
+    let raw = "From: Olle <olle@kommunen.example>\r\nTo: avvikelse@kommunen.example\r\n\
+        Subject: Bilaga\r\nMessage-ID: <acl-1@kommunen.example>\r\nMIME-Version: 1.0\r\n\
+        Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nSe bilagan.\r\n\
+        --b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"Anna Svensson journal.pdf\"\r\n\r\n%PDF-1.4\r\n--b--\r\n";
+    let v: Value = app
+        .client
+        .post(format!("{}/api/v1/intake/email", app.base))
+        .header("content-type", "message/rfc822")
+        .bearer_auth("intake-test-token-0123")
+        .body(raw)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["outcome"], "created", "{v}");
+    let reference = v["reference"].as_str().unwrap();
+    let (s, list) = get(
+        &app,
+        &tok["ciso"],
+        &format!("/api/v1/deviations/{reference}/attachments"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let list: Value = serde_json::from_str(&list).unwrap();
+    let sha = list[0]["sha256"].as_str().unwrap().to_string();
+    let (s, _) = get(
+        &app,
+        &tok["ciso"],
+        &format!("/api/v1/deviations/{reference}/attachments/{sha}"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, body) = get(
+        &app,
+        &tok["auditor"],
+        &format!("/api/v1/audit/access?reference={reference}"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(!body.contains("Svensson"), "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let by_ciso: Vec<&Value> = v["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"] == "user:ciso@kommunen.example")
+        .map(|e| &e["what"])
+        .collect();
+    assert_eq!(
+        by_ciso,
+        vec![
+            &json!({"kind": "attachment", "sha256": sha}),
+            &json!({"kind": "deviation_api"})
+        ]
+    );
+}
