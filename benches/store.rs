@@ -8,6 +8,10 @@
 //! without `--bench` (e.g. by `cargo test --benches`), so only `cargo bench` runs the long
 //! version.
 //!
+//! Appends and replay run twice, side by side: with the personal fields sealed under
+//! per-deviation keys (as the service stores them, `avvik::privacy`) and in the clear.
+//! `AVVIK_BENCH_SEAL=on|off` runs only one of them.
+//!
 //! For investigating one part: `AVVIK_BENCH_EVENTS=N` (replay size),
 //! `AVVIK_BENCH_WINDOW_S=S` (append window), `AVVIK_BENCH_ONLY=append|replay`,
 //! `AVVIK_BENCH_APPENDERS=N` (one appender count), `AVVIK_BENCH_LOG=DIR` (keep the replay
@@ -27,6 +31,7 @@ use avvik::domain::{
     Aspects, Channel, Classification, DeviationEvent, EmailAddress, Level, PersonalDataBreach,
     Reference, Reported, Reporter, Severity,
 };
+use avvik::privacy::Keyring;
 use avvik::register::Register;
 use avvik_events::{
     hash_hex, EventStore, ExpectedVersion, NewEvent, RecordedEvent, SledEventStore, StoreOptions,
@@ -180,6 +185,8 @@ fn classified() -> DeviationEvent {
 /// Generates a valid hash-chained NDJSON export on the fly (no ~750 MB temp file): four
 /// reports for every classification of an earlier report.
 struct ExportGen {
+    /// Seals the records as the service would (`None`: in the clear).
+    seal: Option<(Arc<Keyring>, SledEventStore, TempDir)>,
     total: u64,
     seq: u64,
     reports: u64,
@@ -191,8 +198,18 @@ struct ExportGen {
 }
 
 impl ExportGen {
-    fn new(total: u64) -> Self {
-        Self {
+    fn new(total: u64, seal: Option<Arc<Keyring>>) -> AnyResult<Self> {
+        let seal = match seal {
+            Some(k) => {
+                // An empty store for the keyring's lookups: every report opens a new stream.
+                let dir = tempfile::tempdir()?;
+                let s = SledEventStore::open(dir.path(), StoreOptions::default())?;
+                Some((k, s, dir))
+            }
+            None => None,
+        };
+        Ok(Self {
+            seal,
             total,
             seq: 0,
             reports: 0,
@@ -201,7 +218,7 @@ impl ExportGen {
             line: Vec::new(),
             pos: 0,
             stored_bytes: 0,
-        }
+        })
     }
 
     fn next_record(&mut self) -> Option<RecordedEvent> {
@@ -232,16 +249,23 @@ impl ExportGen {
                 )
             }
         };
+        let id = Uuid::now_v7();
+        let data = match &self.seal {
+            Some((keys, store, _)) => keys
+                .seal(store, stream, id, ev.type_name(), ev.to_data())
+                .ok()?,
+            None => ev.to_data(),
+        };
         let rec = RecordedEvent {
             seq: self.seq,
-            id: Uuid::now_v7(),
+            id,
             stream,
             version,
             at,
             actor,
             event_type: ev.type_name().to_string(),
             schema: 1,
-            data: ev.to_data(),
+            data,
             prev: std::mem::take(&mut self.prev),
         };
         Some(rec)
@@ -381,12 +405,30 @@ fn raw_append(
 
 /// `appenders` tokio tasks, each appending one report per call on a shared store.
 /// Also returns the mean stored record size and the store's disk bytes per event.
-fn store_append(root: &Path, scale: Scale, appenders: usize) -> AnyResult<(Throughput, f64, f64)> {
+/// The bench's data keys in `dir` (a fixed secret, so a kept log opens again).
+fn bench_keys(dir: &Path) -> AnyResult<Arc<Keyring>> {
+    Ok(Keyring::open_dir(
+        dir,
+        &avvik::secret::Secret::from_bytes([42; 32]),
+    )?)
+}
+
+fn store_append(
+    root: &Path,
+    scale: Scale,
+    appenders: usize,
+    sealed: bool,
+) -> AnyResult<(Throughput, f64, f64)> {
     let dir = scratch(root, "store-append-")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let store = Arc::new(SledEventStore::open(dir.path(), StoreOptions::default())?);
+    let keys = if sealed {
+        Some(bench_keys(dir.path())?)
+    } else {
+        None
+    };
     let numbers = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let from = start + scale.warmup;
@@ -396,16 +438,25 @@ fn store_append(root: &Path, scale: Scale, appenders: usize) -> AnyResult<(Throu
         for _ in 0..appenders {
             let store = store.clone();
             let numbers = numbers.clone();
+            let keys = keys.clone();
             tasks.push(tokio::spawn(async move {
                 let mut done = Vec::new();
                 while Instant::now() < to {
                     let now = Utc::now();
                     let n = numbers.fetch_add(1, Ordering::Relaxed) + 1;
                     let ev = reported(n, now);
-                    let events = vec![NewEvent::new(ev.type_name(), ev.to_data(), "reporter", now)];
                     let t = Instant::now();
+                    // Sealing (key, AEAD) is timed with the append, as the command path does it.
+                    let stream = Uuid::now_v7();
+                    let mut event = NewEvent::new(ev.type_name(), ev.to_data(), "reporter", now);
+                    if let Some(keys) = &keys {
+                        let data = std::mem::take(&mut event.data);
+                        event.data = keys
+                            .seal(store.as_ref(), stream, event.id, ev.type_name(), data)
+                            .map_err(avvik_events::StoreError::Io)?;
+                    }
                     store
-                        .append(Uuid::now_v7(), ExpectedVersion::NoStream, events)
+                        .append(stream, ExpectedVersion::NoStream, vec![event])
                         .await?;
                     let end = Instant::now();
                     done.push((end, end - t));
@@ -436,9 +487,10 @@ fn store_append(root: &Path, scale: Scale, appenders: usize) -> AnyResult<(Throu
 }
 
 /// Builds the replay log with `SledEventStore::import` from a generated export.
-fn build_log(dir: &Path, events: u64) -> AnyResult<(Duration, f64)> {
+fn build_log(dir: &Path, events: u64, sealed: bool) -> AnyResult<(Duration, f64)> {
     let t = Instant::now();
-    let mut gen = std::io::BufReader::with_capacity(1 << 20, ExportGen::new(events));
+    let keys = if sealed { Some(bench_keys(dir)?) } else { None };
+    let mut gen = std::io::BufReader::with_capacity(1 << 20, ExportGen::new(events, keys)?);
     let head = SledEventStore::import(
         dir,
         StoreOptions::default(),
@@ -455,11 +507,12 @@ fn build_log(dir: &Path, events: u64) -> AnyResult<(Duration, f64)> {
 /// Register::fold over the whole log of an open store.
 fn replay_store(dir: &Path, events: u64) -> AnyResult<(Duration, Sched)> {
     let store = SledEventStore::open(dir, StoreOptions::default())?;
+    let keys = bench_keys(dir)?;
     let head = store.head().seq;
     // The fold reads on this thread and folds on another: count both.
     let sched = Sched::all_threads();
     let t = Instant::now();
-    let reg = Register::fold(&store, head)?;
+    let reg = Register::fold(&store, &keys, head)?;
     let took = t.elapsed();
     let sched = Sched::all_threads() - sched;
     let reports = events - events / 5;
@@ -513,7 +566,8 @@ fn startup_child(dir: &Path) -> AnyResult<()> {
         let head = store.head().seq;
         let (stop, _) = tokio::sync::watch::channel(false);
         let rules = Arc::new(avvik::notify::rules::Rules::from_config(&config));
-        let p = avvik::startup::Projections::start(store.clone(), rules, &stop);
+        let keys = bench_keys(dir).map_err(|e| e.to_string())?;
+        let p = avvik::startup::Projections::start(store.clone(), keys, rules, &stop);
         let limit = Duration::from_secs(600);
         if !(p.register.wait_for(head, limit).await
             && p.outbox.wait_for(head, limit).await
@@ -736,11 +790,47 @@ fn run(scale: Scale) -> AnyResult<()> {
         root.display()
     );
     let mut rows = Vec::new();
-    if scale.appends {
-        appends(&root, scale, &mut rows)?;
+    let modes: &[bool] = match std::env::var("AVVIK_BENCH_SEAL").as_deref() {
+        Ok("on") => &[true],
+        Ok("off") => &[false],
+        _ => &[false, true],
+    };
+    // (sealed, per-appender-count throughput, replay events/s)
+    let mut seen: Vec<(bool, Vec<(usize, f64)>, Option<f64>)> = Vec::new();
+    for &sealed in modes {
+        let label = if sealed { "sealed" } else { "clear" };
+        eprintln!("== personal fields {label} ==");
+        let mut a = Vec::new();
+        let mut r = None;
+        if scale.appends {
+            a = appends(&root, scale, &mut rows, sealed)?;
+        }
+        if scale.replay {
+            r = Some(replay_and_startup(&root, scale, &mut rows, sealed)?);
+        }
+        seen.push((sealed, a, r));
     }
-    if scale.replay {
-        replay_and_startup(&root, scale, &mut rows)?;
+    if let (Some(clear), Some(sealed)) = (seen.iter().find(|s| !s.0), seen.iter().find(|s| s.0)) {
+        for ((n, c), (_, s)) in clear.1.iter().zip(&sealed.1) {
+            let ratio = s / c.max(1e-9);
+            rows.push(
+                row(
+                    format!("sealed vs clear: append, {n} appender(s)"),
+                    format!("{} vs {} ({:.0}%)", rate(*s), rate(*c), ratio * 100.0),
+                )
+                .against("clear", "within 15%", (ratio - 1.0).abs() <= 0.15),
+            );
+        }
+        if let (Some(c), Some(s)) = (clear.2, sealed.2) {
+            let ratio = s / c.max(1e-9);
+            rows.push(
+                row(
+                    "sealed vs clear: replay (Register::fold)",
+                    format!("{} vs {} ({:.0}%)", rate(s), rate(c), ratio * 100.0),
+                )
+                .against("clear", "within 15%", (ratio - 1.0).abs() <= 0.15),
+            );
+        }
     }
     rows.push(row(
         "peak RSS of the whole bench process (VmHWM)",
@@ -759,7 +849,13 @@ fn run(scale: Scale) -> AnyResult<()> {
     Ok(())
 }
 
-fn appends(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResult<()> {
+fn appends(
+    root: &Path,
+    scale: Scale,
+    rows: &mut Vec<Row>,
+    sealed: bool,
+) -> AnyResult<Vec<(usize, f64)>> {
+    let tag = if sealed { "sealed" } else { "clear" };
     let values = sample_records();
     let sizes: Vec<usize> = values.iter().map(Vec::len).collect();
     eprintln!("baseline: sled insert + flush per event (values of {sizes:?} B)");
@@ -777,7 +873,7 @@ fn appends(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResult<()> {
         .filter(|n| only.is_none_or(|o| o == *n))
     {
         eprintln!("store: {n} concurrent appenders");
-        let (t, avg, disk) = store_append(root, scale, n)?;
+        let (t, avg, disk) = store_append(root, scale, n, sealed)?;
         record_bytes = avg;
         disk_per_event = disk;
         appends.push((n, t));
@@ -808,7 +904,7 @@ fn appends(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResult<()> {
             ms(t.p99),
             t.ops
         );
-        let r = row(format!("append, {n} appender(s)"), value);
+        let r = row(format!("append ({tag}), {n} appender(s)"), value);
         rows.push(match n {
             1 => {
                 let ratio = t.p50.as_secs_f64() / per_event.p50.as_secs_f64().max(1e-9);
@@ -839,20 +935,26 @@ fn appends(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResult<()> {
     }
     let payload = serde_json::to_vec(&reported(100_001, Utc::now()).to_data())?.len();
     rows.push(row(
-        "appended event: stored record (mean) / its `data`",
+        format!("appended event ({tag}): stored record (mean) / its `data` in the clear"),
         format!("{record_bytes:.0} B / {payload} B (baseline values {sizes:?} B)"),
     ));
     rows.push(row(
-        "disk per event, store built by appends (last run above)",
+        format!("disk per event ({tag}), store built by appends (last run above)"),
         format!("{disk_per_event:.0} B (size_on_disk / events)"),
     ));
-    Ok(())
+    Ok(appends.iter().map(|(n, t)| (*n, t.per_sec)).collect())
 }
 
-fn replay_and_startup(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResult<()> {
+fn replay_and_startup(
+    root: &Path,
+    scale: Scale,
+    rows: &mut Vec<Row>,
+    sealed: bool,
+) -> AnyResult<f64> {
+    let tag = if sealed { "sealed" } else { "clear" };
     // AVVIK_BENCH_LOG keeps the log in a named directory and reuses it on the next run.
     let (log_dir, _scratch_log) = match std::env::var_os("AVVIK_BENCH_LOG") {
-        Some(dir) => (PathBuf::from(dir), None),
+        Some(dir) => (PathBuf::from(dir).join(tag), None),
         None => {
             let tmp = scratch(root, "replay-")?;
             (tmp.path().to_path_buf(), Some(tmp))
@@ -864,7 +966,7 @@ fn replay_and_startup(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResu
         None
     } else {
         eprintln!("building a {}-event log with import", scale.events);
-        Some(build_log(log, scale.events)?)
+        Some(build_log(log, scale.events, sealed)?)
     };
     // Best of the passes (by wall time) for each, run alternately so load hits both alike.
     let mut best_fold = (Duration::MAX, Sched::default());
@@ -889,7 +991,7 @@ fn replay_and_startup(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResu
     let cpu_share = best_raw.1.on_cpu.as_secs_f64() / best_fold.1.on_cpu.as_secs_f64().max(1e-9);
     if let Some((took, avg_bytes)) = built {
         rows.push(row(
-            format!("log built with import ({} events)", scale.events),
+            format!("log built with import ({tag}, {} events)", scale.events),
             format!(
                 "{:.1} s, {avg_bytes:.0} B per stored record (mean)",
                 took.as_secs_f64()
@@ -898,7 +1000,7 @@ fn replay_and_startup(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResu
     }
     rows.push(
         row(
-            format!("replay: Register::fold, {} events", scale.events),
+            format!("replay ({tag}): Register::fold, {} events", scale.events),
             format!(
                 "{} ({:.2} s; {})",
                 rate(fold_rate),
@@ -938,7 +1040,7 @@ fn replay_and_startup(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResu
     let du_bytes = du(log);
     rows.push(
         row(
-            format!("start-up to ready, {} events", scale.events),
+            format!("start-up to ready ({tag}), {} events", scale.events),
             format!("{:.2} s ({})", startup.seconds, startup.sched),
         )
         .against(
@@ -952,11 +1054,11 @@ fn replay_and_startup(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResu
         ),
     );
     rows.push(row(
-        "peak RSS of start-up (VmHWM, fresh process)",
+        format!("peak RSS of start-up ({tag}, VmHWM, fresh process)"),
         format!("{:.0} MiB", startup.hwm_kib as f64 / 1024.0),
     ));
     rows.push(row(
-        "disk per event, replay log (import-built)",
+        format!("disk per event ({tag}), replay log (import-built)"),
         format!(
             "{:.0} B (size_on_disk {:.0} MiB); du {:.0} B ({:.0} MiB)",
             on_disk as f64 / scale.events as f64,
@@ -965,5 +1067,5 @@ fn replay_and_startup(root: &Path, scale: Scale, rows: &mut Vec<Row>) -> AnyResu
             du_bytes as f64 / 1048576.0
         ),
     ));
-    Ok(())
+    Ok(fold_rate)
 }

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "service",
             "audit",
             "archive",
+            "privacy",
             "access_log",
         ],
     ),

@@ -29,17 +29,23 @@ pub struct HistoryStep {
 /// Every event of one deviation's stream, each with the state after it.
 pub fn history(
     store: &dyn EventStore,
+    keys: &crate::privacy::Keyring,
     deviation: uuid::Uuid,
 ) -> Result<Vec<HistoryStep>, StoreError> {
     let records = store.read_stream(deviation, 1)?;
     let mut state: Option<Deviation> = None;
     let mut out = Vec::with_capacity(records.len());
-    for rec in records {
+    for stored in records {
+        // The hash is of the stored (sealed) bytes; the data shown is opened.
+        let hash = avvik_events::hash_hex(&stored.to_bytes());
+        let rec = keys.opened(&stored);
         if let Some(Ok(ev)) = DeviationEvent::from_parts(&rec.event_type, &rec.data) {
             let meta = crate::projection::meta_of(&rec);
             state = evolve(state, rec.stream, &ev, &meta);
         }
-        out.push(step(&rec, state.clone()));
+        let mut s = step(&rec, state.clone());
+        s.hash = hash;
+        out.push(s);
     }
     Ok(out)
 }

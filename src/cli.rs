@@ -65,6 +65,16 @@ pub enum Command {
         /// An export file, an archive directory (store.archive_dir), or "-" for stdin.
         file: PathBuf,
     },
+    /// Bring a log from before encryption under it: read an export (or archive directory),
+    /// seal every event's personal fields under new per-deviation keys and import it into
+    /// the new, empty data directory `--data`, ending with a `LogMigrated` record that
+    /// names the old head hash.
+    Migrate {
+        #[arg(long)]
+        data: PathBuf,
+        /// The old log's export file or archive directory.
+        from: PathBuf,
+    },
     /// Manage staff accounts (with the server stopped): bootstrap and recovery.
     User {
         #[command(subcommand)]
@@ -241,6 +251,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("imported {} records; head hash {}", head.seq, head.hash);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Migrate { data, from } => {
+            if data.join("events").exists() {
+                bail!(
+                    "{} already holds a log; migrate into a new directory",
+                    data.display()
+                );
+            }
+            let keys = open_keys(&data)?;
+            let open = || -> std::io::Result<Box<dyn std::io::BufRead>> {
+                Ok(Box::new(crate::archive::open_source(&from)?))
+            };
+            let m = crate::privacy::migrate::migrate(
+                &open,
+                &data,
+                &keys,
+                StoreOptions::default(),
+                &counter_of,
+            )?;
+            println!(
+                "migrated {} records ({} sealed); old head hash {}; new head hash {}",
+                m.records, m.sealed, m.old_head_hash, m.new_head_hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::User { command } => {
             crate::cli_accounts::user(command, &config).await?;
             Ok(ExitCode::SUCCESS)
@@ -262,9 +296,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => None,
             };
-            let store = open_existing(&data_dir(data))?;
+            let dir = data_dir(data);
+            let store = open_existing(&dir)?;
+            let keys = open_keys(&dir)?;
             let seq = point.resolve(&store)?;
-            let reg = Register::fold(&store, seq)?;
+            let reg = Register::fold(&store, &keys, seq)?;
             let out = match reference {
                 Some(r) => match reg.by_reference(r) {
                     Some(d) => serde_json::json!({ "as_of_seq": seq, "deviation": d }),
@@ -282,12 +318,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             issue,
             reason,
         } => {
-            let store: std::sync::Arc<dyn EventStore> =
-                std::sync::Arc::new(open_existing(&data_dir(data))?);
+            let dir = data_dir(data);
+            let store: std::sync::Arc<dyn EventStore> = std::sync::Arc::new(open_existing(&dir)?);
+            let keys = open_keys(&dir)?;
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
             let now = chrono::Utc::now();
-            crate::report::command::run(store, year, format, issue, reason, now, &mut out).await
+            crate::report::command::run(store, keys, year, format, issue, reason, now, &mut out)
+                .await
         }
         Command::Intake { url, timeout } => {
             Ok(crate::intake::client::run(&config, url, timeout).await)
@@ -299,6 +337,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The data keys of an existing data directory (for commands that show deviations).
+fn open_keys(dir: &std::path::Path) -> anyhow::Result<std::sync::Arc<crate::privacy::Keyring>> {
+    let secret = crate::secret::Secret::load_or_create(dir)?;
+    Ok(crate::privacy::Keyring::open_dir(dir, &secret)?)
 }
 
 /// The entry point of the fuzz target `import` (`fuzz/fuzz_targets/import.rs`) and of its

@@ -86,7 +86,9 @@ async fn services(
     let store: Arc<dyn EventStore> =
         Arc::new(SledEventStore::open(&dir, crate::store::store_options())?);
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let register = RegisterProjection::start_register(store.clone(), rx);
+    let secret = crate::secret::Secret::load_or_create(&dir)?;
+    let keys = crate::privacy::Keyring::open_dir(&dir, &secret)?;
+    let register = RegisterProjection::start_register(store.clone(), keys.clone(), rx);
     let head = store.head().seq;
     if !register.wait_for(head, Duration::from_secs(600)).await {
         bail!("the register could not be rebuilt from {}", dir.display());
@@ -96,7 +98,8 @@ async fn services(
             store,
             register,
             clock: Arc::new(SystemClock),
-            secret: crate::secret::Secret::load_or_create(&dir)?,
+            secret,
+            keys,
         },
         tx,
     ))

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::clock::Clock;
 use crate::domain::DomainEvent;
+use crate::privacy::Keyring;
 
 /// How often a command is decided again after a concurrent change to its stream.
 pub const MAX_ATTEMPTS: usize = 8;
@@ -150,11 +151,28 @@ pub fn stateless<'a, E: 'a>() -> Load<'a, (), E> {
 pub struct CommandHandler {
     store: Arc<dyn EventStore>,
     clock: Arc<dyn Clock>,
+    /// Seals the personal fields of the events stored (see `crate::privacy`).
+    keys: Option<Arc<Keyring>>,
 }
 
 impl CommandHandler {
+    /// A handler for events without personal fields (accounts, schedules, reports). An
+    /// event that has sealed fields is refused by it rather than stored in the clear.
     pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
+        Self {
+            store,
+            clock,
+            keys: None,
+        }
+    }
+
+    /// A handler that seals what it stores with the deviations' keys.
+    pub fn sealing(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>, keys: Arc<Keyring>) -> Self {
+        Self {
+            store,
+            clock,
+            keys: Some(keys),
+        }
     }
 
     /// Runs one command: load, decide, append; again on a concurrent change.
@@ -182,7 +200,7 @@ impl CommandHandler {
                 (Expect::Loaded, None) => ExpectedVersion::NoStream,
                 (Expect::Loaded, Some(v)) => ExpectedVersion::Exact(v),
             };
-            let new = self.to_new(env, &ctx, &events);
+            let new = self.to_new(env, &ctx, &events)?;
             match self.store.append(env.stream, expected, new).await {
                 Ok(records) => {
                     return Ok(Executed::Committed {
@@ -214,11 +232,20 @@ impl CommandHandler {
         let ctx = Ctx {
             now: env.at.unwrap_or_else(|| self.clock.now()),
         };
+        // The new stream's data key is made before the store's commit, not inside it.
+        if let Some(keys) = &self.keys {
+            keys.prepare(self.store.as_ref(), env.stream)
+                .map_err(|e| CommandError::Store(StoreError::Io(e)).into())?;
+        }
         let me = self.clone();
         let env2 = env.clone();
         let build = Box::new(move |n: u64| {
             let events = decide(n, &ctx);
-            me.to_new(&env2, &ctx, &events)
+            // A failure to seal stores nothing: the store refuses an empty commit.
+            me.to_new(&env2, &ctx, &events).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "sealing a new report failed; nothing stored");
+                Vec::new()
+            })
         });
         self.store
             .append_numbered(counter, env.stream, ExpectedVersion::NoStream, build)
@@ -226,7 +253,13 @@ impl CommandHandler {
             .map_err(|e| CommandError::Store(e).into())
     }
 
-    fn to_new<Ev: DomainEvent>(&self, env: &Envelope, ctx: &Ctx, events: &[Ev]) -> Vec<NewEvent> {
+    /// The events as the store gets them: ids given, personal fields sealed.
+    fn to_new<Ev: DomainEvent>(
+        &self,
+        env: &Envelope,
+        ctx: &Ctx,
+        events: &[Ev],
+    ) -> Result<Vec<NewEvent>, CommandError> {
         events
             .iter()
             .enumerate()
@@ -239,7 +272,22 @@ impl CommandHandler {
                         Uuid::new_v5(&id, &(i as u64).to_be_bytes())
                     };
                 }
-                e
+                match &self.keys {
+                    Some(keys) => {
+                        let data = std::mem::take(&mut e.data);
+                        e.data = keys
+                            .seal(self.store.as_ref(), env.stream, e.id, ev.type_name(), data)
+                            .map_err(|x| CommandError::Store(StoreError::Io(x)))?;
+                    }
+                    None if crate::privacy::seal::spec(ev.type_name()).is_some() => {
+                        return Err(CommandError::Store(StoreError::InvalidAppend(format!(
+                            "{} has personal fields and must be stored by a sealing handler",
+                            ev.type_name()
+                        ))));
+                    }
+                    None => {}
+                }
+                Ok(e)
             })
             .collect()
     }

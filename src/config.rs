@@ -23,6 +23,8 @@ pub struct Config {
     pub intake: IntakeConfig,
     pub schedule: ScheduleConfig,
     pub policy: PolicyConfig,
+    /// Gallring rules (dokumenthanteringsplan).
+    pub retention: crate::domain::retention::RetentionRules,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod intake;
 pub mod net;
 pub mod notify;
+pub mod privacy;
 pub mod projection;
 pub mod register;
 pub mod report;

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::domain::{DeviationEvent, EventMeta};
+use crate::privacy::Keyring;
 
 /// A state folded from the log record by record: the register, the outbox, the intake view.
 pub trait LogFold: Send + Sync + 'static {
@@ -36,12 +37,14 @@ pub trait LogFold: Send + Sync + 'static {
     }
 }
 
-/// Follows the log from `from` until `shutdown`: new records are applied under the write
-/// lock (what is already there in one go, up to 4096), then `publish` gets the seq reached.
+/// Follows the log from `from` until `shutdown`: new records are opened (`Keyring::open`)
+/// and applied under the write lock (what is already there in one go, up to 4096), then
+/// `publish` gets the seq reached.
 /// A record that cannot be read goes to `skip_unreadable` once; other read errors are
 /// logged and retried every 500 ms.
 pub async fn follow_log<T: LogFold>(
     store: Arc<dyn EventStore>,
+    keys: Arc<Keyring>,
     from: u64,
     mut shutdown: watch::Receiver<bool>,
     state: &RwLock<T>,
@@ -55,12 +58,14 @@ pub async fn follow_log<T: LogFold>(
             _ = shutdown.changed() => break,
             next = sub.next() => {
                 let seq = match next {
-                    Ok(first) => {
+                    Ok(mut first) => {
+                        keys.open_record(&mut first);
                         let mut s = write();
                         s.apply(&first);
                         loop {
                             match sub.try_next() {
-                                Ok(Some(rec)) => {
+                                Ok(Some(mut rec)) => {
+                                    keys.open_record(&mut rec);
                                     s.apply(&rec);
                                     if s.seq().is_multiple_of(4096) {
                                         break;
@@ -141,14 +146,16 @@ pub enum Decoded {
 }
 
 impl Decoded {
-    /// Decodes stored bytes. A record that is not a deviation event becomes a whole
-    /// `RecordedEvent`, so a state's `apply` sees exactly what the live path gives it.
-    pub fn read(seq: u64, bytes: &[u8]) -> Self {
+    /// Decodes stored bytes, opening sealed fields. A record that is not a deviation event
+    /// becomes a whole `RecordedEvent`, so a state's `apply` sees exactly what the live
+    /// path gives it.
+    pub fn read(seq: u64, bytes: &[u8], keys: &Keyring) -> Self {
         let view = match RecordView::parse(bytes) {
             Ok(v) => v,
             Err(e) => return Decoded::Unreadable(seq, e.to_string()),
         };
-        match DeviationEvent::from_raw(&view.event_type, view.data.get()) {
+        let data = keys.open_raw(view.stream, view.id, &view.event_type, view.data.get());
+        match DeviationEvent::from_raw(&view.event_type, &data) {
             Some(event) => Decoded::Deviation(DecodedDeviation {
                 meta: EventMeta {
                     seq: view.seq,
@@ -160,7 +167,10 @@ impl Decoded {
                 event: event.map_err(|e| e.to_string()),
             }),
             None => match view.to_record() {
-                Ok(rec) => Decoded::Other(rec),
+                Ok(mut rec) => {
+                    keys.open_record(&mut rec);
+                    Decoded::Other(rec)
+                }
                 Err(e) => Decoded::Unreadable(seq, e.to_string()),
             },
         }
@@ -183,6 +193,7 @@ const REPLAY_CHUNK: usize = 1024;
 /// of its own, in log order. At most a few chunks are in flight, so memory stays bounded.
 pub fn replay(
     store: &dyn EventStore,
+    keys: &Keyring,
     from: u64,
     to: u64,
     folds: &mut [&mut dyn LogFold],
@@ -211,7 +222,7 @@ pub fn replay(
         };
         let mut chunk = Vec::with_capacity(REPLAY_CHUNK);
         let read = store.for_each_raw(from, to, &mut |seq, bytes| {
-            chunk.push(Decoded::read(seq, bytes));
+            chunk.push(Decoded::read(seq, bytes, keys));
             if chunk.len() == REPLAY_CHUNK {
                 hand_over(std::mem::replace(
                     &mut chunk,
@@ -254,19 +265,21 @@ impl<T: LogFold> Projection<T> {
         empty: impl Fn() -> T + Send + 'static,
         what: &'static str,
         store: Arc<dyn EventStore>,
+        keys: Arc<Keyring>,
         shutdown: watch::Receiver<bool>,
     ) -> Arc<Self> {
         let this = Self::pending(empty(), what);
         let me = this.clone();
         let s2 = store.clone();
+        let k2 = keys.clone();
         catch_up(
             what,
             move || {
                 let mut state = empty();
                 let head = s2.head().seq;
-                replay(s2.as_ref(), 1, head, &mut [&mut state]).map(|()| state)
+                replay(s2.as_ref(), &k2, 1, head, &mut [&mut state]).map(|()| state)
             },
-            move |state| me.install(state, store, shutdown),
+            move |state| me.install(state, store, keys, shutdown),
         );
         this
     }
@@ -276,6 +289,7 @@ impl<T: LogFold> Projection<T> {
         self: &Arc<Self>,
         state: T,
         store: Arc<dyn EventStore>,
+        keys: Arc<Keyring>,
         shutdown: watch::Receiver<bool>,
     ) {
         let seq = state.seq();
@@ -287,7 +301,7 @@ impl<T: LogFold> Projection<T> {
         tracing::info!(seq, "{} caught up", self.what);
         let me = self.clone();
         tokio::spawn(async move {
-            follow_log(store, seq + 1, shutdown, &me.state, me.what, |seq| {
+            follow_log(store, keys, seq + 1, shutdown, &me.state, me.what, |seq| {
                 me.publish(seq)
             })
             .await;

@@ -117,9 +117,13 @@ impl Register {
     }
 
     /// Folds the log from the start up to and including `to_seq`.
-    pub fn fold(store: &dyn EventStore, to_seq: u64) -> Result<Self, StoreError> {
+    pub fn fold(
+        store: &dyn EventStore,
+        keys: &crate::privacy::Keyring,
+        to_seq: u64,
+    ) -> Result<Self, StoreError> {
         let mut reg = Register::new();
-        crate::projection::replay(store, 1, to_seq, &mut [&mut reg])?;
+        crate::projection::replay(store, keys, 1, to_seq, &mut [&mut reg])?;
         Ok(reg)
     }
 }
@@ -187,8 +191,9 @@ impl RegisterProjection {
     /// The register alone, caught up by its own pass (tools that need nothing else).
     pub fn start_register(
         store: std::sync::Arc<dyn EventStore>,
+        keys: std::sync::Arc<crate::privacy::Keyring>,
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> std::sync::Arc<Self> {
-        Self::start(Register::new, "register", store, shutdown)
+        Self::start(Register::new, "register", store, keys, shutdown)
     }
 }

@@ -82,6 +82,8 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     /// Derives status tokens (see `status_token_for`).
     pub secret: crate::secret::Secret,
+    /// Seals and opens the personal fields of events (`crate::privacy`).
+    pub keys: Arc<crate::privacy::Keyring>,
 }
 
 /// A fresh status token: 256 random bits, hex.
@@ -127,7 +129,7 @@ pub fn token_hash(token: &str) -> String {
 impl Services {
     /// The one command path, over this store and clock.
     pub fn commands(&self) -> CommandHandler {
-        CommandHandler::new(self.store.clone(), self.clock.clone())
+        CommandHandler::sealing(self.store.clone(), self.clock.clone(), self.keys.clone())
     }
 
     /// Loads a deviation from the register once the register has caught up with the log.
@@ -320,6 +322,69 @@ impl Services {
                 Ok(ExecutedOnce { deviation, new })
             }
         }
+    }
+}
+
+impl Services {
+    /// Gallring under a gallringsbeslut: records `DeviationShredded`, then destroys the
+    /// deviation's data key and attachment files. An intent written first makes the
+    /// destruction finish at the next start if the process dies in between.
+    pub async fn shred(
+        &self,
+        reference: Reference,
+        decision: &str,
+        class: Option<String>,
+        actor: &str,
+    ) -> Result<Deviation, ServiceError> {
+        use crate::privacy::gallring;
+        let (id, shredded) = self
+            .register
+            .read()
+            .by_reference(reference)
+            .map(|d| (d.id, d.shredded.is_some()))
+            .ok_or(DomainError::NotFound)?;
+        if shredded {
+            return Err(DomainError::Shredded.into());
+        }
+        let data_dir = self.keys.data_dir().map(std::path::Path::to_path_buf);
+        let keys_dir = data_dir
+            .as_ref()
+            .map(|d| d.join(crate::privacy::keys::KEYS_DIR));
+        let kid = self.keys.key_id_of(self.store.as_ref(), id);
+        if let Some(dir) = &keys_dir {
+            gallring::begin(dir, id, kid, self.clock.now(), decision).map_err(StoreError::Io)?;
+        }
+        let cmd = Command::Shred(crate::domain::deviation::Shredded {
+            decision: decision.to_string(),
+            class,
+        });
+        let d = match self.execute(reference, cmd, actor).await {
+            Ok(d) => d,
+            Err(e) => {
+                if let Some(dir) = &keys_dir {
+                    let _ = std::fs::remove_file(dir.join("pending").join(id.simple().to_string()));
+                }
+                return Err(e);
+            }
+        };
+        gallring::failpoint("gallring-after-event");
+        let at = d
+            .shredded
+            .as_ref()
+            .map(|s| s.at)
+            .unwrap_or_else(|| self.clock.now());
+        if let (Some(data_dir), Some(keys_dir)) = (&data_dir, &keys_dir) {
+            let tomb = crate::privacy::Tombstone {
+                at,
+                decision: decision.to_string(),
+            };
+            if let Err(e) = gallring::finish(&self.keys, keys_dir, data_dir, id, kid, &tomb) {
+                metrics::counter!("avvik_gallring_unfinished_total").increment(1);
+                tracing::warn!(%reference, error = %e, "gallring recorded but its key could not be destroyed yet; finished at the next start");
+            }
+        }
+        metrics::counter!("avvik_gallring_total").increment(1);
+        Ok(d)
     }
 }
 

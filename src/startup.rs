@@ -42,6 +42,7 @@ impl Projections {
     /// three up, off the async threads, and then each follows the log on its own.
     pub fn start(
         store: Arc<dyn EventStore>,
+        keys: Arc<crate::privacy::Keyring>,
         rules: Arc<Rules>,
         shutdown: &watch::Sender<bool>,
     ) -> Self {
@@ -57,19 +58,20 @@ impl Projections {
         );
         let shutdown = shutdown.subscribe();
         let s2 = store.clone();
+        let k2 = keys.clone();
         crate::projection::catch_up(
             "register, outbox and intake view",
             move || {
                 let (mut r, mut o, mut i) =
                     (Register::new(), Outbox::new(rules), IntakeView::default());
                 let head = s2.head().seq;
-                crate::projection::replay(s2.as_ref(), 1, head, &mut [&mut r, &mut o, &mut i])
+                crate::projection::replay(s2.as_ref(), &k2, 1, head, &mut [&mut r, &mut o, &mut i])
                     .map(|()| (r, o, i))
             },
             move |(r, o, i)| {
-                register.install(r, store.clone(), shutdown.clone());
-                outbox.install(o, store.clone(), shutdown.clone());
-                intake.install(i, store, shutdown);
+                register.install(r, store.clone(), keys.clone(), shutdown.clone());
+                outbox.install(o, store.clone(), keys.clone(), shutdown.clone());
+                intake.install(i, store, keys, shutdown);
             },
         );
         this
@@ -117,6 +119,16 @@ impl Application {
                     config.store.data_dir.display()
                 )
             })?;
+        let keys = crate::privacy::Keyring::open_dir(&config.store.data_dir, &secret)
+            .with_context(|| {
+                format!(
+                    "opening the data keys in {}",
+                    config.store.data_dir.join("keys").display()
+                )
+            })?;
+        // A gallring cut short by a crash is finished before anything reads the log.
+        crate::privacy::gallring::recover(store.as_ref(), &keys, &config.store.data_dir)
+            .context("finishing an interrupted gallring")?;
         // The recipient lists are events; the configuration seeds them at the first start.
         crate::notify::recipients::seed(&store, &config, clock.now())
             .await
@@ -126,6 +138,7 @@ impl Application {
         let (shutdown_tx, _) = watch::channel(false);
         let projections = Projections::start(
             store.clone(),
+            keys.clone(),
             Arc::new(Rules::from_config(&config)),
             &shutdown_tx,
         );
@@ -142,6 +155,7 @@ impl Application {
             .with_context(|| format!("binding {}", config.http.addr))?;
         let scheduler = Arc::new(Scheduler::new(
             store.clone(),
+            keys.clone(),
             clock.clone(),
             Schedules::from_config(&config)?,
         ));
@@ -152,6 +166,7 @@ impl Application {
             store.clone(),
             clock.clone(),
             secret.clone(),
+            keys.clone(),
             projections.outbox.clone(),
             shutdown_tx.subscribe(),
         )
@@ -161,6 +176,7 @@ impl Application {
             register,
             clock,
             secret: secret.clone(),
+            keys,
         };
         // E-mail intake: one pipeline for the upload endpoint and the IMAP collector.
         let intake_view = projections.intake;

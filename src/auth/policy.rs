@@ -73,6 +73,12 @@ pub enum Action {
     /// Read the titles in an annual report that is not yet issued (a draft); others see
     /// counts only until it is issued.
     ViewDraftReportTitles,
+    /// See which deviations are due for gallring under the retention rules.
+    ViewRetention,
+    /// Gallra a deviation under a gallringsbeslut (destroys its personal data for good).
+    Shred,
+    /// The registerutdrag (GDPR art. 15): everything about one person, by e-mail address.
+    RegisterExtract,
     /// The access log (läslogg): who saw which deviation, per deviation and per user.
     ViewAccessLog,
 }
@@ -93,6 +99,7 @@ impl Action {
                 | Action::IssueReport
                 | Action::ManageAccounts
                 | Action::HandleQuarantine
+                | Action::Shred
         )
     }
 }
@@ -141,6 +148,7 @@ fn grant_allows(
                 | ExportLog
                 | ViewReports
                 | ViewDraftReportTitles
+                | ViewRetention
                 | ViewAccessLog
         ),
         Role::Ciso => !matches!(action, ManageAccounts),
@@ -153,7 +161,7 @@ fn grant_allows(
             _ => false,
         },
         Role::Dso => match action {
-            ListDeviations | ViewAccessLog => true,
+            ListDeviations | ViewRetention | RegisterExtract | ViewAccessLog => true,
             ViewDeviation | Comment | RecordDecision | RecordFiling => {
                 target.is_some_and(is_personal_data)
             }

@@ -97,6 +97,25 @@ pub struct FilingDeclined {
     pub rationale: String,
 }
 
+/// Gallring: the deviation's personal and free-text fields are destroyed (its data key is
+/// destroyed right after this is stored). Times, classification and filings stay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shredded {
+    /// The gallringsbeslut's reference (diarienummer or the plan's point).
+    pub decision: String,
+    /// The retention class the deviation was due under, e.g. `minor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
+}
+
+/// The words every view shows in place of a shredded field.
+pub fn shredded_text(at: DateTime<Utc>, decision: &str) -> String {
+    let date = at
+        .with_timezone(&chrono_tz::Europe::Stockholm)
+        .format("%Y-%m-%d");
+    format!("gallrad {date} enligt beslut {decision}")
+}
+
 super::event_enum! {
     /// Everything that can happen to a deviation. Stored as `type` + `data`.
     DeviationEvent {
@@ -110,6 +129,7 @@ super::event_enum! {
     Reopened(Reopened) = "DeviationReopened",
     FilingRecorded(FilingRecorded) = "FilingRecorded",
     FilingDeclined(FilingDeclined) = "FilingDeclined",
+    Shredded(Shredded) = "DeviationShredded",
     }
 }
 
@@ -191,6 +211,16 @@ pub struct Filing {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// When and under which decision a deviation was gallrad.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Shredding {
+    pub at: DateTime<Utc>,
+    pub by: String,
+    pub decision: String,
+    /// "gallrad ÅÅÅÅ-MM-DD enligt beslut …"
+    pub text: String,
+}
+
 /// A statutory clock and whether it is settled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deadline {
@@ -233,6 +263,10 @@ pub struct Deviation {
     pub comments: Vec<Comment>,
     pub filings: Vec<Filing>,
     pub deadlines: Vec<Deadline>,
+    /// Set once the deviation is gallrad: its personal and free-text fields then read as
+    /// `shredding.text`.
+    #[serde(default)]
+    pub shredded: Option<Shredding>,
     /// Number of events in the stream.
     pub version: u32,
     /// Seq of the last event applied.
@@ -250,6 +284,41 @@ impl Deviation {
 
     pub fn filing(&self, kind: FilingKind) -> Option<&Filing> {
         self.filings.iter().find(|f| f.kind == kind)
+    }
+
+    /// Replaces every personal and free-text field with `text` (gallring). Times,
+    /// classification, filings' kinds and times, and measure owners stay.
+    pub fn scrub(&mut self, text: &str) {
+        let t = || text.to_string();
+        self.title = t();
+        self.description = t();
+        if self.asset.is_some() {
+            self.asset = Some(t());
+        }
+        self.reporter = None;
+        if self.resolution.is_some() {
+            self.resolution = Some(t());
+        }
+        for c in &mut self.classifications {
+            c.classification.rationale = t();
+        }
+        for x in &mut self.decisions {
+            x.text = t();
+        }
+        for m in &mut self.measures {
+            m.description = t();
+            if m.completion_note.is_some() {
+                m.completion_note = Some(t());
+            }
+        }
+        for c in &mut self.comments {
+            c.text = t();
+        }
+        for f in &mut self.filings {
+            if f.not_filed_rationale.is_some() {
+                f.not_filed_rationale = Some(t());
+            }
+        }
     }
 
     /// Recomputes the statutory clocks from discovery time, classification and filings.
@@ -304,14 +373,26 @@ impl Deviation {
 pub enum Command {
     Report(Reported),
     Classify(Classification),
-    RecordDecision { text: String, role: String },
+    RecordDecision {
+        text: String,
+        role: String,
+    },
     AddMeasure(MeasureAdded),
-    CompleteMeasure { measure_id: Uuid, note: String },
+    CompleteMeasure {
+        measure_id: Uuid,
+        note: String,
+    },
     Comment(CommentAdded),
-    Close { resolution: String },
-    Reopen { reason: String },
+    Close {
+        resolution: String,
+    },
+    Reopen {
+        reason: String,
+    },
     RecordFiling(FilingRecorded),
     DeclineFiling(FilingDeclined),
+    /// Gallra (destroy the personal and free-text fields) under a gallringsbeslut.
+    Shred(Shredded),
 }
 
 /// Why a command was refused.
@@ -335,6 +416,8 @@ pub enum DomainError {
     FilingAlreadyRecorded(FilingKind),
     #[error("the classification is unchanged")]
     Unchanged,
+    #[error("the deviation has been shredded (gallrad)")]
+    Shredded,
 }
 
 impl DomainError {
@@ -352,6 +435,9 @@ impl DomainError {
                 "En anmälan eller ett beslut att inte anmäla finns redan registrerat.".into()
             }
             DomainError::Unchanged => "Klassningen är oförändrad.".into(),
+            DomainError::Shredded => {
+                "Avvikelsen är gallrad; inget mer kan registreras på den.".into()
+            }
         }
     }
 }
@@ -371,6 +457,12 @@ pub fn decide(state: Option<&Deviation>, cmd: Command) -> Result<Vec<DeviationEv
             Ok(())
         }
     };
+    if d.shredded.is_some() {
+        return Err(match cmd {
+            Command::Report(_) => DomainError::AlreadyReported,
+            _ => DomainError::Shredded,
+        });
+    }
     let ev = match cmd {
         Command::Report(_) => return Err(DomainError::AlreadyReported),
         Command::Classify(c) => {
@@ -424,6 +516,12 @@ pub fn decide(state: Option<&Deviation>, cmd: Command) -> Result<Vec<DeviationEv
             }
             DeviationEvent::FilingDeclined(f)
         }
+        Command::Shred(s) => {
+            if d.status != Status::Closed {
+                return Err(DomainError::NotClosed);
+            }
+            DeviationEvent::Shredded(s)
+        }
     };
     Ok(vec![ev])
 }
@@ -466,6 +564,7 @@ pub fn evolve(
                 comments: Vec::new(),
                 filings: Vec::new(),
                 deadlines: Vec::new(),
+                shredded: None,
                 version: 0,
                 last_seq: 0,
                 updated_at: meta.at,
@@ -562,6 +661,16 @@ pub fn evolve(
                     recorded_by: meta.actor.clone(),
                     recorded_at: meta.at,
                 }),
+                DeviationEvent::Shredded(s) => {
+                    let text = shredded_text(meta.at, &s.decision);
+                    d.scrub(&text);
+                    d.shredded = Some(Shredding {
+                        at: meta.at,
+                        by: meta.actor.clone(),
+                        decision: s.decision.clone(),
+                        text,
+                    });
+                }
             }
             d.recompute_deadlines();
             d

@@ -104,6 +104,7 @@ pub mod deviation;
 pub mod labels;
 pub mod limits;
 pub mod recipients;
+pub mod retention;
 pub mod setup;
 pub mod types;
 

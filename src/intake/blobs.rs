@@ -51,6 +51,47 @@ impl BlobStore {
         put(&path, bytes)
     }
 
+    /// Where a deviation's (sealed) attachment is: `attachments/<deviation>/<sha256>`.
+    fn deviation_attachment_path(&self, deviation: uuid::Uuid, sha256: &str) -> Option<PathBuf> {
+        is_sha256_hex(sha256).then(|| {
+            self.root
+                .join(ATTACHMENTS_DIR)
+                .join(deviation.simple().to_string())
+                .join(sha256)
+        })
+    }
+
+    /// Stores a deviation's sealed attachment durably (a no-op when it is already there).
+    pub fn put_deviation_attachment(
+        &self,
+        deviation: uuid::Uuid,
+        sha256: &str,
+        sealed: &[u8],
+    ) -> std::io::Result<()> {
+        let path = self
+            .deviation_attachment_path(deviation, sha256)
+            .ok_or_else(bad_name)?;
+        put(&path, sealed)
+    }
+
+    /// A deviation's attachment as stored: `Ok(Some(sealed))` under the deviation,
+    /// `Ok(None)` when only an unsealed file from before sealing exists (then read with
+    /// `read_attachment`).
+    pub fn read_deviation_attachment(
+        &self,
+        deviation: uuid::Uuid,
+        sha256: &str,
+    ) -> std::io::Result<Option<Vec<u8>>> {
+        let path = self
+            .deviation_attachment_path(deviation, sha256)
+            .ok_or_else(bad_name)?;
+        match std::fs::read(path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn read_attachment(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
         std::fs::read(self.attachment_path(sha256).ok_or_else(bad_name)?)
     }

@@ -367,12 +367,20 @@ impl Intake {
                 inline: x.inline,
             })
             .collect();
+        // Kept under the deviation they came with, sealed with its key (gallring removes them).
+        let deviation_id = target
+            .as_ref()
+            .map(|(d, _)| d.id)
+            .unwrap_or_else(|| deviation_stream(key));
         let blobs = self.blobs.clone();
         let files = a.attachments;
+        let keys = self.services.keys.clone();
+        let store = self.services.store.clone();
         on_disk("an attachment", move || {
-            files
-                .iter()
-                .try_for_each(|f| blobs.put_attachment(&f.sha256, &f.bytes))
+            files.iter().try_for_each(|f| {
+                let sealed = keys.seal_file(store.as_ref(), deviation_id, &f.sha256, &f.bytes)?;
+                blobs.put_deviation_attachment(deviation_id, &f.sha256, &sealed)
+            })
         })
         .await?;
         let (disposition, deviation, reference) = match target {
@@ -410,7 +418,8 @@ impl Intake {
             }
             None => {
                 let now = self.services.clock.now();
-                let actor = format!("reporter:{}", a.reporter.email);
+                // Who reported is in the sealed report, not in the clear envelope.
+                let actor = crate::domain::Actor::REPORTER.to_string();
                 let report = NewReport {
                     title: a.title,
                     description: a.description,

@@ -859,11 +859,12 @@ impl Outbox {
     /// Folds the whole log up to `to_seq`.
     pub fn fold(
         store: &dyn EventStore,
+        keys: &crate::privacy::Keyring,
         rules: Arc<Rules>,
         to_seq: u64,
     ) -> Result<Self, StoreError> {
         let mut outbox = Outbox::new(rules);
-        crate::projection::replay(store, 1, to_seq, &mut [&mut outbox])?;
+        crate::projection::replay(store, keys, 1, to_seq, &mut [&mut outbox])?;
         Ok(outbox)
     }
 }

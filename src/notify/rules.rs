@@ -918,6 +918,7 @@ mod tests {
                 reason: None,
                 reissue_of: None,
                 trigger: crate::report::IssueTrigger::Scheduled,
+                report: None,
             },
         };
         let notices = on_annual_report(&rules, &issue);

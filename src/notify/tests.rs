@@ -29,6 +29,7 @@ struct Fixture {
     config: Config,
     _shutdown: watch::Sender<bool>,
     notify: Notify,
+    keys: Arc<crate::privacy::Keyring>,
 }
 
 async fn fixture(ok: bool) -> Fixture {
@@ -40,11 +41,13 @@ async fn fixture(ok: bool) -> Fixture {
     let clock = Arc::new(ManualClock::new(t("2026-03-27T09:30:00Z")));
     let (tx, rx) = watch::channel(false);
     let mailer = Mailer::stub(&config.mail.from, ok).unwrap();
+    let keys = crate::privacy::Keyring::in_memory();
     let notify = Notify::with_mailer(
         &config,
         store.clone(),
         clock.clone(),
         Secret::from_bytes([1; 32]),
+        keys.clone(),
         mailer,
         rx,
     );
@@ -55,6 +58,7 @@ async fn fixture(ok: bool) -> Fixture {
         config,
         _shutdown: tx,
         notify,
+        keys,
     }
 }
 
@@ -181,7 +185,7 @@ async fn a_rebuilt_outbox_knows_what_was_sent() {
     // A fresh fold of the log (as at start-up) has nothing pending and shows the same.
     let rules = Arc::new(Rules::from_config(&f.config));
     let head = f.store.head().seq;
-    let outbox = Outbox::fold(f.store.as_ref(), rules, head).unwrap();
+    let outbox = Outbox::fold(f.store.as_ref(), &f.keys, rules, head).unwrap();
     let (due, expired) = outbox.due(f.clock.now());
     assert!(due.is_empty() && expired.is_empty());
     assert_eq!(
@@ -260,6 +264,7 @@ async fn start_up_replay_folds_as_the_live_path_does() {
     );
     replay(
         f.store.as_ref(),
+        &f.keys,
         1,
         head,
         &mut [&mut reg, &mut outbox, &mut intake],
@@ -269,7 +274,8 @@ async fn start_up_replay_folds_as_the_live_path_does() {
     let (mut live_reg, mut live_outbox, mut live_intake) =
         (Register::new(), Outbox::new(rules), IntakeView::default());
     for rec in avvik_events::read_all(f.store.as_ref(), 1) {
-        let rec = rec.unwrap();
+        // As `follow_log` hands them over: opened.
+        let rec = f.keys.opened(&rec.unwrap());
         live_reg.apply(&rec);
         live_outbox.apply(&rec);
         live_intake.apply(&rec);

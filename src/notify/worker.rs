@@ -90,12 +90,13 @@ pub fn mailer_settings(config: &Config) -> MailerSettings {
 
 impl Inner {
     fn commands(&self) -> CommandHandler {
-        CommandHandler::new(self.store.clone(), self.clock.clone())
+        CommandHandler::sealing(self.store.clone(), self.clock.clone(), self.keys.clone())
     }
 }
 
 struct Inner {
     store: Arc<dyn EventStore>,
+    keys: Arc<crate::privacy::Keyring>,
     outbox: Arc<OutboxProjection>,
     mailer: Mailer,
     clock: Arc<dyn Clock>,
@@ -128,11 +129,12 @@ impl Notify {
         store: Arc<dyn EventStore>,
         clock: Arc<dyn Clock>,
         secret: Secret,
+        keys: Arc<crate::privacy::Keyring>,
         outbox: Arc<OutboxProjection>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Self, MailerError> {
         let mailer = Mailer::new(&mailer_settings(config))?;
-        let notify = Self::with_outbox(config, store, clock, secret, mailer, outbox);
+        let notify = Self::with_outbox(config, store, clock, secret, keys, mailer, outbox);
         tokio::spawn(notify.clone().run(shutdown));
         Ok(notify)
     }
@@ -144,6 +146,7 @@ impl Notify {
         store: Arc<dyn EventStore>,
         clock: Arc<dyn Clock>,
         secret: Secret,
+        keys: Arc<crate::privacy::Keyring>,
         mailer: Mailer,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
@@ -152,9 +155,10 @@ impl Notify {
             move || Outbox::new(rules.clone()),
             "outbox",
             store.clone(),
+            keys.clone(),
             shutdown,
         );
-        Self::with_outbox(config, store, clock, secret, mailer, outbox)
+        Self::with_outbox(config, store, clock, secret, keys, mailer, outbox)
     }
 
     fn with_outbox(
@@ -162,6 +166,7 @@ impl Notify {
         store: Arc<dyn EventStore>,
         clock: Arc<dyn Clock>,
         secret: Secret,
+        keys: Arc<crate::privacy::Keyring>,
         mailer: Mailer,
         outbox: Arc<OutboxProjection>,
     ) -> Self {
@@ -174,6 +179,7 @@ impl Notify {
         Self {
             inner: Arc::new(Inner {
                 store,
+                keys,
                 outbox,
                 mailer,
                 clock,
@@ -604,12 +610,14 @@ impl Notify {
             }
         }
         let store = me.store.clone();
+        let keys = me.keys.clone();
         let year = issue.event.year;
         let as_of = issue.event.as_of_seq;
-        let report = tokio::task::spawn_blocking(move || build_report(store.as_ref(), year, as_of))
-            .await
-            .map_err(|e| SendError::Build(format!("building the report failed: {e}")))?
-            .map_err(|e| SendError::Build(format!("building the report failed: {e}")))?;
+        let report =
+            tokio::task::spawn_blocking(move || build_report(store.as_ref(), &keys, year, as_of))
+                .await
+                .map_err(|e| SendError::Build(format!("building the report failed: {e}")))?
+                .map_err(|e| SendError::Build(format!("building the report failed: {e}")))?;
         if content_hash(&report) != issue.event.content_hash {
             tracing::error!(
                 year,

@@ -43,6 +43,7 @@ pub fn record_hash(store: &dyn EventStore, seq: u64) -> Result<String, StoreErro
 /// that seq); call it from `spawn_blocking` in async code.
 pub fn build_report(
     store: &dyn EventStore,
+    keys: &crate::privacy::Keyring,
     year: i32,
     as_of_seq: u64,
 ) -> Result<AnnualReport, ReportError> {
@@ -65,7 +66,7 @@ pub fn build_report(
     };
     let mut unreadable = Vec::new();
     for rec in read_all(store, 1) {
-        let rec = match rec {
+        let mut rec = match rec {
             Ok(rec) => rec,
             Err(StoreError::Corrupt { seq, reason }) if seq <= as_of_seq => {
                 tracing::error!(seq, %reason, "annual report: a stored record cannot be read; the report names it");
@@ -83,6 +84,7 @@ pub fn build_report(
         if year_end.is_none() && rec.at >= period.to {
             year_end = Some(snapshot(&reg));
         }
+        keys.open_record(&mut rec);
         reg.apply(&rec);
         as_of_at = Some(rec.at);
     }

@@ -15,6 +15,7 @@ use super::issue::{issue_annual_report, load_document};
 /// before). Exit code 1 if the rebuilt report no longer matches its recorded hash.
 pub async fn run(
     store: Arc<dyn EventStore>,
+    keys: Arc<crate::privacy::Keyring>,
     year: i32,
     format: ReportFormat,
     issue: bool,
@@ -25,6 +26,7 @@ pub async fn run(
     if issue {
         let (issued, _) = issue_annual_report(
             store.clone(),
+            keys.clone(),
             year,
             reason,
             crate::domain::System::Cli.as_str(),
@@ -37,7 +39,7 @@ pub async fn run(
         );
     }
     let s = store.clone();
-    let doc = tokio::task::spawn_blocking(move || load_document(s.as_ref(), year)).await??;
+    let doc = tokio::task::spawn_blocking(move || load_document(s.as_ref(), &keys, year)).await??;
     out.write_all(&render(&doc, format))?;
     out.flush()?;
     let src = &doc.report.source;

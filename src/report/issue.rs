@@ -47,6 +47,11 @@ pub struct AnnualReportIssued {
     pub reissue_of: Option<u64>,
     /// `scheduled` or `manual`.
     pub trigger: IssueTrigger,
+    /// The report as issued, kept whole: gallring later removes deviations' texts from
+    /// the log, not from a document already sent to the board. Absent in issues from
+    /// before this field (those are rebuilt from the log as of `as_of_seq`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +135,7 @@ pub(crate) struct IssueState {
 /// Loads the state an issue of `year` is decided on. Blocking (builds the report).
 pub(crate) fn load_issue_state(
     store: &dyn EventStore,
+    keys: &crate::privacy::Keyring,
     year: i32,
 ) -> Result<Current<IssueState>, IssueError> {
     if !YEARS.contains(&year) {
@@ -138,19 +144,21 @@ pub(crate) fn load_issue_state(
     let stream = store.read_stream(annual_reports_stream(), 1)?;
     let version = stream.last().map(|r| r.version);
     let head = store.head().seq;
-    let report = build_report(store, year, head)?;
+    let report = build_report(store, keys, year, head)?;
     Ok(Current::new(IssueState { stream, report }, version))
 }
 
 /// The loader of `load_issue_state`, off the async threads.
 pub(crate) fn issue_loader(
     store: Arc<dyn EventStore>,
+    keys: Arc<crate::privacy::Keyring>,
     year: i32,
 ) -> Load<'static, IssueState, IssueError> {
     Box::new(move || {
         let store = store.clone();
+        let keys = keys.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || load_issue_state(store.as_ref(), year))
+            tokio::task::spawn_blocking(move || load_issue_state(store.as_ref(), &keys, year))
                 .await
                 .map_err(|e| StoreError::Storage(format!("report task failed: {e}")))?
         })
@@ -195,6 +203,7 @@ pub(crate) fn decide_issue(
         reason,
         reissue_of: last.map(|l| l.seq),
         trigger,
+        report: serde_json::to_value(report).ok(),
     })
 }
 
@@ -208,6 +217,7 @@ pub(crate) fn issue_fact(event: &AnnualReportIssued) -> Fact {
 /// Returns the stored issue and the report it pins.
 pub async fn issue_annual_report(
     store: Arc<dyn EventStore>,
+    keys: Arc<crate::privacy::Keyring>,
     year: i32,
     reason: Option<String>,
     actor: &str,
@@ -216,7 +226,7 @@ pub async fn issue_annual_report(
     let commands = CommandHandler::new(store.clone(), Arc::new(SystemClock));
     let env = Envelope::new(annual_reports_stream(), actor).at(now);
     let outcome = commands
-        .execute(&env, issue_loader(store, year), |state, _ctx| {
+        .execute(&env, issue_loader(store, keys, year), |state, _ctx| {
             let event = decide_issue(state, year, reason.as_deref(), IssueTrigger::Manual)?;
             Ok(vec![issue_fact(&event)])
         })
@@ -251,13 +261,25 @@ impl ReportDocument {
 }
 
 /// The report on `year` for display. Blocking; see [`annual_report_document`].
-pub fn load_document(store: &dyn EventStore, year: i32) -> Result<ReportDocument, ReportError> {
+pub fn load_document(
+    store: &dyn EventStore,
+    keys: &crate::privacy::Keyring,
+    year: i32,
+) -> Result<ReportDocument, ReportError> {
     if !YEARS.contains(&year) {
         return Err(ReportError::InvalidYear(year));
     }
     match latest_issue(store, year)? {
         Some(issue) => {
-            let report = build_report(store, year, issue.event.as_of_seq)?;
+            let kept = issue
+                .event
+                .report
+                .as_ref()
+                .and_then(|v| serde_json::from_value::<AnnualReport>(v.clone()).ok());
+            let report = match kept {
+                Some(r) => r,
+                None => build_report(store, keys, year, issue.event.as_of_seq)?,
+            };
             let matches = content_hash(&report) == issue.event.content_hash;
             if !matches {
                 tracing::error!(
@@ -273,7 +295,7 @@ pub fn load_document(store: &dyn EventStore, year: i32) -> Result<ReportDocument
             })
         }
         None => Ok(ReportDocument {
-            report: build_report(store, year, store.head().seq)?,
+            report: build_report(store, keys, year, store.head().seq)?,
             issue: None,
             hash_matches: None,
         }),
@@ -283,9 +305,10 @@ pub fn load_document(store: &dyn EventStore, year: i32) -> Result<ReportDocument
 /// The report on `year` for display, off the async threads: for HTTP handlers.
 pub async fn annual_report_document(
     store: Arc<dyn EventStore>,
+    keys: Arc<crate::privacy::Keyring>,
     year: i32,
 ) -> Result<ReportDocument, ReportError> {
-    tokio::task::spawn_blocking(move || load_document(store.as_ref(), year))
+    tokio::task::spawn_blocking(move || load_document(store.as_ref(), &keys, year))
         .await
         .map_err(|e| ReportError::Store(StoreError::Storage(format!("report task failed: {e}"))))?
 }

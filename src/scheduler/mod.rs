@@ -186,6 +186,7 @@ impl Schedules {
 /// manual clock; `spawn` wraps it in a loop that stops on shutdown.
 pub struct Scheduler {
     store: Arc<dyn EventStore>,
+    keys: Arc<crate::privacy::Keyring>,
     clock: Arc<dyn Clock>,
     schedules: Schedules,
     started_at: DateTime<Utc>,
@@ -314,10 +315,16 @@ fn runs_in(records: &[RecordedEvent]) -> Vec<JobRun> {
 }
 
 impl Scheduler {
-    pub fn new(store: Arc<dyn EventStore>, clock: Arc<dyn Clock>, schedules: Schedules) -> Self {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        keys: Arc<crate::privacy::Keyring>,
+        clock: Arc<dyn Clock>,
+        schedules: Schedules,
+    ) -> Self {
         let started_at = clock.now();
         Self {
             store,
+            keys,
             clock,
             schedules,
             started_at,
@@ -398,8 +405,9 @@ impl Scheduler {
     ) -> Result<JobRun, SchedulerError> {
         let job = Job::AnnualReport;
         let store = self.store.clone();
+        let keys = self.keys.clone();
         let load: Load<'_, IssueState, SchedulerError> = Box::new(move || {
-            let load = issue_loader(store.clone(), year);
+            let load = issue_loader(store.clone(), keys.clone(), year);
             Box::pin(async move { load().await.map_err(SchedulerError::from) })
         });
         let env = Envelope::new(job.stream(), SCHEDULER_ACTOR);

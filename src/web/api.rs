@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .merge(super::recipients::api())
         .merge(super::reports::api())
         .merge(super::intake::routes())
+        .merge(super::privacy::api())
         .split_for_parts();
     let mut api = api;
     utoipa::Modify::modify(&ProblemAnswers, &mut api);
@@ -76,7 +77,8 @@ async fn create_deviation(
     let report = parse_report_json(&body, &state.config.report, now, Channel::Api)
         .map_err(ApiError::Validation)?;
     let actor = match &report.reporter {
-        Some(r) => format!("reporter:{}", r.email),
+        // Who reported is in the sealed report, not in the clear envelope.
+        Some(_) => crate::domain::Actor::REPORTER.to_string(),
         None => "reporter:anonymous".to_string(),
     };
     let receipt_emailed = report

@@ -72,7 +72,8 @@ async fn resolve(state: &AppState, point: Option<AsOf>) -> Result<u64, ApiError>
 }
 
 async fn fold(state: &AppState, seq: u64) -> Result<Register, ApiError> {
-    on_store(state, move |store| Register::fold(store, seq)).await
+    let keys = state.services.keys.clone();
+    on_store(state, move |store| Register::fold(store, &keys, seq)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,7 +230,8 @@ async fn deviation_history(
         .cloned()
         .ok_or(ApiError::NotFound)?;
     let id = d.id;
-    let steps = on_store(&state, move |store| crate::audit::history(store, id)).await?;
+    let keys = state.services.keys.clone();
+    let steps = on_store(&state, move |store| crate::audit::history(store, &keys, id)).await?;
     seen(
         &state.access_log,
         &who.actor(),

@@ -104,9 +104,10 @@ async fn fold_at(
         _ => "nu".to_string(),
     };
     let store = state.services.store.clone();
+    let keys = state.services.keys.clone();
     let (seq, reg) = blocking(move || {
         let seq = point.resolve(store.as_ref())?;
-        Ok((seq, Register::fold(store.as_ref(), seq)?))
+        Ok((seq, Register::fold(store.as_ref(), &keys, seq)?))
     })
     .await?;
     Ok((seq, reg, when, error))
@@ -227,7 +228,8 @@ async fn history(
         .ok_or(PageError::NotFound)?;
     let id = d.id;
     let store = state.services.store.clone();
-    let steps = blocking(move || crate::audit::history(store.as_ref(), id)).await?;
+    let keys = state.services.keys.clone();
+    let steps = blocking(move || crate::audit::history(store.as_ref(), &keys, id)).await?;
     seen_page(
         &state.access_log,
         &who.actor(),
@@ -348,13 +350,14 @@ async fn changes(
         return Ok(render(StatusCode::UNPROCESSABLE_ENTITY, &page));
     };
     let store = state.services.store.clone();
+    let keys = state.services.keys.clone();
     let result = blocking(move || {
         let a = from.resolve(store.as_ref())?;
         let b = to.resolve(store.as_ref())?;
         let (a, b) = (a.min(b), a.max(b));
         Ok(crate::audit::changes(
-            &Register::fold(store.as_ref(), a)?,
-            &Register::fold(store.as_ref(), b)?,
+            &Register::fold(store.as_ref(), &keys, a)?,
+            &Register::fold(store.as_ref(), &keys, b)?,
         ))
     })
     .await?;

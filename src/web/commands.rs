@@ -526,6 +526,7 @@ fn fuzz_check_command(cmd: &Command, cfg: &ReportConfig, now: DateTime<Utc>) {
             text(&f.rationale, TEXT_MAX);
             fuzz_round_trip(f);
         }
+        Command::Shred(s) => text(&s.decision, SHORT_MAX),
         Command::Report(_) => panic!("no command parser makes a report"),
     }
 }

@@ -229,6 +229,9 @@ pub async fn list_attachments(
     Path(reference): Path<String>,
 ) -> Result<Response, ApiError> {
     let d = visible_deviation(&state, &who, &reference)?;
+    if d.shredded.is_some() {
+        return Ok(Json(Vec::<()>::new()).into_response());
+    }
     // The list names the files, and file names can be personal.
     super::access_log::seen(
         &state.access_log,
@@ -262,6 +265,9 @@ pub async fn download_attachment(
             .map(|a| neutral_filename(&a.attachment.filename, &a.attachment.content_type))
     };
     let filename = listed.ok_or(ApiError::NotFound)?;
+    if d.shredded.is_some() {
+        return Err(ApiError::NotFound);
+    }
     super::access_log::seen(
         &state.access_log,
         &who.actor(),
@@ -272,11 +278,20 @@ pub async fn download_attachment(
     )
     .await?;
     let blobs = state.intake.blobs().clone();
+    let keys = state.services.keys.clone();
     let sha = sha256.clone();
-    let bytes = tokio::task::spawn_blocking(move || blobs.read_attachment(&sha))
+    let id = d.id;
+    let bytes =
+        tokio::task::spawn_blocking(move || match blobs.read_deviation_attachment(id, &sha)? {
+            Some(sealed) => keys.open_file(id, &sha, &sealed),
+            None => blobs.read_attachment(&sha),
+        })
         .await
         .map_err(|e| ApiError::Internal(e.into()))?
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("attachment {sha256}: {e}")))?;
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ApiError::NotFound,
+            _ => ApiError::Internal(anyhow::anyhow!("attachment {sha256}: {e}")),
+        })?;
     Ok(download(bytes, &filename))
 }
 

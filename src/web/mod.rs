@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod own_account;
 pub mod pages;
+pub mod privacy;
 pub mod public;
 pub mod recipients;
 pub mod report_input;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(access_log::pages())
         .merge(reports::pages())
         .merge(ack::router())
+        .merge(privacy::pages())
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(

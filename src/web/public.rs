@@ -130,7 +130,8 @@ async fn submit_report(
         }
     };
     let actor = match &report.reporter {
-        Some(r) => format!("reporter:{}", r.email),
+        // Who reported is in the sealed report, not in the clear envelope.
+        Some(_) => crate::domain::Actor::REPORTER.to_string(),
         None => "reporter:anonymous".to_string(),
     };
     let not_mailed = report

@@ -98,12 +98,16 @@ async fn report_page(
         return Err(PageError::Forbidden);
     }
     let year = parse_year(&year).ok_or(PageError::NotFound)?;
-    let mut doc = crate::report::annual_report_document(state.services.store.clone(), year)
-        .await
-        .map_err(|e| match e {
-            ReportError::InvalidYear(_) => PageError::NotFound,
-            other => PageError::Internal(other.into()),
-        })?;
+    let mut doc = crate::report::annual_report_document(
+        state.services.store.clone(),
+        state.services.keys.clone(),
+        year,
+    )
+    .await
+    .map_err(|e| match e {
+        ReportError::InvalidYear(_) => PageError::NotFound,
+        other => PageError::Internal(other.into()),
+    })?;
     for_reader(&mut doc, &who);
     let body = crate::report::http::render(&doc, ReportFormat::Html);
     Ok(with_style_hashes(
@@ -145,12 +149,16 @@ async fn report_data(
             Some(f) => f,
         },
     };
-    let mut doc = crate::report::annual_report_document(state.services.store.clone(), year)
-        .await
-        .map_err(|e| match e {
-            ReportError::InvalidYear(_) => ApiError::NotFound,
-            other => ApiError::Internal(other.into()),
-        })?;
+    let mut doc = crate::report::annual_report_document(
+        state.services.store.clone(),
+        state.services.keys.clone(),
+        year,
+    )
+    .await
+    .map_err(|e| match e {
+        ReportError::InvalidYear(_) => ApiError::NotFound,
+        other => ApiError::Internal(other.into()),
+    })?;
     for_reader(&mut doc, &who);
     Ok(into_response(&doc, format))
 }
@@ -206,6 +214,7 @@ async fn issue(
     let now = state.services.clock.now();
     match crate::report::issue_annual_report(
         state.services.store.clone(),
+        state.services.keys.clone(),
         year,
         reason,
         &who.actor(),

@@ -1017,6 +1017,7 @@ async fn the_annual_report_has_every_figure_right_and_stays_frozen() {
     let clock = Arc::new(ManualClock::new(utc("2025-01-02T08:00:00Z")));
     let app = start(dir.path(), clock.clone(), |_| {}).await;
     let store = app.services.store.clone();
+    let keys = app.services.keys.clone();
     build_scenario(&app.services, &clock).await;
 
     // The scheduler was never asked during the scenario, so at 07:00 on 10 January 2027
@@ -1063,7 +1064,7 @@ async fn the_annual_report_has_every_figure_right_and_stays_frozen() {
         "the hash is the chain's own link"
     );
 
-    let doc = report::load_document(store.as_ref(), 2026).unwrap();
+    let doc = report::load_document(store.as_ref(), &keys, 2026).unwrap();
     assert_eq!(doc.hash_matches, Some(true));
     let issued = doc.report.clone();
     check_every_figure(&issued);
@@ -1158,13 +1159,13 @@ async fn the_annual_report_has_every_figure_right_and_stays_frozen() {
         )
         .await
         .unwrap();
-    let later = report::build_report(store.as_ref(), 2026, store.head().seq).unwrap();
+    let later = report::build_report(store.as_ref(), &keys, 2026, store.head().seq).unwrap();
     assert_ne!(
         report::content_hash(&later),
         issue.event.content_hash,
         "the change shows in a new build"
     );
-    let again = report::load_document(store.as_ref(), 2026).unwrap();
+    let again = report::load_document(store.as_ref(), &keys, 2026).unwrap();
     assert_eq!(again.hash_matches, Some(true));
     assert_eq!(report::to_json(&again.report), json);
     assert_eq!(report::render_html(&again.report), html);
@@ -1173,6 +1174,7 @@ async fn the_annual_report_has_every_figure_right_and_stays_frozen() {
     // Issuing again is explicit and needs a reason; it is a new edition, never an overwrite.
     let err = report::issue_annual_report(
         store.clone(),
+        keys.clone(),
         2026,
         None,
         "user:ciso@kommunen.example",
@@ -1186,6 +1188,7 @@ async fn the_annual_report_has_every_figure_right_and_stays_frozen() {
     );
     let (second, second_report) = report::issue_annual_report(
         store.clone(),
+        keys.clone(),
         2026,
         Some("AVV-2026-0002 avslutades efter utfärdandet".into()),
         "user:ciso@kommunen.example",
@@ -1266,8 +1269,13 @@ async fn the_annual_report_has_every_figure_right_and_stays_frozen() {
 
     // The first edition is still in the log and rebuilds to its recorded hash.
     let store = avvik_events::SledEventStore::open(&data, Default::default()).unwrap();
+    let keys = avvik::privacy::Keyring::open_dir(
+        &data,
+        &avvik::secret::Secret::load_or_create(&data).unwrap(),
+    )
+    .unwrap();
     let first = report::issues(&store, 2026).unwrap().remove(0);
     assert_eq!(first.seq, first_issue_seq);
-    let rebuilt = report::build_report(&store, 2026, first.event.as_of_seq).unwrap();
+    let rebuilt = report::build_report(&store, &keys, 2026, first.event.as_of_seq).unwrap();
     assert_eq!(report::to_json(&rebuilt), json);
 }

@@ -27,6 +27,8 @@ mod notify_more;
 mod notify_tls;
 mod openapi;
 mod overload;
+mod privacy;
+mod privacy_props;
 mod public;
 mod recipients;
 mod report;

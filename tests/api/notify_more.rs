@@ -98,10 +98,16 @@ async fn the_annual_report_email_arrives_with_its_charts_and_is_sent_once() {
     // Issued by hand in January, before the scheduled slot (so the app's own scheduler
     // has nothing to do).
     clock.set(t("2027-01-05T09:00:00Z"));
-    let (issue, issued) =
-        avvik::report::issue_annual_report(store.clone(), 2026, None, "user:ciso", clock.now())
-            .await
-            .expect("issued");
+    let (issue, issued) = avvik::report::issue_annual_report(
+        store.clone(),
+        app.app_state.services.keys.clone(),
+        2026,
+        None,
+        "user:ciso",
+        clock.now(),
+    )
+    .await
+    .expect("issued");
     deliver(&app, &clock).await;
     let subject = "Årsrapport informationssäkerhetsavvikelser 2026";
     let m = sink.messages();
@@ -178,9 +184,10 @@ async fn the_annual_report_email_arrives_with_its_charts_and_is_sent_once() {
 
     // The re-rendered frozen report matches its recorded hash.
     let s2 = store.clone();
+    let k2 = app.app_state.services.keys.clone();
     let as_of = issue.event.as_of_seq;
     let rebuilt = tokio::task::spawn_blocking(move || {
-        avvik::report::build_report(s2.as_ref(), 2026, as_of).unwrap()
+        avvik::report::build_report(s2.as_ref(), &k2, 2026, as_of).unwrap()
     })
     .await
     .unwrap();
@@ -214,8 +221,9 @@ async fn the_annual_report_email_arrives_with_its_charts_and_is_sent_once() {
     assert_eq!(to(&sink.messages(), subject).len(), 3);
     let rules = Arc::new(Rules::from_config(&app.app_state.config));
     let s3 = store.clone();
+    let k3 = app.app_state.services.keys.clone();
     let outbox =
-        tokio::task::spawn_blocking(move || Outbox::fold(s3.as_ref(), rules, s3.head().seq))
+        tokio::task::spawn_blocking(move || Outbox::fold(s3.as_ref(), &k3, rules, s3.head().seq))
             .await
             .unwrap()
             .unwrap();
@@ -234,6 +242,7 @@ async fn the_annual_report_email_arrives_with_its_charts_and_is_sent_once() {
     // A new edition is new e-mail, saying so.
     let (second, _) = avvik::report::issue_annual_report(
         store.clone(),
+        app.app_state.services.keys.clone(),
         2026,
         Some("Rättad kategori".into()),
         "user:ciso",
@@ -270,6 +279,7 @@ async fn the_policy_review_reminder_reaches_the_ciso_once() {
     let store = app.app_state.services.store.clone();
     let scheduler = Scheduler::new(
         store.clone(),
+        app.app_state.services.keys.clone(),
         clock.clone(),
         Schedules::from_config(&app.app_state.config).unwrap(),
     );
@@ -569,6 +579,7 @@ async fn an_issue_whose_report_no_longer_matches_its_hash_is_not_mailed() {
         reason: None,
         reissue_of: None,
         trigger: avvik::report::IssueTrigger::Manual,
+        report: None,
     };
     store
         .append(

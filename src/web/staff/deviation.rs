@@ -353,6 +353,7 @@ pub(super) fn build_page(
             .read()
             .attachments(d.id)
             .iter()
+            .filter(|_| d.shredded.is_none())
             .map(|a| {
                 let a = &a.attachment;
                 (

@@ -46,6 +46,12 @@ pub fn staff_nav(who: &Principal, current: &str) -> Vec<NavLink> {
     if authorize(who, Action::ViewAudit, None) {
         add("/audit", "Granskning");
     }
+    if authorize(who, Action::ViewRetention, None) {
+        add(crate::web::privacy::RETENTION_PATH, "Gallring");
+    }
+    if authorize(who, Action::RegisterExtract, None) {
+        add(crate::web::privacy::EXTRACT_PATH, "Registerutdrag");
+    }
     if authorize(who, Action::HandleQuarantine, None) {
         add("/staff/intake/quarantine", "E-postkarantän");
     }

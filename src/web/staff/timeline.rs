@@ -68,6 +68,9 @@ pub fn entries(state: &AppState, id: Uuid) -> Result<Vec<TimelineEntry>, PageErr
     records.extend(state.notify.timeline_for(id));
     records.sort_by_key(|r| r.seq);
     records.dedup_by_key(|r| r.seq);
+    for r in &mut records {
+        state.services.keys.open_record(r);
+    }
     Ok(records.iter().rev().map(entry).collect())
 }
 
@@ -199,6 +202,10 @@ fn describe_deviation(e: &DeviationEvent) -> (String, Vec<String>) {
         DeviationEvent::FilingDeclined(f) => (
             "Beslut att inte anmäla".into(),
             vec![format!("{}: {}", labels::filing_kind(f.kind), f.rationale)],
+        ),
+        DeviationEvent::Shredded(s) => (
+            "Gallrad".into(),
+            vec![format!("Enligt gallringsbeslut {}", s.decision)],
         ),
     }
 }

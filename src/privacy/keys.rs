@@ -1,0 +1,436 @@
+//! The data-key store: one random 256-bit key per deviation, kept outside the log under
+//! `<data>/keys/`, each wrapped (XChaCha20-Poly1305) by a key derived from `secret.key`.
+//!
+//! Keys are made ahead in batches: a batch file holds [`SLOTS`] wrapped keys, written and
+//! fsynced once, so giving a new deviation its key costs no disk write of its own — the
+//! key's id (batch and slot) is recorded in the events it seals, and the batch was on disk
+//! before any of them. A slot is handed out once: a process never reuses a batch it did not
+//! create, so after a restart the unclaimed slots of older batches are simply never used.
+//!
+//! Destroying a key overwrites its slot in place with a tombstone (when and under which
+//! gallringsbeslut) and fdatasyncs the file. The tombstone is what every later read shows in
+//! place of the shredded fields; the key itself is gone from the file.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use uuid::Uuid;
+
+use crate::secret::Secret;
+
+/// The directory under the data directory.
+pub const KEYS_DIR: &str = "keys";
+/// Wrapped keys per batch file.
+pub const SLOTS: u32 = 128;
+const SLOT_BYTES: usize = 128;
+const HEADER: &[u8; 16] = b"AVVIK-KEYS-v1\0\0\0";
+const LIVE: u8 = 1;
+const DESTROYED: u8 = 2;
+/// Bytes of a gallringsbeslut reference a tombstone keeps.
+pub const MAX_DECISION_BYTES: usize = SLOT_BYTES - 11;
+
+/// A data key in the clear (in memory only).
+#[derive(Clone)]
+pub struct DataKey(pub(crate) [u8; 32]);
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(<redacted>)")
+    }
+}
+
+/// Where a key is: its batch file and slot. Stored in the events as `<batch hex>-<slot>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId {
+    pub batch: Uuid,
+    pub slot: u32,
+}
+
+impl KeyId {
+    pub fn parse(s: &str) -> Option<Self> {
+        let (b, n) = s.split_once('-')?;
+        if b.len() != 32 {
+            return None;
+        }
+        let slot: u32 = n.parse().ok()?;
+        (slot < SLOTS).then_some(())?;
+        Some(Self {
+            batch: Uuid::try_parse(b).ok()?,
+            slot,
+        })
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.batch.simple(), self.slot)
+    }
+}
+
+/// What gallring left in place of a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub at: DateTime<Utc>,
+    /// The gallringsbeslut's reference.
+    pub decision: String,
+}
+
+impl Tombstone {
+    /// The words every view shows in place of a shredded field.
+    pub fn text(&self) -> String {
+        let date = self
+            .at
+            .with_timezone(&chrono_tz::Europe::Stockholm)
+            .format("%Y-%m-%d");
+        format!("gallrad {date} enligt beslut {}", self.decision)
+    }
+}
+
+/// A key as the store has it.
+#[derive(Debug, Clone)]
+pub enum KeyState {
+    Live(DataKey),
+    Destroyed(Tombstone),
+    /// No such key (a batch file missing, or a slot that does not unwrap).
+    Missing(String),
+}
+
+/// Where data keys live. The file store below is the built-in one; an external KMS can
+/// implement the same trait.
+pub trait KeyStore: Send + Sync {
+    /// A fresh key no other deviation has, durable before this returns.
+    fn create(&self) -> std::io::Result<(KeyId, DataKey)>;
+    fn get(&self, id: KeyId) -> KeyState;
+    /// Overwrites the key with its tombstone, durably. Destroying a destroyed key keeps
+    /// the first tombstone.
+    fn destroy(&self, id: KeyId, tombstone: &Tombstone) -> std::io::Result<()>;
+}
+
+/// The built-in key store: batch files under `<data>/keys/`.
+pub struct FileKeyStore {
+    dir: PathBuf,
+    wrap: XChaCha20Poly1305,
+    /// The batch this process hands out slots from, and the next free slot.
+    current: Mutex<Option<(Uuid, u32)>>,
+    cache: RwLock<HashMap<KeyId, KeyState>>,
+}
+
+impl FileKeyStore {
+    pub fn open(data_dir: &Path, secret: &Secret) -> std::io::Result<Self> {
+        let dir = data_dir.join(KEYS_DIR);
+        std::fs::create_dir_all(&dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let wrap = XChaCha20Poly1305::new(&secret.derive("data-key-wrap-v1").into());
+        Ok(Self {
+            dir,
+            wrap,
+            current: Mutex::new(None),
+            cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn batch_path(&self, batch: Uuid) -> PathBuf {
+        self.dir.join(format!("{}.keys", batch.simple()))
+    }
+
+    fn aad(id: KeyId) -> [u8; 20] {
+        let mut a = [0u8; 20];
+        a[..16].copy_from_slice(id.batch.as_bytes());
+        a[16..].copy_from_slice(&id.slot.to_be_bytes());
+        a
+    }
+
+    /// Writes a new batch of wrapped keys: temp file, fsync, rename, fsync the directory.
+    fn new_batch(&self) -> std::io::Result<Uuid> {
+        let batch = Uuid::new_v4();
+        let mut buf = Vec::with_capacity(HEADER.len() + SLOTS as usize * SLOT_BYTES);
+        buf.extend_from_slice(HEADER);
+        let mut rng = rand::thread_rng();
+        for slot in 0..SLOTS {
+            let mut key = [0u8; 32];
+            rng.fill_bytes(&mut key);
+            let mut nonce = [0u8; 24];
+            rng.fill_bytes(&mut nonce);
+            let aad = Self::aad(KeyId { batch, slot });
+            let wrapped = self
+                .wrap
+                .encrypt(
+                    XNonce::from_slice(&nonce),
+                    Payload {
+                        msg: &key,
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| std::io::Error::other("wrapping a data key failed"))?;
+            let mut rec = [0u8; SLOT_BYTES];
+            rec[0] = LIVE;
+            rec[1..25].copy_from_slice(&nonce);
+            rec[25..25 + wrapped.len()].copy_from_slice(&wrapped);
+            buf.extend_from_slice(&rec);
+            key.fill(0);
+        }
+        let path = self.batch_path(batch);
+        let tmp = self.dir.join(format!(".tmp-{}", batch.simple()));
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(&buf)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(batch)
+    }
+
+    fn read_slot(&self, id: KeyId) -> std::io::Result<[u8; SLOT_BYTES]> {
+        let mut f = File::open(self.batch_path(id.batch))?;
+        let mut header = [0u8; 16];
+        f.read_exact(&mut header)?;
+        if &header != HEADER {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not an avvik key batch",
+            ));
+        }
+        f.seek(SeekFrom::Start(Self::offset(id)))?;
+        let mut rec = [0u8; SLOT_BYTES];
+        f.read_exact(&mut rec)?;
+        Ok(rec)
+    }
+
+    fn offset(id: KeyId) -> u64 {
+        HEADER.len() as u64 + u64::from(id.slot) * SLOT_BYTES as u64
+    }
+
+    fn decode_slot(&self, id: KeyId, rec: &[u8; SLOT_BYTES]) -> KeyState {
+        match rec[0] {
+            LIVE => {
+                let aad = Self::aad(id);
+                match self.wrap.decrypt(
+                    XNonce::from_slice(&rec[1..25]),
+                    Payload {
+                        msg: &rec[25..25 + 48],
+                        aad: &aad,
+                    },
+                ) {
+                    Ok(k) if k.len() == 32 => {
+                        let mut key = [0u8; 32];
+                        key.copy_from_slice(&k);
+                        KeyState::Live(DataKey(key))
+                    }
+                    _ => KeyState::Missing(
+                        "the key does not unwrap (was secret.key replaced?)".into(),
+                    ),
+                }
+            }
+            DESTROYED => {
+                let secs = i64::from_be_bytes(rec[1..9].try_into().unwrap_or([0; 8]));
+                let len =
+                    usize::from(u16::from_be_bytes([rec[9], rec[10]])).min(MAX_DECISION_BYTES);
+                KeyState::Destroyed(Tombstone {
+                    at: DateTime::from_timestamp(secs, 0).unwrap_or_default(),
+                    decision: String::from_utf8_lossy(&rec[11..11 + len]).into_owned(),
+                })
+            }
+            _ => KeyState::Missing("an unused key slot".into()),
+        }
+    }
+}
+
+/// `s` cut to at most `max` bytes at a character boundary.
+pub fn truncate_bytes(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+impl KeyStore for FileKeyStore {
+    fn create(&self) -> std::io::Result<(KeyId, DataKey)> {
+        let id = {
+            let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            let (batch, slot) = match *cur {
+                Some((b, s)) if s < SLOTS => (b, s),
+                _ => (self.new_batch()?, 0),
+            };
+            *cur = Some((batch, slot + 1));
+            KeyId { batch, slot }
+        };
+        match self.get(id) {
+            KeyState::Live(k) => Ok((id, k)),
+            KeyState::Destroyed(_) => Err(std::io::Error::other("a fresh key slot is destroyed")),
+            KeyState::Missing(why) => Err(std::io::Error::other(why)),
+        }
+    }
+
+    fn get(&self, id: KeyId) -> KeyState {
+        if let Some(s) = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
+            return s.clone();
+        }
+        let state = match self.read_slot(id) {
+            Ok(rec) => self.decode_slot(id, &rec),
+            Err(e) => return KeyState::Missing(format!("key batch unreadable: {e}")),
+        };
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, state.clone());
+        state
+    }
+
+    fn destroy(&self, id: KeyId, tombstone: &Tombstone) -> std::io::Result<()> {
+        let rec = self.read_slot(id)?;
+        if rec[0] == DESTROYED {
+            return Ok(());
+        }
+        let decision = truncate_bytes(&tombstone.decision, MAX_DECISION_BYTES);
+        let mut out = [0u8; SLOT_BYTES];
+        out[0] = DESTROYED;
+        out[1..9].copy_from_slice(&tombstone.at.timestamp().to_be_bytes());
+        out[9..11].copy_from_slice(&(decision.len() as u16).to_be_bytes());
+        out[11..11 + decision.len()].copy_from_slice(decision.as_bytes());
+        let f = OpenOptions::new()
+            .write(true)
+            .open(self.batch_path(id.batch))?;
+        f.write_all_at(&out, Self::offset(id))?;
+        f.sync_data()?;
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                id,
+                KeyState::Destroyed(Tombstone {
+                    at: tombstone.at,
+                    decision: decision.to_string(),
+                }),
+            );
+        Ok(())
+    }
+}
+
+/// Keys in memory only (unit tests, property tests): nothing survives the process.
+#[derive(Default)]
+pub struct MemoryKeyStore {
+    keys: Mutex<HashMap<KeyId, KeyState>>,
+}
+
+impl MemoryKeyStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl KeyStore for MemoryKeyStore {
+    fn create(&self) -> std::io::Result<(KeyId, DataKey)> {
+        let mut k = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        let id = KeyId {
+            batch: Uuid::new_v4(),
+            slot: 0,
+        };
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, KeyState::Live(DataKey(k)));
+        Ok((id, DataKey(k)))
+    }
+
+    fn get(&self, id: KeyId) -> KeyState {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| KeyState::Missing("no such key".into()))
+    }
+
+    fn destroy(&self, id: KeyId, tombstone: &Tombstone) -> std::io::Result<()> {
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = keys.get_mut(&id) {
+            if !matches!(k, KeyState::Destroyed(_)) {
+                *k = KeyState::Destroyed(tombstone.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(dir: &Path) -> FileKeyStore {
+        FileKeyStore::open(dir, &Secret::from_bytes([7; 32])).unwrap()
+    }
+
+    #[test]
+    fn keys_are_distinct_durable_and_destroyed_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let mut ids = Vec::new();
+        for _ in 0..(SLOTS + 3) {
+            ids.push(s.create().unwrap());
+        }
+        let distinct: std::collections::HashSet<[u8; 32]> = ids.iter().map(|(_, k)| k.0).collect();
+        assert_eq!(
+            distinct.len(),
+            ids.len(),
+            "every deviation gets its own key"
+        );
+        let (id, key) = ids[5].clone();
+        let again = store(dir.path());
+        let KeyState::Live(k) = again.get(id) else {
+            panic!("a created key survives a reopen")
+        };
+        assert_eq!(k.0, key.0);
+        let t = Tombstone {
+            at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            decision: "KS 2026/123".into(),
+        };
+        again.destroy(id, &t).unwrap();
+        let third = store(dir.path());
+        assert!(matches!(third.get(id), KeyState::Destroyed(ref x) if x == &t));
+        // The wrapped key is gone from the file, not only marked.
+        let bytes = std::fs::read(third.batch_path(id.batch)).unwrap();
+        let off = FileKeyStore::offset(id) as usize;
+        assert!(bytes[off + 11 + t.decision.len()..off + SLOT_BYTES]
+            .iter()
+            .all(|b| *b == 0));
+        // A new process never hands out a slot of an older batch.
+        let (fresh, _) = third.create().unwrap();
+        assert!(ids.iter().all(|(i, _)| i.batch != fresh.batch));
+        // Another secret cannot unwrap.
+        let other = FileKeyStore::open(dir.path(), &Secret::from_bytes([8; 32])).unwrap();
+        assert!(matches!(other.get(ids[0].0), KeyState::Missing(_)));
+        assert_eq!(KeyId::parse(&id.to_string()), Some(id));
+    }
+}

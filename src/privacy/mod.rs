@@ -1,0 +1,520 @@
+//! Privacy by design: the personal and free-text fields of a deviation's events are stored
+//! sealed under that deviation's own data key (XChaCha20-Poly1305, the event id as
+//! associated data), so destroying the key (gallring) removes them from the log, every
+//! export, archive segment and backup at once, while the hash chain — over the stored
+//! bytes — still verifies without any key.
+//!
+//! A sealed event's `data` keeps its clear fields and gains
+//! `"sealed": {"kid": key id, "n": nonce, "c": ciphertext, "f": [sealed field names]}` and,
+//! where it names people by address, `"blind_index": [HMAC of each address]` for the
+//! registerutdrag. [`Keyring::seal`] is called by the command handler on every event it
+//! stores; [`Keyring::open`] by every reader that decodes events. Events written before
+//! sealing existed have no `sealed` and read as they are.
+
+pub mod extract;
+pub mod gallring;
+pub mod keys;
+pub mod migrate;
+pub mod seal;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use avvik_events::EventStore;
+use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::RngCore;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+pub use keys::{DataKey, FileKeyStore, KeyId, KeyState, KeyStore, MemoryKeyStore, Tombstone};
+use seal::{Blank, Indexed, KeyedBy, Spec};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD_NO_PAD;
+const AAD_PREFIX: &[u8] = b"avvik-sealed-v1\0";
+
+/// Where attachment files of a deviation are kept, under the data directory
+/// (`attachments/<deviation>/<sha256>`, sealed with the deviation's key).
+pub const ATTACHMENTS_DIR: &str = "attachments";
+
+/// What a field reads as when its key is gone without a gallring (a lost key store).
+pub const KEY_MISSING_TEXT: &str = "[krypterad uppgift: nyckeln saknas]";
+
+/// Seals and opens event data with the deviations' keys.
+pub struct Keyring {
+    keys: Arc<dyn KeyStore>,
+    index_key: [u8; 32],
+    /// Each deviation's key, as its first sealed event names it.
+    key_of: RwLock<HashMap<Uuid, KeyId>>,
+    /// The data directory (gallring intents, attachment files); `None` in unit tests.
+    data_dir: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keyring")
+    }
+}
+
+/// What opening found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// Nothing was sealed (an event without personal fields, or from before sealing).
+    Clear,
+    /// The sealed fields are back.
+    Open,
+    /// The key was destroyed by gallring: the fields read as its tombstone.
+    Shredded(Tombstone),
+    /// The key cannot be found or used (never expected): the fields read as missing.
+    KeyMissing(String),
+}
+
+impl Keyring {
+    pub fn new(keys: Arc<dyn KeyStore>, secret: &crate::secret::Secret) -> Self {
+        Self {
+            keys,
+            index_key: secret.derive("blind-index-v1"),
+            key_of: RwLock::new(HashMap::new()),
+            data_dir: None,
+        }
+    }
+
+    /// Keys in memory, for tests.
+    pub fn in_memory() -> Arc<Self> {
+        Arc::new(Self::new(
+            Arc::new(keys::MemoryKeyStore::new()),
+            &crate::secret::Secret::from_bytes([9; 32]),
+        ))
+    }
+
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data_dir.as_deref()
+    }
+
+    /// The key store under `data_dir/keys`.
+    pub fn open_dir(
+        data_dir: &std::path::Path,
+        secret: &crate::secret::Secret,
+    ) -> std::io::Result<Arc<Self>> {
+        let mut k = Self::new(Arc::new(FileKeyStore::open(data_dir, secret)?), secret);
+        k.data_dir = Some(data_dir.to_path_buf());
+        Ok(Arc::new(k))
+    }
+
+    pub fn keys(&self) -> &dyn KeyStore {
+        self.keys.as_ref()
+    }
+
+    /// The blind index of an e-mail address: hex HMAC-SHA256 of its normalised form. `None`
+    /// when it is not an address.
+    pub fn blind_index(&self, address: &str) -> Option<String> {
+        use hmac::{Hmac, Mac};
+        let norm = seal::normalize_address(address)?;
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.index_key)
+            .expect("HMAC takes keys of any length");
+        mac.update(norm.as_bytes());
+        Some(hex::encode(mac.finalize().into_bytes()))
+    }
+
+    /// The deviation whose key seals this event, if the event has sealed fields.
+    fn deviation_of(spec: &Spec, stream: Uuid, data: &Value) -> Option<Uuid> {
+        match spec.keyed_by {
+            KeyedBy::Stream => Some(stream),
+            KeyedBy::Field(f) => data.get(f)?.as_str().and_then(|s| Uuid::try_parse(s).ok()),
+        }
+    }
+
+    /// The key id of a deviation: known, or named by a sealed event of its stream, or new.
+    fn key_for(&self, store: &dyn EventStore, deviation: Uuid) -> std::io::Result<KeyId> {
+        if let Some(k) = self.read_key_of().get(&deviation) {
+            return Ok(*k);
+        }
+        let named = store
+            .read_stream(deviation, 1)
+            .map_err(std::io::Error::other)?
+            .iter()
+            .find_map(|r| kid_in(&r.data));
+        let mut map = self.key_of.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = map.get(&deviation) {
+            return Ok(*k);
+        }
+        let kid = match named {
+            Some(k) => k,
+            None => self.keys.create()?.0,
+        };
+        map.insert(deviation, kid);
+        Ok(kid)
+    }
+
+    fn read_key_of(&self) -> std::sync::RwLockReadGuard<'_, HashMap<Uuid, KeyId>> {
+        self.key_of.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Makes sure `deviation` has its key before a commit that will seal with it.
+    pub fn prepare(&self, store: &dyn EventStore, deviation: Uuid) -> std::io::Result<()> {
+        self.key_for(store, deviation).map(|_| ())
+    }
+
+    /// The key id a deviation's events are sealed with, if any is known or stored.
+    pub fn key_id_of(&self, store: &dyn EventStore, deviation: Uuid) -> Option<KeyId> {
+        if let Some(k) = self.read_key_of().get(&deviation) {
+            return Some(*k);
+        }
+        store
+            .read_stream(deviation, 1)
+            .ok()?
+            .iter()
+            .find_map(|r| kid_in(&r.data))
+    }
+
+    /// Seals the personal fields of an event about to be stored. Events without such
+    /// fields come back as they are. A deviation already shredded gets its fields dropped,
+    /// never stored in the clear.
+    pub fn seal(
+        &self,
+        store: &dyn EventStore,
+        stream: Uuid,
+        event_id: Uuid,
+        event_type: &str,
+        data: Value,
+    ) -> std::io::Result<Value> {
+        let Some(spec) = seal::spec(event_type) else {
+            return Ok(data);
+        };
+        let Value::Object(mut obj) = data else {
+            return Ok(data);
+        };
+        let Some(deviation) = Self::deviation_of(spec, stream, &Value::Object(obj.clone())) else {
+            return Ok(Value::Object(obj));
+        };
+        let index = self.index_of(spec, &obj);
+        let mut sealed = Map::new();
+        for (f, _) in spec.fields {
+            if let Some(v) = obj.remove(*f) {
+                if !v.is_null() {
+                    sealed.insert((*f).to_string(), v);
+                }
+            }
+        }
+        if sealed.is_empty() {
+            return Ok(Value::Object(obj));
+        }
+        let kid = self.key_for(store, deviation)?;
+        let names: Vec<Value> = sealed.keys().map(|k| Value::String(k.clone())).collect();
+        let mut env = Map::new();
+        env.insert("kid".into(), Value::String(kid.to_string()));
+        env.insert("f".into(), Value::Array(names));
+        match self.keys.get(kid) {
+            KeyState::Live(key) => {
+                let plain = serde_json::to_vec(&Value::Object(sealed))?;
+                let mut nonce = [0u8; 24];
+                rand::thread_rng().fill_bytes(&mut nonce);
+                let aad = aad(event_id, kid);
+                let c = XChaCha20Poly1305::new(&key.0.into())
+                    .encrypt(
+                        XNonce::from_slice(&nonce),
+                        Payload {
+                            msg: &plain,
+                            aad: &aad,
+                        },
+                    )
+                    .map_err(|_| std::io::Error::other("sealing failed"))?;
+                env.insert("n".into(), Value::String(B64.encode(nonce)));
+                env.insert("c".into(), Value::String(B64.encode(c)));
+            }
+            KeyState::Destroyed(_) => {
+                env.insert("shredded".into(), Value::Bool(true));
+            }
+            KeyState::Missing(why) => {
+                return Err(std::io::Error::other(format!(
+                    "the data key of deviation {deviation} cannot be used: {why}"
+                )))
+            }
+        }
+        if !index.is_empty() {
+            obj.insert(
+                "blind_index".into(),
+                Value::Array(index.into_iter().map(Value::String).collect()),
+            );
+        }
+        obj.insert("sealed".into(), Value::Object(env));
+        Ok(Value::Object(obj))
+    }
+
+    fn index_of(&self, spec: &Spec, obj: &Map<String, Value>) -> Vec<String> {
+        let mut out = Vec::new();
+        for ix in spec.indexed {
+            let addrs: Vec<&str> = match ix {
+                Indexed::Field(f) => obj.get(*f).and_then(Value::as_str).into_iter().collect(),
+                Indexed::Nested(f, sub) => obj
+                    .get(*f)
+                    .and_then(|v| v.get(*sub))
+                    .and_then(Value::as_str)
+                    .into_iter()
+                    .collect(),
+                Indexed::List(f) => obj
+                    .get(*f)
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default(),
+            };
+            for a in addrs {
+                if let Some(h) = self.blind_index(a) {
+                    if !out.contains(&h) {
+                        out.push(h);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Opens a stored event's data in place: the sealed fields come back, or read as the
+    /// tombstone when the key was destroyed.
+    pub fn open(&self, stream: Uuid, event_id: Uuid, event_type: &str, data: &mut Value) -> Opened {
+        let Some(Value::Object(obj)) = Some(data) else {
+            return Opened::Clear;
+        };
+        let Some(Value::Object(env)) = obj.remove("sealed") else {
+            return Opened::Clear;
+        };
+        obj.remove("blind_index");
+        let names: Vec<String> = env
+            .get("f")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(kid) = env
+            .get("kid")
+            .and_then(Value::as_str)
+            .and_then(KeyId::parse)
+        else {
+            return blank(
+                obj,
+                event_type,
+                &names,
+                KEY_MISSING_TEXT,
+                Opened::KeyMissing("no key id".into()),
+            );
+        };
+        if let Some(spec) = seal::spec(event_type) {
+            if let Some(dev) = Self::deviation_of(spec, stream, &Value::Object(obj.clone())) {
+                if !self.read_key_of().contains_key(&dev) {
+                    self.key_of
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(dev, kid);
+                }
+            }
+        }
+        match self.keys.get(kid) {
+            KeyState::Live(key) if env.get("c").is_some() => {
+                match decrypt(&key, event_id, kid, &env) {
+                    Some(Value::Object(fields)) => {
+                        obj.extend(fields);
+                        Opened::Open
+                    }
+                    _ => {
+                        tracing::warn!(%event_id, "a sealed event does not open with its key");
+                        blank(
+                            obj,
+                            event_type,
+                            &names,
+                            KEY_MISSING_TEXT,
+                            Opened::KeyMissing("does not decrypt".into()),
+                        )
+                    }
+                }
+            }
+            KeyState::Live(_) => blank(
+                obj,
+                event_type,
+                &names,
+                KEY_MISSING_TEXT,
+                Opened::KeyMissing("sealed after gallring".into()),
+            ),
+            KeyState::Destroyed(t) => {
+                let text = t.text();
+                blank(obj, event_type, &names, &text, Opened::Shredded(t))
+            }
+            KeyState::Missing(why) => {
+                tracing::warn!(%event_id, %kid, reason = %why, "the data key of a sealed event is missing");
+                blank(
+                    obj,
+                    event_type,
+                    &names,
+                    KEY_MISSING_TEXT,
+                    Opened::KeyMissing(why),
+                )
+            }
+        }
+    }
+
+    /// Opens stored raw `data` JSON (start-up replay): borrowed when nothing is sealed.
+    pub fn open_raw<'a>(
+        &self,
+        stream: Uuid,
+        event_id: Uuid,
+        event_type: &str,
+        raw: &'a str,
+    ) -> Cow<'a, str> {
+        if !raw.contains("\"sealed\"") {
+            return Cow::Borrowed(raw);
+        }
+        let Ok(mut v) = serde_json::from_str::<Value>(raw) else {
+            return Cow::Borrowed(raw);
+        };
+        self.open(stream, event_id, event_type, &mut v);
+        Cow::Owned(v.to_string())
+    }
+
+    /// Seals a file that belongs to a deviation (an attachment): nonce and ciphertext, the
+    /// deviation and the file's SHA-256 as associated data.
+    pub fn seal_file(
+        &self,
+        store: &dyn EventStore,
+        deviation: Uuid,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> std::io::Result<Vec<u8>> {
+        let kid = self.key_for(store, deviation)?;
+        let KeyState::Live(key) = self.keys.get(kid) else {
+            return Err(std::io::Error::other(
+                "the deviation is gallrad: its files are not kept",
+            ));
+        };
+        let mut nonce = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let aad = file_aad(deviation, sha256, kid);
+        let c = XChaCha20Poly1305::new(&key.0.into())
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: bytes,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| std::io::Error::other("sealing a file failed"))?;
+        let kid_s = kid.to_string();
+        let mut out = Vec::with_capacity(2 + kid_s.len() + 24 + c.len());
+        out.push(kid_s.len() as u8);
+        out.extend_from_slice(kid_s.as_bytes());
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&c);
+        Ok(out)
+    }
+
+    /// Opens a file sealed by `seal_file`. `NotFound` once the key is destroyed.
+    pub fn open_file(
+        &self,
+        deviation: Uuid,
+        sha256: &str,
+        sealed: &[u8],
+    ) -> std::io::Result<Vec<u8>> {
+        let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "not a sealed file");
+        let n = usize::from(*sealed.first().ok_or_else(bad)?);
+        let kid = std::str::from_utf8(sealed.get(1..1 + n).ok_or_else(bad)?)
+            .ok()
+            .and_then(KeyId::parse)
+            .ok_or_else(bad)?;
+        let nonce = sealed.get(1 + n..1 + n + 24).ok_or_else(bad)?;
+        let c = sealed.get(1 + n + 24..).ok_or_else(bad)?;
+        match self.keys.get(kid) {
+            KeyState::Live(key) => XChaCha20Poly1305::new(&key.0.into())
+                .decrypt(
+                    XNonce::from_slice(nonce),
+                    Payload {
+                        msg: c,
+                        aad: &file_aad(deviation, sha256, kid),
+                    },
+                )
+                .map_err(|_| bad()),
+            KeyState::Destroyed(_) => {
+                Err(std::io::Error::new(std::io::ErrorKind::NotFound, "gallrad"))
+            }
+            KeyState::Missing(why) => Err(std::io::Error::other(why)),
+        }
+    }
+
+    /// Opens a whole record in place.
+    pub fn open_record(&self, rec: &mut avvik_events::RecordedEvent) -> Opened {
+        self.open(rec.stream, rec.id, &rec.event_type, &mut rec.data)
+    }
+
+    /// A copy of the record, opened.
+    pub fn opened(&self, rec: &avvik_events::RecordedEvent) -> avvik_events::RecordedEvent {
+        let mut r = rec.clone();
+        self.open_record(&mut r);
+        r
+    }
+}
+
+fn aad(event_id: Uuid, kid: KeyId) -> Vec<u8> {
+    let mut a = Vec::with_capacity(AAD_PREFIX.len() + 16 + 40);
+    a.extend_from_slice(AAD_PREFIX);
+    a.extend_from_slice(event_id.as_bytes());
+    a.extend_from_slice(kid.to_string().as_bytes());
+    a
+}
+
+fn file_aad(deviation: Uuid, sha256: &str, kid: KeyId) -> Vec<u8> {
+    let mut a = Vec::with_capacity(AAD_PREFIX.len() + 16 + 64 + 40);
+    a.extend_from_slice(b"avvik-file-v1\0");
+    a.extend_from_slice(deviation.as_bytes());
+    a.extend_from_slice(sha256.as_bytes());
+    a.extend_from_slice(kid.to_string().as_bytes());
+    a
+}
+
+fn decrypt(key: &DataKey, event_id: Uuid, kid: KeyId, env: &Map<String, Value>) -> Option<Value> {
+    let nonce = B64.decode(env.get("n")?.as_str()?).ok()?;
+    let c = B64.decode(env.get("c")?.as_str()?).ok()?;
+    if nonce.len() != 24 {
+        return None;
+    }
+    let aad = aad(event_id, kid);
+    let plain = XChaCha20Poly1305::new(&key.0.into())
+        .decrypt(XNonce::from_slice(&nonce), Payload { msg: &c, aad: &aad })
+        .ok()?;
+    serde_json::from_slice(&plain).ok()
+}
+
+/// The key id a stored event's data names, if it is sealed.
+pub fn kid_in(data: &Value) -> Option<KeyId> {
+    KeyId::parse(data.get("sealed")?.get("kid")?.as_str()?)
+}
+
+/// Puts the blank of each sealed field in place.
+fn blank(
+    obj: &mut Map<String, Value>,
+    event_type: &str,
+    names: &[String],
+    text: &str,
+    result: Opened,
+) -> Opened {
+    let spec = seal::spec(event_type);
+    for name in names {
+        let kind = spec
+            .and_then(|s| s.fields.iter().find(|(f, _)| f == name))
+            .map(|(_, b)| *b)
+            .unwrap_or(Blank::Text);
+        obj.insert(
+            name.clone(),
+            match kind {
+                Blank::Text => Value::String(text.to_string()),
+                Blank::Null => Value::Null,
+                Blank::List => Value::Array(Vec::new()),
+            },
+        );
+    }
+    result
+}
+
+// Tests over the command path (which depends on this module) are in
+// `tests/api/privacy_props.rs`.
