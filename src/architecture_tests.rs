@@ -18,6 +18,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "audit",
             "archive",
             "privacy",
+            "access_log",
         ],
     ),
     (

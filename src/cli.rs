@@ -203,10 +203,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             from_seq,
             to_seq,
         } => {
-            let store = open_existing(&data_dir(data))?;
+            let dir = data_dir(data);
+            let store = open_existing(&dir)?;
+            // An export is a reading of every deviation: in the access log first, or not at all.
+            let to = to_seq.unwrap_or(u64::MAX).min(store.head().seq);
+            crate::access_log::AccessLog::open(
+                &dir,
+                std::sync::Arc::new(crate::clock::SystemClock),
+            )
+            .context("opening the access log")?
+            .record(
+                "system:cli",
+                crate::access_log::AccessKind::Export {
+                    from_seq,
+                    to_seq: to,
+                },
+                None,
+            )
+            .await
+            .context("recording the export in the access log")?;
             let stdout = std::io::stdout();
             let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-            let n = store.export(from_seq, to_seq.unwrap_or(u64::MAX), &mut out)?;
+            let n = store.export(from_seq, to, &mut out)?;
             out.flush()?;
             let head = store.head();
             eprintln!(

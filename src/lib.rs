@@ -1,5 +1,6 @@
 //! avvik: information-security deviations (avvikelser) as an event-sourced service.
 
+pub mod access_log;
 #[cfg(test)]
 mod architecture_tests;
 pub mod archive;

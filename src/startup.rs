@@ -101,6 +101,17 @@ impl Application {
                 config.store.data_dir.display()
             )
         })?);
+        let access_log = crate::access_log::AccessLog::open(&config.store.data_dir, clock.clone())
+            .with_context(|| {
+                format!(
+                    "opening the access log in {}",
+                    config
+                        .store
+                        .data_dir
+                        .join(crate::access_log::ACCESS_DIR)
+                        .display()
+                )
+            })?;
         let secret =
             crate::secret::Secret::load_or_create(&config.store.data_dir).with_context(|| {
                 format!(
@@ -186,6 +197,7 @@ impl Application {
             notify,
             intake,
             secret,
+            access_log,
         };
         Ok(Self {
             listener,

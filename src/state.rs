@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 
+use crate::access_log::AccessLog;
 use crate::auth::LoginGuard;
 use crate::config::Config;
 use crate::intake::Intake;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub notify: Notify,
     /// E-mail intake: the pipeline (shared with the IMAP collector), attachments, quarantine.
     pub intake: Arc<Intake>,
+    /// The läslogg: who saw which deviation's content (its own chain in `<data_dir>/access`).
+    pub access_log: AccessLog,
 }
 
 impl FromRef<AppState> for Services {
@@ -50,6 +53,12 @@ impl FromRef<AppState> for Notify {
 impl FromRef<AppState> for Arc<Intake> {
     fn from_ref(s: &AppState) -> Self {
         s.intake.clone()
+    }
+}
+
+impl FromRef<AppState> for AccessLog {
+    fn from_ref(s: &AppState) -> Self {
+        s.access_log.clone()
     }
 }
 

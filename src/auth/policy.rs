@@ -79,6 +79,8 @@ pub enum Action {
     Shred,
     /// The registerutdrag (GDPR art. 15): everything about one person, by e-mail address.
     RegisterExtract,
+    /// The access log (läslogg): who saw which deviation, per deviation and per user.
+    ViewAccessLog,
 }
 
 impl Action {
@@ -147,6 +149,7 @@ fn grant_allows(
                 | ViewReports
                 | ViewDraftReportTitles
                 | ViewRetention
+                | ViewAccessLog
         ),
         Role::Ciso => !matches!(action, ManageAccounts),
         Role::Kontakt => match action {
@@ -158,7 +161,7 @@ fn grant_allows(
             _ => false,
         },
         Role::Dso => match action {
-            ListDeviations | ViewRetention | RegisterExtract => true,
+            ListDeviations | ViewRetention | RegisterExtract | ViewAccessLog => true,
             ViewDeviation | Comment | RecordDecision | RecordFiling => {
                 target.is_some_and(is_personal_data)
             }

@@ -20,6 +20,7 @@ use super::error::{ApiError, Problem};
 use super::openapi::{ApiDoc, ProblemAnswers};
 use super::report_input::{parse_report_json, ReportBody};
 use super::AppState;
+use crate::access_log::AccessKind;
 use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::{stockholm_year, Channel, Command, Deviation, FilingKind, Reference};
 use utoipa::{OpenApi, ToSchema};
@@ -40,6 +41,7 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(reopen))
         .routes(routes!(filing))
         .merge(super::audit_api::routes())
+        .merge(super::access_log::api())
         .merge(super::recipients::api())
         .merge(super::reports::api())
         .merge(super::intake::routes())
@@ -252,6 +254,13 @@ async fn get_deviation(
     Path(reference): Path<String>,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::ViewDeviation)?;
+    super::access_log::seen(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::DeviationApi,
+        Some(&d),
+    )
+    .await?;
     let now = state.services.clock.now();
     Ok(Json(view(&d, now)).into_response())
 }
@@ -279,6 +288,13 @@ async fn history(
     Path(reference): Path<String>,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::ViewDeviation)?;
+    super::access_log::seen(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::History,
+        Some(&d),
+    )
+    .await?;
     let records = state
         .services
         .store

@@ -10,9 +10,11 @@ use serde::Deserialize;
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::access_log::seen;
 use super::error::{ApiError, FieldError};
 use super::openapi::Problem;
 use super::AppState;
+use crate::access_log::AccessKind;
 use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::Reference;
 use crate::register::{AsOf, Register};
@@ -109,6 +111,16 @@ async fn events(
     if let Some(t) = parse_as_of("to", q.to.as_deref())? {
         to = to.min(resolve(&state, Some(t)).await?);
     }
+    seen(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::Export {
+            from_seq: from,
+            to_seq: to,
+        },
+        None,
+    )
+    .await?;
     let store = state.services.store.clone();
     let mut last_hash = String::new();
     if from <= to {
@@ -189,6 +201,13 @@ async fn register_as_of(
     let point = parse_as_of("as_of", q.as_of.as_deref())?;
     let seq = resolve(&state, point).await?;
     let reg = fold(&state, seq).await?;
+    seen(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::AuditRegister,
+        None,
+    )
+    .await?;
     Ok(Json(json!({ "as_of_seq": seq, "items": reg.list() })).into_response())
 }
 
@@ -203,15 +222,23 @@ async fn deviation_history(
 ) -> Result<Response, ApiError> {
     require(&who, Action::ViewAudit)?;
     let reference = Reference::parse(&reference).ok_or(ApiError::NotFound)?;
-    let id = state
+    let d = state
         .services
         .register
         .read()
         .by_reference(reference)
-        .map(|d| d.id)
+        .cloned()
         .ok_or(ApiError::NotFound)?;
+    let id = d.id;
     let keys = state.services.keys.clone();
     let steps = on_store(&state, move |store| crate::audit::history(store, &keys, id)).await?;
+    seen(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::History,
+        Some(&d),
+    )
+    .await?;
     Ok(Json(steps).into_response())
 }
 
@@ -251,6 +278,14 @@ async fn changes(
     }
     let before = fold(&state, from_seq).await?;
     let after = fold(&state, to_seq).await?;
+    // Two registers as of moments, field by field: read like the as-of register.
+    seen(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::AuditRegister,
+        None,
+    )
+    .await?;
     Ok(Json(crate::audit::changes(&before, &after)).into_response())
 }
 

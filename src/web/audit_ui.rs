@@ -10,9 +10,11 @@ use chrono::NaiveDateTime;
 use chrono_tz::Europe::Stockholm;
 use serde::Deserialize;
 
+use super::access_log::seen_page;
 use super::pages::{render, stockholm_display, Layout, PageError};
 use super::staff::staff_nav;
 use super::AppState;
+use crate::access_log::AccessKind;
 use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::Reference;
 use crate::register::{AsOf, Register};
@@ -159,6 +161,13 @@ async fn register(
 ) -> Result<Response, PageError> {
     require(&who)?;
     let (seq, reg, when, error) = fold_at(&state, q.as_of.as_deref()).await?;
+    seen_page(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::AuditRegister,
+        None,
+    )
+    .await?;
     let items = reg
         .list()
         .into_iter()
@@ -210,16 +219,24 @@ async fn history(
 ) -> Result<Response, PageError> {
     require(&who)?;
     let r = Reference::parse(&reference).ok_or(PageError::NotFound)?;
-    let id = state
+    let d = state
         .services
         .register
         .read()
         .by_reference(r)
-        .map(|d| d.id)
+        .cloned()
         .ok_or(PageError::NotFound)?;
+    let id = d.id;
     let store = state.services.store.clone();
     let keys = state.services.keys.clone();
     let steps = blocking(move || crate::audit::history(store.as_ref(), &keys, id)).await?;
+    seen_page(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::History,
+        Some(&d),
+    )
+    .await?;
     let steps = steps
         .into_iter()
         .map(|s| Step {
@@ -343,6 +360,14 @@ async fn changes(
             &Register::fold(store.as_ref(), &keys, b)?,
         ))
     })
+    .await?;
+    // Two registers as of moments, field by field: read like the as-of register.
+    seen_page(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::AuditRegister,
+        None,
+    )
     .await?;
     let page = ChangesPage {
         layout: layout(&who, "Ändringar"),

@@ -40,6 +40,9 @@ pub enum ApiError {
     Domain(DomainError),
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// Content is shown only once its reading is in the access log, which cannot be written.
+    #[error("the access log cannot be written, so the content is not shown; retry later")]
+    AccessLogUnavailable,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -118,6 +121,12 @@ impl IntoResponse for ApiError {
                 "urn:avvik:problem:unavailable",
                 "Service unavailable",
                 "Tjänsten kan inte ta emot ändringar just nu. Försök igen om en stund.".to_string(),
+            ),
+            ApiError::AccessLogUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "urn:avvik:problem:access-log-unavailable",
+                "Service unavailable",
+                "Läsloggen kan inte skrivas just nu, därför visas inte innehållet. Försök igen om en stund.".to_string(),
             ),
             ApiError::Internal(e) => {
                 tracing::error!(error = ?e, "internal error");

@@ -50,6 +50,11 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
             // names them); anything but 0 wants an auditor's attention.
             "unreadable_records": s.register.read().unreadable.len(),
             "escalation_ready": missing.is_empty(),
+            // The access log is its own store. While it cannot write, deviations' content
+            // is withheld from staff (503), but reports are still taken, so this does not
+            // make the service unready; it says so instead.
+            "access_log_degraded": state.access_log.is_degraded(),
+            "access_log_head_seq": state.access_log.head().seq,
             "missing_recipients": missing,
         })),
     )

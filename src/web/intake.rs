@@ -232,6 +232,14 @@ pub async fn list_attachments(
     if d.shredded.is_some() {
         return Ok(Json(Vec::<()>::new()).into_response());
     }
+    // The list names the files, and file names can be personal.
+    super::access_log::seen(
+        &state.access_log,
+        &who.actor(),
+        crate::access_log::AccessKind::DeviationApi,
+        Some(&d),
+    )
+    .await?;
     let view = state.intake.view().read();
     Ok(Json(view.attachments(d.id)).into_response())
 }
@@ -260,6 +268,15 @@ pub async fn download_attachment(
     if d.shredded.is_some() {
         return Err(ApiError::NotFound);
     }
+    super::access_log::seen(
+        &state.access_log,
+        &who.actor(),
+        crate::access_log::AccessKind::Attachment {
+            sha256: sha256.clone(),
+        },
+        Some(&d),
+    )
+    .await?;
     let blobs = state.intake.blobs().clone();
     let keys = state.services.keys.clone();
     let sha = sha256.clone();

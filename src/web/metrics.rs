@@ -68,6 +68,11 @@ async fn render(State(state): State<AppState>, req: Request) -> Response {
     metrics::gauge!("avvik_register_seq").set(s.register.seq() as f64);
     metrics::gauge!("avvik_register_ready").set(if s.register.is_ready() { 1.0 } else { 0.0 });
     metrics::gauge!("avvik_store_degraded").set(if s.store.is_degraded() { 1.0 } else { 0.0 });
+    metrics::gauge!("avvik_access_log_degraded").set(if state.access_log.is_degraded() {
+        1.0
+    } else {
+        0.0
+    });
     {
         let lists = state.notify.recipient_lists();
         let missing = lists.missing();

@@ -1,5 +1,6 @@
 //! HTTP: routers per area, merged over one `AppState`.
 
+pub mod access_log;
 pub mod ack;
 pub mod admin;
 pub mod api;
@@ -60,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .merge(recipients::router())
         .merge(setup::router())
         .merge(audit_ui::router())
+        .merge(access_log::pages())
         .merge(reports::pages())
         .merge(ack::router())
         .merge(privacy::pages())

@@ -183,6 +183,9 @@ pub enum PageError {
     TooManyRequests { retry_after_s: u64 },
     #[error("service unavailable: {0}")]
     Unavailable(String),
+    /// Content is shown only once its reading is in the access log, which cannot be written.
+    #[error("the access log cannot be written")]
+    AccessLogUnavailable,
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -217,7 +220,9 @@ impl PageError {
             PageError::NotFound => StatusCode::NOT_FOUND,
             PageError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             PageError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            PageError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PageError::Unavailable(_) | PageError::AccessLogUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -262,6 +267,12 @@ impl PageError {
                 "Tjänsten kan inte ta emot ändringar för tillfället.",
                 "Försök igen om en stund.",
             ),
+            PageError::AccessLogUnavailable => (
+                "Innehållet kan inte visas just nu",
+                "Varje visning av en avvikelse skrivs i läsloggen, och läsloggen kan inte \
+                 skrivas för tillfället. Därför visas inte innehållet.",
+                "Försök igen om en stund. Kvarstår felet, kontakta den som förvaltar tjänsten.",
+            ),
             PageError::Internal(_) => (
                 "Något gick fel",
                 "Ett oväntat fel inträffade. Felet har loggats.",
@@ -292,7 +303,7 @@ impl IntoResponse for PageError {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s.max(1)));
             }
-            PageError::Unavailable(_) => {
+            PageError::Unavailable(_) | PageError::AccessLogUnavailable => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }

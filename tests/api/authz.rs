@@ -198,6 +198,12 @@ async fn every_route_for_every_role() {
         ),
         (
             "GET",
+            format!("/api/v1/audit/access?reference={d1}"),
+            None,
+            vec!["ciso", "dso", "auditor"],
+        ),
+        (
+            "GET",
             format!("/api/v1/deviations/{d2}/history"),
             None,
             d2_viewers.to_vec(),

@@ -1,5 +1,6 @@
 //! Integration tests: the real application on port 0 and the real binary as a child.
 
+mod access_log;
 mod admin_ui;
 mod annual;
 mod archive;

@@ -285,25 +285,32 @@ pub(super) async fn submit(
     if !authorize(who, needed, Some(&d)) {
         return Err(PageError::Forbidden);
     }
-    let again = |d: Deviation,
-                 status: StatusCode,
-                 errors: FormErrors,
-                 refused: Option<String>|
-     -> Result<Response, PageError> {
-        let page = build_page(
-            state,
-            who,
-            d,
-            form_token(&csrf)?,
-            PageInput {
-                form: form_name.clone(),
-                errors,
-                values: values.clone(),
-                saved: None,
-                refused,
-            },
-        )?;
-        Ok((csrf.clone(), render(status, &page)).into_response())
+    let again = |d: Deviation, status: StatusCode, errors: FormErrors, refused: Option<String>| {
+        let (csrf, form, values) = (csrf.clone(), form_name.clone(), values.clone());
+        async move {
+            // The page shows the deviation again: a reading like any other.
+            crate::web::access_log::seen_page(
+                &state.access_log,
+                &who.actor(),
+                crate::access_log::AccessKind::DeviationPage,
+                Some(&d),
+            )
+            .await?;
+            let page = build_page(
+                state,
+                who,
+                d,
+                form_token(&csrf)?,
+                PageInput {
+                    form,
+                    errors,
+                    values,
+                    saved: None,
+                    refused,
+                },
+            )?;
+            Ok::<Response, PageError>((csrf, render(status, &page)).into_response())
+        }
     };
     let cmd = match parsed {
         Ok(c) => c,
@@ -314,6 +321,7 @@ pub(super) async fn submit(
                 FormErrors::new(&errs, LABELS),
                 None,
             )
+            .await
         }
         Err(other) => {
             return again(
@@ -322,18 +330,22 @@ pub(super) async fn submit(
                 FormErrors::default(),
                 Some(format!("{other}")),
             )
+            .await
         }
     };
     match state.services.execute(d.reference, cmd, &who.actor()).await {
         Ok(_) => Ok(
             Redirect::to(&format!("/staff/deviations/{}?sparat=1", d.reference)).into_response(),
         ),
-        Err(ServiceError::Domain(e)) => again(
-            d,
-            StatusCode::CONFLICT,
-            FormErrors::default(),
-            Some(e.message_sv()),
-        ),
+        Err(ServiceError::Domain(e)) => {
+            again(
+                d,
+                StatusCode::CONFLICT,
+                FormErrors::default(),
+                Some(e.message_sv()),
+            )
+            .await
+        }
         Err(other) => Err(other.into()),
     }
 }

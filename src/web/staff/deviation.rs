@@ -17,6 +17,7 @@ use uuid::Uuid;
 
 use super::timeline::{self, TimelineEntry};
 use super::{staff_nav, status_class};
+use crate::access_log::AccessKind;
 use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::{labels, Deviation, FilingKind, Reference, Severity, Status};
 use crate::web::csrf::form_token;
@@ -54,6 +55,8 @@ struct Can {
     comment: bool,
     close: bool,
     reopen: bool,
+    /// Link to the deviation's access log (läslogg).
+    access_log: bool,
 }
 
 /// Current values of the classification form.
@@ -289,6 +292,7 @@ pub(super) fn build_page(
         comment: authorize(who, Action::Comment, Some(&d)),
         close: open && authorize(who, Action::Close, Some(&d)),
         reopen: !open && authorize(who, Action::Reopen, Some(&d)),
+        access_log: authorize(who, Action::ViewAccessLog, None),
     };
     let last = d.classifications.last().map(|c| &c.classification);
     let v = |k: &str| input.values.get(k).cloned();
@@ -407,6 +411,13 @@ async fn deviation_page(
     Query(q): Query<SavedQuery>,
 ) -> Result<Response, PageError> {
     let d = load(&state, &who, &reference)?;
+    crate::web::access_log::seen_page(
+        &state.access_log,
+        &who.actor(),
+        AccessKind::DeviationPage,
+        Some(&d),
+    )
+    .await?;
     let saved = q.sparat.map(|_| "Ändringen är sparad.".to_string());
     let page = build_page(
         &state,
