@@ -777,6 +777,9 @@ fn rate(r: f64) -> String {
     }
 }
 
+/// (sealed, per-appender-count throughput, replay events/s) of one mode.
+type ModeResult = (bool, Vec<(usize, f64)>, Option<f64>);
+
 fn run(scale: Scale) -> AnyResult<()> {
     let root = std::env::var_os("AVVIK_BENCH_DIR")
         .map(PathBuf::from)
@@ -795,8 +798,7 @@ fn run(scale: Scale) -> AnyResult<()> {
         Ok("off") => &[false],
         _ => &[false, true],
     };
-    // (sealed, per-appender-count throughput, replay events/s)
-    let mut seen: Vec<(bool, Vec<(usize, f64)>, Option<f64>)> = Vec::new();
+    let mut seen: Vec<ModeResult> = Vec::new();
     for &sealed in modes {
         let label = if sealed { "sealed" } else { "clear" };
         eprintln!("== personal fields {label} ==");

@@ -324,7 +324,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
             let now = chrono::Utc::now();
-            crate::report::command::run(store, keys, year, format, issue, reason, now, &mut out)
+            crate::report::command::run((store, keys), year, format, issue, reason, now, &mut out)
                 .await
         }
         Command::Intake { url, timeout } => {

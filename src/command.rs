@@ -234,8 +234,8 @@ impl CommandHandler {
         };
         // The new stream's data key is made before the store's commit, not inside it.
         if let Some(keys) = &self.keys {
-            keys.prepare(self.store.as_ref(), env.stream)
-                .map_err(|e| CommandError::Store(StoreError::Io(e)).into())?;
+            keys.prepare_new(env.stream)
+                .map_err(|e| CommandError::Store(StoreError::Io(e)))?;
         }
         let me = self.clone();
         let env2 = env.clone();

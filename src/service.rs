@@ -350,9 +350,9 @@ impl Services {
         let keys_dir = data_dir
             .as_ref()
             .map(|d| d.join(crate::privacy::keys::KEYS_DIR));
-        let kid = self.keys.key_id_of(self.store.as_ref(), id);
+        let kids = self.keys.key_ids_of(self.store.as_ref(), id);
         if let Some(dir) = &keys_dir {
-            gallring::begin(dir, id, kid, self.clock.now(), decision).map_err(StoreError::Io)?;
+            gallring::begin(dir, id, &kids, self.clock.now(), decision).map_err(StoreError::Io)?;
         }
         let cmd = Command::Shred(crate::domain::deviation::Shredded {
             decision: decision.to_string(),
@@ -378,7 +378,7 @@ impl Services {
                 at,
                 decision: decision.to_string(),
             };
-            if let Err(e) = gallring::finish(&self.keys, keys_dir, data_dir, id, kid, &tomb) {
+            if let Err(e) = gallring::finish(&self.keys, keys_dir, data_dir, id, &kids, &tomb) {
                 metrics::counter!("avvik_gallring_unfinished_total").increment(1);
                 tracing::warn!(%reference, error = %e, "gallring recorded but its key could not be destroyed yet; finished at the next start");
             }

@@ -20,7 +20,9 @@ pub const SHREDDED: &str = "DeviationShredded";
 #[derive(Debug, Serialize, Deserialize)]
 struct Intent {
     deviation: Uuid,
-    kid: Option<String>,
+    /// Every key the deviation's data was sealed with (normally one).
+    #[serde(default)]
+    kids: Vec<String>,
     at: DateTime<Utc>,
     decision: String,
 }
@@ -42,7 +44,7 @@ pub fn failpoint(name: &str) {
 pub fn begin(
     keys_dir: &Path,
     deviation: Uuid,
-    kid: Option<KeyId>,
+    kids: &[KeyId],
     at: DateTime<Utc>,
     decision: &str,
 ) -> std::io::Result<()> {
@@ -50,7 +52,7 @@ pub fn begin(
     std::fs::create_dir_all(&dir)?;
     let intent = Intent {
         deviation,
-        kid: kid.map(|k| k.to_string()),
+        kids: kids.iter().map(|k| k.to_string()).collect(),
         at,
         decision: decision.to_string(),
     };
@@ -73,11 +75,11 @@ pub fn finish(
     keys_dir: &Path,
     data_dir: &Path,
     deviation: Uuid,
-    kid: Option<KeyId>,
+    kids: &[KeyId],
     tombstone: &Tombstone,
 ) -> std::io::Result<()> {
-    if let Some(kid) = kid {
-        keys.keys().destroy(kid, tombstone)?;
+    for kid in kids {
+        keys.keys().destroy(*kid, tombstone)?;
     }
     let attachments = data_dir
         .join(super::ATTACHMENTS_DIR)
@@ -141,18 +143,20 @@ pub fn recover(store: &dyn EventStore, keys: &Keyring, data_dir: &Path) -> std::
                     .and_then(|v| v.as_str())
                     .unwrap_or(&intent.decision)
                     .to_string();
-                let kid = intent
-                    .kid
-                    .as_deref()
-                    .and_then(KeyId::parse)
-                    .or_else(|| records.iter().find_map(|r| super::kid_in(&r.data)));
+                let mut kids: Vec<KeyId> =
+                    intent.kids.iter().filter_map(|k| KeyId::parse(k)).collect();
+                for k in records.iter().filter_map(|r| super::kid_in(&r.data)) {
+                    if !kids.contains(&k) {
+                        kids.push(k);
+                    }
+                }
                 tracing::warn!(deviation = %intent.deviation, "a gallring was cut short; destroying its key now");
                 finish(
                     keys,
                     &keys_dir,
                     data_dir,
                     intent.deviation,
-                    kid,
+                    &kids,
                     &Tombstone {
                         at: rec.at,
                         decision,

@@ -78,7 +78,7 @@ pub fn migrate(
         if rec.actor.starts_with("reporter:") && rec.actor != "reporter:anonymous" {
             rec.actor = crate::domain::Actor::REPORTER.to_string();
         }
-        rec.prev = std::mem::replace(&mut prev, String::new());
+        rec.prev = std::mem::take(&mut prev);
         let bytes = rec.to_bytes();
         prev = hash_hex(&bytes);
         out.write_all(&bytes)?;

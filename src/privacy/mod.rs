@@ -151,9 +151,40 @@ impl Keyring {
         self.key_of.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Makes sure `deviation` has its key before a commit that will seal with it.
-    pub fn prepare(&self, store: &dyn EventStore, deviation: Uuid) -> std::io::Result<()> {
-        self.key_for(store, deviation).map(|_| ())
+    /// Gives a stream that does not exist yet (the store refuses the commit otherwise) its
+    /// key before the commit that will seal with it: no lookup in the store, so a report
+    /// can be taken (and the store recover) while reads fail.
+    pub fn prepare_new(&self, deviation: Uuid) -> std::io::Result<()> {
+        if self.read_key_of().contains_key(&deviation) {
+            return Ok(());
+        }
+        let mut map = self.key_of.write().unwrap_or_else(|p| p.into_inner());
+        if let std::collections::hash_map::Entry::Vacant(e) = map.entry(deviation) {
+            e.insert(self.keys.create()?.0);
+        }
+        Ok(())
+    }
+
+    /// Every key a deviation's data may be sealed with: the one it is known by and any its
+    /// stream's events name (gallring destroys them all).
+    pub fn key_ids_of(&self, store: &dyn EventStore, deviation: Uuid) -> Vec<KeyId> {
+        let mut out: Vec<KeyId> = self
+            .read_key_of()
+            .get(&deviation)
+            .copied()
+            .into_iter()
+            .collect();
+        for k in store
+            .read_stream(deviation, 1)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| kid_in(&r.data))
+        {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+        out
     }
 
     /// The key id a deviation's events are sealed with, if any is known or stored.

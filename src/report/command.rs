@@ -13,9 +13,9 @@ use super::issue::{issue_annual_report, load_document};
 /// Prints the report on `year` to `out`: the issued one exactly as issued, or a draft as
 /// of the head. With `issue`, issues it first (`reason` is required if it was issued
 /// before). Exit code 1 if the rebuilt report no longer matches its recorded hash.
+/// `log`: the store and its data keys.
 pub async fn run(
-    store: Arc<dyn EventStore>,
-    keys: Arc<crate::privacy::Keyring>,
+    log: (Arc<dyn EventStore>, Arc<crate::privacy::Keyring>),
     year: i32,
     format: ReportFormat,
     issue: bool,
@@ -23,6 +23,7 @@ pub async fn run(
     now: chrono::DateTime<chrono::Utc>,
     out: &mut dyn Write,
 ) -> anyhow::Result<ExitCode> {
+    let (store, keys) = log;
     if issue {
         let (issued, _) = issue_annual_report(
             store.clone(),

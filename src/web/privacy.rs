@@ -160,7 +160,17 @@ async fn extract_api(
     let mut f = Problems::default();
     let email = f.text("email", &body.email, true, 254);
     f.finish(&body.unknown)?;
-    match run_extract(&state, email.unwrap_or_default()).await? {
+    let email = email.unwrap_or_default();
+    if let Some(subject_index) = state.services.keys.blind_index(&email) {
+        super::access_log::seen(
+            &state.access_log,
+            &who.actor(),
+            crate::access_log::AccessKind::RegisterExtract { subject_index },
+            None,
+        )
+        .await?;
+    }
+    match run_extract(&state, email).await? {
         Some(x) => Ok(Json(x).into_response()),
         None => Err(ApiError::Validation(vec![FieldError::new(
             "email",
@@ -365,6 +375,15 @@ async fn extract_page(
         return Err(PageError::Forbidden);
     }
     let email = form.email.trim().to_string();
+    if let Some(subject_index) = state.services.keys.blind_index(&email) {
+        super::access_log::seen_page(
+            &state.access_log,
+            &who.actor(),
+            crate::access_log::AccessKind::RegisterExtract { subject_index },
+            None,
+        )
+        .await?;
+    }
     let found = if email.len() > 254 {
         None
     } else {

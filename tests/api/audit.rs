@@ -364,15 +364,17 @@ async fn accounts_as_of_and_export_ranges() {
         .await
         .unwrap();
     let text = r.text().await.unwrap();
-    let titles: Vec<String> = text
+    // The export holds the stored (sealed) records; opened with the keys they read as before.
+    let records: Vec<Value> = text
         .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["data"]["title"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    assert!(records.iter().all(|r| r["data"].get("title").is_none()));
+    let titles: Vec<String> =
+        crate::helpers::opened(&app.app_state.config.store.data_dir, &records)
+            .iter()
+            .map(|r| r["data"]["title"].as_str().unwrap().to_string())
+            .collect();
     assert_eq!(titles, ["R1", "R2"]);
     // A seq range.
     let r = app

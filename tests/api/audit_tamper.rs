@@ -173,16 +173,15 @@ fn with_log<T>(data: &Path, f: impl FnOnce(&sled::Tree) -> T) -> T {
     out
 }
 
-/// Changes one byte of the title inside record `seq`'s data, keeping it valid JSON.
+/// Changes one byte of the sealed title inside record `seq`'s data (its ciphertext),
+/// keeping it valid JSON.
 fn change_data_byte(tree: &sled::Tree, seq: u64) {
-    let mut v = tree
+    let v = tree
         .get(log_key(seq))
         .expect("get")
         .expect("record")
         .to_vec();
-    let at = find(&v, b"\"title\":\"Avvikelse").expect("a title") + b"\"title\":\"".len();
-    assert_eq!(v[at], b'A');
-    v[at] = b'B';
+    let v = crate::helpers::tamper_ciphertext(std::str::from_utf8(&v).expect("utf-8")).into_bytes();
     serde_json::from_slice::<Value>(&v).expect("still valid JSON");
     tree.insert(log_key(seq), v).expect("insert");
 }

@@ -138,12 +138,11 @@ async fn audit_pages_show_history_and_detect_tampering() {
         let (key, v) = tree
             .scan_prefix([b'L'])
             .map(|kv| kv.unwrap())
-            .find(|(_, v)| String::from_utf8_lossy(v).contains("Händelse 1"))
+            .filter(|(_, v)| String::from_utf8_lossy(v).contains("\"type\":\"DeviationReported\""))
+            .nth(1)
             .unwrap();
         tampered = u64::from_be_bytes(key[1..9].try_into().unwrap());
-        let s = String::from_utf8(v.to_vec())
-            .unwrap()
-            .replacen("Händelse 1", "Händelse 7", 1);
+        let s = crate::helpers::tamper_ciphertext(std::str::from_utf8(&v).unwrap());
         tree.insert(&key, s.as_bytes()).unwrap();
         tree.flush().unwrap();
     }

@@ -127,6 +127,7 @@ async fn a_full_disk_answers_503_and_recovers() {
             recovered = true;
             break;
         }
+        eprintln!("still refused: {}", r.text().await.unwrap_or_default());
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(recovered, "writes succeed again once space is back");

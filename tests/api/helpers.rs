@@ -490,3 +490,30 @@ impl Drop for LoggedServer {
         let _ = self.child.wait();
     }
 }
+
+/// Stored records (as JSON from an export or the audit API) with their sealed fields
+/// opened by the data directory's keys, as the service's readers see them.
+pub fn opened(data: &Path, records: &[serde_json::Value]) -> Vec<serde_json::Value> {
+    let secret = avvik::secret::Secret::load_or_create(data).expect("the secret key");
+    let keys = avvik::privacy::Keyring::open_dir(data, &secret).expect("the data keys");
+    records
+        .iter()
+        .map(
+            |v| match serde_json::from_value::<avvik_events::RecordedEvent>(v.clone()) {
+                Ok(rec) => serde_json::to_value(keys.opened(&rec)).expect("a record"),
+                Err(_) => v.clone(),
+            },
+        )
+        .collect()
+}
+
+/// `record` with one character of its sealed ciphertext changed: still valid JSON, the
+/// same length, a different record.
+pub fn tamper_ciphertext(record: &str) -> String {
+    let at = record.find("\"c\":\"").expect("a sealed record") + "\"c\":\"".len();
+    let old = record.as_bytes()[at];
+    let new = if old == b'A' { 'B' } else { 'A' };
+    let mut s = record.to_string();
+    s.replace_range(at..at + 1, &new.to_string());
+    s
+}

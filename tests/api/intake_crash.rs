@@ -166,6 +166,7 @@ async fn sigkill_mid_batch_then_restart_handles_every_message_exactly_once() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let records = crate::helpers::opened(&data, &records);
     let mut reported: BTreeMap<String, u32> = BTreeMap::new();
     let mut comments: BTreeMap<String, u32> = BTreeMap::new();
     let mut dispositions: BTreeMap<String, u32> = BTreeMap::new();

@@ -170,7 +170,7 @@ async fn escalation_is_delivered_over(mode: TlsMode, setting: &str) {
         .await;
     // The sink keeps a message before it answers: wait for avvik to record the answers.
     let sent = wait_for_records(&server.base, &token, "NotificationSent", |r| {
-        recipients(r).len() >= 2
+        recipients(&crate::helpers::opened(&data, r)).len() >= 2
     })
     .await;
     let failed = records(&server.base, &token, "NotificationFailed").await;
@@ -201,7 +201,7 @@ async fn escalation_is_delivered_over(mode: TlsMode, setting: &str) {
         sink.handshake_errors()
     );
     // Recorded as sent, each once, at the first attempt.
-    let sent_to = recipients(&sent);
+    let sent_to = recipients(&crate::helpers::opened(&data, &sent));
     assert_eq!(sent_to.len(), 2, "{sent:?}");
     assert_eq!(sent_to.into_iter().collect::<BTreeSet<_>>(), want);
     assert!(sent.iter().all(|r| r["data"]["attempt"] == 1), "{sent:?}");
@@ -252,7 +252,9 @@ async fn untrusted_certificate_is_refused_over(mode: TlsMode, setting: &str) {
             .filter(|f| f["data"]["attempt"].as_u64() >= Some(2))
             .cloned()
             .collect();
-        recipients(&second).into_iter().collect()
+        recipients(&crate::helpers::opened(&data, &second))
+            .into_iter()
+            .collect()
     };
     let failures = wait_for_records(&server.base, &token, "NotificationFailed", |r| {
         retried(r) == want
@@ -299,7 +301,7 @@ async fn untrusted_certificate_is_refused_over(mode: TlsMode, setting: &str) {
     // Failed attempts naming the certificate, retried for both recipients; nothing
     // recorded as sent.
     assert_eq!(retried(&failures), want, "{setting}: {failures:?}");
-    for f in &failures {
+    for f in &crate::helpers::opened(&data, &failures) {
         let error = f["data"]["error"].as_str().unwrap_or_default();
         assert!(names_the_certificate(error), "{setting}: {error}");
     }

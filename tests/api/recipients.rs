@@ -261,6 +261,7 @@ async fn an_escalation_with_nobody_to_go_to_is_recorded_shown_and_sent_once_an_a
         .read_batch(1, 10_000)
         .unwrap()
         .into_iter()
+        .map(|r| app.app_state.services.keys.opened(&r))
         .filter(|r| r.event_type == "NotificationSent" && r.data["rule"] == "escalation")
         .map(|r| r.data["recipients"][0].as_str().unwrap().to_string())
         .collect();
