@@ -251,9 +251,13 @@ impl ExportGen {
         };
         let id = Uuid::now_v7();
         let data = match &self.seal {
-            Some((keys, store, _)) => keys
-                .seal(store, stream, id, ev.type_name(), ev.to_data())
-                .ok()?,
+            Some((keys, store, _)) => {
+                if version == 1 {
+                    keys.prepare_new(stream).ok()?;
+                }
+                keys.seal(store, stream, id, ev.type_name(), ev.to_data())
+                    .ok()?
+            }
             None => ev.to_data(),
         };
         let rec = RecordedEvent {
@@ -450,6 +454,10 @@ fn store_append(
                     let stream = Uuid::now_v7();
                     let mut event = NewEvent::new(ev.type_name(), ev.to_data(), "reporter", now);
                     if let Some(keys) = &keys {
+                        // As the command path does for a report: the new stream's key
+                        // first, without a store lookup.
+                        keys.prepare_new(stream)
+                            .map_err(avvik_events::StoreError::Io)?;
                         let data = std::mem::take(&mut event.data);
                         event.data = keys
                             .seal(store.as_ref(), stream, event.id, ev.type_name(), data)

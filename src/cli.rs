@@ -75,6 +75,13 @@ pub enum Command {
         /// The old log's export file or archive directory.
         from: PathBuf,
     },
+    /// Data keys for a named transfer (with the server stopped): `export` writes every
+    /// live key to a file and records that it did; `import` puts such a file's keys into
+    /// another data directory.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Manage staff accounts (with the server stopped): bootstrap and recovery.
     User {
         #[command(subcommand)]
@@ -275,6 +282,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Keys { command } => match command {
+            KeysCommand::Export {
+                data,
+                transfer,
+                out,
+            } => {
+                let dir = data_dir(data);
+                let store: std::sync::Arc<dyn EventStore> =
+                    std::sync::Arc::new(open_existing(&dir)?);
+                let keys = open_keys(&dir)?;
+                let commands = crate::command::CommandHandler::new(
+                    store.clone(),
+                    std::sync::Arc::new(crate::clock::SystemClock),
+                );
+                let done = crate::privacy::transfer::export_keys(
+                    store,
+                    &keys,
+                    &commands,
+                    crate::domain::System::Cli.as_str(),
+                    &transfer,
+                    &out,
+                )
+                .await?;
+                println!(
+                    "exported {} keys for transfer {:?} to {} ({} gallrade deviations left out); recorded in the log",
+                    done.keys,
+                    done.transfer,
+                    out.display(),
+                    done.gallrade
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            KeysCommand::Import { data, file } => {
+                let secret = crate::secret::Secret::load_or_create(&data)?;
+                let store = crate::privacy::FileKeyStore::open(&data, &secret)?;
+                let n = crate::privacy::transfer::import_keys(&store, &file)?;
+                println!("imported {n} keys into {}", data.display());
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Command::User { command } => {
             crate::cli_accounts::user(command, &config).await?;
             Ok(ExitCode::SUCCESS)
@@ -337,6 +384,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Write every live data key to a new file (mode 0600) for the named transfer.
+    Export {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// What the keys are for and where they go, e.g. "Återläsningstest 2026-12, Sydarkivera".
+        #[arg(long)]
+        transfer: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Put the keys of an export file into a data directory's key store.
+    Import {
+        #[arg(long)]
+        data: PathBuf,
+        file: PathBuf,
+    },
 }
 
 /// The data keys of an existing data directory (for commands that show deviations).

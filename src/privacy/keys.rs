@@ -257,6 +257,60 @@ impl FileKeyStore {
     }
 }
 
+impl FileKeyStore {
+    /// Puts a key from a transfer into its slot (creating the batch file with the other
+    /// slots unused), wrapped under this installation's secret. A live or destroyed slot is
+    /// left as it is.
+    pub fn import_key(&self, id: KeyId, key: &DataKey) -> std::io::Result<()> {
+        let path = self.batch_path(id.batch);
+        if !path.exists() {
+            let mut buf = Vec::with_capacity(HEADER.len() + SLOTS as usize * SLOT_BYTES);
+            buf.extend_from_slice(HEADER);
+            buf.resize(HEADER.len() + SLOTS as usize * SLOT_BYTES, 0);
+            let tmp = self.dir.join(format!(".tmp-{}", id.batch.simple()));
+            let mut opts = OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&tmp)?;
+            f.write_all(&buf)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            File::open(&self.dir)?.sync_all()?;
+        }
+        let rec = self.read_slot(id)?;
+        if rec[0] == LIVE || rec[0] == DESTROYED {
+            return Ok(());
+        }
+        let mut nonce = [0u8; 24];
+        rand::thread_rng().fill_bytes(&mut nonce);
+        let wrapped = self
+            .wrap
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &key.0,
+                    aad: &Self::aad(id),
+                },
+            )
+            .map_err(|_| std::io::Error::other("wrapping a data key failed"))?;
+        let mut out = [0u8; SLOT_BYTES];
+        out[0] = LIVE;
+        out[1..25].copy_from_slice(&nonce);
+        out[25..25 + wrapped.len()].copy_from_slice(&wrapped);
+        let f = OpenOptions::new().write(true).open(&path)?;
+        f.write_all_at(&out, Self::offset(id))?;
+        f.sync_data()?;
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        Ok(())
+    }
+}
+
 /// `s` cut to at most `max` bytes at a character boundary.
 pub fn truncate_bytes(s: &str, max: usize) -> &str {
     if s.len() <= max {

@@ -268,6 +268,25 @@ async fn every_route_for_every_role() {
             Some(json!({"reason": "Nytt underlag"})),
             vec!["ciso", "kontakt_soc"],
         ),
+        (
+            "GET",
+            "/api/v1/privacy/retention".to_string(),
+            None,
+            vec!["ciso", "dso", "auditor"],
+        ),
+        (
+            "POST",
+            "/api/v1/privacy/extract".to_string(),
+            Some(json!({"email": "anna@kommunen.example"})),
+            vec!["ciso", "dso"],
+        ),
+        // Open, so the CISO's gallring is refused (409) after the check lets it through.
+        (
+            "POST",
+            format!("/api/v1/deviations/{d2}/shred"),
+            Some(json!({"decision": "KS 2026/1"})),
+            vec!["ciso"],
+        ),
     ];
     let mut failures = Vec::new();
     for (method, path, body, allowed) in &rows {

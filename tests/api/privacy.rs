@@ -488,3 +488,69 @@ async fn an_old_log_migrates_into_a_sealed_one_that_names_the_old_head() {
         (old_head.as_str(), 1, 1)
     );
 }
+
+#[tokio::test]
+async fn keys_leave_only_for_a_named_transfer_which_is_recorded() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .post_json(
+            "/api/v1/deviations",
+            json!({"title": "Överföring", "description": format!("Personnummer {PNR}")}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let dir = app.stop().await;
+    let data = dir.path().join("data");
+    let d = data.to_str().unwrap();
+    let file = dir.path().join("keys.json");
+    let f = file.to_str().unwrap();
+    let (code, out, err) = avvik(
+        &[
+            "keys",
+            "export",
+            "--data",
+            d,
+            "--transfer",
+            "Återläsningstest",
+            "--out",
+            f,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let (code, export, _) = avvik(&["export", "--data", d], &[]);
+    assert_eq!(code, 0);
+    let recorded: Vec<Value> = export
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["type"] == "DataKeysExported")
+        .collect();
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["data"]["transfer"], "Återläsningstest");
+    assert!(recorded[0]["data"]["keys"].as_u64().unwrap() >= 1);
+    // Another installation: the log alone does not open; with the transferred keys it does.
+    let other = dir.path().join("other");
+    let log = dir.path().join("log.ndjson");
+    std::fs::write(&log, &export).unwrap();
+    let o = other.to_str().unwrap();
+    let (code, _, err) = avvik(&["import", "--data", o, log.to_str().unwrap()], &[]);
+    assert_eq!(code, 0, "{err}");
+    let (_, replay, _) = avvik(
+        &["replay", "--data", o, "--as-of", "2100-01-01T00:00:00Z"],
+        &[],
+    );
+    assert!(!replay.contains(PNR));
+    let (code, _, err) = avvik(&["keys", "import", "--data", o, f], &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, replay, err) = avvik(
+        &["replay", "--data", o, "--as-of", "2100-01-01T00:00:00Z"],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(replay.contains(PNR), "{replay}");
+}
