@@ -27,7 +27,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     ("state", &["state"]),
     ("web", &["web"]),
-    ("entry", &["startup", "cli", "cli_accounts", "doctor"]),
+    (
+        "entry",
+        &["startup", "cli", "cli_accounts", "cli_keys", "doctor"],
+    ),
 ];
 
 /// Files that may call the store's `append` / `append_numbered`.

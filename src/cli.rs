@@ -296,7 +296,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     store.clone(),
                     std::sync::Arc::new(crate::clock::SystemClock),
                 );
-                let done = crate::privacy::transfer::export_keys(
+                let done = crate::cli_keys::export_keys(
                     store,
                     &keys,
                     &commands,
@@ -317,7 +317,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             KeysCommand::Import { data, file } => {
                 let secret = crate::secret::Secret::load_or_create(&data)?;
                 let store = crate::privacy::FileKeyStore::open(&data, &secret)?;
-                let n = crate::privacy::transfer::import_keys(&store, &file)?;
+                let n = crate::cli_keys::import_keys(&store, &file)?;
                 println!("imported {n} keys into {}", data.display());
                 Ok(ExitCode::SUCCESS)
             }

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod cli_accounts;
+pub mod cli_keys;
 pub mod clock;
 pub mod command;
 pub mod config;

@@ -15,7 +15,6 @@ pub mod gallring;
 pub mod keys;
 pub mod migrate;
 pub mod seal;
-pub mod transfer;
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -14,9 +14,9 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{kid_in, seal, DataKey, FileKeyStore, KeyId, KeyState, Keyring};
 use crate::command::{stateless, CommandError, CommandHandler, Envelope};
 use crate::domain::Fact;
+use crate::privacy::{kid_in, seal, DataKey, FileKeyStore, KeyId, KeyState, Keyring};
 
 pub const DATA_KEYS_EXPORTED: &str = "DataKeysExported";
 /// The stream of key transfers.
