@@ -461,6 +461,10 @@ impl Intake {
                     .filter_map(|id| reg.get(id)),
             );
         for d in named {
+            // A gallrad deviation takes nothing more: mail about it becomes a new report.
+            if d.shredded.is_some() {
+                continue;
+            }
             let is_reporter = d.reporter.as_ref().is_some_and(|r| {
                 r.email
                     .as_str()

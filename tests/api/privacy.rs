@@ -272,6 +272,22 @@ async fn a_personnummer_is_sealed_on_disk_and_gallring_removes_it_everywhere() {
     let page = page_of(web.clone(), page_url.clone()).await;
     assert!(!page.contains(PNR));
     assert!(page.contains("gallrad "), "{page}");
+    assert!(
+        page.contains("Personuppgifter och fritexter är förstörda"),
+        "{page}"
+    );
+    // A reply about a gallrad deviation takes nothing more there: it is a new report.
+    let reply = format!(
+        "From: Bertil Berg <bertil.berg@kommunen.example>\r\nTo: avvikelse@kommunen.example\r\n\
+         Subject: Re: {mail_ref}\r\nMessage-ID: <svar@kommunen.example>\r\n\r\nEn sak till.\r\n"
+    );
+    let again = app
+        .app_state
+        .intake
+        .process(reply.into_bytes(), Source::Http)
+        .await
+        .unwrap();
+    assert_ne!(again.reference.unwrap().to_string(), mail_ref);
     // The annual report's draft still counts both.
     let (s, draft) = get(&app, ciso, "/api/v1/reports/annual/2026?format=json").await;
     if s == 200 {
