@@ -120,6 +120,9 @@ pub struct FileKeyStore {
     wrap: XChaCha20Poly1305,
     /// The batch this process hands out slots from, and the next free slot.
     current: Mutex<Option<(Uuid, u32)>>,
+    /// The next batch, made (and fsynced) ahead on a thread of its own once half of the
+    /// current one is handed out, so no report waits for a batch to be written.
+    spare: std::sync::Arc<Mutex<Option<Uuid>>>,
     cache: RwLock<HashMap<KeyId, KeyState>>,
 }
 
@@ -137,6 +140,7 @@ impl FileKeyStore {
             dir,
             wrap,
             current: Mutex::new(None),
+            spare: Default::default(),
             cache: RwLock::new(HashMap::new()),
         })
     }
@@ -156,8 +160,36 @@ impl FileKeyStore {
         a
     }
 
-    /// Writes a new batch of wrapped keys: temp file, fsync, rename, fsync the directory.
     fn new_batch(&self) -> std::io::Result<Uuid> {
+        Self::write_batch(&self.dir, &self.wrap)
+    }
+
+    /// Makes the next batch ahead, unless one is ready or being made.
+    fn make_spare(&self) {
+        let spare = self.spare.clone();
+        if spare.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+            return;
+        }
+        let (dir, wrap) = (self.dir.clone(), self.wrap.clone());
+        let made = std::thread::Builder::new()
+            .name("avvik-key-batch".into())
+            .spawn(move || match Self::write_batch(&dir, &wrap) {
+                Ok(b) => {
+                    let mut s = spare.lock().unwrap_or_else(|p| p.into_inner());
+                    if s.is_none() {
+                        *s = Some(b);
+                    }
+                }
+                // The next report makes its batch itself (and reports the error).
+                Err(e) => tracing::warn!(error = %e, "making a data key batch ahead failed"),
+            });
+        if let Err(e) = made {
+            tracing::warn!(error = %e, "could not start the key batch thread");
+        }
+    }
+
+    /// Writes a new batch of wrapped keys: temp file, fsync, rename, fsync the directory.
+    fn write_batch(dir: &Path, wrap: &XChaCha20Poly1305) -> std::io::Result<Uuid> {
         let batch = Uuid::new_v4();
         let mut buf = Vec::with_capacity(HEADER.len() + SLOTS as usize * SLOT_BYTES);
         buf.extend_from_slice(HEADER);
@@ -168,8 +200,7 @@ impl FileKeyStore {
             let mut nonce = [0u8; 24];
             rng.fill_bytes(&mut nonce);
             let aad = Self::aad(KeyId { batch, slot });
-            let wrapped = self
-                .wrap
+            let wrapped = wrap
                 .encrypt(
                     XNonce::from_slice(&nonce),
                     Payload {
@@ -185,8 +216,8 @@ impl FileKeyStore {
             buf.extend_from_slice(&rec);
             key.fill(0);
         }
-        let path = self.batch_path(batch);
-        let tmp = self.dir.join(format!(".tmp-{}", batch.simple()));
+        let path = dir.join(format!("{}.keys", batch.simple()));
+        let tmp = dir.join(format!(".tmp-{}", batch.simple()));
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
@@ -198,7 +229,7 @@ impl FileKeyStore {
         f.write_all(&buf)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &path)?;
-        File::open(&self.dir)?.sync_all()?;
+        File::open(dir)?.sync_all()?;
         Ok(batch)
     }
 
@@ -329,9 +360,18 @@ impl KeyStore for FileKeyStore {
             let mut cur = self.current.lock().unwrap_or_else(|p| p.into_inner());
             let (batch, slot) = match *cur {
                 Some((b, s)) if s < SLOTS => (b, s),
-                _ => (self.new_batch()?, 0),
+                _ => {
+                    let ready = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+                    match ready {
+                        Some(b) => (b, 0),
+                        None => (self.new_batch()?, 0),
+                    }
+                }
             };
             *cur = Some((batch, slot + 1));
+            if slot == SLOTS / 2 {
+                self.make_spare();
+            }
             KeyId { batch, slot }
         };
         match self.get(id) {
