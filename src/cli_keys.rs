@@ -16,7 +16,9 @@ use uuid::Uuid;
 
 use crate::command::{stateless, CommandError, CommandHandler, Envelope};
 use crate::domain::Fact;
-use crate::privacy::{kid_in, seal, DataKey, FileKeyStore, KeyId, KeyState, Keyring};
+use crate::privacy::{
+    deviation_of_record, kid_in, DataKey, FileKeyStore, KeyId, KeyState, Keyring,
+};
 
 pub const DATA_KEYS_EXPORTED: &str = "DataKeysExported";
 /// The stream of key transfers.
@@ -48,13 +50,6 @@ pub struct KeyFile {
     pub keys: Vec<KeyFileEntry>,
 }
 
-fn deviation_of(rec: &avvik_events::RecordedEvent) -> Option<Uuid> {
-    match seal::spec(&rec.event_type)?.keyed_by {
-        seal::KeyedBy::Stream => Some(rec.stream),
-        seal::KeyedBy::Field(f) => rec.data.get(f)?.as_str()?.parse().ok(),
-    }
-}
-
 /// Records the export, then writes every live key to `out` (created, mode 0600).
 pub async fn export_keys(
     store: Arc<dyn EventStore>,
@@ -76,7 +71,7 @@ pub async fn export_keys(
             Err(StoreError::Corrupt { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        if let (Some(kid), Some(dev)) = (kid_in(&rec.data), deviation_of(&rec)) {
+        if let (Some(kid), Some(dev)) = (kid_in(&rec.data), deviation_of_record(&rec)) {
             found.entry(kid.to_string()).or_insert((dev, kid));
         }
     }

@@ -74,12 +74,9 @@ pub struct RegisterExtract {
     pub mails: Vec<ExtractMail>,
 }
 
+/// The deviation a record is about: the one whose key seals it, else its stream.
 fn deviation_of(rec: &avvik_events::RecordedEvent) -> Option<Uuid> {
-    match rec.event_type.as_str() {
-        "EmailReceived" => rec.data.get("deviation")?.as_str()?.parse().ok(),
-        t if t.starts_with("Notification") => rec.data.get("deviation_id")?.as_str()?.parse().ok(),
-        _ => Some(rec.stream),
-    }
+    crate::privacy::deviation_of_record(rec).or(Some(rec.stream))
 }
 
 /// The registerutdrag for `address`, from the log up to now. Blocking (reads the log).

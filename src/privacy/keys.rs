@@ -86,11 +86,7 @@ pub struct Tombstone {
 impl Tombstone {
     /// The words every view shows in place of a shredded field.
     pub fn text(&self) -> String {
-        let date = self
-            .at
-            .with_timezone(&chrono_tz::Europe::Stockholm)
-            .format("%Y-%m-%d");
-        format!("gallrad {date} enligt beslut {}", self.decision)
+        crate::domain::deviation::shredded_text(self.at, &self.decision)
     }
 }
 

@@ -609,6 +609,13 @@ fn decrypt(key: &DataKey, event_id: Uuid, kid: KeyId, env: &Map<String, Value>) 
     serde_json::from_slice(&plain).ok()
 }
 
+/// The deviation whose key seals a record's fields (`None` for a type without sealed
+/// fields, or one about no deviation).
+pub fn deviation_of_record(rec: &avvik_events::RecordedEvent) -> Option<Uuid> {
+    let spec = seal::spec(&rec.event_type)?;
+    Keyring::deviation_of(spec, rec.stream, rec.data.as_object()?)
+}
+
 /// The key id a stored event's data names, if it is sealed.
 pub fn kid_in(data: &Value) -> Option<KeyId> {
     KeyId::parse(data.get("sealed")?.get("kid")?.as_str()?)

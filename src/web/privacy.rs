@@ -6,7 +6,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_csrf::CsrfToken;
@@ -458,9 +458,4 @@ fn view_of(x: RegisterExtract) -> ExtractView {
             })
             .collect(),
     }
-}
-
-/// Where a staff member goes after gallring from the deviation page.
-pub fn after_shred(reference: &str) -> Redirect {
-    Redirect::to(&format!("/staff/deviations/{reference}"))
 }

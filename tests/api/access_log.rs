@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::browser::{sign_in, sign_out, Browser};
+use crate::helpers::bearer_get as get;
 use crate::helpers::TestApp;
 
 const SOC: &str = "Socialtjänsten";
@@ -26,17 +27,6 @@ async fn report(app: &TestApp) -> String {
         .as_str()
         .unwrap()
         .to_string()
-}
-
-async fn get(app: &TestApp, token: &str, path: &str) -> (u16, String) {
-    let r = app
-        .client
-        .get(format!("{}{path}", app.base))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 #[tokio::test]

@@ -517,3 +517,15 @@ pub fn tamper_ciphertext(record: &str) -> String {
     s.replace_range(at..at + 1, &new.to_string());
     s
 }
+
+/// `GET path` with a bearer token: status and body text.
+pub async fn bearer_get(app: &TestApp, token: &str, path: &str) -> (u16, String) {
+    let r = app
+        .client
+        .get(format!("{}{path}", app.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}

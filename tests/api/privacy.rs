@@ -9,6 +9,7 @@ use avvik::clock::SystemClock;
 use avvik::intake::record::Source;
 use serde_json::{json, Value};
 
+use crate::helpers::bearer_get as get;
 use crate::helpers::{avvik, cli_ciso_token, Server, TestApp};
 
 const PNR: &str = "19121212-1212";
@@ -48,17 +49,6 @@ fn count_files(dir: &Path) -> usize {
                 .sum()
         })
         .unwrap_or(0)
-}
-
-async fn get(app: &TestApp, token: &str, path: &str) -> (u16, String) {
-    let r = app
-        .client
-        .get(format!("{}{}", app.base, path))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
 }
 
 async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
