@@ -1,5 +1,6 @@
 //! The data-key store: one random 256-bit key per deviation, kept outside the log under
-//! `<data>/keys/`, each wrapped (XChaCha20-Poly1305) by a key derived from `secret.key`.
+//! `<data>/keys/`, each wrapped (AES-256-GCM; XChaCha20-Poly1305 in batches written before
+//! it, which still read) by a key derived from `secret.key`.
 //!
 //! Keys are made ahead in batches: a batch file holds [`SLOTS`] wrapped keys, written and
 //! fsynced once, so giving a new deviation its key costs no disk write of its own — the
@@ -18,7 +19,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
@@ -31,7 +33,11 @@ pub const KEYS_DIR: &str = "keys";
 /// Wrapped keys per batch file.
 pub const SLOTS: u32 = 128;
 const SLOT_BYTES: usize = 128;
-const HEADER: &[u8; 16] = b"AVVIK-KEYS-v1\0\0\0";
+/// The header of a batch whose slots are wrapped with XChaCha20-Poly1305 (read, never
+/// written any more).
+const HEADER_V1: &[u8; 16] = b"AVVIK-KEYS-v1\0\0\0";
+/// The header of a batch whose slots are wrapped with AES-256-GCM.
+const HEADER: &[u8; 16] = b"AVVIK-KEYS-v2\0\0\0";
 const LIVE: u8 = 1;
 const DESTROYED: u8 = 2;
 /// Bytes of a gallringsbeslut reference a tombstone keeps.
@@ -110,10 +116,74 @@ pub trait KeyStore: Send + Sync {
     fn destroy(&self, id: KeyId, tombstone: &Tombstone) -> std::io::Result<()>;
 }
 
+/// The key-wrapping keys, both derived from `secret.key`.
+#[derive(Clone)]
+struct Wrap {
+    v1: XChaCha20Poly1305,
+    v2: Aes256Gcm,
+}
+
+/// A batch file's format, from its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    /// Slot: LIVE, 24-byte nonce, wrapped key and tag (XChaCha20-Poly1305).
+    V1,
+    /// Slot: LIVE, 12-byte nonce, wrapped key and tag (AES-256-GCM).
+    V2,
+}
+
+impl Version {
+    fn of(header: &[u8]) -> Option<Self> {
+        if header == HEADER {
+            Some(Self::V2)
+        } else if header == HEADER_V1 {
+            Some(Self::V1)
+        } else {
+            None
+        }
+    }
+}
+
+impl Wrap {
+    /// A live slot holding `key` wrapped for a batch of `version`.
+    fn slot(
+        &self,
+        version: Version,
+        id: KeyId,
+        key: &[u8; 32],
+    ) -> std::io::Result<[u8; SLOT_BYTES]> {
+        let aad = FileKeyStore::aad(id);
+        let payload = Payload {
+            msg: key,
+            aad: &aad,
+        };
+        let mut rng = rand::thread_rng();
+        let mut rec = [0u8; SLOT_BYTES];
+        rec[0] = LIVE;
+        let (n, wrapped) = match version {
+            Version::V1 => {
+                let mut nonce = [0u8; 24];
+                rng.fill_bytes(&mut nonce);
+                rec[1..25].copy_from_slice(&nonce);
+                (24, self.v1.encrypt(XNonce::from_slice(&nonce), payload))
+            }
+            Version::V2 => {
+                let mut nonce = [0u8; 12];
+                rng.fill_bytes(&mut nonce);
+                rec[1..13].copy_from_slice(&nonce);
+                (12, self.v2.encrypt(Nonce::from_slice(&nonce), payload))
+            }
+        };
+        let wrapped = wrapped.map_err(|_| std::io::Error::other("wrapping a data key failed"))?;
+        rec[1 + n..1 + n + wrapped.len()].copy_from_slice(&wrapped);
+        Ok(rec)
+    }
+}
+
 /// The built-in key store: batch files under `<data>/keys/`.
 pub struct FileKeyStore {
     dir: PathBuf,
-    wrap: XChaCha20Poly1305,
+    wrap: Wrap,
     /// The batch this process hands out slots from, and the next free slot.
     current: Mutex<Option<(Uuid, u32)>>,
     /// The next batch, made (and fsynced) ahead on a thread of its own once half of the
@@ -131,7 +201,10 @@ impl FileKeyStore {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         }
-        let wrap = XChaCha20Poly1305::new(&secret.derive("data-key-wrap-v1").into());
+        let wrap = Wrap {
+            v1: XChaCha20Poly1305::new(&secret.derive("data-key-wrap-v1").into()),
+            v2: Aes256Gcm::new(&secret.derive("data-key-wrap-v2").into()),
+        };
         Ok(Self {
             dir,
             wrap,
@@ -185,7 +258,7 @@ impl FileKeyStore {
     }
 
     /// Writes a new batch of wrapped keys: temp file, fsync, rename, fsync the directory.
-    fn write_batch(dir: &Path, wrap: &XChaCha20Poly1305) -> std::io::Result<Uuid> {
+    fn write_batch(dir: &Path, wrap: &Wrap) -> std::io::Result<Uuid> {
         let batch = Uuid::new_v4();
         let mut buf = Vec::with_capacity(HEADER.len() + SLOTS as usize * SLOT_BYTES);
         buf.extend_from_slice(HEADER);
@@ -193,23 +266,7 @@ impl FileKeyStore {
         for slot in 0..SLOTS {
             let mut key = [0u8; 32];
             rng.fill_bytes(&mut key);
-            let mut nonce = [0u8; 24];
-            rng.fill_bytes(&mut nonce);
-            let aad = Self::aad(KeyId { batch, slot });
-            let wrapped = wrap
-                .encrypt(
-                    XNonce::from_slice(&nonce),
-                    Payload {
-                        msg: &key,
-                        aad: &aad,
-                    },
-                )
-                .map_err(|_| std::io::Error::other("wrapping a data key failed"))?;
-            let mut rec = [0u8; SLOT_BYTES];
-            rec[0] = LIVE;
-            rec[1..25].copy_from_slice(&nonce);
-            rec[25..25 + wrapped.len()].copy_from_slice(&wrapped);
-            buf.extend_from_slice(&rec);
+            buf.extend_from_slice(&wrap.slot(Version::V2, KeyId { batch, slot }, &key)?);
             key.fill(0);
         }
         let path = dir.join(format!("{}.keys", batch.simple()));
@@ -229,37 +286,42 @@ impl FileKeyStore {
         Ok(batch)
     }
 
-    fn read_slot(&self, id: KeyId) -> std::io::Result<[u8; SLOT_BYTES]> {
+    fn read_slot(&self, id: KeyId) -> std::io::Result<(Version, [u8; SLOT_BYTES])> {
         let mut f = File::open(self.batch_path(id.batch))?;
         let mut header = [0u8; 16];
         f.read_exact(&mut header)?;
-        if &header != HEADER {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "not an avvik key batch",
-            ));
-        }
+        let version = Version::of(&header).ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "not an avvik key batch")
+        })?;
         f.seek(SeekFrom::Start(Self::offset(id)))?;
         let mut rec = [0u8; SLOT_BYTES];
         f.read_exact(&mut rec)?;
-        Ok(rec)
+        Ok((version, rec))
     }
 
     fn offset(id: KeyId) -> u64 {
         HEADER.len() as u64 + u64::from(id.slot) * SLOT_BYTES as u64
     }
 
-    fn decode_slot(&self, id: KeyId, rec: &[u8; SLOT_BYTES]) -> KeyState {
+    fn decode_slot(&self, version: Version, id: KeyId, rec: &[u8; SLOT_BYTES]) -> KeyState {
         match rec[0] {
             LIVE => {
                 let aad = Self::aad(id);
-                match self.wrap.decrypt(
-                    XNonce::from_slice(&rec[1..25]),
-                    Payload {
-                        msg: &rec[25..25 + 48],
-                        aad: &aad,
-                    },
-                ) {
+                let payload = |n: usize| Payload {
+                    msg: &rec[1 + n..1 + n + 48],
+                    aad: &aad,
+                };
+                let unwrapped = match version {
+                    Version::V1 => self
+                        .wrap
+                        .v1
+                        .decrypt(XNonce::from_slice(&rec[1..25]), payload(24)),
+                    Version::V2 => self
+                        .wrap
+                        .v2
+                        .decrypt(Nonce::from_slice(&rec[1..13]), payload(12)),
+                };
+                match unwrapped {
                     Ok(k) if k.len() == 32 => {
                         let mut key = [0u8; 32];
                         key.copy_from_slice(&k);
@@ -307,26 +369,11 @@ impl FileKeyStore {
             std::fs::rename(&tmp, &path)?;
             File::open(&self.dir)?.sync_all()?;
         }
-        let rec = self.read_slot(id)?;
+        let (version, rec) = self.read_slot(id)?;
         if rec[0] == LIVE || rec[0] == DESTROYED {
             return Ok(());
         }
-        let mut nonce = [0u8; 24];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        let wrapped = self
-            .wrap
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: &key.0,
-                    aad: &Self::aad(id),
-                },
-            )
-            .map_err(|_| std::io::Error::other("wrapping a data key failed"))?;
-        let mut out = [0u8; SLOT_BYTES];
-        out[0] = LIVE;
-        out[1..25].copy_from_slice(&nonce);
-        out[25..25 + wrapped.len()].copy_from_slice(&wrapped);
+        let out = self.wrap.slot(version, id, &key.0)?;
         let f = OpenOptions::new().write(true).open(&path)?;
         f.write_all_at(&out, Self::offset(id))?;
         f.sync_data()?;
@@ -388,9 +435,11 @@ impl KeyStore for FileKeyStore {
         }
         // A miss reads and unwraps the whole batch at once: replaying a log meets the keys of
         // one batch one after the other, and one read beats 128.
-        let bytes = match std::fs::read(self.batch_path(id.batch)) {
-            Ok(b) if b.len() >= HEADER.len() && &b[..HEADER.len()] == HEADER => b,
-            Ok(_) => return KeyState::Missing("not an avvik key batch".into()),
+        let (version, bytes) = match std::fs::read(self.batch_path(id.batch)) {
+            Ok(b) => match b.get(..HEADER.len()).and_then(Version::of) {
+                Some(v) => (v, b),
+                None => return KeyState::Missing("not an avvik key batch".into()),
+            },
             Err(e) => return KeyState::Missing(format!("key batch unreadable: {e}")),
         };
         let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
@@ -405,7 +454,7 @@ impl KeyStore for FileKeyStore {
             };
             let mut r = [0u8; SLOT_BYTES];
             r.copy_from_slice(rec);
-            let state = self.decode_slot(k, &r);
+            let state = self.decode_slot(version, k, &r);
             cache.entry(k).or_insert(state);
         }
         cache
@@ -415,7 +464,7 @@ impl KeyStore for FileKeyStore {
     }
 
     fn destroy(&self, id: KeyId, tombstone: &Tombstone) -> std::io::Result<()> {
-        let rec = self.read_slot(id)?;
+        let (_, rec) = self.read_slot(id)?;
         if rec[0] == DESTROYED {
             return Ok(());
         }
@@ -539,5 +588,44 @@ mod tests {
         let other = FileKeyStore::open(dir.path(), &Secret::from_bytes([8; 32])).unwrap();
         assert!(matches!(other.get(ids[0].0), KeyState::Missing(_)));
         assert_eq!(KeyId::parse(&id.to_string()), Some(id));
+    }
+
+    #[test]
+    fn a_batch_written_before_aes_gcm_still_reads_imports_and_destroys() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        // A v1 batch as earlier versions wrote it: XChaCha20-Poly1305 slots.
+        let batch = Uuid::new_v4();
+        let mut buf = HEADER_V1.to_vec();
+        let mut keys = Vec::new();
+        for slot in 0..SLOTS {
+            let key = [slot as u8; 32];
+            let id = KeyId { batch, slot };
+            if slot < 4 {
+                buf.extend_from_slice(&s.wrap.slot(Version::V1, id, &key).unwrap());
+                keys.push((id, key));
+            } else {
+                buf.extend_from_slice(&[0u8; SLOT_BYTES]);
+            }
+        }
+        std::fs::write(s.batch_path(batch), &buf).unwrap();
+        for (id, key) in &keys {
+            assert!(matches!(s.get(*id), KeyState::Live(ref k) if &k.0 == key));
+        }
+        // A transferred key into an unused slot of that batch is wrapped the v1 way.
+        let id = KeyId { batch, slot: 9 };
+        s.import_key(id, &DataKey([99; 32])).unwrap();
+        let again = store(dir.path());
+        assert!(matches!(again.get(id), KeyState::Live(ref k) if k.0 == [99; 32]));
+        let t = Tombstone {
+            at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            decision: "KS 2026/9".into(),
+        };
+        again.destroy(keys[1].0, &t).unwrap();
+        assert!(matches!(store(dir.path()).get(keys[1].0), KeyState::Destroyed(ref x) if x == &t));
+        // New batches are v2.
+        let (fresh, _) = again.create().unwrap();
+        let head = std::fs::read(again.batch_path(fresh.batch)).unwrap();
+        assert_eq!(&head[..16], HEADER);
     }
 }

@@ -1,16 +1,18 @@
 //! Privacy by design: the personal and free-text fields of a deviation's events are stored
-//! sealed under that deviation's own data key (XChaCha20-Poly1305, the event id as
-//! associated data), so destroying the key (gallring) removes them from the log, every
+//! sealed under that deviation's own data key (AES-256-GCM, the event id and key id as
+//! associated data; see [`aead`]), so destroying the key (gallring) removes them from the log, every
 //! export, archive segment and backup at once, while the hash chain — over the stored
 //! bytes — still verifies without any key.
 //!
 //! A sealed event's `data` keeps its clear fields and gains
-//! `"sealed": {"kid": key id, "n": nonce, "c": ciphertext, "f": [sealed field names]}` and,
+//! `"sealed": {"kid": key id, "a": "A256GCM", "n": nonce, "c": ciphertext, "f": [sealed
+//! field names]}` (no `"a"`: XChaCha20-Poly1305, as sealed before AES-256-GCM) and,
 //! where it names people by address, `"blind_index": [HMAC of each address]` for the
 //! registerutdrag. [`Keyring::seal`] is called by the command handler on every event it
 //! stores; [`Keyring::open`] by every reader that decodes events. Events written before
 //! sealing existed have no `sealed` and read as they are.
 
+pub mod aead;
 pub mod gallring;
 pub mod keys;
 pub mod migrate;
@@ -24,6 +26,8 @@ use avvik_events::EventStore;
 use base64::Engine;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+
+use aead::Alg;
 use rand::RngCore;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -238,21 +242,12 @@ impl Keyring {
         env.insert("f".into(), Value::Array(names));
         match self.keys.get(kid) {
             KeyState::Live(key) => {
-                let plain = serde_json::to_vec(&Value::Object(sealed))?;
-                let mut nonce = [0u8; 24];
-                rand::thread_rng().fill_bytes(&mut nonce);
-                let aad = aad(event_id, kid);
-                let c = XChaCha20Poly1305::new(&key.0.into())
-                    .encrypt(
-                        XNonce::from_slice(&nonce),
-                        Payload {
-                            msg: &plain,
-                            aad: &aad,
-                        },
-                    )
-                    .map_err(|_| std::io::Error::other("sealing failed"))?;
+                let mut buf = serde_json::to_vec(&Value::Object(sealed))?;
+                let nonce = aead::seal_in_place(&key.0, &aad(event_id, kid), &mut buf)
+                    .ok_or_else(|| std::io::Error::other("sealing failed"))?;
+                env.insert("a".into(), Value::String(aead::A256GCM.into()));
                 env.insert("n".into(), Value::String(B64.encode(nonce)));
-                env.insert("c".into(), Value::String(B64.encode(c)));
+                env.insert("c".into(), Value::String(B64.encode(buf)));
             }
             KeyState::Destroyed(_) => {
                 env.insert("shredded".into(), Value::Bool(true));
@@ -335,12 +330,7 @@ impl Keyring {
         };
         if let Some(spec) = seal::spec(event_type) {
             if let Some(dev) = Self::deviation_of(spec, stream, obj) {
-                if !self.read_key_of().contains_key(&dev) {
-                    self.key_of
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(dev, kid);
-                }
+                self.remember_key(dev, kid);
             }
         }
         match self.keys.get(kid) {
@@ -476,7 +466,7 @@ impl Keyring {
     }
 
     /// The common case of `open_raw` without building JSON trees: a live key; the clear
-    /// fields are copied as they are and the plaintext's fields appended. `None` for
+    /// members are copied as they are and the plaintext's members appended. `None` for
     /// anything else (the general path handles it).
     fn open_raw_fast(
         &self,
@@ -485,85 +475,73 @@ impl Keyring {
         event_type: &str,
         raw: &str,
     ) -> Option<String> {
-        use serde_json::value::RawValue;
-        #[derive(Deserialize)]
-        struct Env<'a> {
-            #[serde(borrow)]
-            kid: Cow<'a, str>,
-            #[serde(borrow)]
-            n: Option<Cow<'a, str>>,
-            #[serde(borrow)]
-            c: Option<Cow<'a, str>>,
-        }
-        use serde::Deserialize;
-        let fields: Vec<(Cow<'_, str>, &RawValue)> = {
-            let m: std::collections::BTreeMap<Cow<'_, str>, &RawValue> =
-                serde_json::from_str(raw).ok()?;
-            m.into_iter().collect()
-        };
-        let env_raw = fields.iter().find(|(k, _)| k == "sealed")?.1;
-        let env: Env<'_> = serde_json::from_str(env_raw.get()).ok()?;
+        let Members { members, sealed } = serde_json::from_str(raw).ok()?;
+        let env = sealed?;
         let kid = KeyId::parse(&env.kid)?;
+        let alg = Alg::of_envelope(env.a.as_deref())?;
         let (n, c) = (env.n?, env.c?);
         let KeyState::Live(key) = self.keys.get(kid) else {
             return None;
         };
         let nonce = B64.decode(n.as_bytes()).ok()?;
-        let ct = B64.decode(c.as_bytes()).ok()?;
-        if nonce.len() != 24 {
+        let mut plain = B64.decode(c.as_bytes()).ok()?;
+        if !aead::open_in_place(alg, &key.0, &nonce, &aad(event_id, kid), &mut plain) {
             return None;
         }
-        let plain = XChaCha20Poly1305::new(&key.0.into())
-            .decrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: &ct,
-                    aad: &aad(event_id, kid),
-                },
-            )
-            .ok()?;
         let plain = std::str::from_utf8(&plain).ok()?.trim();
         let inner = plain.strip_prefix('{')?.strip_suffix('}')?.trim();
         if let Some(spec) = seal::spec(event_type) {
             let dev = match spec.keyed_by {
                 KeyedBy::Stream => Some(stream),
-                KeyedBy::Field(f) => fields
+                KeyedBy::Field(f) => members
                     .iter()
                     .find(|(k, _)| k == f)
                     .and_then(|(_, v)| serde_json::from_str::<Uuid>(v.get()).ok()),
             };
             if let Some(dev) = dev {
-                if !self.read_key_of().contains_key(&dev) {
-                    self.key_of
-                        .write()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(dev, kid);
-                }
+                self.remember_key(dev, kid);
             }
         }
         let mut out = String::with_capacity(raw.len() + plain.len());
         out.push('{');
-        let mut first = true;
-        for (k, v) in &fields {
-            if k == "sealed" || k == "blind_index" {
+        for (k, v) in &members {
+            if k == "blind_index" {
                 continue;
             }
-            if !first {
+            if out.len() > 1 {
                 out.push(',');
             }
-            first = false;
-            out.push_str(&serde_json::to_string(k.as_ref()).ok()?);
+            match k {
+                // A key read without escapes is written back as it was.
+                Cow::Borrowed(k) => {
+                    out.push('"');
+                    out.push_str(k);
+                    out.push('"');
+                }
+                Cow::Owned(k) => out.push_str(&serde_json::to_string(k).ok()?),
+            }
             out.push(':');
             out.push_str(v.get());
         }
         if !inner.is_empty() {
-            if !first {
+            if out.len() > 1 {
                 out.push(',');
             }
             out.push_str(inner);
         }
         out.push('}');
         Some(out)
+    }
+
+    /// Notes the key a deviation's first sealed event names.
+    fn remember_key(&self, deviation: Uuid, kid: KeyId) {
+        if !self.read_key_of().contains_key(&deviation) {
+            self.key_of
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(deviation)
+                .or_insert(kid);
+        }
     }
 
     /// Opens a whole record in place.
@@ -579,11 +557,63 @@ impl Keyring {
     }
 }
 
+/// A sealed event's data read in one pass: the clear members in their stored order, each
+/// value as its raw text, and the envelope decoded.
+struct Members<'a> {
+    members: Vec<(Cow<'a, str>, &'a serde_json::value::RawValue)>,
+    sealed: Option<Envelope<'a>>,
+}
+
+/// The `"sealed"` member.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    kid: Cow<'a, str>,
+    #[serde(borrow)]
+    a: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    n: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    c: Option<Cow<'a, str>>,
+}
+
+impl<'de> serde::Deserialize<'de> for Members<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Members {
+                    members: Vec::with_capacity(m.size_hint().unwrap_or(16)),
+                    sealed: None,
+                };
+                while let Some(k) = m.next_key::<Cow<'de, str>>()? {
+                    if k == "sealed" {
+                        out.sealed = Some(m.next_value()?);
+                    } else {
+                        out.members.push((k, m.next_value()?));
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 fn aad(event_id: Uuid, kid: KeyId) -> Vec<u8> {
+    use std::io::Write;
     let mut a = Vec::with_capacity(AAD_PREFIX.len() + 16 + 40);
     a.extend_from_slice(AAD_PREFIX);
     a.extend_from_slice(event_id.as_bytes());
-    a.extend_from_slice(kid.to_string().as_bytes());
+    // Writing to a Vec cannot fail.
+    let _ = write!(a, "{kid}");
     a
 }
 
@@ -597,16 +627,16 @@ fn file_aad(deviation: Uuid, sha256: &str, kid: KeyId) -> Vec<u8> {
 }
 
 fn decrypt(key: &DataKey, event_id: Uuid, kid: KeyId, env: &Map<String, Value>) -> Option<Value> {
+    let alg = Alg::of_envelope(match env.get("a") {
+        None => None,
+        Some(a) => Some(a.as_str()?),
+    })?;
     let nonce = B64.decode(env.get("n")?.as_str()?).ok()?;
-    let c = B64.decode(env.get("c")?.as_str()?).ok()?;
-    if nonce.len() != 24 {
+    let mut buf = B64.decode(env.get("c")?.as_str()?).ok()?;
+    if !aead::open_in_place(alg, &key.0, &nonce, &aad(event_id, kid), &mut buf) {
         return None;
     }
-    let aad = aad(event_id, kid);
-    let plain = XChaCha20Poly1305::new(&key.0.into())
-        .decrypt(XNonce::from_slice(&nonce), Payload { msg: &c, aad: &aad })
-        .ok()?;
-    serde_json::from_slice(&plain).ok()
+    serde_json::from_slice(&buf).ok()
 }
 
 /// The deviation whose key seals a record's fields (`None` for a type without sealed
@@ -649,3 +679,71 @@ fn blank(
 
 // Tests over the command path (which depends on this module) are in
 // `tests/api/privacy_props.rs`.
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use avvik_events::sled::SledEventStore;
+    use avvik_events::StoreOptions;
+    use serde_json::json;
+
+    #[test]
+    fn aes_gcm_envelopes_and_legacy_xchacha_envelopes_both_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledEventStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let keys = Keyring::in_memory();
+        let (dev, id) = (Uuid::now_v7(), Uuid::now_v7());
+        keys.prepare_new(dev).unwrap();
+        let data = json!({"title": "Personnummer 19121212-1212", "severity": "minor"});
+        let sealed = keys
+            .seal(&store, dev, id, "DeviationReported", data.clone())
+            .unwrap();
+        assert_eq!(sealed["sealed"]["a"], "A256GCM");
+        assert!(!sealed.to_string().contains("19121212"));
+        let text = sealed.to_string();
+        let opened = keys.open_raw(dev, id, "DeviationReported", &text);
+        assert_eq!(serde_json::from_str::<Value>(&opened).unwrap(), data);
+
+        // As sealed before AES-256-GCM: XChaCha20-Poly1305, 24-byte nonce, no "a".
+        let kid = keys.key_id_of(&store, dev).unwrap();
+        let KeyState::Live(key) = keys.keys.get(kid) else {
+            panic!("live key")
+        };
+        let legacy_id = Uuid::now_v7();
+        let nonce = [5u8; 24];
+        let c = XChaCha20Poly1305::new(&key.0.into())
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: br#"{"title":"Gammal text"}"#,
+                    aad: &aad(legacy_id, kid),
+                },
+            )
+            .unwrap();
+        let legacy = json!({"severity": "minor", "sealed": {
+            "kid": kid.to_string(), "f": ["title"], "n": B64.encode(nonce), "c": B64.encode(c)}});
+        let want = json!({"title": "Gammal text", "severity": "minor"});
+        let text = legacy.to_string();
+        let fast = keys.open_raw(dev, legacy_id, "DeviationReported", &text);
+        assert_eq!(serde_json::from_str::<Value>(&fast).unwrap(), want);
+        let mut tree = legacy.clone();
+        assert!(matches!(
+            keys.open(dev, legacy_id, "DeviationReported", &mut tree),
+            Opened::Open
+        ));
+        assert_eq!(tree, want);
+
+        // An algorithm this version does not know reads as a missing key, never panics.
+        let mut odd = sealed.clone();
+        odd["sealed"]["a"] = json!("ROT13");
+        let mut t = odd.clone();
+        assert!(matches!(
+            keys.open(dev, id, "DeviationReported", &mut t),
+            Opened::KeyMissing(_)
+        ));
+        assert_eq!(t["title"], KEY_MISSING_TEXT);
+        let text = odd.to_string();
+        let raw = keys.open_raw(dev, id, "DeviationReported", &text);
+        assert!(!raw.contains("19121212"));
+    }
+}
