@@ -79,6 +79,7 @@ pub mod parse;
 pub mod projection;
 pub mod record;
 pub mod sender_auth;
+pub mod text;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -761,7 +762,7 @@ pub enum Released {
 /// The title of a deviation made from a quarantined message that could not be read as a
 /// report: its subject on one line, bounded, or a Swedish stand-in.
 fn quarantine_title(subject: Option<&str>) -> String {
-    let title = parse::bounded_line(subject.unwrap_or_default(), parse::TITLE_MAX);
+    let title = text::bounded_line(subject.unwrap_or_default(), parse::TITLE_MAX);
     if title.is_empty() {
         "E-postmeddelande från karantänen".into()
     } else {
