@@ -12,7 +12,7 @@
 //! gallringsbeslut) and fdatasyncs the file. The tombstone is what every later read shows in
 //! place of the shredded fields; the key itself is gone from the file.
 
-use std::collections::HashMap;
+use super::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -210,7 +210,7 @@ impl FileKeyStore {
             wrap,
             current: Mutex::new(None),
             spare: Default::default(),
-            cache: RwLock::new(HashMap::new()),
+            cache: RwLock::new(HashMap::default()),
         })
     }
 

@@ -19,7 +19,9 @@ pub mod migrate;
 pub mod seal;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+/// Maps keyed by random ids: foldhash, seeded per process, is several times cheaper than
+/// SipHash here.
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::{Arc, RwLock};
 
 use avvik_events::EventStore;
@@ -79,7 +81,7 @@ impl Keyring {
         Self {
             keys,
             index_key: secret.derive("blind-index-v1"),
-            key_of: RwLock::new(HashMap::new()),
+            key_of: RwLock::new(HashMap::default()),
             data_dir: None,
         }
     }
