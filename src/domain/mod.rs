@@ -100,6 +100,7 @@ impl DomainEvent for Fact {
 
 pub mod account;
 pub mod actor;
+pub mod deadlines;
 pub mod deviation;
 pub mod labels;
 pub mod limits;
@@ -116,8 +117,10 @@ pub use deviation::{
 };
 pub use types::{
     stockholm_year, Aspects, Channel, EmailAddress, FilingKind, Level, PersonalDataBreach,
-    Reference, Reporter, Severity,
+    Reference, Regime, Reporter, Severity,
 };
 
+#[cfg(test)]
+mod deadline_tests;
 #[cfg(test)]
 mod proptests;
