@@ -104,6 +104,7 @@ pub mod deadlines;
 pub mod deviation;
 pub mod labels;
 pub mod limits;
+pub mod organisation;
 pub mod recipients;
 pub mod retention;
 pub mod setup;

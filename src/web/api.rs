@@ -445,7 +445,11 @@ async fn filing(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::RecordFiling)?;
-    let cmd = from_json::<FilingBody>(&body)?.parse(state.services.clock.now())?;
+    let org = crate::filing::organisation::current(
+        state.services.store.as_ref(),
+        &state.config.organisation,
+    );
+    let cmd = from_json::<FilingBody>(&body)?.parse(state.services.clock.now(), &org)?;
     run(&state, &who, &d, cmd).await
 }
 

@@ -16,6 +16,7 @@ use crate::domain::deviation::{
     AwarenessRecorded, CommentAdded, FilingDeclined, FilingRecorded, IncidentHandlingEnded,
     MeasureAdded,
 };
+use crate::domain::organisation::OrganisationDetails;
 use crate::domain::{
     Aspects, Classification, Command, FilingKind, PersonalDataBreach, Regime, Severity,
 };
@@ -298,6 +299,7 @@ pub struct FilingBody {
     #[schema(value_type = FilingKind, required = true)]
     pub kind: Field<FilingKind>,
     #[serde(default)]
+    /// Absent: the organisation's authority for the kind (IMY, CERT-SE at MCF).
     #[schema(value_type = Option<String>, max_length = 200, example = "IMY")]
     pub authority: Field<String>,
     #[serde(default)]
@@ -319,8 +321,13 @@ pub struct FilingBody {
 }
 
 impl FilingBody {
-    /// A filing, or (with `not_filed_rationale`) a reasoned decision not to file.
-    pub fn parse(&self, now: DateTime<Utc>) -> Result<Command, ApiError> {
+    /// A filing, or (with `not_filed_rationale`) a reasoned decision not to file. Without
+    /// an `authority` the filing goes to the organisation's authority for its kind.
+    pub fn parse(
+        &self,
+        now: DateTime<Utc>,
+        org: &OrganisationDetails,
+    ) -> Result<Command, ApiError> {
         let mut f = Problems::default();
         let kind = f.parsed(
             "kind",
@@ -356,7 +363,19 @@ impl FilingBody {
             f.finish(&unknown)?;
             kind.map(|kind| Command::DeclineFiling(FilingDeclined { kind, rationale }))
         } else {
-            let authority = f.text("authority", &self.authority, true, SHORT_MAX);
+            let authority = f
+                .text("authority", &self.authority, false, SHORT_MAX)
+                .or_else(|| {
+                    kind.map(|k| org.authority_for(k.regime()).to_string())
+                        .filter(|a| !a.is_empty())
+                });
+            if authority.is_none() && kind.is_some() && !matches!(self.authority, Field::Wrong) {
+                f.error(
+                    "authority",
+                    "required: no authority is set for this kind",
+                    "Ange myndighet.",
+                );
+            }
             let filed_at = f.datetime("filed_at", &self.filed_at, true);
             let their_reference =
                 f.text("their_reference", &self.their_reference, false, SHORT_MAX);
@@ -521,6 +540,11 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
         other => other,
     };
     let (cfg, now) = (fuzz_config(), fuzz_now());
+    let fuzz_org = OrganisationDetails {
+        gdpr_authority: "IMY".into(),
+        nis2_authority: "CERT-SE".into(),
+        ..Default::default()
+    };
     let who = Principal {
         account_id: Uuid::from_u128(1),
         email: "ciso@kommunen.example".into(),
@@ -579,7 +603,7 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
         ),
         (
             "filing",
-            from_json::<FilingBody>(body).and_then(|b| b.parse(now)),
+            from_json::<FilingBody>(body).and_then(|b| b.parse(now, &fuzz_org)),
         ),
         (
             "awareness",

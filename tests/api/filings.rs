@@ -233,3 +233,86 @@ async fn the_nis2_ongoing_path_has_a_progress_report_and_a_later_final_report() 
     );
     assert_eq!(d["incident_handling_ended_at"], "2026-05-10T12:00:00Z");
 }
+
+#[tokio::test]
+async fn organisation_details_are_seeded_changed_by_the_admin_and_used_in_filings() {
+    let app = TestApp::spawn().await;
+    let tok = crate::authz::tokens(&app).await;
+    let admin = crate::staff_ui::login(&app, "admin@kommunen.example").await;
+    let url = format!("{}/staff/admin/organisation", app.base);
+    let html = admin.get(&url).send().await.unwrap().text().await.unwrap();
+    // Seeded from the configuration.
+    assert!(html.contains("212000-0142"), "{html}");
+    assert!(html.contains("CERT-SE vid Myndigheten för civilt försvar (MCF)"));
+    let token = crate::staff_ui::csrf_token(&html);
+    let mut fields = vec![
+        ("authenticity_token", token.as_str()),
+        ("controller_name", "Exempels kommun"),
+        ("org_number", "212000-0143"),
+        ("dpo_contact", "dso@kommunen.example"),
+        ("nis2_entity_type", "väsentlig"),
+        ("nis2_sector", "Offentlig förvaltning"),
+        ("gdpr_authority", "IMY"),
+        ("nis2_authority", "CERT-SE <MCF>"),
+    ];
+    let r = admin.post(&url).form(&fields).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("Ange organisationsnumret som NNNNNN-NNNN."),
+        "{html}"
+    );
+    assert!(html.contains("CERT-SE &#60;MCF&#62;"), "escaped: {html}");
+    fields[2].1 = "212000-0142";
+    let token = crate::staff_ui::csrf_token(&html);
+    fields[0].1 = token.as_str();
+    let r = admin.post(&url).form(&fields).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let html = admin.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Hämtade från konfigurationen") && html.contains("Ändrade"));
+    // A kontakt may not change them.
+    let kontakt = crate::staff_ui::login(&app, "kontakt.soc@kommunen.example").await;
+    assert_eq!(kontakt.get(&url).send().await.unwrap().status(), 403);
+
+    // A filing without an authority goes to the organisation's authority for its kind.
+    let r = report(&app, "2026-03-27T09:00:00+01:00").await;
+    let (s, _) = post(
+        &app,
+        &tok["ciso"],
+        &format!("/api/v1/deviations/{r}/classification"),
+        json!({"severity": "major", "category": "skadlig kod", "personal_data_breach": "yes", "nis2_significant": true}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    for (kind, authority) in [("nis2_early_warning", "CERT-SE <MCF>"), ("gdpr", "IMY")] {
+        let (s, d) = post(
+            &app,
+            &tok["ciso"],
+            &format!("/api/v1/deviations/{r}/filings"),
+            json!({"kind": kind, "filed_at": "2026-03-28T10:00:00+01:00"}),
+        )
+        .await;
+        assert_eq!(s, 200, "{d}");
+        let f = d["filings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["kind"] == kind)
+            .unwrap();
+        assert_eq!(f["authority"], authority);
+    }
+    let ciso = crate::staff_ui::login(&app, "ciso@kommunen.example").await;
+    let html = ciso
+        .get(format!("{}/staff/deviations/{r}", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("IMY eller MSB"));
+    assert!(
+        html.contains("NIS2-rapporter till CERT-SE &#60;MCF&#62;"),
+        "{html}"
+    );
+}

@@ -224,7 +224,16 @@ async fn deviation_action(
             }
             .parse(),
         ),
-        "filing" => (Action::RecordFiling, filing_form(&form).parse(now)),
+        "filing" => (
+            Action::RecordFiling,
+            filing_form(&form).parse(
+                now,
+                &crate::filing::organisation::current(
+                    state.services.store.as_ref(),
+                    &state.config.organisation,
+                ),
+            ),
+        ),
         "awareness" => (
             Action::RecordAwareness,
             AwarenessBody {

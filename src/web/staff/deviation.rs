@@ -97,6 +97,8 @@ pub(super) struct DeviationPage {
     /// The NIS2 incident: when its handling ended, if it has.
     nis2: bool,
     handling_ended: Option<String>,
+    /// Which authority an empty authority field means (the organisation details').
+    authority_hint: String,
     measures: Vec<MeasureRow>,
     notices: Vec<String>,
     /// E-mails a rule called for while the group had no address (shown in red while open).
@@ -368,6 +370,16 @@ pub(super) fn build_page(
             .collect(),
         nis2: d.ever_marked(Regime::Nis2) || d.has_filing_in(Regime::Nis2),
         handling_ended: d.incident_handling_ended_at.map(stockholm_display),
+        authority_hint: {
+            let org = crate::filing::organisation::current(
+                state.services.store.as_ref(),
+                &state.config.organisation,
+            );
+            format!(
+                "Lämna tomt för organisationens myndighet: personuppgiftsincidenter till {}, NIS2-rapporter till {}.",
+                org.gdpr_authority, org.nis2_authority
+            )
+        },
         measures,
         notices,
         undeliverable,
