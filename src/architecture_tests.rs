@@ -23,7 +23,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "features",
-        &["auth", "intake", "notify", "report", "scheduler"],
+        &["auth", "filing", "intake", "notify", "report", "scheduler"],
     ),
     ("state", &["state"]),
     ("web", &["web"]),

@@ -23,6 +23,8 @@ pub struct Config {
     pub intake: IntakeConfig,
     pub schedule: ScheduleConfig,
     pub policy: PolicyConfig,
+    /// The organisation's details for filings; seeds its stream at the first start.
+    pub organisation: crate::domain::organisation::OrganisationDetails,
     /// Gallring rules (dokumenthanteringsplan).
     pub retention: crate::domain::retention::RetentionRules,
 }

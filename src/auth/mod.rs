@@ -12,7 +12,7 @@ pub mod setup;
 pub mod throttle;
 
 pub use accounts::{Account, Accounts, Role, RoleGrant};
-pub use policy::{authorize, Action, Principal};
+pub use policy::{authorize, marks_awareness, Action, Principal};
 pub use session::Staff;
 /// Failed logins per account and source address, with exponential back-off.
 pub use throttle::LoginThrottle as LoginGuard;

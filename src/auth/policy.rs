@@ -59,6 +59,8 @@ pub enum Action {
     Close,
     Reopen,
     RecordFiling,
+    /// Set or change when the controller became aware (the start of the statutory clocks).
+    RecordAwareness,
     /// Audit views: history, as-of register, verify.
     ViewAudit,
     /// Export the log.
@@ -96,6 +98,7 @@ impl Action {
                 | Action::Close
                 | Action::Reopen
                 | Action::RecordFiling
+                | Action::RecordAwareness
                 | Action::IssueReport
                 | Action::ManageAccounts
                 | Action::HandleQuarantine
@@ -122,6 +125,12 @@ fn owns_a_measure(email: &str, d: &Deviation) -> bool {
     d.measures
         .iter()
         .any(|m| m.owner.eq_ignore_ascii_case(email))
+}
+
+/// Is `who`'s first marking of a deviation as a (possible) personal-data breach or a
+/// significant NIS2 incident the controller's awareness? The CISO's and the DPO's is.
+pub fn marks_awareness(who: &Principal) -> bool {
+    who.has(Role::Ciso) || who.has(Role::Dso)
 }
 
 /// May `who` do `action` (on `target`, for deviation actions)?
@@ -162,7 +171,7 @@ fn grant_allows(
         },
         Role::Dso => match action {
             ListDeviations | ViewRetention | RegisterExtract | ViewAccessLog => true,
-            ViewDeviation | Comment | RecordDecision | RecordFiling => {
+            ViewDeviation | Comment | RecordDecision | RecordFiling | RecordAwareness => {
                 target.is_some_and(is_personal_data)
             }
             _ => false,

@@ -1,12 +1,14 @@
 //! The deviation aggregate: its events, its state, and the pure decider.
 
-use chrono::{DateTime, Duration, Months, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::types::{
-    Aspects, Channel, FilingKind, PersonalDataBreach, Reference, Reporter, Severity,
+    Aspects, Channel, FilingKind, PersonalDataBreach, Reference, Regime, Reporter, Severity,
 };
+
+pub use super::deadlines::{Awareness, ClockStart};
 
 /// A deviation was reported.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,6 +91,26 @@ pub struct FilingRecorded {
     pub authority: String,
     pub filed_at: DateTime<Utc>,
     pub their_reference: Option<String>,
+    /// SHA-256 (hex) of the content sent to the authority. Absent in events from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_sha256: Option<String>,
+}
+
+/// When the controller became aware: of a (possible) personal-data breach (GDPR art.
+/// 33(1)) or of an incident's significance (NIS2). The clocks run from the latest one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AwarenessRecorded {
+    pub regime: Regime,
+    pub aware_at: DateTime<Utc>,
+    /// Why it was set or changed; absent when set by default on classification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The handling of a NIS2 incident ended (it is no longer ongoing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IncidentHandlingEnded {
+    pub ended_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +151,8 @@ super::event_enum! {
     Reopened(Reopened) = "DeviationReopened",
     FilingRecorded(FilingRecorded) = "FilingRecorded",
     FilingDeclined(FilingDeclined) = "FilingDeclined",
+    AwarenessRecorded(AwarenessRecorded) = "AwarenessRecorded",
+    IncidentHandlingEnded(IncidentHandlingEnded) = "IncidentHandlingEnded",
     Shredded(Shredded) = "DeviationShredded",
     }
 }
@@ -205,6 +229,9 @@ pub struct Filing {
     pub authority: Option<String>,
     pub filed_at: Option<DateTime<Utc>>,
     pub their_reference: Option<String>,
+    /// SHA-256 (hex) of what was sent.
+    #[serde(default)]
+    pub content_sha256: Option<String>,
     /// Set when it was decided not to file.
     pub not_filed_rationale: Option<String>,
     pub recorded_by: String,
@@ -263,6 +290,12 @@ pub struct Deviation {
     pub comments: Vec<Comment>,
     pub filings: Vec<Filing>,
     pub deadlines: Vec<Deadline>,
+    /// Every recorded awareness time, oldest first (the latest per regime counts).
+    #[serde(default)]
+    pub awareness: Vec<Awareness>,
+    /// When the handling of the NIS2 incident ended.
+    #[serde(default)]
+    pub incident_handling_ended_at: Option<DateTime<Utc>>,
     /// Set once the deviation is gallrad: its personal and free-text fields then read as
     /// `shredding.text`.
     #[serde(default)]
@@ -319,52 +352,38 @@ impl Deviation {
                 f.not_filed_rationale = Some(t());
             }
         }
+        for a in &mut self.awareness {
+            if a.reason.is_some() {
+                a.reason = Some(t());
+            }
+        }
     }
 
-    /// Recomputes the statutory clocks from discovery time, classification and filings.
+    /// Recomputes the statutory clocks from awareness, classification and filings.
     fn recompute_deadlines(&mut self) {
-        let mut out = Vec::new();
-        let base = self.discovered_at;
-        let settled =
-            |d: &Deviation, kind| d.filing(kind).map(|f| f.filed_at.unwrap_or(f.recorded_at));
-        if matches!(
-            self.personal_data_breach,
-            Some(PersonalDataBreach::Yes | PersonalDataBreach::Investigating)
-        ) || self.filing(FilingKind::Gdpr).is_some()
-        {
-            out.push((FilingKind::Gdpr, base + Duration::hours(72)));
+        self.deadlines = super::deadlines::compute(self);
+    }
+
+    /// Has any classification so far marked this regime (a possible breach, a
+    /// significant incident)?
+    pub fn ever_marked(&self, regime: Regime) -> bool {
+        self.classifications
+            .iter()
+            .any(|c| c.classification.marks(regime))
+    }
+}
+
+impl Classification {
+    /// Does this classification mark the deviation as a (possible) personal-data breach
+    /// or a significant NIS2 incident?
+    pub fn marks(&self, regime: Regime) -> bool {
+        match regime {
+            Regime::Gdpr => matches!(
+                self.personal_data_breach,
+                PersonalDataBreach::Yes | PersonalDataBreach::Investigating
+            ),
+            Regime::Nis2 => self.nis2_significant,
         }
-        if self.nis2_significant == Some(true)
-            || FilingKind::ALL[1..]
-                .iter()
-                .any(|k| self.filing(*k).is_some())
-        {
-            out.push((FilingKind::Nis2EarlyWarning, base + Duration::hours(24)));
-            let notification_due = base + Duration::hours(72);
-            out.push((FilingKind::Nis2Notification, notification_due));
-            let from = self
-                .filing(FilingKind::Nis2Notification)
-                .and_then(|f| f.filed_at)
-                .unwrap_or(notification_due);
-            let final_due = from.checked_add_months(Months::new(1)).unwrap_or(from);
-            out.push((FilingKind::Nis2FinalReport, final_due));
-        }
-        self.deadlines = out
-            .into_iter()
-            .map(|(kind, due)| {
-                let settled_at = settled(self, kind);
-                let late = self
-                    .filing(kind)
-                    .and_then(|f| f.filed_at)
-                    .map(|filed| filed > due);
-                Deadline {
-                    kind,
-                    due,
-                    settled_at,
-                    late,
-                }
-            })
-            .collect();
     }
 }
 
@@ -373,6 +392,12 @@ impl Deviation {
 pub enum Command {
     Report(Reported),
     Classify(Classification),
+    /// A classification by someone whose first marking of a breach or significant
+    /// incident is the controller's awareness (CISO, DPO: see `auth::policy`).
+    ClassifyAsController {
+        classification: Classification,
+        now: DateTime<Utc>,
+    },
     RecordDecision {
         text: String,
         role: String,
@@ -391,6 +416,9 @@ pub enum Command {
     },
     RecordFiling(FilingRecorded),
     DeclineFiling(FilingDeclined),
+    /// Set or change the awareness time, with a reason.
+    RecordAwareness(AwarenessRecorded),
+    EndIncidentHandling(IncidentHandlingEnded),
     /// Gallra (destroy the personal and free-text fields) under a gallringsbeslut.
     Shred(Shredded),
 }
@@ -418,6 +446,10 @@ pub enum DomainError {
     Unchanged,
     #[error("the deviation has been shredded (gallrad)")]
     Shredded,
+    #[error("the deviation is not marked as a {0:?} case")]
+    NotMarked(Regime),
+    #[error("the awareness time is unchanged")]
+    AwarenessUnchanged,
 }
 
 impl DomainError {
@@ -438,6 +470,11 @@ impl DomainError {
             DomainError::Shredded => {
                 "Avvikelsen är gallrad; inget mer kan registreras på den.".into()
             }
+            DomainError::NotMarked(r) => format!(
+                "Avvikelsen är inte klassad som {}; ingen tidpunkt för kännedom gäller.",
+                r.label_sv()
+            ),
+            DomainError::AwarenessUnchanged => "Tidpunkten för kännedom är oförändrad.".into(),
         }
     }
 }
@@ -463,14 +500,40 @@ pub fn decide(state: Option<&Deviation>, cmd: Command) -> Result<Vec<DeviationEv
             _ => DomainError::Shredded,
         });
     }
+    let classify = |c: &Classification| {
+        open()?;
+        if d.classifications.last().map(|e| &e.classification) == Some(c) {
+            return Err(DomainError::Unchanged);
+        }
+        Ok(())
+    };
     let ev = match cmd {
         Command::Report(_) => return Err(DomainError::AlreadyReported),
         Command::Classify(c) => {
-            open()?;
-            if d.classifications.last().map(|e| &e.classification) == Some(&c) {
-                return Err(DomainError::Unchanged);
-            }
+            classify(&c)?;
             DeviationEvent::Classified(c)
+        }
+        Command::ClassifyAsController {
+            classification: c,
+            now,
+        } => {
+            classify(&c)?;
+            // The first marking is the controller's awareness, unless one is recorded
+            // (or an earlier marking without one keeps the clock at discovery).
+            let aware: Vec<DeviationEvent> = [Regime::Gdpr, Regime::Nis2]
+                .into_iter()
+                .filter(|r| c.marks(*r) && !d.ever_marked(*r) && d.aware_at(*r).is_none())
+                .map(|regime| {
+                    DeviationEvent::AwarenessRecorded(AwarenessRecorded {
+                        regime,
+                        aware_at: now,
+                        reason: None,
+                    })
+                })
+                .collect();
+            return Ok(std::iter::once(DeviationEvent::Classified(c))
+                .chain(aware)
+                .collect());
         }
         Command::RecordDecision { text, role } => {
             open()?;
@@ -505,7 +568,7 @@ pub fn decide(state: Option<&Deviation>, cmd: Command) -> Result<Vec<DeviationEv
             DeviationEvent::Reopened(Reopened { reason })
         }
         Command::RecordFiling(f) => {
-            if d.filing(f.kind).is_some() {
+            if !f.kind.repeatable() && d.filing(f.kind).is_some() {
                 return Err(DomainError::FilingAlreadyRecorded(f.kind));
             }
             DeviationEvent::FilingRecorded(f)
@@ -515,6 +578,24 @@ pub fn decide(state: Option<&Deviation>, cmd: Command) -> Result<Vec<DeviationEv
                 return Err(DomainError::FilingAlreadyRecorded(f.kind));
             }
             DeviationEvent::FilingDeclined(f)
+        }
+        Command::RecordAwareness(a) => {
+            if !d.ever_marked(a.regime) && !d.has_filing_in(a.regime) {
+                return Err(DomainError::NotMarked(a.regime));
+            }
+            if d.aware_at(a.regime) == Some(a.aware_at) {
+                return Err(DomainError::AwarenessUnchanged);
+            }
+            DeviationEvent::AwarenessRecorded(a)
+        }
+        Command::EndIncidentHandling(e) => {
+            if !d.ever_marked(Regime::Nis2) && !d.has_filing_in(Regime::Nis2) {
+                return Err(DomainError::NotMarked(Regime::Nis2));
+            }
+            if d.incident_handling_ended_at == Some(e.ended_at) {
+                return Err(DomainError::Unchanged);
+            }
+            DeviationEvent::IncidentHandlingEnded(e)
         }
         Command::Shred(s) => {
             if d.status != Status::Closed {
@@ -564,6 +645,8 @@ pub fn evolve(
                 comments: Vec::new(),
                 filings: Vec::new(),
                 deadlines: Vec::new(),
+                awareness: Vec::new(),
+                incident_handling_ended_at: None,
                 shredded: None,
                 version: 0,
                 last_seq: 0,
@@ -648,6 +731,7 @@ pub fn evolve(
                     authority: Some(f.authority.clone()),
                     filed_at: Some(f.filed_at),
                     their_reference: f.their_reference.clone(),
+                    content_sha256: f.content_sha256.clone(),
                     not_filed_rationale: None,
                     recorded_by: meta.actor.clone(),
                     recorded_at: meta.at,
@@ -657,10 +741,21 @@ pub fn evolve(
                     authority: None,
                     filed_at: None,
                     their_reference: None,
+                    content_sha256: None,
                     not_filed_rationale: Some(f.rationale.clone()),
                     recorded_by: meta.actor.clone(),
                     recorded_at: meta.at,
                 }),
+                DeviationEvent::AwarenessRecorded(a) => d.awareness.push(Awareness {
+                    regime: a.regime,
+                    aware_at: a.aware_at,
+                    reason: a.reason.clone(),
+                    by: meta.actor.clone(),
+                    recorded_at: meta.at,
+                }),
+                DeviationEvent::IncidentHandlingEnded(e) => {
+                    d.incident_handling_ended_at = Some(e.ended_at)
+                }
                 DeviationEvent::Shredded(s) => {
                     let text = shredded_text(meta.at, &s.decision);
                     d.scrub(&text);

@@ -100,9 +100,11 @@ impl DomainEvent for Fact {
 
 pub mod account;
 pub mod actor;
+pub mod deadlines;
 pub mod deviation;
 pub mod labels;
 pub mod limits;
+pub mod organisation;
 pub mod recipients;
 pub mod retention;
 pub mod setup;
@@ -116,8 +118,10 @@ pub use deviation::{
 };
 pub use types::{
     stockholm_year, Aspects, Channel, EmailAddress, FilingKind, Level, PersonalDataBreach,
-    Reference, Reporter, Severity,
+    Reference, Regime, Reporter, Severity,
 };
 
+#[cfg(test)]
+mod deadline_tests;
 #[cfg(test)]
 mod proptests;

@@ -112,11 +112,40 @@ fn command() -> impl Strategy<Value = Command> {
             authority: "IMY".into(),
             filed_at: t0() + Duration::hours(h),
             their_reference: Some("IMY-1".into()),
+            content_sha256: (h % 2 == 0).then(|| "ab".repeat(32)),
         })),
         kinds.prop_map(|kind| Command::DeclineFiling(FilingDeclined {
             kind,
             rationale: "ingen risk för de registrerade".into()
         })),
+        (any::<bool>(), 0i64..200).prop_map(|(gdpr, h)| Command::RecordAwareness(
+            AwarenessRecorded {
+                regime: if gdpr { Regime::Gdpr } else { Regime::Nis2 },
+                aware_at: t0() + Duration::hours(h),
+                reason: Some("systemägaren bekräftade".into()),
+            }
+        )),
+        (0i64..2000).prop_map(|h| Command::EndIncidentHandling(IncidentHandlingEnded {
+            ended_at: t0() + Duration::hours(h),
+        })),
+        (any::<bool>(), any::<bool>(), 0i64..200).prop_map(|(pdb, nis2, h)| {
+            Command::ClassifyAsController {
+                classification: Classification {
+                    severity: Severity::Major,
+                    aspects: Aspects::default(),
+                    category: "nätfiske".into(),
+                    personal_data_breach: if pdb {
+                        PersonalDataBreach::Investigating
+                    } else {
+                        PersonalDataBreach::No
+                    },
+                    nis2_significant: nis2,
+                    rationale: "bedömning".into(),
+                    role: "dso".into(),
+                },
+                now: t0() + Duration::hours(h),
+            }
+        }),
     ]
 }
 
@@ -272,6 +301,7 @@ fn statutory_clocks_follow_classification_and_filings() {
             authority: "MSB".into(),
             filed_at: filed,
             their_reference: None,
+            content_sha256: None,
         }),
     )
     .unwrap();

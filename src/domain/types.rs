@@ -209,33 +209,104 @@ pub struct Reporter {
     pub email: EmailAddress,
 }
 
-/// Which statutory filing.
+/// Which statutory filing (a phase of a GDPR or a NIS2 report).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FilingKind {
-    /// GDPR art. 33 notification to IMY, 72 h from discovery.
+    /// GDPR art. 33 initial notification to IMY, 72 h from the controller's awareness.
     Gdpr,
-    /// NIS2 / cybersäkerhetslagen early warning, 24 h.
+    /// GDPR art. 33(4): further information given in phases, after the initial notification.
+    GdprSupplement,
+    /// GDPR: the final, complete notification.
+    GdprFinal,
+    /// NIS2 / cybersäkerhetslagen early warning, 24 h from awareness of significance.
     Nis2EarlyWarning,
-    /// NIS2 incident notification, 72 h.
+    /// NIS2 incident notification, 72 h from awareness of significance.
     Nis2Notification,
-    /// NIS2 final report, one month after the notification.
+    /// NIS2 intermediate report, when the CSIRT asks for one.
+    Nis2Intermediate,
+    /// NIS2 progress report: due instead of the final report while the incident is ongoing.
+    Nis2Progress,
+    /// NIS2 final report: one month after the notification, or after handling ended.
     Nis2FinalReport,
 }
 
+/// Which law's clock: GDPR art. 33 or NIS2 (cybersäkerhetslagen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Regime {
+    Gdpr,
+    Nis2,
+}
+
+impl Regime {
+    pub fn label_sv(self) -> &'static str {
+        match self {
+            Regime::Gdpr => "personuppgiftsincident (GDPR)",
+            Regime::Nis2 => "betydande incident (NIS2)",
+        }
+    }
+}
+
 impl FilingKind {
-    pub const ALL: [FilingKind; 4] = [
+    pub const ALL: [FilingKind; 8] = [
+        FilingKind::Gdpr,
+        FilingKind::GdprSupplement,
+        FilingKind::GdprFinal,
+        FilingKind::Nis2EarlyWarning,
+        FilingKind::Nis2Notification,
+        FilingKind::Nis2Intermediate,
+        FilingKind::Nis2Progress,
+        FilingKind::Nis2FinalReport,
+    ];
+
+    /// The kinds the annual report counts settled on time or late, as before phases.
+    pub const REPORTED: [FilingKind; 4] = [
         FilingKind::Gdpr,
         FilingKind::Nis2EarlyWarning,
         FilingKind::Nis2Notification,
         FilingKind::Nis2FinalReport,
     ];
 
+    pub fn regime(self) -> Regime {
+        match self {
+            FilingKind::Gdpr | FilingKind::GdprSupplement | FilingKind::GdprFinal => Regime::Gdpr,
+            _ => Regime::Nis2,
+        }
+    }
+
+    /// May more than one of this kind be filed (further information in phases, reports the
+    /// CSIRT asks for)?
+    pub fn repeatable(self) -> bool {
+        matches!(
+            self,
+            FilingKind::GdprSupplement | FilingKind::Nis2Intermediate
+        )
+    }
+
+    /// The stored name, e.g. `nis2_progress`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FilingKind::Gdpr => "gdpr",
+            FilingKind::GdprSupplement => "gdpr_supplement",
+            FilingKind::GdprFinal => "gdpr_final",
+            FilingKind::Nis2EarlyWarning => "nis2_early_warning",
+            FilingKind::Nis2Notification => "nis2_notification",
+            FilingKind::Nis2Intermediate => "nis2_intermediate",
+            FilingKind::Nis2Progress => "nis2_progress",
+            FilingKind::Nis2FinalReport => "nis2_final_report",
+        }
+    }
+
     pub fn label_sv(self) -> &'static str {
         match self {
             FilingKind::Gdpr => "Anmälan av personuppgiftsincident till IMY (72 h)",
+            FilingKind::GdprSupplement => "Komplettering av anmälan till IMY",
+            FilingKind::GdprFinal => "Slutlig anmälan till IMY",
             FilingKind::Nis2EarlyWarning => "NIS2 tidig varning (24 h)",
             FilingKind::Nis2Notification => "NIS2 incidentanmälan (72 h)",
+            FilingKind::Nis2Intermediate => "NIS2 delrapport (på begäran)",
+            FilingKind::Nis2Progress => "NIS2 lägesrapport (incidenten pågår)",
             FilingKind::Nis2FinalReport => "NIS2 slutrapport (en månad)",
         }
     }
@@ -271,6 +342,13 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(stockholm_year(t), 2027);
+    }
+
+    #[test]
+    fn filing_kind_names_match_serde() {
+        for k in FilingKind::ALL {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.as_str());
+        }
     }
 
     #[test]

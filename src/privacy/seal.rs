@@ -115,6 +115,12 @@ pub const SPECS: &[Spec] = &[
         indexed: &[],
     },
     Spec {
+        event_type: "AwarenessRecorded",
+        keyed_by: Stream,
+        fields: &[("reason", Text)],
+        indexed: &[],
+    },
+    Spec {
         event_type: "EmailReceived",
         keyed_by: Field("deviation"),
         fields: &[("from", Null), ("subject", Null), ("attachments", List)],

@@ -555,7 +555,7 @@ pub fn compute<'a>(
         suspected_by_reporter: count_if(&this_year, &|d| d.personal_data_suspected),
     };
 
-    let filings = FilingKind::ALL
+    let filings = FilingKind::REPORTED
         .iter()
         .map(|&kind| {
             let mut row = FilingRow {

@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use super::body::from_json;
 use super::commands::{
-    ClassificationBody, CloseBody, CommentBody, CompleteMeasureBody, DecisionBody, FilingBody,
-    MeasureBody, ReopenBody,
+    AwarenessBody, ClassificationBody, CloseBody, CommentBody, CompleteMeasureBody, DecisionBody,
+    FilingBody, HandlingEndedBody, MeasureBody, ReopenBody,
 };
 use super::error::{ApiError, Problem};
 use super::openapi::{ApiDoc, ProblemAnswers};
@@ -40,6 +40,8 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(close))
         .routes(routes!(reopen))
         .routes(routes!(filing))
+        .routes(routes!(awareness))
+        .routes(routes!(handling_ended))
         .merge(super::audit_api::routes())
         .merge(super::access_log::api())
         .merge(super::recipients::api())
@@ -337,7 +339,11 @@ async fn classify(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::Classify)?;
-    let cmd = from_json::<ClassificationBody>(&body)?.parse(&who, &state.config.report)?;
+    let cmd = from_json::<ClassificationBody>(&body)?.parse(
+        &who,
+        &state.config.report,
+        state.services.clock.now(),
+    )?;
     run(&state, &who, &d, cmd).await
 }
 
@@ -439,6 +445,34 @@ async fn filing(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let d = load_authorized(&state, &who, &reference, Action::RecordFiling)?;
-    let cmd = from_json::<FilingBody>(&body)?.parse(state.services.clock.now())?;
+    let org = crate::filing::organisation::current(
+        state.services.store.as_ref(),
+        &state.config.organisation,
+    );
+    let cmd = from_json::<FilingBody>(&body)?.parse(state.services.clock.now(), &org)?;
+    run(&state, &who, &d, cmd).await
+}
+
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/awareness", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = AwarenessBody, responses((status = 200, description = "The deviation after the change: the clocks run from the new awareness time", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn awareness(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::RecordAwareness)?;
+    let cmd = from_json::<AwarenessBody>(&body)?.parse(state.services.clock.now())?;
+    run(&state, &who, &d, cmd).await
+}
+
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/incident-handling-ended", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = HandlingEndedBody, responses((status = 200, description = "The deviation after the change: the NIS2 final report is due one month after", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn handling_ended(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::RecordFiling)?;
+    let cmd = from_json::<HandlingEndedBody>(&body)?.parse(state.services.clock.now())?;
     run(&state, &who, &d, cmd).await
 }

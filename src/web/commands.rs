@@ -12,8 +12,14 @@ use super::body::{Field, Problems, Unknown};
 use super::error::ApiError;
 use crate::auth::Principal;
 use crate::config::ReportConfig;
-use crate::domain::deviation::{CommentAdded, FilingDeclined, FilingRecorded, MeasureAdded};
-use crate::domain::{Aspects, Classification, Command, FilingKind, PersonalDataBreach, Severity};
+use crate::domain::deviation::{
+    AwarenessRecorded, CommentAdded, FilingDeclined, FilingRecorded, IncidentHandlingEnded,
+    MeasureAdded,
+};
+use crate::domain::organisation::OrganisationDetails;
+use crate::domain::{
+    Aspects, Classification, Command, FilingKind, PersonalDataBreach, Regime, Severity,
+};
 
 pub const TEXT_MAX: usize = 20_000;
 pub const SHORT_MAX: usize = 200;
@@ -47,7 +53,14 @@ pub struct ClassificationBody {
 }
 
 impl ClassificationBody {
-    pub fn parse(&self, who: &Principal, cfg: &ReportConfig) -> Result<Command, ApiError> {
+    /// The classification; by a CISO or DPO it also sets the awareness time (`now`) the
+    /// first time it marks a breach or a significant incident.
+    pub fn parse(
+        &self,
+        who: &Principal,
+        cfg: &ReportConfig,
+        now: DateTime<Utc>,
+    ) -> Result<Command, ApiError> {
         let mut f = Problems::default();
         let severity = f.parsed(
             "severity",
@@ -96,7 +109,7 @@ impl ClassificationBody {
         else {
             return Err(ApiError::BadRequest("incomplete classification".into()));
         };
-        Ok(Command::Classify(Classification {
+        let classification = Classification {
             severity,
             aspects: aspects.unwrap_or_default(),
             category,
@@ -104,7 +117,15 @@ impl ClassificationBody {
             nis2_significant: nis2,
             rationale,
             role: who.acting_role().as_str().to_string(),
-        }))
+        };
+        Ok(if crate::auth::marks_awareness(who) {
+            Command::ClassifyAsController {
+                classification,
+                now,
+            }
+        } else {
+            Command::Classify(classification)
+        })
     }
 }
 
@@ -278,6 +299,7 @@ pub struct FilingBody {
     #[schema(value_type = FilingKind, required = true)]
     pub kind: Field<FilingKind>,
     #[serde(default)]
+    /// Absent: the organisation's authority for the kind (IMY, CERT-SE at MCF).
     #[schema(value_type = Option<String>, max_length = 200, example = "IMY")]
     pub authority: Field<String>,
     #[serde(default)]
@@ -289,23 +311,29 @@ pub struct FilingBody {
     #[serde(default)]
     #[schema(value_type = Option<String>, max_length = 20000)]
     pub not_filed_rationale: Field<String>,
+    /// SHA-256 (64 hex digits) of the content sent.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^[0-9a-fA-F]{64}$")]
+    pub content_sha256: Field<String>,
     #[serde(flatten)]
     #[schema(ignore)]
     pub unknown: Unknown,
 }
 
 impl FilingBody {
-    /// A filing, or (with `not_filed_rationale`) a reasoned decision not to file.
-    pub fn parse(&self, now: DateTime<Utc>) -> Result<Command, ApiError> {
+    /// A filing, or (with `not_filed_rationale`) a reasoned decision not to file. Without
+    /// an `authority` the filing goes to the organisation's authority for its kind.
+    pub fn parse(
+        &self,
+        now: DateTime<Utc>,
+        org: &OrganisationDetails,
+    ) -> Result<Command, ApiError> {
         let mut f = Problems::default();
         let kind = f.parsed(
             "kind",
             &self.kind,
             true,
-            (
-                "one of \"gdpr\", \"nis2_early_warning\", \"nis2_notification\", \"nis2_final_report\"",
-                "Välj vilken anmälan det gäller.",
-            ),
+            (FILING_KINDS_EN, "Välj vilken anmälan det gäller."),
         );
         let rationale = f.text(
             "not_filed_rationale",
@@ -323,6 +351,10 @@ impl FilingBody {
                     "their_reference",
                     !matches!(self.their_reference, Field::Absent),
                 ),
+                (
+                    "content_sha256",
+                    !matches!(self.content_sha256, Field::Absent),
+                ),
             ] {
                 if present {
                     unknown.insert(name.to_string(), serde_json::Value::Null);
@@ -331,10 +363,36 @@ impl FilingBody {
             f.finish(&unknown)?;
             kind.map(|kind| Command::DeclineFiling(FilingDeclined { kind, rationale }))
         } else {
-            let authority = f.text("authority", &self.authority, true, SHORT_MAX);
+            let authority = f
+                .text("authority", &self.authority, false, SHORT_MAX)
+                .or_else(|| {
+                    kind.map(|k| org.authority_for(k.regime()).to_string())
+                        .filter(|a| !a.is_empty())
+                });
+            if authority.is_none() && kind.is_some() && !matches!(self.authority, Field::Wrong) {
+                f.error(
+                    "authority",
+                    "required: no authority is set for this kind",
+                    "Ange myndighet.",
+                );
+            }
             let filed_at = f.datetime("filed_at", &self.filed_at, true);
             let their_reference =
                 f.text("their_reference", &self.their_reference, false, SHORT_MAX);
+            let content_sha256 = f
+                .text("content_sha256", &self.content_sha256, false, 64)
+                .and_then(|h| {
+                    if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        Some(h.to_ascii_lowercase())
+                    } else {
+                        f.error(
+                            "content_sha256",
+                            "must be 64 hexadecimal digits (SHA-256)",
+                            "Ange kontrollsumman som 64 hexadecimala tecken (SHA-256).",
+                        );
+                        None
+                    }
+                });
             if let Some(t) = filed_at {
                 if t > now + chrono::Duration::minutes(5) {
                     f.error(
@@ -357,6 +415,7 @@ impl FilingBody {
                         authority,
                         filed_at,
                         their_reference,
+                        content_sha256,
                     }))
                 }
                 _ => None,
@@ -364,6 +423,92 @@ impl FilingBody {
         };
         cmd.ok_or_else(|| ApiError::BadRequest("incomplete filing".into()))
     }
+}
+
+const FILING_KINDS_EN: &str = "one of \"gdpr\", \"gdpr_supplement\", \"gdpr_final\", \"nis2_early_warning\", \"nis2_notification\", \"nis2_intermediate\", \"nis2_progress\", \"nis2_final_report\"";
+
+/// Sets or changes when the controller became aware (GDPR) or aware of the incident's
+/// significance (NIS2), with why.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct AwarenessBody {
+    #[serde(default)]
+    #[schema(value_type = Regime, required = true)]
+    pub regime: Field<Regime>,
+    #[serde(default)]
+    #[schema(value_type = String, format = DateTime, required = true)]
+    pub aware_at: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = String, required = true, max_length = 20000, example = "Systemägaren bekräftade först i dag att personuppgifter berördes.")]
+    pub reason: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+impl AwarenessBody {
+    pub fn parse(&self, now: DateTime<Utc>) -> Result<Command, ApiError> {
+        let mut f = Problems::default();
+        let regime = f.parsed(
+            "regime",
+            &self.regime,
+            true,
+            ("\"gdpr\" or \"nis2\"", "Välj GDPR eller NIS2."),
+        );
+        let aware_at = not_in_future(&mut f, "aware_at", &self.aware_at, now);
+        let reason = f.text("reason", &self.reason, true, TEXT_MAX);
+        f.finish(&self.unknown)?;
+        match (regime, aware_at, reason) {
+            (Some(regime), Some(aware_at), Some(reason)) => {
+                Ok(Command::RecordAwareness(AwarenessRecorded {
+                    regime,
+                    aware_at,
+                    reason: Some(reason),
+                }))
+            }
+            _ => Err(ApiError::BadRequest("incomplete awareness".into())),
+        }
+    }
+}
+
+/// The NIS2 incident's handling ended (it is no longer ongoing).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct HandlingEndedBody {
+    #[serde(default)]
+    #[schema(value_type = String, format = DateTime, required = true)]
+    pub ended_at: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+impl HandlingEndedBody {
+    pub fn parse(&self, now: DateTime<Utc>) -> Result<Command, ApiError> {
+        let mut f = Problems::default();
+        let ended_at = not_in_future(&mut f, "ended_at", &self.ended_at, now);
+        f.finish(&self.unknown)?;
+        ended_at
+            .map(|ended_at| Command::EndIncidentHandling(IncidentHandlingEnded { ended_at }))
+            .ok_or_else(|| ApiError::BadRequest("incomplete handling end".into()))
+    }
+}
+
+/// A required time that is not more than five minutes ahead of `now`.
+fn not_in_future(
+    f: &mut Problems,
+    field: &str,
+    value: &Field<String>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let t = f.datetime(field, value, true)?;
+    if t > now + chrono::Duration::minutes(5) {
+        f.error(
+            field,
+            "must not be in the future",
+            "Tidpunkten får inte ligga i framtiden.",
+        );
+        return None;
+    }
+    Some(t)
 }
 
 /// Which parsers accepted a body given to `fuzz_api_body`.
@@ -395,6 +540,11 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
         other => other,
     };
     let (cfg, now) = (fuzz_config(), fuzz_now());
+    let fuzz_org = OrganisationDetails {
+        gdpr_authority: "IMY".into(),
+        nis2_authority: "CERT-SE".into(),
+        ..Default::default()
+    };
     let who = Principal {
         account_id: Uuid::from_u128(1),
         email: "ciso@kommunen.example".into(),
@@ -422,10 +572,10 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
         Err(errors) => fuzz_check_errors(&errors),
     }
     let measure_id = Uuid::from_u128(2);
-    let results: [(&'static str, Result<Command, ApiError>); 8] = [
+    let results: [(&'static str, Result<Command, ApiError>); 10] = [
         (
             "classification",
-            from_json::<ClassificationBody>(body).and_then(|b| b.parse(&who, cfg)),
+            from_json::<ClassificationBody>(body).and_then(|b| b.parse(&who, cfg, now)),
         ),
         (
             "decision",
@@ -453,7 +603,15 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
         ),
         (
             "filing",
-            from_json::<FilingBody>(body).and_then(|b| b.parse(now)),
+            from_json::<FilingBody>(body).and_then(|b| b.parse(now, &fuzz_org)),
+        ),
+        (
+            "awareness",
+            from_json::<AwarenessBody>(body).and_then(|b| b.parse(now)),
+        ),
+        (
+            "handling_ended",
+            from_json::<HandlingEndedBody>(body).and_then(|b| b.parse(now)),
         ),
     ];
     for (name, result) in results {
@@ -490,7 +648,10 @@ fn fuzz_check_command(cmd: &Command, cfg: &ReportConfig, now: DateTime<Utc>) {
         }
     };
     match cmd {
-        Command::Classify(c) => {
+        Command::Classify(c)
+        | Command::ClassifyAsController {
+            classification: c, ..
+        } => {
             text(&c.category, SHORT_MAX);
             assert!(cfg.categories.is_empty() || cfg.categories.contains(&c.category));
             optional(&c.rationale, TEXT_MAX);
@@ -527,6 +688,17 @@ fn fuzz_check_command(cmd: &Command, cfg: &ReportConfig, now: DateTime<Utc>) {
             fuzz_round_trip(f);
         }
         Command::Shred(s) => text(&s.decision, SHORT_MAX),
+        Command::RecordAwareness(a) => {
+            if let Some(r) = &a.reason {
+                text(r, TEXT_MAX);
+            }
+            assert!(a.aware_at <= now + chrono::Duration::minutes(5));
+            fuzz_round_trip(a);
+        }
+        Command::EndIncidentHandling(e) => {
+            assert!(e.ended_at <= now + chrono::Duration::minutes(5));
+            fuzz_round_trip(e);
+        }
         Command::Report(_) => panic!("no command parser makes a report"),
     }
 }

@@ -17,6 +17,7 @@ pub mod intake;
 pub mod login_throttles;
 pub mod metrics;
 pub mod openapi;
+pub mod organisation;
 pub mod own_account;
 pub mod pages;
 pub mod privacy;
@@ -59,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .merge(login_throttles::router())
         .merge(own_account::router())
         .merge(recipients::router())
+        .merge(organisation::router())
         .merge(setup::router())
         .merge(audit_ui::router())
         .merge(access_log::pages())

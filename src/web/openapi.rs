@@ -123,6 +123,8 @@ const CLOSED_BODIES: &[&str] = &[
     "CloseBody",
     "ReopenBody",
     "FilingBody",
+    "AwarenessBody",
+    "HandlingEndedBody",
     "ResolveBody",
     "IssueBody",
 ];

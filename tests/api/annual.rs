@@ -476,6 +476,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
             authority: "IMY".into(),
             filed_at: utc("2026-02-11T12:00:00Z"),
             their_reference: Some("IMY-2026-123".into()),
+            content_sha256: None,
         }),
     )
     .await;
@@ -507,6 +508,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
             authority: "IMY".into(),
             filed_at: utc("2026-03-20T10:00:00Z"),
             their_reference: None,
+            content_sha256: None,
         }),
     )
     .await;
@@ -551,6 +553,7 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
             authority: "CERT-SE".into(),
             filed_at: utc("2026-06-20T13:00:00Z"),
             their_reference: None,
+            content_sha256: None,
         }),
     )
     .await;

@@ -261,6 +261,8 @@ async fn register_as_of_follows_the_scenario_and_changes_between_moments() {
             "DeviationReported",
             "DeviationClassified",
             "DeviationClassified",
+            // The CISO's first marking as a possible breach is the controller's awareness.
+            "AwarenessRecorded",
             "DecisionRecorded",
             "MeasureAdded"
         ]

@@ -256,6 +256,22 @@ async fn every_route_for_every_role() {
             Some(json!({"kind": "gdpr", "not_filed_rationale": "Låg risk för de registrerade"})),
             vec!["ciso", "kontakt_soc", "dso"],
         ),
+        // The same time again is refused (409) after the check lets it through.
+        (
+            "POST",
+            format!("/api/v1/deviations/{d1}/awareness"),
+            Some(
+                json!({"regime": "gdpr", "aware_at": "2026-01-02T10:00:00+01:00", "reason": "Bekräftat av systemägaren"}),
+            ),
+            vec!["ciso", "dso"],
+        ),
+        // Not a NIS2 incident: refused (409) after the check lets it through.
+        (
+            "POST",
+            format!("/api/v1/deviations/{d1}/incident-handling-ended"),
+            Some(json!({"ended_at": "2026-01-05T10:00:00+01:00"})),
+            vec!["ciso", "kontakt_soc", "dso"],
+        ),
         (
             "POST",
             format!("/api/v1/deviations/{d1}/close"),

@@ -16,6 +16,7 @@ mod crash;
 mod crash_loop;
 mod doctor;
 mod faults;
+mod filings;
 mod fuzz_corpus;
 mod helpers;
 mod intake;

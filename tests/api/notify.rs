@@ -559,6 +559,7 @@ async fn deadline_reminders_fire_at_stockholm_time_across_dst_and_stop_once_file
             authority: "IMY".into(),
             filed_at: t("2026-03-31T10:00:00Z"),
             their_reference: Some("IMY-2026-123".into()),
+            content_sha256: None,
         }),
     )
     .await;

@@ -19,8 +19,8 @@ use crate::domain::{labels, Aspects, Command, Deviation, Level};
 use crate::service::ServiceError;
 use crate::web::body::{Field, Unknown};
 use crate::web::commands::{
-    ClassificationBody, CloseBody, CommentBody, CompleteMeasureBody, DecisionBody, FilingBody,
-    MeasureBody, ReopenBody,
+    AwarenessBody, ClassificationBody, CloseBody, CommentBody, CompleteMeasureBody, DecisionBody,
+    FilingBody, HandlingEndedBody, MeasureBody, ReopenBody,
 };
 use crate::web::csrf::{form_token, CsrfForm, CSRF_FIELD};
 use crate::web::error::ApiError;
@@ -59,6 +59,10 @@ const LABELS: &[(&str, &str)] = &[
     ("their_reference", "Diarienummer"),
     ("not_filed_rationale", "Motivering"),
     ("note", "Kommentar"),
+    ("content_sha256", "Kontrollsumma (SHA-256)"),
+    ("regime", "Gäller"),
+    ("aware_at", "Kännedom"),
+    ("ended_at", "Hanteringen avslutad"),
 ];
 
 /// A posted form, by input name (the CSRF token included).
@@ -150,6 +154,7 @@ fn filing_form(form: &FormFields) -> FilingBody {
         filed_at: local_time(form, "filed_at"),
         their_reference: text(form, "their_reference"),
         not_filed_rationale: text(form, "not_filed_rationale"),
+        content_sha256: text(form, "content_sha256"),
         unknown: Unknown::new(),
     }
 }
@@ -173,7 +178,7 @@ async fn deviation_action(
     let (needed, parsed): (Action, Result<Command, ApiError>) = match action.as_str() {
         "classify" => (
             Action::Classify,
-            classification_form(&form).parse(&who, &state.config.report),
+            classification_form(&form).parse(&who, &state.config.report, now),
         ),
         "decide" => (
             Action::RecordDecision,
@@ -219,7 +224,34 @@ async fn deviation_action(
             }
             .parse(),
         ),
-        "filing" => (Action::RecordFiling, filing_form(&form).parse(now)),
+        "filing" => (
+            Action::RecordFiling,
+            filing_form(&form).parse(
+                now,
+                &crate::filing::organisation::current(
+                    state.services.store.as_ref(),
+                    &state.config.organisation,
+                ),
+            ),
+        ),
+        "awareness" => (
+            Action::RecordAwareness,
+            AwarenessBody {
+                regime: choice(&form, "regime"),
+                aware_at: local_time(&form, "awareness-aware_at"),
+                reason: text(&form, "reason"),
+                unknown: Unknown::new(),
+            }
+            .parse(now),
+        ),
+        "handling-ended" => (
+            Action::RecordFiling,
+            HandlingEndedBody {
+                ended_at: local_time(&form, "ended_at"),
+                unknown: Unknown::new(),
+            }
+            .parse(now),
+        ),
         _ => return Err(PageError::NotFound),
     };
     let form_name = if action == "filing" && form.contains_key("not_filed_rationale") {

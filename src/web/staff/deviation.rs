@@ -19,7 +19,8 @@ use super::timeline::{self, TimelineEntry};
 use super::{staff_nav, status_class};
 use crate::access_log::AccessKind;
 use crate::auth::{authorize, Action, Principal, Staff};
-use crate::domain::{labels, Deviation, FilingKind, Reference, Severity, Status};
+use crate::domain::deviation::ClockStart;
+use crate::domain::{labels, Deviation, FilingKind, Reference, Regime, Severity, Status};
 use crate::web::csrf::form_token;
 use crate::web::pages::{render, stockholm_display, FormErrors, Layout, PageError};
 use crate::web::AppState;
@@ -33,6 +34,13 @@ struct DeadlineRow {
     due: String,
     state: String,
     overdue: bool,
+}
+
+/// From when a regime's clocks run, and why.
+struct ClockRow {
+    regime: &'static str,
+    from: String,
+    why: String,
 }
 
 struct MeasureRow {
@@ -52,6 +60,8 @@ struct Can {
     decide: bool,
     add_measure: bool,
     file: bool,
+    /// Set or change the awareness time.
+    awareness: bool,
     comment: bool,
     close: bool,
     reopen: bool,
@@ -81,6 +91,14 @@ pub(super) struct DeviationPage {
     major: bool,
     facts: Vec<(&'static str, String)>,
     deadlines: Vec<DeadlineRow>,
+    clocks: Vec<ClockRow>,
+    /// The regimes whose awareness may be set: (value, label).
+    regimes: Vec<(&'static str, &'static str)>,
+    /// The NIS2 incident: when its handling ended, if it has.
+    nis2: bool,
+    handling_ended: Option<String>,
+    /// Which authority an empty authority field means (the organisation details').
+    authority_hint: String,
     measures: Vec<MeasureRow>,
     notices: Vec<String>,
     /// E-mails a rule called for while the group had no address (shown in red while open).
@@ -289,6 +307,7 @@ pub(super) fn build_page(
         decide: open && authorize(who, Action::RecordDecision, Some(&d)),
         add_measure: open && authorize(who, Action::AddMeasure, Some(&d)),
         file: authorize(who, Action::RecordFiling, Some(&d)),
+        awareness: authorize(who, Action::RecordAwareness, Some(&d)),
         comment: authorize(who, Action::Comment, Some(&d)),
         close: open && authorize(who, Action::Close, Some(&d)),
         reopen: !open && authorize(who, Action::Reopen, Some(&d)),
@@ -343,6 +362,24 @@ pub(super) fn build_page(
         major: d.severity == Some(Severity::Major),
         facts,
         deadlines,
+        clocks: clock_rows(&d),
+        regimes: [Regime::Gdpr, Regime::Nis2]
+            .into_iter()
+            .filter(|r| d.ever_marked(*r) || d.has_filing_in(*r))
+            .map(|r| (regime_value(r), r.label_sv()))
+            .collect(),
+        nis2: d.ever_marked(Regime::Nis2) || d.has_filing_in(Regime::Nis2),
+        handling_ended: d.incident_handling_ended_at.map(stockholm_display),
+        authority_hint: {
+            let org = crate::filing::organisation::current(
+                state.services.store.as_ref(),
+                &state.config.organisation,
+            );
+            format!(
+                "Lämna tomt för organisationens myndighet: personuppgiftsincidenter till {}, NIS2-rapporter till {}.",
+                org.gdpr_authority, org.nis2_authority
+            )
+        },
         measures,
         notices,
         undeliverable,
@@ -396,6 +433,47 @@ pub(super) fn build_page(
         refused: input.refused,
         d,
     })
+}
+
+fn regime_value(r: Regime) -> &'static str {
+    match r {
+        Regime::Gdpr => "gdpr",
+        Regime::Nis2 => "nis2",
+    }
+}
+
+/// Where each statutory clock starts: the awareness time and why, or the discovery time
+/// for deviations from before awareness was recorded.
+fn clock_rows(d: &Deviation) -> Vec<ClockRow> {
+    [Regime::Gdpr, Regime::Nis2]
+        .into_iter()
+        .filter(|r| d.deadlines.iter().any(|dl| dl.kind.regime() == *r))
+        .map(|r| {
+            let start = d.clock_start(r);
+            let why = match &start {
+                ClockStart::Discovery(_) => {
+                    "Upptäcktstiden: ingen tidpunkt för kännedom är registrerad.".to_string()
+                }
+                ClockStart::Aware(a) => match &a.reason {
+                    None => format!(
+                        "Kännedom: första klassningen som {} ({}).",
+                        r.label_sv(),
+                        a.by.trim_start_matches("user:")
+                    ),
+                    Some(reason) => format!(
+                        "Kännedom ändrad {} av {}: {reason}",
+                        stockholm_display(a.recorded_at),
+                        a.by.trim_start_matches("user:")
+                    ),
+                },
+            };
+            ClockRow {
+                regime: r.label_sv(),
+                from: stockholm_display(start.at()),
+                why,
+            }
+        })
+        .collect()
 }
 
 #[derive(Deserialize, Default)]

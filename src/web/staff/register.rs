@@ -81,6 +81,10 @@ fn short_kind(k: FilingKind) -> &'static str {
         FilingKind::Nis2EarlyWarning => "NIS2 24 h",
         FilingKind::Nis2Notification => "NIS2 72 h",
         FilingKind::Nis2FinalReport => "NIS2 slutrapport",
+        FilingKind::GdprSupplement => "GDPR komplettering",
+        FilingKind::GdprFinal => "GDPR slutlig",
+        FilingKind::Nis2Intermediate => "NIS2 delrapport",
+        FilingKind::Nis2Progress => "NIS2 lägesrapport",
     }
 }
 

@@ -203,6 +203,20 @@ fn describe_deviation(e: &DeviationEvent) -> (String, Vec<String>) {
             "Beslut att inte anmäla".into(),
             vec![format!("{}: {}", labels::filing_kind(f.kind), f.rationale)],
         ),
+        DeviationEvent::AwarenessRecorded(a) => (
+            format!("Kännedom om {}", a.regime.label_sv()),
+            vec![match &a.reason {
+                Some(r) => format!("Ändrad till {}: {r}", stockholm_display(a.aware_at)),
+                None => format!(
+                    "{} (första klassningen som sådan)",
+                    stockholm_display(a.aware_at)
+                ),
+            }],
+        ),
+        DeviationEvent::IncidentHandlingEnded(e) => (
+            "Incidenthanteringen avslutad (NIS2)".into(),
+            vec![stockholm_display(e.ended_at)],
+        ),
         DeviationEvent::Shredded(s) => (
             "Gallrad".into(),
             vec![format!("Enligt gallringsbeslut {}", s.decision)],

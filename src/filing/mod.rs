@@ -1,0 +1,3 @@
+//! Filings to the authorities: the organisation details every filing carries.
+
+pub mod organisation;
