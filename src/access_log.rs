@@ -69,6 +69,13 @@ pub enum AccessKind {
     /// A register extract for a data subject (the DPO's registerutdrag): a hex HMAC of the
     /// subject's address, never the address.
     RegisterExtract { subject_index: String },
+    /// A filing's document viewed or downloaded: the phase, the format (`preview`, `pdf`,
+    /// `json`) and the SHA-256 of its content.
+    FilingDocument {
+        filing: String,
+        format: String,
+        sha256: String,
+    },
 }
 
 impl AccessKind {
@@ -88,6 +95,7 @@ impl AccessKind {
                 filter: AccessLogFilter::User,
             } => "Visade läsloggen för en användare",
             AccessKind::RegisterExtract { .. } => "Tog fram ett registerutdrag",
+            AccessKind::FilingDocument { .. } => "Visade eller laddade ner en anmälan",
         }
     }
 }
@@ -110,7 +118,7 @@ pub struct AccessEntry {
     pub actor: String,
     /// `{kind, …}`: deviation_page, deviation_api, history, attachment {sha256}, export
     /// {from_seq, to_seq}, audit_register, access_log {filter}, register_extract
-    /// {subject_index}.
+    /// {subject_index}, filing_document {filing, format, sha256}.
     #[schema(value_type = Object)]
     pub what: AccessKind,
     #[serde(skip_serializing_if = "Option::is_none")]

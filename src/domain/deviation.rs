@@ -4,6 +4,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::filing_record::{
+    AffectedNotice, AffectedNoticeDecided, AffectedNotified, BreachRecord, Nis2Record, NoticeSent,
+    Saved,
+};
 use super::types::{
     Aspects, Channel, FilingKind, PersonalDataBreach, Reference, Regime, Reporter, Severity,
 };
@@ -154,6 +158,10 @@ super::event_enum! {
     AwarenessRecorded(AwarenessRecorded) = "AwarenessRecorded",
     IncidentHandlingEnded(IncidentHandlingEnded) = "IncidentHandlingEnded",
     Shredded(Shredded) = "DeviationShredded",
+    BreachRecordSaved(Box<BreachRecord>) = "BreachRecordSaved",
+    Nis2RecordSaved(Box<Nis2Record>) = "Nis2RecordSaved",
+    AffectedNoticeDecided(AffectedNoticeDecided) = "AffectedNoticeDecided",
+    AffectedNotified(AffectedNotified) = "AffectedNotified",
     }
 }
 
@@ -300,6 +308,15 @@ pub struct Deviation {
     /// `shredding.text`.
     #[serde(default)]
     pub shredded: Option<Shredding>,
+    /// The breach record (GDPR art. 33(3)), as last saved.
+    #[serde(default)]
+    pub breach_record: Option<Saved<BreachRecord>>,
+    /// The NIS2 record, as last saved.
+    #[serde(default)]
+    pub nis2_record: Option<Saved<Nis2Record>>,
+    /// The decision on telling the people affected (art. 34) and when it went out.
+    #[serde(default)]
+    pub affected_notice: Option<AffectedNotice>,
     /// Number of events in the stream.
     pub version: u32,
     /// Seq of the last event applied.
@@ -356,6 +373,15 @@ impl Deviation {
             if a.reason.is_some() {
                 a.reason = Some(t());
             }
+        }
+        if let Some(r) = &mut self.breach_record {
+            r.record.scrub(text);
+        }
+        if let Some(r) = &mut self.nis2_record {
+            r.record.scrub(text);
+        }
+        if let Some(n) = &mut self.affected_notice {
+            n.scrub(text);
         }
     }
 
@@ -421,6 +447,14 @@ pub enum Command {
     EndIncidentHandling(IncidentHandlingEnded),
     /// Gallra (destroy the personal and free-text fields) under a gallringsbeslut.
     Shred(Shredded),
+    /// Save the breach record (a new version).
+    SaveBreachRecord(BreachRecord),
+    /// Save the NIS2 record (a new version).
+    SaveNis2Record(Nis2Record),
+    /// Decide on telling the people affected (art. 34).
+    DecideAffectedNotice(AffectedNoticeDecided),
+    /// The notice to the people affected went out.
+    RecordAffectedNotified(AffectedNotified),
 }
 
 /// Why a command was refused.
@@ -450,6 +484,10 @@ pub enum DomainError {
     NotMarked(Regime),
     #[error("the awareness time is unchanged")]
     AwarenessUnchanged,
+    #[error("the record is unchanged")]
+    RecordUnchanged,
+    #[error("no decision to tell the people affected is recorded")]
+    NoNoticeDecision,
 }
 
 impl DomainError {
@@ -475,6 +513,10 @@ impl DomainError {
                 r.label_sv()
             ),
             DomainError::AwarenessUnchanged => "Tidpunkten för kännedom är oförändrad.".into(),
+            DomainError::RecordUnchanged => "Uppgifterna är oförändrade.".into(),
+            DomainError::NoNoticeDecision => {
+                "Registrera först beslutet att informera de berörda.".into()
+            }
         }
     }
 }
@@ -603,6 +645,46 @@ pub fn decide(state: Option<&Deviation>, cmd: Command) -> Result<Vec<DeviationEv
             }
             DeviationEvent::Shredded(s)
         }
+        Command::SaveBreachRecord(r) => {
+            if !d.ever_marked(Regime::Gdpr) && !d.has_filing_in(Regime::Gdpr) {
+                return Err(DomainError::NotMarked(Regime::Gdpr));
+            }
+            if d.breach_record.as_ref().map(|s| &s.record) == Some(&r) {
+                return Err(DomainError::RecordUnchanged);
+            }
+            DeviationEvent::BreachRecordSaved(Box::new(r))
+        }
+        Command::SaveNis2Record(r) => {
+            if !d.ever_marked(Regime::Nis2) && !d.has_filing_in(Regime::Nis2) {
+                return Err(DomainError::NotMarked(Regime::Nis2));
+            }
+            if d.nis2_record.as_ref().map(|s| &s.record) == Some(&r) {
+                return Err(DomainError::RecordUnchanged);
+            }
+            DeviationEvent::Nis2RecordSaved(Box::new(r))
+        }
+        Command::DecideAffectedNotice(n) => {
+            if !d.ever_marked(Regime::Gdpr) && !d.has_filing_in(Regime::Gdpr) {
+                return Err(DomainError::NotMarked(Regime::Gdpr));
+            }
+            if d.affected_notice
+                .as_ref()
+                .is_some_and(|a| a.decision == n.decision && a.text == n.text)
+            {
+                return Err(DomainError::RecordUnchanged);
+            }
+            DeviationEvent::AffectedNoticeDecided(n)
+        }
+        Command::RecordAffectedNotified(n) => {
+            if !d
+                .affected_notice
+                .as_ref()
+                .is_some_and(|a| a.decision.tells())
+            {
+                return Err(DomainError::NoNoticeDecision);
+            }
+            DeviationEvent::AffectedNotified(n)
+        }
     };
     Ok(vec![ev])
 }
@@ -648,6 +730,9 @@ pub fn evolve(
                 awareness: Vec::new(),
                 incident_handling_ended_at: None,
                 shredded: None,
+                breach_record: None,
+                nis2_record: None,
+                affected_notice: None,
                 version: 0,
                 last_seq: 0,
                 updated_at: meta.at,
@@ -755,6 +840,43 @@ pub fn evolve(
                 }),
                 DeviationEvent::IncidentHandlingEnded(e) => {
                     d.incident_handling_ended_at = Some(e.ended_at)
+                }
+                DeviationEvent::BreachRecordSaved(r) => {
+                    d.breach_record = Some(Saved {
+                        record: (**r).clone(),
+                        version: d.breach_record.as_ref().map_or(0, |s| s.version) + 1,
+                        by: meta.actor.clone(),
+                        at: meta.at,
+                    })
+                }
+                DeviationEvent::Nis2RecordSaved(r) => {
+                    d.nis2_record = Some(Saved {
+                        record: (**r).clone(),
+                        version: d.nis2_record.as_ref().map_or(0, |s| s.version) + 1,
+                        by: meta.actor.clone(),
+                        at: meta.at,
+                    })
+                }
+                DeviationEvent::AffectedNoticeDecided(n) => {
+                    let sent = d.affected_notice.take().map(|a| a.sent).unwrap_or_default();
+                    d.affected_notice = Some(AffectedNotice {
+                        decision: n.decision,
+                        text: n.text.clone(),
+                        decided_by: meta.actor.clone(),
+                        decided_at: meta.at,
+                        sent,
+                    })
+                }
+                DeviationEvent::AffectedNotified(n) => {
+                    if let Some(a) = &mut d.affected_notice {
+                        a.sent.push(NoticeSent {
+                            sent_at: n.sent_at,
+                            channel: n.channel.clone(),
+                            recipients_approx: n.recipients_approx,
+                            note: n.note.clone(),
+                            recorded_by: meta.actor.clone(),
+                        })
+                    }
                 }
                 DeviationEvent::Shredded(s) => {
                     let text = shredded_text(meta.at, &s.decision);

@@ -102,6 +102,7 @@ pub mod account;
 pub mod actor;
 pub mod deadlines;
 pub mod deviation;
+pub mod filing_record;
 pub mod labels;
 pub mod limits;
 pub mod organisation;

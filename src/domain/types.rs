@@ -284,6 +284,11 @@ impl FilingKind {
         )
     }
 
+    /// The kind of a stored name (`as_str`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     /// The stored name, e.g. `nis2_progress`.
     pub fn as_str(self) -> &'static str {
         match self {

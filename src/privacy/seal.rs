@@ -121,6 +121,49 @@ pub const SPECS: &[Spec] = &[
         indexed: &[],
     },
     Spec {
+        event_type: "BreachRecordSaved",
+        keyed_by: Stream,
+        fields: &[
+            ("contact", Text),
+            ("summary", Text),
+            ("consequences_text", Text),
+            ("measures_taken", Text),
+            ("measures_proposed", Text),
+            ("cross_border_details", Text),
+            ("processor", Text),
+            ("delay_reason", Text),
+        ],
+        indexed: &[],
+    },
+    Spec {
+        event_type: "Nis2RecordSaved",
+        keyed_by: Stream,
+        fields: &[
+            ("contact", Text),
+            ("summary", Text),
+            ("initial_assessment", Text),
+            ("impact", Text),
+            ("indicators", Text),
+            ("threat_and_cause", Text),
+            ("mitigation", Text),
+            ("cross_border_details", Text),
+            ("recipients_information", Text),
+        ],
+        indexed: &[],
+    },
+    Spec {
+        event_type: "AffectedNoticeDecided",
+        keyed_by: Stream,
+        fields: &[("text", Text)],
+        indexed: &[],
+    },
+    Spec {
+        event_type: "AffectedNotified",
+        keyed_by: Stream,
+        fields: &[("note", Text)],
+        indexed: &[],
+    },
+    Spec {
         event_type: "EmailReceived",
         keyed_by: Field("deviation"),
         fields: &[("from", Null), ("subject", Null), ("attachments", List)],
@@ -191,6 +234,10 @@ mod tests {
             "DeviationClosed",
             "DeviationReopened",
             "FilingDeclined",
+            "BreachRecordSaved",
+            "Nis2RecordSaved",
+            "AffectedNoticeDecided",
+            "AffectedNotified",
         ] {
             assert!(spec(ty).is_some(), "{ty}");
         }

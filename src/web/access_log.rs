@@ -232,6 +232,11 @@ fn detail_of(what: &AccessKind) -> String {
     match what {
         AccessKind::Attachment { sha256 } => format!("SHA-256 {sha256}"),
         AccessKind::Export { from_seq, to_seq } => format!("händelse {from_seq}–{to_seq}"),
+        AccessKind::FilingDocument {
+            filing,
+            format,
+            sha256,
+        } => format!("{filing} ({format}), SHA-256 {sha256}"),
         _ => String::new(),
     }
 }

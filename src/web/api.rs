@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .merge(super::reports::api())
         .merge(super::intake::routes())
         .merge(super::privacy::api())
+        .merge(super::filings_api::api())
         .split_for_parts();
     let mut api = api;
     utoipa::Modify::modify(&ProblemAnswers, &mut api);

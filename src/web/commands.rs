@@ -517,7 +517,9 @@ pub struct FuzzOutcome {
     /// The body is JSON (otherwise every endpoint answers 400 before any parser runs).
     pub json: bool,
     /// The parsers that accepted it: `report`, `classification`, `decision`, `measure`,
-    /// `complete_measure`, `comment`, `close`, `reopen`, `filing`.
+    /// `complete_measure`, `comment`, `close`, `reopen`, `filing`, `awareness`,
+    /// `handling_ended`, `breach_record`, `nis2_record`, `affected_notice`,
+    /// `affected_notified`.
     pub accepted: Vec<&'static str>,
 }
 
@@ -572,7 +574,10 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
         Err(errors) => fuzz_check_errors(&errors),
     }
     let measure_id = Uuid::from_u128(2);
-    let results: [(&'static str, Result<Command, ApiError>); 10] = [
+    use super::filing_commands::{
+        AffectedNoticeBody, AffectedNotifiedBody, BreachRecordBody, Nis2RecordBody,
+    };
+    let results: [(&'static str, Result<Command, ApiError>); 14] = [
         (
             "classification",
             from_json::<ClassificationBody>(body).and_then(|b| b.parse(&who, cfg, now)),
@@ -612,6 +617,22 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
         (
             "handling_ended",
             from_json::<HandlingEndedBody>(body).and_then(|b| b.parse(now)),
+        ),
+        (
+            "breach_record",
+            from_json::<BreachRecordBody>(body).and_then(|b| b.parse(now)),
+        ),
+        (
+            "nis2_record",
+            from_json::<Nis2RecordBody>(body).and_then(|b| b.parse()),
+        ),
+        (
+            "affected_notice",
+            from_json::<AffectedNoticeBody>(body).and_then(|b| b.parse()),
+        ),
+        (
+            "affected_notified",
+            from_json::<AffectedNotifiedBody>(body).and_then(|b| b.parse(now)),
         ),
     ];
     for (name, result) in results {
@@ -698,6 +719,38 @@ fn fuzz_check_command(cmd: &Command, cfg: &ReportConfig, now: DateTime<Utc>) {
         Command::EndIncidentHandling(e) => {
             assert!(e.ended_at <= now + chrono::Duration::minutes(5));
             fuzz_round_trip(e);
+        }
+        Command::SaveBreachRecord(r) => {
+            text(&r.summary, TEXT_MAX);
+            optional(&r.contact, SHORT_MAX);
+            for t in [
+                &r.consequences_text,
+                &r.measures_taken,
+                &r.measures_proposed,
+                &r.cross_border_details,
+                &r.processor,
+                &r.delay_reason,
+            ] {
+                optional(t, TEXT_MAX);
+            }
+            if let (Some(a), Some(b)) = (r.occurred_from, r.occurred_to) {
+                assert!(a <= b);
+            }
+            fuzz_round_trip(r);
+        }
+        Command::SaveNis2Record(r) => {
+            text(&r.summary, TEXT_MAX);
+            optional(&r.contact, SHORT_MAX);
+            fuzz_round_trip(r);
+        }
+        Command::DecideAffectedNotice(n) => {
+            text(&n.text, TEXT_MAX);
+            fuzz_round_trip(n);
+        }
+        Command::RecordAffectedNotified(n) => {
+            optional(&n.note, TEXT_MAX);
+            assert!(n.sent_at <= now + chrono::Duration::minutes(5));
+            fuzz_round_trip(n);
         }
         Command::Report(_) => panic!("no command parser makes a report"),
     }

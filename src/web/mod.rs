@@ -12,6 +12,8 @@ pub mod commands;
 pub mod csrf;
 pub mod error;
 pub mod extract;
+pub mod filing_commands;
+pub mod filings_api;
 pub mod health;
 pub mod intake;
 pub mod login_throttles;

@@ -4,6 +4,7 @@
 
 mod actions;
 mod deviation;
+mod filings;
 mod login;
 
 pub use login::safe_next;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(deviation::routes())
         .merge(quarantine::routes())
         .merge(actions::routes())
+        .merge(filings::routes())
 }
 
 /// The header navigation for a signed-in user: only what their roles open.

@@ -221,6 +221,38 @@ fn describe_deviation(e: &DeviationEvent) -> (String, Vec<String>) {
             "Gallrad".into(),
             vec![format!("Enligt gallringsbeslut {}", s.decision)],
         ),
+        DeviationEvent::BreachRecordSaved(r) => (
+            "Uppgifter om personuppgiftsincidenten sparade".into(),
+            vec![r.summary.clone()],
+        ),
+        DeviationEvent::Nis2RecordSaved(r) => (
+            "Uppgifter om NIS2-incidenten sparade".into(),
+            vec![r.summary.clone()],
+        ),
+        DeviationEvent::AffectedNoticeDecided(n) => (
+            "Beslut om information till de berörda (art. 34)".into(),
+            vec![n.decision.label_sv().to_string(), n.text.clone()],
+        ),
+        DeviationEvent::AffectedNotified(n) => (
+            "De berörda informerade".into(),
+            vec![format!(
+                "{} via {}{}{}",
+                stockholm_display(n.sent_at),
+                crate::domain::filing_record::label(
+                    crate::domain::filing_record::NOTICE_CHANNELS,
+                    &n.channel
+                )
+                .to_lowercase(),
+                n.recipients_approx
+                    .map(|c| format!(", till omkring {c} personer"))
+                    .unwrap_or_default(),
+                if n.note.is_empty() {
+                    String::new()
+                } else {
+                    format!(". {}", n.note)
+                }
+            )],
+        ),
     }
 }
 
