@@ -263,6 +263,45 @@ pub fn to_csv(report: &AnnualReport) -> String {
             join_refs(&f.late_references, " "),
         );
     }
+    let a = &r.authorities;
+    for (key, label, v) in [
+        (
+            "breaches_notified",
+            "Anmälda personuppgiftsincidenter",
+            a.breaches_notified,
+        ),
+        (
+            "breaches_notified_late",
+            "Anmälda för sent",
+            a.breaches_notified_late,
+        ),
+        (
+            "affected_informed",
+            "De berörda informerades (art. 34)",
+            a.affected_informed,
+        ),
+        (
+            "affected_not_informed",
+            "Beslut att inte informera de berörda",
+            a.affected_not_informed,
+        ),
+        (
+            "nis2_incidents",
+            "Betydande incidenter (NIS2)",
+            a.nis2_incidents,
+        ),
+    ] {
+        push("authorities", key, label, "count", v.to_string());
+    }
+    for p in &a.nis2_by_phase {
+        push(
+            "nis2_phase",
+            p.kind.as_str(),
+            &p.label_sv,
+            "filed",
+            p.filed.to_string(),
+        );
+    }
     for l in &r.lead_times {
         let opt = |v: Option<i64>| v.map(|s| s.to_string()).unwrap_or_default();
         push(

@@ -48,6 +48,10 @@ pub struct AnnualReport {
     pub personal_data: PersonalData,
     /// One row per statutory filing kind, in a fixed order.
     pub filings: Vec<FilingRow>,
+    /// Breaches notified, late, the people affected informed; NIS2 incidents by phase.
+    /// Absent (zero) in reports issued before these were counted.
+    #[serde(default)]
+    pub authorities: AuthorityCounts,
     pub lead_times: Vec<LeadTimeRow>,
     /// Deviations of the year that were not closed when the year ended (or at `as_of`, if
     /// the report was made before the year ended).
@@ -245,6 +249,31 @@ pub struct FilingRow {
     pub pending: u64,
     /// Filed late or overdue.
     pub late_references: Vec<Reference>,
+}
+
+/// What went to the authorities and to the people affected, over the deviations of the
+/// year.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorityCounts {
+    /// Breaches whose initial notification to IMY was filed.
+    pub breaches_notified: u64,
+    /// Of those, filed after the 72 hours.
+    pub breaches_notified_late: u64,
+    /// Breaches whose people affected were told (art. 34: a notice recorded as sent).
+    pub affected_informed: u64,
+    /// Breaches with a decision not to tell them (no high risk, or an art. 34(3) ground).
+    pub affected_not_informed: u64,
+    /// Deviations marked as a significant NIS2 incident, or with a NIS2 filing.
+    pub nis2_incidents: u64,
+    /// Per NIS2 phase, in order: how many incidents had it filed.
+    pub nis2_by_phase: Vec<PhaseCount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseCount {
+    pub kind: FilingKind,
+    pub label_sv: String,
+    pub filed: u64,
 }
 
 /// Median and 90th percentile of one lead time, in whole seconds.
@@ -593,6 +622,51 @@ pub fn compute<'a>(
         })
         .collect::<Vec<_>>();
 
+    let filed = |d: &Deviation, kind: FilingKind| {
+        d.filings
+            .iter()
+            .any(|f| f.kind == kind && f.filed_at.is_some())
+    };
+    let gdpr_late = |d: &Deviation| {
+        d.deadlines
+            .iter()
+            .any(|x| x.kind == FilingKind::Gdpr && x.late == Some(true))
+    };
+    let authorities = AuthorityCounts {
+        breaches_notified: count_if(&this_year, &|d| filed(d, FilingKind::Gdpr)),
+        breaches_notified_late: count_if(&this_year, &|d| {
+            filed(d, FilingKind::Gdpr) && gdpr_late(d)
+        }),
+        affected_informed: count_if(&this_year, &|d| {
+            d.affected_notice
+                .as_ref()
+                .is_some_and(|a| a.decision.tells() && !a.sent.is_empty())
+        }),
+        affected_not_informed: count_if(&this_year, &|d| {
+            d.affected_notice
+                .as_ref()
+                .is_some_and(|a| !a.decision.tells())
+        }),
+        nis2_incidents: count_if(&this_year, &|d| {
+            d.ever_marked(crate::domain::Regime::Nis2)
+                || d.has_filing_in(crate::domain::Regime::Nis2)
+        }),
+        nis2_by_phase: [
+            FilingKind::Nis2EarlyWarning,
+            FilingKind::Nis2Notification,
+            FilingKind::Nis2Intermediate,
+            FilingKind::Nis2Progress,
+            FilingKind::Nis2FinalReport,
+        ]
+        .into_iter()
+        .map(|kind| PhaseCount {
+            kind,
+            label_sv: kind.label_sv().into(),
+            filed: count_if(&this_year, &|d| filed(d, kind)),
+        })
+        .collect(),
+    };
+
     let seconds = |from: DateTime<Utc>, to: DateTime<Utc>| (to - from).num_seconds().max(0);
     let lead = |key: &str, label: &str, values: Vec<i64>| {
         let (median_seconds, p90_seconds) = median_and_p90(&values);
@@ -671,6 +745,7 @@ pub fn compute<'a>(
         minor_by_category,
         personal_data,
         filings,
+        authorities,
         lead_times,
         open_at_year_end,
     }

@@ -134,6 +134,7 @@ struct View {
     investigating: u64,
     suspected: u64,
     filings: Vec<FilingView>,
+    authorities: crate::report::model::AuthorityCounts,
     lead_times: Vec<LeadView>,
     open_at_year_end: Vec<OpenView>,
     year_over: bool,
@@ -327,6 +328,7 @@ fn view(report: &AnnualReport, draft: bool, chart_list: &[Chart]) -> View {
                 late_list: f.late_references.iter().map(|r| r.to_string()).collect(),
             })
             .collect(),
+        authorities: r.authorities.clone(),
         lead_times: r
             .lead_times
             .iter()

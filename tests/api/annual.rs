@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use avvik::clock::{Clock, ManualClock};
 use avvik::config::Config;
 use avvik::domain::deviation::{FilingDeclined, FilingRecorded, MeasureAdded};
+use avvik::domain::filing_record::{AffectedNoticeDecided, AffectedNotified, NoticeDecision};
 use avvik::domain::{
     Aspects, Channel, Classification, Command, FilingKind, Level, PersonalDataBreach, Reference,
     Severity,
@@ -480,6 +481,31 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
         }),
     )
     .await;
+    // D2's people affected are told (art. 34); D3's are not (no high risk).
+    run(
+        s,
+        clock,
+        "2026-02-11T12:30:00Z",
+        d2,
+        Command::DecideAffectedNotice(AffectedNoticeDecided {
+            decision: NoticeDecision::Notify,
+            text: "Information om incidenten".into(),
+        }),
+    )
+    .await;
+    run(
+        s,
+        clock,
+        "2026-02-12T09:00:00Z",
+        d2,
+        Command::RecordAffectedNotified(AffectedNotified {
+            sent_at: utc("2026-02-12T08:00:00Z"),
+            channel: "letter".into(),
+            recipients_approx: Some(14),
+            note: String::new(),
+        }),
+    )
+    .await;
 
     let d3 = report_at(
         s,
@@ -509,6 +535,17 @@ async fn build_scenario(s: &Services, clock: &ManualClock) {
             filed_at: utc("2026-03-20T10:00:00Z"),
             their_reference: None,
             content_sha256: None,
+        }),
+    )
+    .await;
+    run(
+        s,
+        clock,
+        "2026-03-20T10:30:00Z",
+        d3,
+        Command::DecideAffectedNotice(AffectedNoticeDecided {
+            decision: NoticeDecision::NoHighRisk,
+            text: "Mottagaren är en annan vårdgivare med tystnadsplikt".into(),
         }),
     )
     .await;
@@ -922,6 +959,20 @@ fn check_every_figure(report: &AnnualReport) {
         serde_json::json!({"breaches": 2, "breaches_previous_year": 1, "investigating": 1,
             "suspected_by_reporter": 3})
     );
+    // D2 and D3 notified (D3 late), D2's people told, D3's not; D4 the NIS2 incident,
+    // its early warning filed and its notification declined.
+    assert_eq!(
+        j["authorities"],
+        serde_json::json!({"breaches_notified": 2, "breaches_notified_late": 1,
+        "affected_informed": 1, "affected_not_informed": 1, "nis2_incidents": 1,
+        "nis2_by_phase": [
+            {"kind": "nis2_early_warning", "label_sv": "NIS2 tidig varning (24 h)", "filed": 1},
+            {"kind": "nis2_notification", "label_sv": "NIS2 incidentanmälan (72 h)", "filed": 0},
+            {"kind": "nis2_intermediate", "label_sv": "NIS2 delrapport (på begäran)", "filed": 0},
+            {"kind": "nis2_progress", "label_sv": "NIS2 lägesrapport (incidenten pågår)", "filed": 0},
+            {"kind": "nis2_final_report", "label_sv": "NIS2 slutrapport (en månad)", "filed": 0}
+        ]})
+    );
     let filings: Vec<(String, [u64; 6], Vec<String>)> = j["filings"]
         .as_array()
         .unwrap()
@@ -1093,6 +1144,14 @@ async fn the_annual_report_has_every_figure_right_and_stays_frozen() {
     assert!(!html.contains("Utkast"));
     // CSV: one figure per row.
     assert!(csv.starts_with("section,key,label_sv,measure,value\n"));
+    assert!(
+        html.contains("Anmälda personuppgiftsincidenter: <strong>2</strong>, varav för sent: 1. De berörda informerades (art. 34) i 1 fall"),
+        "{html}"
+    );
+    assert!(
+        csv.contains("authorities,breaches_notified,Anmälda personuppgiftsincidenter,count,2\n")
+    );
+    assert!(csv.contains("nis2_phase,nis2_early_warning,NIS2 tidig varning (24 h),filed,1\n"));
     assert!(
         csv.contains("severity,major,Större avvikelser,count,2\n"),
         "{csv}"
