@@ -142,6 +142,15 @@ pub struct NotificationsConfig {
     pub poll_interval_s: u64,
     /// Deliveries in flight at once.
     pub concurrency: usize,
+    /// A new deviation should be classified within this many working days (Stockholm;
+    /// not weekends, public holidays or the eves municipalities close on); then it is
+    /// overdue and its owner (or the CISO and the sector's contact) is reminded. 0: none.
+    #[serde(default = "default_triage_days")]
+    pub triage_working_days: u32,
+}
+
+fn default_triage_days() -> u32 {
+    2
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

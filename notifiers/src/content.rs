@@ -65,6 +65,15 @@ pub enum NoticeContent {
     },
     /// A (possible) personal-data breach, to the DPO, with the GDPR art. 33 deadline.
     GdprAlert { facts: DeviationFacts, due: String },
+    /// A new deviation was not classified within its working days: to its handläggare
+    /// (or the CISO and the sector's contact), once a day until it is.
+    TriageOverdue { facts: DeviationFacts, due: String },
+    /// To a staff member made handläggare or ersättare of a deviation.
+    Assigned {
+        facts: DeviationFacts,
+        /// `handläggare` or `ersättare`.
+        role: String,
+    },
     /// A statutory filing is due soon, or overdue.
     DeadlineReminder {
         facts: DeviationFacts,
@@ -205,6 +214,16 @@ impl NoticeContent {
             }
             NoticeContent::AckReminder { facts, .. } => format!(
                 "[{}] Påminnelse – kvittera större avvikelse: {}",
+                facts.reference,
+                t(&facts.title)
+            ),
+            NoticeContent::TriageOverdue { facts, due } => format!(
+                "[{}] Försenad bedömning: {} (skulle ha klassats senast {due})",
+                facts.reference,
+                t(&facts.title)
+            ),
+            NoticeContent::Assigned { facts, role, .. } => format!(
+                "[{}] Du är {role} för {}",
                 facts.reference,
                 t(&facts.title)
             ),
@@ -435,6 +454,14 @@ mod tests {
                 group: "ledningsgrupp".into(),
                 ack_link: "https://a/ack".into(),
                 escalated_at: "2026-03-27 kl. 11:00".into(),
+            },
+            NoticeContent::TriageOverdue {
+                facts: f.clone(),
+                due: "2026-04-08 kl. 24.00".into(),
+            },
+            NoticeContent::Assigned {
+                facts: f.clone(),
+                role: "handläggare".into(),
             },
             NoticeContent::GdprAlert {
                 facts: f.clone(),

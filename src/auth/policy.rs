@@ -59,6 +59,8 @@ pub enum Action {
     Close,
     Reopen,
     RecordFiling,
+    /// Assign or change the owner (handläggare) and deputy (ersättare).
+    AssignHandlers,
     /// Set or change when the controller became aware (the start of the statutory clocks).
     RecordAwareness,
     /// Audit views: history, as-of register, verify.
@@ -98,6 +100,7 @@ impl Action {
                 | Action::Close
                 | Action::Reopen
                 | Action::RecordFiling
+                | Action::AssignHandlers
                 | Action::RecordAwareness
                 | Action::IssueReport
                 | Action::ManageAccounts
@@ -164,7 +167,7 @@ fn grant_allows(
         Role::Kontakt => match action {
             ListDeviations => true,
             ViewDeviation | Classify | RecordDecision | AddMeasure | CompleteMeasure(_)
-            | Comment | Close | Reopen | RecordFiling => {
+            | Comment | Close | Reopen | RecordFiling | AssignHandlers => {
                 target.is_some_and(|d| in_sector(grant, d))
             }
             _ => false,

@@ -111,6 +111,14 @@ pub struct AwarenessRecorded {
     pub reason: Option<String>,
 }
 
+/// Who handles the deviation (handläggare) and who stands in (ersättare): staff e-mail
+/// addresses, both given each time (`None` clears one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HandlersAssigned {
+    pub owner: Option<String>,
+    pub deputy: Option<String>,
+}
+
 /// The handling of a NIS2 incident ended (it is no longer ongoing).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentHandlingEnded {
@@ -162,6 +170,7 @@ super::event_enum! {
     Nis2RecordSaved(Box<Nis2Record>) = "Nis2RecordSaved",
     AffectedNoticeDecided(AffectedNoticeDecided) = "AffectedNoticeDecided",
     AffectedNotified(AffectedNotified) = "AffectedNotified",
+    HandlersAssigned(HandlersAssigned) = "HandlersAssigned",
     }
 }
 
@@ -317,6 +326,12 @@ pub struct Deviation {
     /// The decision on telling the people affected (art. 34) and when it went out.
     #[serde(default)]
     pub affected_notice: Option<AffectedNotice>,
+    /// The handläggare (a staff e-mail address).
+    #[serde(default)]
+    pub owner: Option<String>,
+    /// The ersättare, who stands in for the owner.
+    #[serde(default)]
+    pub deputy: Option<String>,
     /// Number of events in the stream.
     pub version: u32,
     /// Seq of the last event applied.
@@ -455,6 +470,8 @@ pub enum Command {
     DecideAffectedNotice(AffectedNoticeDecided),
     /// The notice to the people affected went out.
     RecordAffectedNotified(AffectedNotified),
+    /// Assign (or change, or clear) the owner and the deputy.
+    AssignHandlers(HandlersAssigned),
 }
 
 /// Why a command was refused.
@@ -675,6 +692,13 @@ pub fn decide(state: Option<&Deviation>, cmd: Command) -> Result<Vec<DeviationEv
             }
             DeviationEvent::AffectedNoticeDecided(n)
         }
+        Command::AssignHandlers(h) => {
+            open()?;
+            if d.owner == h.owner && d.deputy == h.deputy {
+                return Err(DomainError::RecordUnchanged);
+            }
+            DeviationEvent::HandlersAssigned(h)
+        }
         Command::RecordAffectedNotified(n) => {
             if !d
                 .affected_notice
@@ -733,6 +757,8 @@ pub fn evolve(
                 breach_record: None,
                 nis2_record: None,
                 affected_notice: None,
+                owner: None,
+                deputy: None,
                 version: 0,
                 last_seq: 0,
                 updated_at: meta.at,
@@ -866,6 +892,10 @@ pub fn evolve(
                         decided_at: meta.at,
                         sent,
                     })
+                }
+                DeviationEvent::HandlersAssigned(h) => {
+                    d.owner = h.owner.clone();
+                    d.deputy = h.deputy.clone();
                 }
                 DeviationEvent::AffectedNotified(n) => {
                     if let Some(a) = &mut d.affected_notice {

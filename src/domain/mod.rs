@@ -110,6 +110,7 @@ pub mod recipients;
 pub mod retention;
 pub mod setup;
 pub mod types;
+pub mod workdays;
 
 pub use actor::{Actor, System};
 

@@ -127,6 +127,19 @@ fn deviation_content(
                 .map(|r| format!("{} <{}>", r.name, r.email)),
             personal_data_suspected: d.personal_data_suspected,
         },
+        (Rule::TriageOverdue, Subject::TriageOverdue { due }) => NoticeContent::TriageOverdue {
+            facts: internal_facts(),
+            due: stockholm(*due),
+        },
+        (Rule::Assigned, Subject::Assigned { deputy }) => NoticeContent::Assigned {
+            facts: internal_facts(),
+            role: if *deputy {
+                "ersättare"
+            } else {
+                "handläggare"
+            }
+            .into(),
+        },
         (Rule::Receipt, _) => NoticeContent::Receipt {
             reference: d.reference.to_string(),
             // The reporter's words, possibly anyone's: never a clickable link.
@@ -226,7 +239,9 @@ fn deviation_content(
             | Rule::Nis2Alert
             | Rule::AnnualReport
             | Rule::PolicyReviewReminder
-            | Rule::IntakeQuarantine,
+            | Rule::IntakeQuarantine
+            | Rule::TriageOverdue
+            | Rule::Assigned,
             _,
         ) => NoticeContent::Triage {
             facts: board_facts(),

@@ -49,6 +49,11 @@ pub enum Rule {
     PolicyReviewReminder,
     /// An e-mail to the deviation address was quarantined → CISO.
     IntakeQuarantine,
+    /// Not classified within its working days → its handläggare and ersättare, or the
+    /// CISO and the sector's kontakt; daily until it is.
+    TriageOverdue,
+    /// Made handläggare or ersättare → that person.
+    Assigned,
 }
 
 impl Rule {
@@ -67,6 +72,8 @@ impl Rule {
             Rule::AnnualReport => "annual_report",
             Rule::PolicyReviewReminder => "policy_review_reminder",
             Rule::IntakeQuarantine => "intake_quarantine",
+            Rule::TriageOverdue => "triage_overdue",
+            Rule::Assigned => "assigned",
         }
     }
 
@@ -85,6 +92,8 @@ impl Rule {
             Rule::AnnualReport => "Årsrapport",
             Rule::PolicyReviewReminder => "Påminnelse om utvärdering av policyn",
             Rule::IntakeQuarantine => "E-post i karantän",
+            Rule::TriageOverdue => "Försenad bedömning",
+            Rule::Assigned => "Tilldelad som handläggare",
         }
     }
 }
@@ -100,6 +109,8 @@ pub enum Group {
     Kommunstyrelsen,
     Reporter,
     MeasureOwner,
+    /// The deviation's handläggare or ersättare.
+    Handler,
 }
 
 impl Group {
@@ -112,6 +123,7 @@ impl Group {
             Group::Kommunstyrelsen => "kommunstyrelsen",
             Group::Reporter => "rapportören",
             Group::MeasureOwner => "åtgärdsansvarig",
+            Group::Handler => "handläggare",
         }
     }
 
@@ -124,7 +136,7 @@ impl Group {
             Group::Dataskyddsombud => Some(RecipientGroup::Dataskyddsombud),
             Group::Ledningsgrupp => Some(RecipientGroup::Ledningsgrupp),
             Group::Kommunstyrelsen => Some(RecipientGroup::Kommunstyrelsen),
-            Group::Reporter | Group::MeasureOwner => None,
+            Group::Reporter | Group::MeasureOwner | Group::Handler => None,
         }
     }
 
@@ -181,6 +193,13 @@ pub enum Subject {
     },
     Measure {
         measure_id: Uuid,
+    },
+    TriageOverdue {
+        due: DateTime<Utc>,
+    },
+    /// Made handläggare (`deputy` false) or ersättare.
+    Assigned {
+        deputy: bool,
     },
     /// The comment at `index` in the deviation's comments.
     ReporterComment {
@@ -265,6 +284,8 @@ pub struct Rules {
     pub give_up_after: Duration,
     /// Lower-cased domains whose reporters are mailed a receipt (`receipt_domains`).
     pub receipt_domains: Vec<String>,
+    /// Working days to the triage deadline; 0: none.
+    pub triage_days: u32,
 }
 
 /// The domains receipts may be mailed to: `mail.receipt_domains`, or the domain of
@@ -342,6 +363,7 @@ impl Rules {
             measure_repeat: positive(hours(n.measure_repeat_days.saturating_mul(24))),
             give_up_after: hours(n.give_up_after_h),
             receipt_domains: receipt_domains(c),
+            triage_days: n.triage_working_days,
         }
     }
 
@@ -380,7 +402,7 @@ impl Rules {
                 .and_then(|s| self.kontakt.get(s))
                 .cloned()
                 .unwrap_or_default(),
-            Group::Reporter | Group::MeasureOwner => Vec::new(),
+            Group::Reporter | Group::MeasureOwner | Group::Handler => Vec::new(),
         }
     }
 
@@ -562,6 +584,23 @@ pub fn on_event(
                     Group::Reporter,
                     &to,
                 );
+            }
+        }
+        DeviationEvent::HandlersAssigned(h) => {
+            for (who, was, deputy) in [
+                (&h.owner, prev.and_then(|p| p.owner.as_ref()), false),
+                (&h.deputy, prev.and_then(|p| p.deputy.as_ref()), true),
+            ] {
+                if let Some(a) = who.as_ref().filter(|a| Some(*a) != was) {
+                    let b = base(Rule::Assigned, Subject::Assigned { deputy });
+                    let to = [a.clone()];
+                    let key = format!(
+                        "{}:{}",
+                        Rule::Assigned.key(),
+                        if deputy { "deputy" } else { "owner" }
+                    );
+                    push_for(&mut out, &b, &key, event_id, Group::Handler, &to);
+                }
             }
         }
         DeviationEvent::Closed(_) => {
@@ -807,6 +846,31 @@ pub fn reminders(
             push_for(&mut out, &b, &key, d.id, *g, &members);
         }
     }
+    if let Some(t) = crate::domain::workdays::triage(d, rules.triage_days, now) {
+        let daily = Some(Duration::days(1));
+        if let (false, Some((slot, at, _))) = (t.done, current_slot(now, None, t.due, daily)) {
+            let key = format!("{}:{}:{slot}", Rule::TriageOverdue.key(), t.due.timestamp());
+            let b = base(
+                Rule::TriageOverdue,
+                at,
+                None,
+                Subject::TriageOverdue { due: t.due },
+            );
+            let handlers: Vec<String> = [&d.owner, &d.deputy]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            if handlers.is_empty() {
+                for g in [Group::Ciso, Group::Kontakt] {
+                    let members = rules.members(g, d.sector.as_deref());
+                    push_for(&mut out, &b, &key, d.id, g, &members);
+                }
+            } else {
+                push_for(&mut out, &b, &key, d.id, Group::Handler, &handlers);
+            }
+        }
+    }
     if d.status != Status::Closed {
         for m in d.measures.iter().filter(|m| m.completed_at.is_none()) {
             // The owner is free text; only an address can be reminded.
@@ -840,6 +904,8 @@ pub fn reminders(
 /// by the delivery rounds.
 pub fn may_remind(rules: &Rules, d: &Deviation, unacked_escalation: bool) -> bool {
     d.deadlines.iter().any(|dl| dl.settled_at.is_none())
+        || crate::domain::workdays::triage(d, rules.triage_days, d.updated_at)
+            .is_some_and(|t| !t.done)
         || (d.status != Status::Closed
             && d.measures
                 .iter()

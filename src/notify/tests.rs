@@ -38,6 +38,9 @@ async fn fixture(ok: bool) -> Fixture {
         Arc::new(SledEventStore::open(dir.path(), StoreOptions::default()).unwrap());
     let mut config = Config::defaults().unwrap();
     config.recipients.ciso = vec![CISO.into()];
+    // These tests follow one triage e-mail over days; the daily triage-overdue reminder
+    // (tested in tests/api/cases.rs) would be a second.
+    config.notifications.triage_working_days = 0;
     let clock = Arc::new(ManualClock::new(t("2026-03-27T09:30:00Z")));
     let (tx, rx) = watch::channel(false);
     let mailer = Mailer::stub(&config.mail.from, ok).unwrap();

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::body::from_json;
 use super::commands::{
     AwarenessBody, ClassificationBody, CloseBody, CommentBody, CompleteMeasureBody, DecisionBody,
-    FilingBody, HandlingEndedBody, MeasureBody, ReopenBody,
+    FilingBody, HandlersBody, HandlingEndedBody, MeasureBody, ReopenBody,
 };
 use super::error::{ApiError, Problem};
 use super::openapi::{ApiDoc, ProblemAnswers};
@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(filing))
         .routes(routes!(awareness))
         .routes(routes!(handling_ended))
+        .routes(routes!(handlers))
         .merge(super::audit_api::routes())
         .merge(super::access_log::api())
         .merge(super::recipients::api())
@@ -122,6 +123,10 @@ pub struct DeviationView<'a> {
     #[schema(value_type = Deviation)]
     pub deviation: &'a Deviation,
     pub overdue: Vec<FilingKind>,
+    /// The triage clock: classified within `notifications.triage_working_days` working
+    /// days of the report (absent when there is none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub triage: Option<crate::domain::workdays::Triage>,
 }
 
 /// A page of the register.
@@ -139,9 +144,41 @@ pub struct MeasureCreated<'a> {
     pub deviation: DeviationView<'a>,
 }
 
-pub fn view(d: &Deviation, now: DateTime<Utc>) -> DeviationView<'_> {
+/// The address of the account that may handle `d` (active, and allowed to see it).
+pub fn handler(
+    accounts: &crate::auth::Accounts,
+    d: &Deviation,
+    email: &crate::domain::EmailAddress,
+) -> Option<String> {
+    accounts
+        .by_email(email)
+        .filter(|a| {
+            !a.disabled && authorize(&Principal::from_account(a), Action::ViewDeviation, Some(d))
+        })
+        .map(|a| a.email.as_str().to_string())
+}
+
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/handlers", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = HandlersBody, responses((status = 200, description = "The deviation with its owner and deputy", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+/// Assigns the owner (handläggare) and deputy (ersättare); both each time.
+async fn handlers(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::AssignHandlers)?;
+    let body = from_json::<HandlersBody>(&body)?;
+    let cmd = {
+        let reg = state.services.register.read();
+        body.parse(|e| handler(&reg.accounts, &d, e))?
+    };
+    run(&state, &who, &d, cmd).await
+}
+
+pub fn view(d: &Deviation, now: DateTime<Utc>, triage_days: u32) -> DeviationView<'_> {
     DeviationView {
         deviation: d,
+        triage: crate::domain::workdays::triage(d, triage_days, now),
         overdue: d
             .deadlines
             .iter()
@@ -179,6 +216,8 @@ pub struct ListQuery {
     pub category: Option<String>,
     pub year: Option<i32>,
     pub q: Option<String>,
+    /// "1": only the deviations the caller is owner or deputy of (Mina ärenden).
+    pub mine: Option<String>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
 }
@@ -197,6 +236,7 @@ pub fn filtered<'a>(
     let severity = q.severity.as_deref().filter(|s| !s.is_empty());
     let sector = q.sector.as_deref().filter(|s| !s.is_empty());
     let category = q.category.as_deref().filter(|s| !s.is_empty());
+    let mine = matches!(q.mine.as_deref(), Some("1" | "true" | "ja"));
     reg.list()
         .into_iter()
         .filter(|d| authorize(who, Action::ViewDeviation, Some(d)))
@@ -214,6 +254,13 @@ pub fn filtered<'a>(
         .filter(|d| category.is_none_or(|c| d.category.as_deref() == Some(c)))
         .filter(|d| q.year.is_none_or(|y| stockholm_year(d.reported_at) == y))
         .filter(|d| {
+            !mine
+                || [&d.owner, &d.deputy]
+                    .into_iter()
+                    .flatten()
+                    .any(|h| h.eq_ignore_ascii_case(&who.email))
+        })
+        .filter(|d| {
             needle.as_deref().is_none_or(|n| {
                 d.reference.to_string().to_lowercase().contains(n)
                     || d.title.to_lowercase().contains(n)
@@ -226,7 +273,7 @@ pub fn filtered<'a>(
         .collect()
 }
 
-#[utoipa::path(get, path = "/api/v1/deviations", tag = "staff", security(("bearer" = [])), params(("status" = Option<String>, Query, description = "received|investigating|closed"), ("severity" = Option<String>, Query, description = "minor|major|none"), ("sector" = Option<String>, Query), ("category" = Option<String>, Query), ("year" = Option<i32>, Query, description = "Stockholm year of reporting"), ("q" = Option<String>, Query, description = "free text"), ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)), responses((status = 200, body = DeviationList), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/deviations", tag = "staff", security(("bearer" = [])), params(("status" = Option<String>, Query, description = "received|investigating|closed"), ("severity" = Option<String>, Query, description = "minor|major|none"), ("sector" = Option<String>, Query), ("category" = Option<String>, Query), ("year" = Option<i32>, Query, description = "Stockholm year of reporting"), ("q" = Option<String>, Query, description = "free text"), ("mine" = Option<String>, Query, description = "1: only deviations the caller is owner or deputy of"), ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)), responses((status = 200, body = DeviationList), (status = 401, body = Problem)))]
 async fn list_deviations(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -245,7 +292,7 @@ async fn list_deviations(
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(|d| view(d, now))
+        .map(|d| view(d, now, state.config.notifications.triage_working_days))
         .collect();
     Ok(Json(DeviationList { items, total }).into_response())
 }
@@ -265,7 +312,12 @@ async fn get_deviation(
     )
     .await?;
     let now = state.services.clock.now();
-    Ok(Json(view(&d, now)).into_response())
+    Ok(Json(view(
+        &d,
+        now,
+        state.config.notifications.triage_working_days,
+    ))
+    .into_response())
 }
 
 /// One stored event of a deviation, as stored.
@@ -329,7 +381,12 @@ async fn run(
         .execute(d.reference, cmd, &who.actor())
         .await?;
     let now = state.services.clock.now();
-    Ok(Json(view(&updated, now)).into_response())
+    Ok(Json(view(
+        &updated,
+        now,
+        state.config.notifications.triage_working_days,
+    ))
+    .into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{reference}/classification", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = ClassificationBody, responses((status = 200, description = "The deviation after the change", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -378,7 +435,11 @@ async fn add_measure(
         StatusCode::CREATED,
         Json(MeasureCreated {
             measure_id,
-            deviation: view(&updated, now),
+            deviation: view(
+                &updated,
+                now,
+                state.config.notifications.triage_working_days,
+            ),
         }),
     )
         .into_response())

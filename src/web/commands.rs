@@ -13,12 +13,13 @@ use super::error::ApiError;
 use crate::auth::Principal;
 use crate::config::ReportConfig;
 use crate::domain::deviation::{
-    AwarenessRecorded, CommentAdded, FilingDeclined, FilingRecorded, IncidentHandlingEnded,
-    MeasureAdded,
+    AwarenessRecorded, CommentAdded, FilingDeclined, FilingRecorded, HandlersAssigned,
+    IncidentHandlingEnded, MeasureAdded,
 };
 use crate::domain::organisation::OrganisationDetails;
 use crate::domain::{
-    Aspects, Classification, Command, FilingKind, PersonalDataBreach, Regime, Severity,
+    Aspects, Classification, Command, EmailAddress, FilingKind, PersonalDataBreach, Regime,
+    Severity,
 };
 
 pub const TEXT_MAX: usize = 20_000;
@@ -470,6 +471,63 @@ impl AwarenessBody {
     }
 }
 
+/// The owner (handläggare) and deputy (ersättare): staff e-mail addresses, each of
+/// someone who may see the deviation. Both are given each time; a missing one is cleared.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct HandlersBody {
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = "email", example = "kontakt.soc@kommunen.example")]
+    pub owner: Field<String>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = "email")]
+    pub deputy: Field<String>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+impl HandlersBody {
+    /// `handler(address)`: the account's own address, when it is an active account that
+    /// may see this deviation.
+    pub fn parse(
+        &self,
+        handler: impl Fn(&EmailAddress) -> Option<String>,
+    ) -> Result<Command, ApiError> {
+        let mut f = Problems::default();
+        let one = |f: &mut Problems, field: &str, v: &Field<String>| {
+            let s = f.text(field, v, false, SHORT_MAX)?;
+            match EmailAddress::parse(&s) {
+                None => {
+                    f.error(field, "must be an e-mail address", "Ange en e-postadress.");
+                    None
+                }
+                Some(e) => {
+                    let found = handler(&e);
+                    if found.is_none() {
+                        f.error(
+                            field,
+                            "no active account with this address may see the deviation",
+                            "Ingen aktiv användare med den adressen har tillgång till avvikelsen.",
+                        );
+                    }
+                    found
+                }
+            }
+        };
+        let owner = one(&mut f, "owner", &self.owner);
+        let deputy = one(&mut f, "deputy", &self.deputy);
+        if owner.is_some() && owner == deputy {
+            f.error(
+                "deputy",
+                "must not be the owner",
+                "Ersättaren kan inte vara samma person som handläggaren.",
+            );
+        }
+        f.finish(&self.unknown)?;
+        Ok(Command::AssignHandlers(HandlersAssigned { owner, deputy }))
+    }
+}
+
 /// The NIS2 incident's handling ended (it is no longer ongoing).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct HandlingEndedBody {
@@ -577,7 +635,7 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
     use super::filing_commands::{
         AffectedNoticeBody, AffectedNotifiedBody, BreachRecordBody, Nis2RecordBody,
     };
-    let results: [(&'static str, Result<Command, ApiError>); 14] = [
+    let results: [(&'static str, Result<Command, ApiError>); 15] = [
         (
             "classification",
             from_json::<ClassificationBody>(body).and_then(|b| b.parse(&who, cfg, now)),
@@ -617,6 +675,15 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
         (
             "handling_ended",
             from_json::<HandlingEndedBody>(body).and_then(|b| b.parse(now)),
+        ),
+        (
+            "handlers",
+            from_json::<HandlersBody>(body).and_then(|b| {
+                b.parse(|e| {
+                    let a = e.as_str().to_ascii_lowercase();
+                    a.ends_with("@kommunen.example").then_some(a)
+                })
+            }),
         ),
         (
             "breach_record",
@@ -751,6 +818,13 @@ fn fuzz_check_command(cmd: &Command, cfg: &ReportConfig, now: DateTime<Utc>) {
             optional(&n.note, TEXT_MAX);
             assert!(n.sent_at <= now + chrono::Duration::minutes(5));
             fuzz_round_trip(n);
+        }
+        Command::AssignHandlers(h) => {
+            for a in [&h.owner, &h.deputy].into_iter().flatten() {
+                assert!(crate::domain::EmailAddress::parse(a).is_some(), "{a:?}");
+            }
+            assert!(h.owner.is_none() || h.owner != h.deputy);
+            fuzz_round_trip(h);
         }
         Command::Report(_) => panic!("no command parser makes a report"),
     }

@@ -57,7 +57,12 @@ async fn run(
         .execute(d.reference, cmd, &who.actor())
         .await?;
     let now = state.services.clock.now();
-    Ok(axum::Json(super::api::view(&updated, now)).into_response())
+    Ok(axum::Json(super::api::view(
+        &updated,
+        now,
+        state.config.notifications.triage_working_days,
+    ))
+    .into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{reference}/breach-record", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = BreachRecordBody, responses((status = 200, description = "The deviation with the record's new version", body = super::api::DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]

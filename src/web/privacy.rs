@@ -140,7 +140,12 @@ async fn shred_api(
     f.finish(&body.unknown)?;
     let d = shred(&state, &who, &reference, decision.unwrap_or_default()).await?;
     let now = state.services.clock.now();
-    Ok(Json(crate::web::api::view(&d, now)).into_response())
+    Ok(Json(crate::web::api::view(
+        &d,
+        now,
+        state.config.notifications.triage_working_days,
+    ))
+    .into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/privacy/extract", tag = "privacy", security(("bearer" = [])),

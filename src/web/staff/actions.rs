@@ -20,7 +20,7 @@ use crate::service::ServiceError;
 use crate::web::body::{Field, Unknown};
 use crate::web::commands::{
     AwarenessBody, ClassificationBody, CloseBody, CommentBody, CompleteMeasureBody, DecisionBody,
-    FilingBody, HandlingEndedBody, MeasureBody, ReopenBody,
+    FilingBody, HandlersBody, HandlingEndedBody, MeasureBody, ReopenBody,
 };
 use crate::web::csrf::{form_token, CsrfForm, CSRF_FIELD};
 use crate::web::error::ApiError;
@@ -63,6 +63,8 @@ const LABELS: &[(&str, &str)] = &[
     ("regime", "Gäller"),
     ("aware_at", "Kännedom"),
     ("ended_at", "Hanteringen avslutad"),
+    ("owner", "Handläggare"),
+    ("deputy", "Ersättare"),
 ];
 
 /// A posted form, by input name (the CSRF token included).
@@ -244,6 +246,18 @@ async fn deviation_action(
             }
             .parse(now),
         ),
+        "handlers" => {
+            let body = HandlersBody {
+                owner: text(&form, "owner"),
+                deputy: text(&form, "deputy"),
+                unknown: Unknown::new(),
+            };
+            let parsed = {
+                let reg = state.services.register.read();
+                body.parse(|e| crate::web::api::handler(&reg.accounts, &d, e))
+            };
+            (Action::AssignHandlers, parsed)
+        }
         "handling-ended" => (
             Action::RecordFiling,
             HandlingEndedBody {

@@ -65,6 +65,8 @@ struct Can {
     comment: bool,
     close: bool,
     reopen: bool,
+    /// Assign the owner and deputy.
+    assign: bool,
     /// Link to the deviation's access log (läslogg).
     access_log: bool,
 }
@@ -113,6 +115,10 @@ pub(super) struct DeviationPage {
     levels: Vec<(String, &'static str)>,
     pdb_options: Vec<(String, &'static str)>,
     filing_kinds: Vec<(String, &'static str)>,
+    /// Who may be owner or deputy: (address, "Name <address>").
+    handler_options: Vec<(String, String)>,
+    /// The triage deadline has passed unmet.
+    triage_overdue: bool,
     /// Which form the errors belong to ("" for none).
     form: String,
     errors: FormErrors,
@@ -225,6 +231,26 @@ pub(super) fn build_page(
     if let Some(r) = &d.resolution {
         facts.push(("Resultat", r.clone()));
     }
+    facts.push((
+        "Handläggare",
+        d.owner.clone().unwrap_or_else(|| labels::NOT_SET.into()),
+    ));
+    facts.push((
+        "Ersättare",
+        d.deputy.clone().unwrap_or_else(|| labels::NOT_SET.into()),
+    ));
+    let triage =
+        crate::domain::workdays::triage(&d, state.config.notifications.triage_working_days, now);
+    if let Some(t) = triage.filter(|t| !t.done) {
+        facts.push((
+            "Ska bedömas senast",
+            format!(
+                "{}{}",
+                stockholm_display(t.due),
+                if t.overdue { " – försenad" } else { "" }
+            ),
+        ));
+    }
     let deadlines = d
         .deadlines
         .iter()
@@ -311,8 +337,10 @@ pub(super) fn build_page(
         comment: authorize(who, Action::Comment, Some(&d)),
         close: open && authorize(who, Action::Close, Some(&d)),
         reopen: !open && authorize(who, Action::Reopen, Some(&d)),
+        assign: open && authorize(who, Action::AssignHandlers, Some(&d)),
         access_log: authorize(who, Action::ViewAccessLog, None),
     };
+    let can_assign = can.assign;
     let last = d.classifications.last().map(|c| &c.classification);
     let v = |k: &str| input.values.get(k).cloned();
     let level = |k: &str, cur: Option<crate::domain::Level>| {
@@ -426,6 +454,23 @@ pub(super) fn build_page(
                 )
             })
             .collect(),
+        handler_options: if can_assign {
+            let reg = state.services.register.read();
+            reg.accounts
+                .list()
+                .into_iter()
+                .filter(|a| crate::web::api::handler(&reg.accounts, &d, &a.email).is_some())
+                .map(|a| {
+                    (
+                        a.email.as_str().to_string(),
+                        format!("{} <{}>", a.name, a.email.as_str()),
+                    )
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
+        triage_overdue: triage.is_some_and(|t| t.overdue),
         form: input.form,
         errors: input.errors,
         values: input.values,

@@ -41,6 +41,7 @@ pub fn staff_nav(who: &Principal, current: &str) -> Vec<NavLink> {
     };
     if authorize(who, Action::ListDeviations, None) {
         add("/staff", "Avvikelser");
+        add("/staff?mine=1", "Mina ärenden");
     }
     if authorize(who, Action::ViewReports, None) {
         add("/staff/reports", "Årsrapport");

@@ -48,6 +48,8 @@ struct Column {
 #[template(path = "staff/register.html")]
 struct RegisterPage {
     layout: Layout,
+    /// Only the user's own cases (owner or deputy).
+    mine: bool,
     filter: ListQuery,
     year_value: String,
     statuses: Vec<(String, &'static str)>,
@@ -88,27 +90,47 @@ fn short_kind(k: FilingKind) -> &'static str {
     }
 }
 
-fn markers(d: &Deviation, now: DateTime<Utc>) -> Vec<Marker> {
-    let mut out: Vec<Marker> = d
-        .deadlines
-        .iter()
-        .filter(|dl| dl.settled_at.is_none())
-        .map(|dl| {
-            let overdue = dl.due < now;
-            Marker {
-                text: if overdue {
-                    format!("Försenad: {}", short_kind(dl.kind))
-                } else {
-                    format!(
-                        "{} senast {}",
-                        short_kind(dl.kind),
-                        stockholm_display(dl.due)
-                    )
-                },
-                overdue,
-            }
-        })
-        .collect();
+fn markers(d: &Deviation, now: DateTime<Utc>, triage_days: u32) -> Vec<Marker> {
+    let mut out: Vec<Marker> = Vec::new();
+    if let Some(t) = crate::domain::workdays::triage(d, triage_days, now) {
+        if t.overdue {
+            out.push(Marker {
+                text: "Försenad: bedömning".into(),
+                overdue: true,
+            });
+        } else if !t.done {
+            out.push(Marker {
+                text: format!("Bedöms senast {}", stockholm_display(t.due)),
+                overdue: false,
+            });
+        }
+    }
+    if let Some(o) = &d.owner {
+        out.push(Marker {
+            text: format!("Handläggare {o}"),
+            overdue: false,
+        });
+    }
+    out.extend(
+        d.deadlines
+            .iter()
+            .filter(|dl| dl.settled_at.is_none())
+            .map(|dl| {
+                let overdue = dl.due < now;
+                Marker {
+                    text: if overdue {
+                        format!("Försenad: {}", short_kind(dl.kind))
+                    } else {
+                        format!(
+                            "{} senast {}",
+                            short_kind(dl.kind),
+                            stockholm_display(dl.due)
+                        )
+                    },
+                    overdue,
+                }
+            }),
+    );
     let today = now.with_timezone(&Stockholm).date_naive();
     let late = d
         .measures
@@ -133,6 +155,7 @@ fn query_string(q: &RegisterQuery, sort: &str, page: usize) -> String {
         ("sector", &l.sector),
         ("category", &l.category),
         ("q", &l.q),
+        ("mine", &l.mine),
     ] {
         if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
             pairs.push((k, v.clone()));
@@ -229,7 +252,7 @@ async fn register_page(
             major: d.severity == Some(Severity::Major),
             reported: stockholm_display(d.reported_at),
             markers: {
-                let mut m = markers(d, now);
+                let mut m = markers(d, now, state.config.notifications.triage_working_days);
                 if owed.contains(&d.id) {
                     m.insert(
                         0,
@@ -277,8 +300,14 @@ async fn register_page(
         "due" => "närmaste frist",
         _ => "referens",
     };
+    let mine = matches!(q.list.mine.as_deref(), Some("1" | "true" | "ja"));
     let page_view = RegisterPage {
-        layout: Layout::staff("Avvikelser", staff_nav(&who, "/staff")),
+        layout: if mine {
+            Layout::staff("Mina ärenden", staff_nav(&who, "/staff?mine=1"))
+        } else {
+            Layout::staff("Avvikelser", staff_nav(&who, "/staff"))
+        },
+        mine,
         year_value: q.list.year.map(|y| y.to_string()).unwrap_or_default(),
         statuses: [Status::Received, Status::Investigating, Status::Closed]
             .iter()

@@ -233,6 +233,14 @@ fn describe_deviation(e: &DeviationEvent) -> (String, Vec<String>) {
             "Beslut om information till de berörda (art. 34)".into(),
             vec![n.decision.label_sv().to_string(), n.text.clone()],
         ),
+        DeviationEvent::HandlersAssigned(h) => (
+            "Handläggare".into(),
+            vec![format!(
+                "Handläggare: {}. Ersättare: {}.",
+                h.owner.as_deref().unwrap_or("ingen"),
+                h.deputy.as_deref().unwrap_or("ingen")
+            )],
+        ),
         DeviationEvent::AffectedNotified(n) => (
             "De berörda informerade".into(),
             vec![format!(
