@@ -92,6 +92,10 @@ impl Deviation {
 /// The deadlines of a deviation, each with its settlement; lateness is frozen at filing.
 pub(super) fn compute(d: &Deviation) -> Vec<Deadline> {
     let mut out = Vec::new();
+    // A report of an incident has its clocks on the incident.
+    if d.incident.is_some() {
+        return Vec::new();
+    }
     let marked = |r: Regime| {
         d.classifications
             .last()

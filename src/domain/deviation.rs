@@ -119,6 +119,49 @@ pub struct HandlersAssigned {
     pub deputy: Option<String>,
 }
 
+/// How a deviation relates to the incident it is linked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkKind {
+    /// Another report of the same incident (e.g. twelve employees about one supplier
+    /// breach): handled, classified, escalated and filed once, on the incident.
+    Report,
+    /// The same report twice.
+    Duplicate,
+}
+
+impl LinkKind {
+    pub fn label_sv(self) -> &'static str {
+        match self {
+            LinkKind::Report => "rapport om samma incident",
+            LinkKind::Duplicate => "dubblett",
+        }
+    }
+}
+
+/// The deviation was linked to an incident (another deviation, the parent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkedToIncident {
+    pub incident: Uuid,
+    pub incident_reference: Reference,
+    pub relation: LinkKind,
+}
+
+/// The link to the incident was removed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnlinkedFromIncident {
+    pub incident: Uuid,
+}
+
+/// Which supplier is involved, and whether the report came from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SupplierRecorded {
+    /// The supplier's (an organisation's) name; `None` clears it.
+    pub supplier: Option<String>,
+    /// The report came from the supplier (the "leverantör" channel).
+    pub reported_by_supplier: bool,
+}
+
 /// The handling of a NIS2 incident ended (it is no longer ongoing).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentHandlingEnded {
@@ -171,6 +214,9 @@ super::event_enum! {
     AffectedNoticeDecided(AffectedNoticeDecided) = "AffectedNoticeDecided",
     AffectedNotified(AffectedNotified) = "AffectedNotified",
     HandlersAssigned(HandlersAssigned) = "HandlersAssigned",
+    LinkedToIncident(LinkedToIncident) = "LinkedToIncident",
+    UnlinkedFromIncident(UnlinkedFromIncident) = "UnlinkedFromIncident",
+    SupplierRecorded(SupplierRecorded) = "SupplierRecorded",
     }
 }
 
@@ -255,6 +301,17 @@ pub struct Filing {
     pub recorded_at: DateTime<Utc>,
 }
 
+/// The incident a deviation is linked to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IncidentLink {
+    pub id: Uuid,
+    #[schema(value_type = String, example = "AVV-2026-0001")]
+    pub reference: Reference,
+    pub relation: LinkKind,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
 /// When and under which decision a deviation was gallrad.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Shredding {
@@ -332,6 +389,16 @@ pub struct Deviation {
     /// The ersättare, who stands in for the owner.
     #[serde(default)]
     pub deputy: Option<String>,
+    /// The incident this deviation is a report of (or a duplicate of): classification,
+    /// escalation and filings happen there.
+    #[serde(default)]
+    pub incident: Option<IncidentLink>,
+    /// The supplier involved (an organisation's name).
+    #[serde(default)]
+    pub supplier: Option<String>,
+    /// The report came from the supplier.
+    #[serde(default)]
+    pub reported_by_supplier: bool,
     /// Number of events in the stream.
     pub version: u32,
     /// Seq of the last event applied.
@@ -472,6 +539,10 @@ pub enum Command {
     RecordAffectedNotified(AffectedNotified),
     /// Assign (or change, or clear) the owner and the deputy.
     AssignHandlers(HandlersAssigned),
+    /// Link to an incident (the caller checked that it exists and is not itself linked).
+    LinkToIncident(LinkedToIncident),
+    Unlink,
+    RecordSupplier(SupplierRecorded),
 }
 
 /// Why a command was refused.
@@ -505,6 +576,10 @@ pub enum DomainError {
     RecordUnchanged,
     #[error("no decision to tell the people affected is recorded")]
     NoNoticeDecision,
+    #[error("the deviation is linked to incident {0}: do this there")]
+    LinkedToIncident(Reference),
+    #[error("the deviation is not linked to an incident")]
+    NotLinked,
 }
 
 impl DomainError {
@@ -534,6 +609,10 @@ impl DomainError {
             DomainError::NoNoticeDecision => {
                 "Registrera först beslutet att informera de berörda.".into()
             }
+            DomainError::LinkedToIncident(r) => format!(
+                "Avvikelsen är kopplad till incidenten {r}. Klassning, anmälningar och eskalering görs där."
+            ),
+            DomainError::NotLinked => "Avvikelsen är inte kopplad till någon incident.".into(),
         }
     }
 }
@@ -558,6 +637,23 @@ pub fn decide(state: Option<&Deviation>, cmd: Command) -> Result<Vec<DeviationEv
             Command::Report(_) => DomainError::AlreadyReported,
             _ => DomainError::Shredded,
         });
+    }
+    if let Some(link) = &d.incident {
+        if matches!(
+            cmd,
+            Command::Classify(_)
+                | Command::ClassifyAsController { .. }
+                | Command::RecordFiling(_)
+                | Command::DeclineFiling(_)
+                | Command::RecordAwareness(_)
+                | Command::EndIncidentHandling(_)
+                | Command::SaveBreachRecord(_)
+                | Command::SaveNis2Record(_)
+                | Command::DecideAffectedNotice(_)
+                | Command::RecordAffectedNotified(_)
+        ) {
+            return Err(DomainError::LinkedToIncident(link.reference));
+        }
     }
     let classify = |c: &Classification| {
         open()?;
@@ -699,6 +795,30 @@ pub fn decide(state: Option<&Deviation>, cmd: Command) -> Result<Vec<DeviationEv
             }
             DeviationEvent::HandlersAssigned(h)
         }
+        Command::LinkToIncident(l) => {
+            if l.incident == d.id {
+                return Err(DomainError::Unchanged);
+            }
+            if d.incident
+                .as_ref()
+                .is_some_and(|x| x.id == l.incident && x.relation == l.relation)
+            {
+                return Err(DomainError::RecordUnchanged);
+            }
+            DeviationEvent::LinkedToIncident(l)
+        }
+        Command::Unlink => match &d.incident {
+            Some(x) => {
+                DeviationEvent::UnlinkedFromIncident(UnlinkedFromIncident { incident: x.id })
+            }
+            None => return Err(DomainError::NotLinked),
+        },
+        Command::RecordSupplier(s) => {
+            if d.supplier == s.supplier && d.reported_by_supplier == s.reported_by_supplier {
+                return Err(DomainError::RecordUnchanged);
+            }
+            DeviationEvent::SupplierRecorded(s)
+        }
         Command::RecordAffectedNotified(n) => {
             if !d
                 .affected_notice
@@ -759,6 +879,9 @@ pub fn evolve(
                 affected_notice: None,
                 owner: None,
                 deputy: None,
+                incident: None,
+                supplier: None,
+                reported_by_supplier: false,
                 version: 0,
                 last_seq: 0,
                 updated_at: meta.at,
@@ -892,6 +1015,20 @@ pub fn evolve(
                         decided_at: meta.at,
                         sent,
                     })
+                }
+                DeviationEvent::LinkedToIncident(l) => {
+                    d.incident = Some(IncidentLink {
+                        id: l.incident,
+                        reference: l.incident_reference,
+                        relation: l.relation,
+                        by: meta.actor.clone(),
+                        at: meta.at,
+                    })
+                }
+                DeviationEvent::UnlinkedFromIncident(_) => d.incident = None,
+                DeviationEvent::SupplierRecorded(s) => {
+                    d.supplier = s.supplier.clone();
+                    d.reported_by_supplier = s.reported_by_supplier;
                 }
                 DeviationEvent::HandlersAssigned(h) => {
                     d.owner = h.owner.clone();

@@ -62,7 +62,10 @@ pub struct Triage {
 
 pub fn triage(d: &Deviation, working_days: u32, now: DateTime<Utc>) -> Option<Triage> {
     let due = triage_due(d.reported_at, working_days)?;
-    let done = d.classified_at.is_some() || d.closed_at.is_some() || d.shredded.is_some();
+    let done = d.classified_at.is_some()
+        || d.closed_at.is_some()
+        || d.shredded.is_some()
+        || d.incident.is_some();
     Some(Triage {
         due,
         done,

@@ -37,7 +37,7 @@ pub struct AnnualReport {
     /// Sectors seen this year or the year before, most frequent first; `key` "" is "no
     /// sector given".
     pub by_sector: Vec<CountRow>,
-    /// web, email, api; always all three.
+    /// web, email, api (not from a supplier) and supplier; always all four.
     pub by_channel: Vec<CountRow>,
     /// January to December (month of `reported_at`, Stockholm time).
     pub by_month: Vec<MonthRow>,
@@ -110,6 +110,10 @@ pub struct Totals {
     /// Closed as of `as_of`.
     pub closed: u64,
     pub open_at_year_end: u64,
+    /// Reports of the year linked to an incident or marked duplicates: counted once, as
+    /// their incident, nowhere else. Absent (zero) in reports issued before.
+    #[serde(default)]
+    pub linked_reports: u64,
 }
 
 /// A count this year with the same count for the year before (the trend).
@@ -437,8 +441,16 @@ pub fn compute<'a>(
 ) -> AnnualReport {
     let mut this_year: Vec<&Deviation> = Vec::new();
     let mut prev_year: Vec<&Deviation> = Vec::new();
+    let mut linked_reports = 0u64;
     for d in deviations {
         let y = stockholm_year(d.reported_at);
+        // Reports of an incident and duplicates are counted once, as their incident.
+        if d.incident.is_some() {
+            if y == year {
+                linked_reports += 1;
+            }
+            continue;
+        }
         if y == year {
             this_year.push(d);
         } else if Some(y) == year.checked_sub(1) {
@@ -505,15 +517,24 @@ pub fn compute<'a>(
         &tally(&prev_year, &sector),
         "Ingen sektor angiven",
     );
-    let by_channel = [Channel::Web, Channel::Email, Channel::Api]
+    let mut by_channel = [Channel::Web, Channel::Email, Channel::Api]
         .into_iter()
-        .map(|c| CountRow {
-            key: channel_key(c).into(),
-            label_sv: channel_label_sv(c),
-            count: count_if(&this_year, &|d| d.channel == c),
-            previous_year: count_if(&prev_year, &|d| d.channel == c),
+        .map(|c| {
+            let from = |d: &Deviation| d.channel == c && !d.reported_by_supplier;
+            CountRow {
+                key: channel_key(c).into(),
+                label_sv: channel_label_sv(c),
+                count: count_if(&this_year, &from),
+                previous_year: count_if(&prev_year, &from),
+            }
         })
         .collect::<Vec<_>>();
+    by_channel.push(CountRow {
+        key: "supplier".into(),
+        label_sv: "Från leverantör".into(),
+        count: count_if(&this_year, &|d| d.reported_by_supplier),
+        previous_year: count_if(&prev_year, &|d| d.reported_by_supplier),
+    });
 
     let by_month = (1..=12u32)
         .map(|m| {
@@ -727,6 +748,7 @@ pub fn compute<'a>(
         unclassified: by_severity[2].count,
         closed: count_if(&this_year, &|d| d.status == Status::Closed),
         open_at_year_end: open_at_year_end.len() as u64,
+        linked_reports,
     };
 
     AnnualReport {

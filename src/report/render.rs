@@ -174,9 +174,17 @@ fn view(report: &AnnualReport, draft: bool, chart_list: &[Chart]) -> View {
             label: "Rapporterade avvikelser".into(),
             value: t.deviations.to_string(),
             note: format!(
-                "{} föregående år ({})",
+                "{} föregående år ({}){}",
                 t.previous_year,
-                change_sv(t.deviations, t.previous_year)
+                change_sv(t.deviations, t.previous_year),
+                if t.linked_reports > 0 {
+                    format!(
+                        "; därtill {} rapporter om samma incidenter, räknade en gång",
+                        t.linked_reports
+                    )
+                } else {
+                    String::new()
+                }
             ),
         },
         KeyFigure {

@@ -14,7 +14,8 @@ use uuid::Uuid;
 use super::body::from_json;
 use super::commands::{
     AwarenessBody, ClassificationBody, CloseBody, CommentBody, CompleteMeasureBody, DecisionBody,
-    FilingBody, HandlersBody, HandlingEndedBody, MeasureBody, ReopenBody,
+    FilingBody, HandlersBody, HandlingEndedBody, IncidentLinkBody, MeasureBody, ReopenBody,
+    SupplierBody,
 };
 use super::error::{ApiError, Problem};
 use super::openapi::{ApiDoc, ProblemAnswers};
@@ -43,6 +44,8 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(awareness))
         .routes(routes!(handling_ended))
         .routes(routes!(handlers))
+        .routes(routes!(incident_link))
+        .routes(routes!(supplier))
         .merge(super::audit_api::routes())
         .merge(super::access_log::api())
         .merge(super::recipients::api())
@@ -175,6 +178,87 @@ async fn handlers(
     run(&state, &who, &d, cmd).await
 }
 
+/// Can `r` be the incident `d` is linked to, for `who`? Its id, or why not.
+pub fn incident_for(
+    reg: &crate::register::Register,
+    who: &Principal,
+    d: &Deviation,
+    r: Reference,
+) -> Result<Uuid, (&'static str, &'static str)> {
+    let Some(p) = reg
+        .by_reference(r)
+        .filter(|p| authorize(who, Action::ViewDeviation, Some(p)))
+    else {
+        return Err((
+            "no such deviation",
+            "Det finns ingen avvikelse med den referensen.",
+        ));
+    };
+    if p.id == d.id {
+        return Err((
+            "a deviation cannot be its own incident",
+            "En avvikelse kan inte kopplas till sig själv.",
+        ));
+    }
+    if p.incident.is_some() {
+        return Err((
+            "that deviation is itself linked to an incident: link to that one",
+            "Den avvikelsen är själv kopplad till en incident. Koppla till den incidenten i stället.",
+        ));
+    }
+    if p.shredded.is_some() {
+        return Err(("that deviation is shredded", "Den avvikelsen är gallrad."));
+    }
+    if !authorize(who, Action::Classify, Some(p)) {
+        return Err((
+            "you may not handle that deviation",
+            "Du får inte hantera den avvikelsen.",
+        ));
+    }
+    if reg
+        .list()
+        .iter()
+        .any(|x| x.incident.as_ref().is_some_and(|l| l.id == d.id))
+    {
+        return Err((
+            "this deviation has reports of its own: it is an incident",
+            "Avvikelsen har egna kopplade rapporter och är själv en incident.",
+        ));
+    }
+    Ok(p.id)
+}
+
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/incident", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = IncidentLinkBody, responses((status = 200, description = "The deviation, linked (or unlinked)", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+/// Links the deviation to an incident as another report of it or as a duplicate (then
+/// classification, escalation and filings happen once, on the incident), or unlinks it.
+async fn incident_link(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::Classify)?;
+    let body = from_json::<IncidentLinkBody>(&body)?;
+    let cmd = {
+        let reg = state.services.register.read();
+        body.parse(|r| incident_for(&reg, &who, &d, r))?
+    };
+    run(&state, &who, &d, cmd).await
+}
+
+#[utoipa::path(post, path = "/api/v1/deviations/{reference}/supplier", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = SupplierBody, responses((status = 200, description = "The deviation with its supplier", body = DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+/// Records the supplier involved and whether the report came from it.
+async fn supplier(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(reference): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let d = load_authorized(&state, &who, &reference, Action::AssignHandlers)?;
+    let cmd = from_json::<SupplierBody>(&body)?.parse()?;
+    run(&state, &who, &d, cmd).await
+}
+
 pub fn view(d: &Deviation, now: DateTime<Utc>, triage_days: u32) -> DeviationView<'_> {
     DeviationView {
         deviation: d,
@@ -218,6 +302,8 @@ pub struct ListQuery {
     pub q: Option<String>,
     /// "1": only the deviations the caller is owner or deputy of (Mina ärenden).
     pub mine: Option<String>,
+    /// Only the reports linked to this incident (AVV-YYYY-NNNN).
+    pub incident: Option<String>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
 }
@@ -237,6 +323,11 @@ pub fn filtered<'a>(
     let sector = q.sector.as_deref().filter(|s| !s.is_empty());
     let category = q.category.as_deref().filter(|s| !s.is_empty());
     let mine = matches!(q.mine.as_deref(), Some("1" | "true" | "ja"));
+    let incident = q
+        .incident
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|s| Reference::parse(&s.to_ascii_uppercase()));
     reg.list()
         .into_iter()
         .filter(|d| authorize(who, Action::ViewDeviation, Some(d)))
@@ -253,6 +344,10 @@ pub fn filtered<'a>(
         .filter(|d| sector.is_none_or(|s| d.sector.as_deref() == Some(s)))
         .filter(|d| category.is_none_or(|c| d.category.as_deref() == Some(c)))
         .filter(|d| q.year.is_none_or(|y| stockholm_year(d.reported_at) == y))
+        .filter(|d| match incident {
+            None => true,
+            Some(want) => d.incident.as_ref().map(|l| l.reference) == want,
+        })
         .filter(|d| {
             !mine
                 || [&d.owner, &d.deputy]
@@ -273,7 +368,7 @@ pub fn filtered<'a>(
         .collect()
 }
 
-#[utoipa::path(get, path = "/api/v1/deviations", tag = "staff", security(("bearer" = [])), params(("status" = Option<String>, Query, description = "received|investigating|closed"), ("severity" = Option<String>, Query, description = "minor|major|none"), ("sector" = Option<String>, Query), ("category" = Option<String>, Query), ("year" = Option<i32>, Query, description = "Stockholm year of reporting"), ("q" = Option<String>, Query, description = "free text"), ("mine" = Option<String>, Query, description = "1: only deviations the caller is owner or deputy of"), ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)), responses((status = 200, body = DeviationList), (status = 401, body = Problem)))]
+#[utoipa::path(get, path = "/api/v1/deviations", tag = "staff", security(("bearer" = [])), params(("status" = Option<String>, Query, description = "received|investigating|closed"), ("severity" = Option<String>, Query, description = "minor|major|none"), ("sector" = Option<String>, Query), ("category" = Option<String>, Query), ("year" = Option<i32>, Query, description = "Stockholm year of reporting"), ("q" = Option<String>, Query, description = "free text"), ("mine" = Option<String>, Query, description = "1: only deviations the caller is owner or deputy of"), ("incident" = Option<String>, Query, description = "only the reports linked to this incident, AVV-YYYY-NNNN"), ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)), responses((status = 200, body = DeviationList), (status = 401, body = Problem)))]
 async fn list_deviations(
     State(state): State<AppState>,
     Staff(who): Staff,

@@ -14,12 +14,12 @@ use crate::auth::Principal;
 use crate::config::ReportConfig;
 use crate::domain::deviation::{
     AwarenessRecorded, CommentAdded, FilingDeclined, FilingRecorded, HandlersAssigned,
-    IncidentHandlingEnded, MeasureAdded,
+    IncidentHandlingEnded, LinkKind, LinkedToIncident, MeasureAdded, SupplierRecorded,
 };
 use crate::domain::organisation::OrganisationDetails;
 use crate::domain::{
-    Aspects, Classification, Command, EmailAddress, FilingKind, PersonalDataBreach, Regime,
-    Severity,
+    Aspects, Classification, Command, EmailAddress, FilingKind, PersonalDataBreach, Reference,
+    Regime, Severity,
 };
 
 pub const TEXT_MAX: usize = 20_000;
@@ -528,6 +528,112 @@ impl HandlersBody {
     }
 }
 
+/// Links the deviation to an incident (another deviation, which then holds the
+/// classification, escalation and filings), or with `incident` null, unlinks it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct IncidentLinkBody {
+    /// The incident's reference, AVV-YYYY-NNNN; null unlinks.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, example = "AVV-2026-0001")]
+    pub incident: Field<String>,
+    /// `report` (another report of the same incident, the default) or `duplicate`.
+    #[serde(default)]
+    #[schema(value_type = Option<LinkKind>)]
+    pub relation: Field<LinkKind>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+impl IncidentLinkBody {
+    /// `resolve(reference)`: the incident's id, or why it cannot be one (English,
+    /// Swedish).
+    pub fn parse(
+        &self,
+        resolve: impl Fn(Reference) -> Result<Uuid, (&'static str, &'static str)>,
+    ) -> Result<Command, ApiError> {
+        let mut f = Problems::default();
+        let relation = f
+            .parsed(
+                "relation",
+                &self.relation,
+                false,
+                (
+                    "\"report\" or \"duplicate\"",
+                    "Välj rapport om samma incident eller dubblett.",
+                ),
+            )
+            .unwrap_or(LinkKind::Report);
+        let incident = f.text("incident", &self.incident, false, SHORT_MAX);
+        let target = incident.and_then(|s| match Reference::parse(&s.to_ascii_uppercase()) {
+            None => {
+                f.error(
+                    "incident",
+                    "must be a reference AVV-YYYY-NNNN",
+                    "Ange incidentens referens, till exempel AVV-2026-0001.",
+                );
+                None
+            }
+            Some(r) => match resolve(r) {
+                Ok(id) => Some((id, r)),
+                Err((en, sv)) => {
+                    f.error("incident", en, sv);
+                    None
+                }
+            },
+        });
+        let unlink = matches!(self.incident, Field::Absent);
+        f.finish(&self.unknown)?;
+        match target {
+            Some((incident, incident_reference)) => Ok(Command::LinkToIncident(LinkedToIncident {
+                incident,
+                incident_reference,
+                relation,
+            })),
+            None if unlink => Ok(Command::Unlink),
+            None => Err(ApiError::BadRequest("incomplete link".into())),
+        }
+    }
+}
+
+/// The supplier involved, and whether the report came from it.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct SupplierBody {
+    /// The supplier's name (an organisation); absent clears it.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, max_length = 200, example = "Skolplattformen AB")]
+    pub supplier: Field<String>,
+    /// The report came from the supplier (counted under the "leverantör" channel).
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    pub reported_by_supplier: Field<bool>,
+    #[serde(flatten)]
+    #[schema(ignore)]
+    pub unknown: Unknown,
+}
+
+impl SupplierBody {
+    pub fn parse(&self) -> Result<Command, ApiError> {
+        let mut f = Problems::default();
+        let supplier = f.text("supplier", &self.supplier, false, SHORT_MAX);
+        let by = f
+            .boolean("reported_by_supplier", &self.reported_by_supplier, false)
+            .unwrap_or(false);
+        if by && supplier.is_none() {
+            f.error(
+                "supplier",
+                "required when the report came from the supplier",
+                "Ange vilken leverantör rapporten kom från.",
+            );
+        }
+        f.finish(&self.unknown)?;
+        Ok(Command::RecordSupplier(SupplierRecorded {
+            supplier,
+            reported_by_supplier: by,
+        }))
+    }
+}
+
 /// The NIS2 incident's handling ended (it is no longer ongoing).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct HandlingEndedBody {
@@ -635,7 +741,7 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
     use super::filing_commands::{
         AffectedNoticeBody, AffectedNotifiedBody, BreachRecordBody, Nis2RecordBody,
     };
-    let results: [(&'static str, Result<Command, ApiError>); 15] = [
+    let results: [(&'static str, Result<Command, ApiError>); 17] = [
         (
             "classification",
             from_json::<ClassificationBody>(body).and_then(|b| b.parse(&who, cfg, now)),
@@ -684,6 +790,20 @@ pub fn fuzz_api_body(body: &[u8]) -> FuzzOutcome {
                     a.ends_with("@kommunen.example").then_some(a)
                 })
             }),
+        ),
+        (
+            "incident",
+            from_json::<IncidentLinkBody>(body).and_then(|b| {
+                b.parse(|r| {
+                    (r.to_string() == "AVV-2026-0001")
+                        .then_some(Uuid::from_u128(3))
+                        .ok_or(("no such deviation", "Avvikelsen finns inte."))
+                })
+            }),
+        ),
+        (
+            "supplier",
+            from_json::<SupplierBody>(body).and_then(|b| b.parse()),
         ),
         (
             "breach_record",
@@ -818,6 +938,18 @@ fn fuzz_check_command(cmd: &Command, cfg: &ReportConfig, now: DateTime<Utc>) {
             optional(&n.note, TEXT_MAX);
             assert!(n.sent_at <= now + chrono::Duration::minutes(5));
             fuzz_round_trip(n);
+        }
+        Command::LinkToIncident(l) => {
+            assert_eq!(l.incident, Uuid::from_u128(3));
+            fuzz_round_trip(l);
+        }
+        Command::Unlink => {}
+        Command::RecordSupplier(s) => {
+            if let Some(x) = &s.supplier {
+                text(x, SHORT_MAX);
+            }
+            assert!(!s.reported_by_supplier || s.supplier.is_some());
+            fuzz_round_trip(s);
         }
         Command::AssignHandlers(h) => {
             for a in [&h.owner, &h.deputy].into_iter().flatten() {

@@ -793,7 +793,7 @@ fn check_every_figure(report: &AnnualReport) {
     assert_eq!(
         j["totals"],
         serde_json::json!({"deviations": 7, "previous_year": 2, "major": 2, "minor": 4,
-            "unclassified": 1, "closed": 4, "open_at_year_end": 3})
+            "unclassified": 1, "closed": 4, "open_at_year_end": 3, "linked_reports": 0})
     );
     assert_eq!(
         rows(&j["by_severity"]),
@@ -854,7 +854,12 @@ fn check_every_figure(report: &AnnualReport) {
     );
     assert_eq!(
         rows(&j["by_channel"]),
-        vec![(s("web"), 4, 1), (s("email"), 2, 1), (s("api"), 1, 0)]
+        vec![
+            (s("web"), 4, 1),
+            (s("email"), 2, 1),
+            (s("api"), 1, 0),
+            (s("supplier"), 0, 0)
+        ]
     );
     let months: Vec<[u64; 4]> = j["by_month"]
         .as_array()

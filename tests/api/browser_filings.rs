@@ -22,7 +22,7 @@ async fn set_value(b: &Browser, css: &str, value: &str) {
 }
 
 /// Waits until the page's `main` contains `needle` (the page may be reloading).
-async fn wait_text(b: &Browser, needle: &str) -> String {
+pub async fn wait_text(b: &Browser, needle: &str) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let main = match b.client.find(fantoccini::Locator::Css("main")).await {

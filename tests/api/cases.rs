@@ -197,3 +197,160 @@ async fn owner_and_deputy_are_assigned_and_the_triage_clock_counts_working_days(
     assert!(html.contains("Försenad: bedömning"), "{html}");
     assert!(html.contains(&format!("Handläggare {KONTAKT}")), "{html}");
 }
+
+#[tokio::test]
+async fn twelve_reports_of_one_supplier_breach_are_one_incident_escalated_once() {
+    let sink = SmtpSink::start(Mode::Normal).await;
+    let clock = Arc::new(ManualClock::new(t("2026-05-04T08:00:00Z")));
+    let app = app_at(sink.port(), clock.clone()).await;
+    let tok = crate::authz::tokens(&app).await;
+    let mut refs = Vec::new();
+    for i in 0..12 {
+        let r: Value = app
+            .post_json(
+                "/api/v1/deviations",
+                json!({"title": format!("Konstigt mejl från Skolplattformen {i}"),
+                       "description": "Leverantören har haft ett intrång", "sector": "Socialtjänsten",
+                       "reporter": {"name": format!("Anställd {i}"), "email": format!("anstalld{i}@kommunen.example")}}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        refs.push(r["reference"].as_str().unwrap().to_string());
+    }
+    let (incident, reports) = (refs[0].clone(), refs[1..].to_vec());
+    let link = |r: &str| format!("/api/v1/deviations/{r}/incident");
+    for (i, r) in reports.iter().enumerate() {
+        let relation = if i == 10 { "duplicate" } else { "report" };
+        let (s, d) = call(
+            &app,
+            &tok["ciso"],
+            "POST",
+            &link(r),
+            json!({"incident": incident, "relation": relation}),
+        )
+        .await;
+        assert_eq!(s, 200, "{d}");
+        assert_eq!(d["incident"]["reference"], incident.as_str());
+    }
+    // No chains, no loops: not to a report, not the incident itself, not to itself.
+    for (from, to, why) in [
+        (&refs[1], &refs[2], "itself linked"),
+        (&refs[0], &refs[3], "itself linked"),
+        (&refs[1], &refs[1], "its own incident"),
+    ] {
+        let (s, v) = call(
+            &app,
+            &tok["ciso"],
+            "POST",
+            &link(from),
+            json!({"incident": to}),
+        )
+        .await;
+        assert_eq!(s, 422, "{v}");
+        assert!(v.to_string().contains(why), "{why}: {v}");
+    }
+    // A report is not classified on its own: the incident is.
+    let major = json!({"severity": "major", "category": "obehörig åtkomst", "personal_data_breach": "yes",
+                       "nis2_significant": false, "aspects": {"confidentiality": 3}});
+    let (s, v) = call(
+        &app,
+        &tok["ciso"],
+        "POST",
+        &format!("/api/v1/deviations/{}/classification", refs[5]),
+        major.clone(),
+    )
+    .await;
+    assert_eq!(s, 409, "{v}");
+    assert!(v.to_string().contains(&incident), "{v}");
+    let (s, _) = call(
+        &app,
+        &tok["ciso"],
+        "POST",
+        &format!("/api/v1/deviations/{incident}/classification"),
+        major,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(
+        &app,
+        &tok["ciso"],
+        "POST",
+        &format!("/api/v1/deviations/{incident}/supplier"),
+        json!({"supplier": "Skolplattformen AB", "reported_by_supplier": false}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    deliver(&app, &clock).await;
+    let escalations = to(&sink.messages(), "Större avvikelse");
+    let mut board: Vec<String> = crate::notify::LG
+        .iter()
+        .chain(crate::notify::KS.iter())
+        .map(|s| s.to_string())
+        .collect();
+    board.sort();
+    assert_eq!(escalations, board, "one escalation to each board member");
+    // The GDPR clock runs on the incident only.
+    let (_, d) = call(
+        &app,
+        &tok["ciso"],
+        "GET",
+        &format!("/api/v1/deviations/{}", refs[5]),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(d["deadlines"], json!([]), "{d}");
+    let (_, list) = call(
+        &app,
+        &tok["ciso"],
+        "GET",
+        &format!("/api/v1/deviations?incident={incident}"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(list["total"], 11);
+
+    // The incident's page lists its reports and reporters.
+    let ciso = crate::staff_ui::login(&app, CISO).await;
+    let html = ciso
+        .get(format!("{}/staff/deviations/{incident}", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Rapporter om samma incident (11)"), "{html}");
+    assert!(html.contains("anstalld7@kommunen.example") && html.contains("dubblett"));
+
+    // The annual report counts the incident once.
+    let (s, rep) = call(
+        &app,
+        &tok["ciso"],
+        "GET",
+        "/api/v1/reports/annual/2026",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, 200, "{rep}");
+    assert_eq!(rep["totals"]["deviations"], 1, "{}", rep["totals"]);
+    assert_eq!(rep["totals"]["linked_reports"], 11);
+    assert_eq!(rep["totals"]["major"], 1);
+
+    // Unlinked, a report is its own deviation again.
+    let (s, d) = call(&app, &tok["ciso"], "POST", &link(&refs[11]), json!({})).await;
+    assert_eq!(s, 200, "{d}");
+    assert!(d["incident"].is_null());
+    let (s, _) = call(&app, &tok["ciso"], "POST", &link(&refs[11]), json!({})).await;
+    assert_eq!(s, 409);
+    let (_, rep) = call(
+        &app,
+        &tok["ciso"],
+        "GET",
+        "/api/v1/reports/annual/2026",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(rep["totals"]["deviations"], 2);
+}

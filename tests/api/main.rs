@@ -9,6 +9,7 @@ mod audit_tamper;
 mod audit_ui;
 mod authz;
 mod browser;
+mod browser_cases;
 mod browser_filings;
 mod browser_privacy;
 mod browser_setup;

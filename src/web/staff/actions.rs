@@ -20,7 +20,8 @@ use crate::service::ServiceError;
 use crate::web::body::{Field, Unknown};
 use crate::web::commands::{
     AwarenessBody, ClassificationBody, CloseBody, CommentBody, CompleteMeasureBody, DecisionBody,
-    FilingBody, HandlersBody, HandlingEndedBody, MeasureBody, ReopenBody,
+    FilingBody, HandlersBody, HandlingEndedBody, IncidentLinkBody, MeasureBody, ReopenBody,
+    SupplierBody,
 };
 use crate::web::csrf::{form_token, CsrfForm, CSRF_FIELD};
 use crate::web::error::ApiError;
@@ -64,6 +65,10 @@ const LABELS: &[(&str, &str)] = &[
     ("aware_at", "Kännedom"),
     ("ended_at", "Hanteringen avslutad"),
     ("owner", "Handläggare"),
+    ("incident", "Incident"),
+    ("relation", "Koppling"),
+    ("supplier", "Leverantör"),
+    ("reported_by_supplier", "Rapporten kom från leverantören"),
     ("deputy", "Ersättare"),
 ];
 
@@ -258,6 +263,36 @@ async fn deviation_action(
             };
             (Action::AssignHandlers, parsed)
         }
+        "incident" => {
+            let body = IncidentLinkBody {
+                incident: text(&form, "incident"),
+                relation: choice(&form, "relation"),
+                unknown: Unknown::new(),
+            };
+            let parsed = if !form.contains_key("unlink") && matches!(body.incident, Field::Absent) {
+                // The link form sent empty: not an unlink (that form says so).
+                Err(ApiError::Validation(vec![
+                    crate::web::error::FieldError::new(
+                        "incident",
+                        "is required",
+                        "Ange incidentens referens, till exempel AVV-2026-0001.",
+                    ),
+                ]))
+            } else {
+                let reg = state.services.register.read();
+                body.parse(|r| crate::web::api::incident_for(&reg, &who, &d, r))
+            };
+            (Action::Classify, parsed)
+        }
+        "supplier" => (
+            Action::AssignHandlers,
+            SupplierBody {
+                supplier: text(&form, "supplier"),
+                reported_by_supplier: checkbox(&form, "reported_by_supplier"),
+                unknown: Unknown::new(),
+            }
+            .parse(),
+        ),
         "handling-ended" => (
             Action::RecordFiling,
             HandlingEndedBody {

@@ -43,6 +43,17 @@ struct ClockRow {
     why: String,
 }
 
+/// A report linked to this deviation (the incident).
+struct LinkedReport {
+    reference: String,
+    title: String,
+    reporter: String,
+    reported: String,
+    relation: &'static str,
+    /// The viewer may open it (otherwise only the reference is shown).
+    visible: bool,
+}
+
 struct MeasureRow {
     id: Uuid,
     description: String,
@@ -67,6 +78,10 @@ struct Can {
     reopen: bool,
     /// Assign the owner and deputy.
     assign: bool,
+    /// Link to an incident, or unlink.
+    link: bool,
+    /// Record the supplier.
+    supplier: bool,
     /// Link to the deviation's access log (läslogg).
     access_log: bool,
 }
@@ -119,6 +134,8 @@ pub(super) struct DeviationPage {
     handler_options: Vec<(String, String)>,
     /// The triage deadline has passed unmet.
     triage_overdue: bool,
+    /// The reports linked to this deviation, when it is an incident.
+    reports: Vec<LinkedReport>,
     /// Which form the errors belong to ("" for none).
     form: String,
     errors: FormErrors,
@@ -231,6 +248,16 @@ pub(super) fn build_page(
     if let Some(r) = &d.resolution {
         facts.push(("Resultat", r.clone()));
     }
+    if let Some(sup) = &d.supplier {
+        facts.push((
+            "Leverantör",
+            if d.reported_by_supplier {
+                format!("{sup} (rapporten kom från leverantören)")
+            } else {
+                sup.clone()
+            },
+        ));
+    }
     facts.push((
         "Handläggare",
         d.owner.clone().unwrap_or_else(|| labels::NOT_SET.into()),
@@ -328,12 +355,34 @@ pub(super) fn build_page(
     }
     let timeline = timeline::entries(state, d.id)?;
     let open = d.status != Status::Closed;
+    let linked = d.incident.is_some();
+    let reports: Vec<LinkedReport> = {
+        let reg = state.services.register.read();
+        reg.list()
+            .into_iter()
+            .filter(|x| x.incident.as_ref().is_some_and(|l| l.id == d.id))
+            .map(|x| LinkedReport {
+                reference: x.reference.to_string(),
+                title: x.title.clone(),
+                reporter: x
+                    .reporter
+                    .as_ref()
+                    .map(|r| format!("{} <{}>", r.name, r.email))
+                    .unwrap_or_else(|| "anonym".into()),
+                reported: stockholm_display(x.reported_at),
+                relation: x.incident.as_ref().map_or("", |l| l.relation.label_sv()),
+                visible: authorize(who, Action::ViewDeviation, Some(x)),
+            })
+            .collect()
+    };
     let can = Can {
-        classify: open && authorize(who, Action::Classify, Some(&d)),
+        link: open && reports.is_empty() && authorize(who, Action::Classify, Some(&d)),
+        supplier: open && authorize(who, Action::AssignHandlers, Some(&d)),
+        classify: open && !linked && authorize(who, Action::Classify, Some(&d)),
         decide: open && authorize(who, Action::RecordDecision, Some(&d)),
         add_measure: open && authorize(who, Action::AddMeasure, Some(&d)),
-        file: authorize(who, Action::RecordFiling, Some(&d)),
-        awareness: authorize(who, Action::RecordAwareness, Some(&d)),
+        file: !linked && authorize(who, Action::RecordFiling, Some(&d)),
+        awareness: !linked && authorize(who, Action::RecordAwareness, Some(&d)),
         comment: authorize(who, Action::Comment, Some(&d)),
         close: open && authorize(who, Action::Close, Some(&d)),
         reopen: !open && authorize(who, Action::Reopen, Some(&d)),
@@ -471,6 +520,7 @@ pub(super) fn build_page(
             Vec::new()
         },
         triage_overdue: triage.is_some_and(|t| t.overdue),
+        reports,
         form: input.form,
         errors: input.errors,
         values: input.values,

@@ -18,7 +18,9 @@ use crate::web::pages::{render, stockholm_display, Layout, PageError};
 use crate::web::AppState;
 
 pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/staff", get(register_page))
+    Router::new()
+        .route("/staff", get(register_page))
+        .route("/staff/merge", axum::routing::post(merge))
 }
 
 struct Marker {
@@ -27,6 +29,8 @@ struct Marker {
 }
 
 struct Row {
+    /// May be chosen for the merge form (the user may classify it).
+    can_merge: bool,
     reference: String,
     title: String,
     sector: String,
@@ -48,6 +52,9 @@ struct Column {
 #[template(path = "staff/register.html")]
 struct RegisterPage {
     layout: Layout,
+    csrf: String,
+    /// Show the merge form (some rows may be linked by this user).
+    merge: bool,
     /// Only the user's own cases (owner or deputy).
     mine: bool,
     filter: ListQuery,
@@ -146,6 +153,128 @@ fn markers(d: &Deviation, now: DateTime<Utc>, triage_days: u32) -> Vec<Marker> {
     out
 }
 
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// The register's merge form: the chosen deviations become reports of one incident.
+#[derive(Debug, Default)]
+struct MergeResult {
+    refused: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "staff/merge.html")]
+struct MergePage {
+    layout: Layout,
+    incident: String,
+    merged: usize,
+    refused: Vec<String>,
+}
+
+async fn merge(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    crate::web::csrf::CsrfForm { csrf, form }: crate::web::csrf::CsrfForm<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    use crate::web::body::{Field, Unknown};
+    use crate::web::commands::IncidentLinkBody;
+    use axum::response::IntoResponse;
+    let get = |k: &str| {
+        form.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    let incident = get("incident").to_ascii_uppercase();
+    let relation = match get("relation").as_str() {
+        "duplicate" => crate::domain::deviation::LinkKind::Duplicate,
+        _ => crate::domain::deviation::LinkKind::Report,
+    };
+    let mut refs: Vec<String> = form
+        .iter()
+        .filter(|(n, _)| n == "refs")
+        .map(|(_, v)| v.trim().to_ascii_uppercase())
+        .filter(|r| *r != incident)
+        .collect();
+    refs.dedup();
+    let mut out = MergeResult::default();
+    if crate::domain::Reference::parse(&incident).is_none() {
+        out.refused
+            .push("Ange incidentens referens, till exempel AVV-2026-0001.".into());
+    }
+    if refs.is_empty() {
+        out.refused
+            .push("Markera de avvikelser som ska kopplas till incidenten.".into());
+    }
+    let mut merged = 0;
+    if out.refused.is_empty() {
+        for r in &refs {
+            let d = match crate::domain::Reference::parse(r).and_then(|x| {
+                let reg = state.services.register.read();
+                reg.by_reference(x)
+                    .filter(|d| authorize(&who, Action::ViewDeviation, Some(d)))
+                    .cloned()
+            }) {
+                Some(d) => d,
+                None => {
+                    out.refused.push(format!("{r}: avvikelsen finns inte."));
+                    continue;
+                }
+            };
+            if !authorize(&who, Action::Classify, Some(&d)) {
+                out.refused
+                    .push(format!("{r}: du får inte hantera avvikelsen."));
+                continue;
+            }
+            let body = IncidentLinkBody {
+                incident: Field::Given(incident.clone()),
+                relation: Field::Given(relation),
+                unknown: Unknown::new(),
+            };
+            let parsed = {
+                let reg = state.services.register.read();
+                body.parse(|x| crate::web::api::incident_for(&reg, &who, &d, x))
+            };
+            let cmd = match parsed {
+                Ok(c) => c,
+                Err(crate::web::error::ApiError::Validation(e)) => {
+                    let why: Vec<String> = e.into_iter().map(|e| e.message_sv).collect();
+                    out.refused.push(format!("{r}: {}", why.join(" ")));
+                    continue;
+                }
+                Err(e) => {
+                    out.refused.push(format!("{r}: {e}"));
+                    continue;
+                }
+            };
+            match state.services.execute(d.reference, cmd, &who.actor()).await {
+                Ok(_) => merged += 1,
+                Err(crate::service::ServiceError::Domain(e)) => {
+                    out.refused.push(format!("{r}: {}", e.message_sv()))
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    if out.refused.is_empty() {
+        return Ok(
+            axum::response::Redirect::to(&format!("/staff/deviations/{incident}?sparat=1"))
+                .into_response(),
+        );
+    }
+    let page = MergePage {
+        layout: Layout::staff("Koppla till incident", staff_nav(&who, "/staff")),
+        incident,
+        merged,
+        refused: out.refused,
+    };
+    Ok((csrf, render(StatusCode::CONFLICT, &page)).into_response())
+}
+
 fn query_string(q: &RegisterQuery, sort: &str, page: usize) -> String {
     let mut pairs: Vec<(&str, String)> = Vec::new();
     let l = &q.list;
@@ -191,8 +320,10 @@ fn urlencode(s: &str) -> String {
 async fn register_page(
     State(state): State<AppState>,
     Staff(who): Staff,
+    csrf: axum_csrf::CsrfToken,
     Query(q): Query<RegisterQuery>,
 ) -> Result<Response, PageError> {
+    use axum::response::IntoResponse;
     if !authorize(&who, Action::ListDeviations, None) {
         return Err(PageError::Forbidden);
     }
@@ -238,11 +369,21 @@ async fn register_page(
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
     let owed = state.notify.deviations_owed();
+    let mut reports_of: std::collections::HashMap<uuid::Uuid, usize> =
+        std::collections::HashMap::new();
+    for x in reg.list() {
+        if let Some(l) = &x.incident {
+            *reports_of.entry(l.id).or_default() += 1;
+        }
+    }
     let rows: Vec<Row> = list
         .into_iter()
         .skip((page - 1) * PAGE_SIZE)
         .take(PAGE_SIZE)
         .map(|d| Row {
+            can_merge: d.status != Status::Closed
+                && d.shredded.is_none()
+                && authorize(&who, Action::Classify, Some(d)),
             reference: d.reference.to_string(),
             title: d.title.clone(),
             sector: d.sector.clone().unwrap_or_default(),
@@ -253,6 +394,24 @@ async fn register_page(
             reported: stockholm_display(d.reported_at),
             markers: {
                 let mut m = markers(d, now, state.config.notifications.triage_working_days);
+                if let Some(l) = &d.incident {
+                    m.insert(
+                        0,
+                        Marker {
+                            text: format!("{} {}", capitalized(l.relation.label_sv()), l.reference),
+                            overdue: false,
+                        },
+                    );
+                }
+                if let Some(n) = reports_of.get(&d.id) {
+                    m.insert(
+                        0,
+                        Marker {
+                            text: format!("Incident med {n} kopplade rapporter"),
+                            overdue: false,
+                        },
+                    );
+                }
                 if owed.contains(&d.id) {
                     m.insert(
                         0,
@@ -301,7 +460,10 @@ async fn register_page(
         _ => "referens",
     };
     let mine = matches!(q.list.mine.as_deref(), Some("1" | "true" | "ja"));
+    let merge = rows.iter().any(|r| r.can_merge);
     let page_view = RegisterPage {
+        csrf: crate::web::csrf::form_token(&csrf)?,
+        merge,
         layout: if mine {
             Layout::staff("Mina ärenden", staff_nav(&who, "/staff?mine=1"))
         } else {
@@ -331,5 +493,5 @@ async fn register_page(
         next_href: (page < pages).then(|| query_string(&q, &sort, page + 1)),
         filter: q.list,
     };
-    Ok(render(StatusCode::OK, &page_view))
+    Ok((csrf, render(StatusCode::OK, &page_view)).into_response())
 }

@@ -233,6 +233,29 @@ fn describe_deviation(e: &DeviationEvent) -> (String, Vec<String>) {
             "Beslut om information till de berörda (art. 34)".into(),
             vec![n.decision.label_sv().to_string(), n.text.clone()],
         ),
+        DeviationEvent::LinkedToIncident(l) => (
+            "Kopplad till incident".into(),
+            vec![format!(
+                "{} till {}",
+                l.relation.label_sv(),
+                l.incident_reference
+            )],
+        ),
+        DeviationEvent::UnlinkedFromIncident(_) => {
+            ("Kopplingen till incidenten borttagen".into(), vec![])
+        }
+        DeviationEvent::SupplierRecorded(s) => (
+            "Leverantör".into(),
+            vec![format!(
+                "{}{}",
+                s.supplier.as_deref().unwrap_or("ingen"),
+                if s.reported_by_supplier {
+                    " (rapporten kom från leverantören)"
+                } else {
+                    ""
+                }
+            )],
+        ),
         DeviationEvent::HandlersAssigned(h) => (
             "Handläggare".into(),
             vec![format!(
