@@ -1,7 +1,7 @@
 //! The läslogg (access log): who saw which deviation's content, or the log, and when. Every
-//! staff view of a deviation, API read, attachment download, export and as-of register is
-//! recorded here before the content is shown; it never holds the content itself (no
-//! titles, no file names, no searched-for e-mail addresses).
+//! staff view of a deviation, API read, attachment download, export (of the log, a case or
+//! the register) and as-of register is recorded here before the content is shown; it never
+//! holds the content itself (no titles, no file names, no searched-for addresses or texts).
 //!
 //! It is **its own hash-chained log, not the main chain**: a second `SledEventStore` in
 //! `<data_dir>/access`, with its own chain and its own `verify`, written through a
@@ -76,6 +76,35 @@ pub enum AccessKind {
         format: String,
         sha256: String,
     },
+    /// A deviation exported as a document: the format (`pdf`) and the SHA-256 of the file
+    /// handed out.
+    CaseExport { format: String, sha256: String },
+    /// The register exported: the format (`xlsx`, `csv`), the filters applied and how many
+    /// deviations the file holds.
+    RegisterExport {
+        format: String,
+        filters: ExportFilters,
+        rows: u64,
+    },
+}
+
+/// The register filters an export applied, as the register's query gives them (`status`
+/// `investigating`, `severity` `none`, a sector's name …). A free-text search is recorded
+/// only as having been made: what was searched for can be a person's name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportFilters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sector: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub year: Option<i32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub free_text: bool,
 }
 
 impl AccessKind {
@@ -96,6 +125,8 @@ impl AccessKind {
             } => "Visade läsloggen för en användare",
             AccessKind::RegisterExtract { .. } => "Tog fram ett registerutdrag",
             AccessKind::FilingDocument { .. } => "Visade eller laddade ner en anmälan",
+            AccessKind::CaseExport { .. } => "Exporterade avvikelsen",
+            AccessKind::RegisterExport { .. } => "Exporterade registret",
         }
     }
 }
@@ -118,7 +149,9 @@ pub struct AccessEntry {
     pub actor: String,
     /// `{kind, …}`: deviation_page, deviation_api, history, attachment {sha256}, export
     /// {from_seq, to_seq}, audit_register, access_log {filter}, register_extract
-    /// {subject_index}, filing_document {filing, format, sha256}.
+    /// {subject_index}, filing_document {filing, format, sha256}, case_export {format,
+    /// sha256}, register_export {format, filters {status?, severity?, sector?, category?,
+    /// year?, free_text?}, rows}.
     #[schema(value_type = Object)]
     pub what: AccessKind,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -464,5 +497,61 @@ mod tests {
         );
         // The only addresses in the bytes are the actors'.
         assert_eq!(text.matches('@').count(), 3, "{text}");
+    }
+
+    #[tokio::test]
+    async fn exports_record_format_filters_and_count_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AccessLog::open(dir.path(), clock()).unwrap();
+        let d = Uuid::now_v7();
+        let sha = "ef".repeat(32);
+        log.record(
+            KONTAKT,
+            AccessKind::CaseExport {
+                format: "pdf".into(),
+                sha256: sha.clone(),
+            },
+            Some((d, Reference::new(2026, 4))),
+        )
+        .await
+        .unwrap();
+        let filters = ExportFilters {
+            status: Some("investigating".into()),
+            sector: Some("Socialtjänsten".into()),
+            free_text: true,
+            ..ExportFilters::default()
+        };
+        log.record(
+            KONTAKT,
+            AccessKind::RegisterExport {
+                format: "xlsx".into(),
+                filters,
+                rows: 12,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        let mut raw = Vec::new();
+        log.store.export(1, u64::MAX, &mut raw).unwrap();
+        let stored: Vec<serde_json::Value> = String::from_utf8(raw)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            stored[0]["data"],
+            serde_json::json!({"what": {"kind": "case_export", "format": "pdf", "sha256": sha}, "reference": "AVV-2026-0004"})
+        );
+        assert_eq!(
+            stored[1]["data"],
+            serde_json::json!({"what": {"kind": "register_export", "format": "xlsx",
+                "filters": {"status": "investigating", "sector": "Socialtjänsten", "free_text": true},
+                "rows": 12}})
+        );
+        assert_eq!(log.for_deviation(d).len(), 1);
+        let by_kontakt = log.for_actor(KONTAKT);
+        assert_eq!(by_kontakt[0].what.label_sv(), "Exporterade registret");
+        assert_eq!(by_kontakt[1].what.label_sv(), "Exporterade avvikelsen");
     }
 }

@@ -23,7 +23,15 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "features",
-        &["auth", "filing", "intake", "notify", "report", "scheduler"],
+        &[
+            "auth",
+            "export",
+            "filing",
+            "intake",
+            "notify",
+            "report",
+            "scheduler",
+        ],
     ),
     ("state", &["state"]),
     ("web", &["web"]),

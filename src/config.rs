@@ -27,6 +27,30 @@ pub struct Config {
     pub organisation: crate::domain::organisation::OrganisationDetails,
     /// Gallring rules (dokumenthanteringsplan).
     pub retention: crate::domain::retention::RetentionRules,
+    /// Case PDFs and register exports.
+    pub export: ExportConfig,
+}
+
+/// Exports (`[export]`): the case PDF and the register as XLSX or CSV.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Printed at the top of every page of a case PDF, e.g. "Kan omfattas av sekretess
+    /// enligt 18 kap. 8 § OSL"; empty: no header.
+    pub secrecy_header: String,
+}
+
+/// The longest secrecy header, in characters (it wraps onto a few lines at most).
+pub const SECRECY_HEADER_MAX_CHARS: usize = 200;
+
+/// Windows-1252's letters and signs above Latin-1's range (0x80–0x9F): with Latin-1 they
+/// are what the PDF's standard fonts can print (WinAnsiEncoding).
+const CP1252_EXTRA: &str = "€‚ƒ„…†‡ˆ‰Š‹ŒŽ‘’“”•–—˜™š›œžŸ";
+
+/// Can the case PDF print this character of a header as it is (not as "?", and not
+/// dropped like the invisible soft hyphen)?
+pub fn printable_in_pdf(c: char) -> bool {
+    !c.is_control() && c != '\u{AD}' && (u32::from(c) <= 0xFF || CP1252_EXTRA.contains(c))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -408,6 +432,21 @@ impl Config {
             );
         }
         self.validate_intake()?;
+        let header = &self.export.secrecy_header;
+        if header.chars().count() > SECRECY_HEADER_MAX_CHARS
+            || header.trim() != header
+            || !header.chars().all(printable_in_pdf)
+        {
+            return bad(
+                "export.secrecy_header",
+                &format!(
+                    "one line of at most {SECRECY_HEADER_MAX_CHARS} characters without \
+                     leading or trailing spaces, in letters the PDF fonts can print \
+                     (Latin-1 and Windows-1252: å ä ö é § – … are fine), or empty for no header"
+                ),
+                header,
+            );
+        }
         for (key, expr) in [
             ("schedule.annual_report", &self.schedule.annual_report),
             (
@@ -710,6 +749,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("policy.review_reminders_months"), "{e}");
+    }
+
+    #[test]
+    fn the_secrecy_header_is_one_printable_line() {
+        let c = Config::defaults().unwrap();
+        assert_eq!(
+            c.export.secrecy_header,
+            "Kan omfattas av sekretess enligt 18 kap. 8 § OSL"
+        );
+        assert!(with("[export]\nsecrecy_header = \"\"").is_ok());
+        assert!(with("[export]\nsecrecy_header = \"Sekretess – se § 4 … “OSL”\"").is_ok());
+        for bad in [
+            "\"Rad ett\\nRad två\"",
+            "\" Sekretess\"",
+            "\"Sekretess \"",
+            "\"Sekretess ✓\"",
+            "\"Секретно\"",
+            &format!("\"{}\"", "x".repeat(SECRECY_HEADER_MAX_CHARS + 1)),
+        ] {
+            let e = with(&format!("[export]\nsecrecy_header = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("export.secrecy_header"), "{bad}: {e}");
+        }
+        let e = with("[export]\nsecrecy = \"x\"").unwrap_err().to_string();
+        assert!(e.contains("unknown key `export.secrecy`"), "{e}");
     }
 
     #[test]

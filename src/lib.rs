@@ -14,6 +14,7 @@ pub mod command;
 pub mod config;
 pub mod doctor;
 pub mod domain;
+pub mod export;
 pub mod filing;
 pub mod intake;
 pub mod net;

@@ -23,7 +23,20 @@ pub enum Block {
 /// WinAnsiEncoding), with `title` in the document information and a footer "Sida N av M"
 /// plus `footer` on every page.
 pub fn render(title: &str, footer: &str, blocks: &[Block]) -> Vec<u8> {
-    let pages = layout(blocks);
+    render_marked(title, "", footer, blocks)
+}
+
+/// Like [`render`], with `header` (a marking such as "Kan omfattas av sekretess enligt
+/// 18 kap. 8 § OSL") in bold above a rule at the top of every page. A marking is never cut:
+/// a long one wraps and the text starts lower. An empty `header` gives what `render` gives.
+pub fn render_marked(title: &str, header: &str, footer: &str, blocks: &[Block]) -> Vec<u8> {
+    let header = wrap(
+        &encode(&header.replace(['\r', '\n'], " ")),
+        HEADER,
+        TEXT_WIDTH,
+    );
+    let top = header_top(header.len());
+    let pages = layout(blocks, top);
     let count = pages.len();
     let mut pdf = PdfWriter::new();
     pdf.object(1, b"<< /Type /Catalog /Pages 2 0 R /Lang (sv-SE) >>");
@@ -47,15 +60,21 @@ pub fn render(title: &str, footer: &str, blocks: &[Block]) -> Vec<u8> {
     pdf.object(5, &info);
     let footer = encode(&footer.replace(['\r', '\n'], " "));
     for (i, lines) in pages.iter().enumerate() {
-        let page = format!(
+        let dict = format!(
             "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {} {}] \
              /Resources << /Font << /F1 3 0 R /F2 4 0 R >> >> /Contents {} 0 R >>",
             num(PAGE_WIDTH),
             num(PAGE_HEIGHT),
             page_object(i) + 1
         );
-        pdf.object(page_object(i), page.as_bytes());
-        pdf.stream(page_object(i) + 1, &content(lines, &footer, i + 1, count));
+        pdf.object(page_object(i), dict.as_bytes());
+        let page = Page {
+            header: &header,
+            footer: &footer,
+            number: i + 1,
+            count,
+        };
+        pdf.stream(page_object(i) + 1, &content(lines, &page));
     }
     pdf.finish()
 }
@@ -70,6 +89,11 @@ const TOP: f64 = PAGE_HEIGHT - MARGIN;
 const BOTTOM: f64 = 72.0;
 const FOOTER_RULE: f64 = 60.0;
 const FOOTER_BASELINE: f64 = 46.0;
+/// The header's first baseline, inside the top margin; its rule sits below its last line.
+const HEADER_BASELINE: f64 = PAGE_HEIGHT - 32.0;
+const HEADER_RULE_GAP: f64 = 5.0;
+/// Room between the header's rule and the first line's box.
+const HEADER_CLEARANCE: f64 = 12.0;
 
 /// Space before a block of each kind (dropped at the top of a page).
 const HEADING_GAP: f64 = 14.0;
@@ -129,6 +153,21 @@ const HEADING: Style = Style::new(Font::Bold, 12.5, 16.0);
 const LABEL: Style = Style::new(Font::Bold, 9.5, 12.5);
 const BODY: Style = Style::new(Font::Regular, 10.5, 14.0);
 const FOOTER: Style = Style::new(Font::Regular, 8.0, 10.0);
+const HEADER: Style = Style::new(Font::Bold, 9.0, 11.0);
+
+/// Where the header's rule is drawn below `lines` header lines.
+fn header_rule(lines: usize) -> f64 {
+    HEADER_BASELINE - (lines.saturating_sub(1)) as f64 * HEADER.leading - HEADER_RULE_GAP
+}
+
+/// The top of the first line's box on every page, below a header of `lines` lines.
+fn header_top(lines: usize) -> f64 {
+    if lines == 0 {
+        TOP
+    } else {
+        TOP.min(header_rule(lines) - HEADER_CLEARANCE)
+    }
+}
 
 /// One laid-out line: its style, baseline and WinAnsi bytes.
 struct Line {
@@ -142,11 +181,13 @@ fn page_object(index: usize) -> usize {
     6 + 2 * index
 }
 
-/// Flows the blocks onto pages; always at least one (possibly empty) page.
-fn layout(blocks: &[Block]) -> Vec<Vec<Line>> {
+/// Flows the blocks onto pages whose first line's box starts at `top`; always at least
+/// one (possibly empty) page.
+fn layout(blocks: &[Block], top: f64) -> Vec<Vec<Line>> {
     let mut flow = Flow {
         pages: vec![Vec::new()],
-        y: TOP,
+        y: top,
+        top,
     };
     for (i, block) in blocks.iter().enumerate() {
         let (style, gap, text) = match block {
@@ -187,10 +228,12 @@ fn layout(blocks: &[Block]) -> Vec<Vec<Line>> {
     flow.pages
 }
 
-/// The pages so far and the top of the next line's box on the last one.
+/// The pages so far, the top of the next line's box on the last one, and where a new
+/// page's first box starts.
 struct Flow {
     pages: Vec<Vec<Line>>,
     y: f64,
+    top: f64,
 }
 
 impl Flow {
@@ -208,7 +251,7 @@ impl Flow {
     fn keep(&mut self, height: f64) {
         if self.y - height < BOTTOM && !self.page_is_empty() {
             self.pages.push(Vec::new());
-            self.y = TOP;
+            self.y = self.top;
         }
     }
 
@@ -268,15 +311,37 @@ fn wrap(text: &[u8], style: Style, max: f64) -> Vec<Vec<u8>> {
     lines.split_off(start)
 }
 
-/// One page's content stream: its lines, then the footer rule, `footer` and "Sida N av M".
-fn content(lines: &[Line], footer: &[u8], page: usize, count: usize) -> Vec<u8> {
+/// What every page carries besides its lines: the header's lines, the footer, its number.
+struct Page<'a> {
+    header: &'a [Vec<u8>],
+    footer: &'a [u8],
+    number: usize,
+    count: usize,
+}
+
+/// A thin grey rule across the text width at height `y`.
+fn rule(out: &mut Vec<u8>, y: f64) {
+    let (left, right, y) = (num(MARGIN), num(PAGE_WIDTH - MARGIN), num(y));
+    out.extend_from_slice(format!("q 0.5 w 0.6 G {left} {y} m {right} {y} l S Q\n").as_bytes());
+}
+
+/// One page's content stream: the header and its rule (if any), its lines, then the footer
+/// rule, the footer and "Sida N av M".
+fn content(lines: &[Line], page: &Page) -> Vec<u8> {
     let mut out = Vec::new();
+    for (i, text) in page.header.iter().enumerate() {
+        let baseline = HEADER_BASELINE - i as f64 * HEADER.leading;
+        show(&mut out, HEADER, MARGIN, baseline, text);
+    }
+    if !page.header.is_empty() {
+        rule(&mut out, header_rule(page.header.len()));
+    }
     for line in lines {
         show(&mut out, line.style, MARGIN, line.baseline, &line.text);
     }
-    let (left, right, y) = (num(MARGIN), num(PAGE_WIDTH - MARGIN), num(FOOTER_RULE));
-    out.extend_from_slice(format!("q 0.5 w 0.6 G {left} {y} m {right} {y} l S Q\n").as_bytes());
-    let label = format!("Sida {page} av {count}");
+    rule(&mut out, FOOTER_RULE);
+    let footer = page.footer;
+    let label = format!("Sida {} av {}", page.number, page.count);
     let label_width = FOOTER.font.text_width(label.as_bytes()) as f64 * FOOTER.size / 1000.0;
     // A footer too long for its room is cut at a word and ends in "…".
     let ellipsis = FOOTER.font.width(ELLIPSIS) as f64 * FOOTER.size / 1000.0;
@@ -672,6 +737,57 @@ mod tests {
     }
 
     #[test]
+    fn the_header_is_on_every_page_above_the_text() {
+        let header = "Kan omfattas av sekretess enligt 18 kap. 8 § OSL";
+        let blocks: Vec<Block> = (1..=60)
+            .map(|i| field(&format!("Uppgift {i}"), LONG_VALUE))
+            .collect();
+        let pdf = render_marked("Ärende", header, "AVV-2026-0001", &blocks);
+        let pages = assert_structure(&pdf);
+        assert!(pages >= 3, "{pages} pages");
+        let text = poppler("pdftotext", &[], &["-"], &pdf);
+        let per_page: Vec<String> = text
+            .split('\u{c}')
+            .map(words)
+            .filter(|p| !p.is_empty())
+            .collect();
+        assert_eq!(per_page.len(), pages, "{text}");
+        for (i, page) in per_page.iter().enumerate() {
+            assert!(page.starts_with(header), "page {}: {page}", i + 1);
+        }
+        // Without a header the document is exactly what `render` makes.
+        assert_eq!(
+            render_marked("Ärende", "", "avvik", &sample()),
+            render("Ärende", "avvik", &sample())
+        );
+        assert_ne!(
+            render_marked("Ärende", header, "avvik", &sample()),
+            render("Ärende", "avvik", &sample())
+        );
+    }
+
+    #[test]
+    fn a_long_header_wraps_and_is_never_cut() {
+        let header = "Sekretessmarkering enligt offentlighets- och sekretesslagen ".repeat(4);
+        let lines = wrap(&encode(&header), HEADER, TEXT_WIDTH).len();
+        assert!(lines >= 3, "{lines} lines");
+        let top = header_top(lines);
+        assert!(top < TOP && top < header_rule(lines));
+        let blocks: Vec<Block> = (0..80)
+            .map(|i| Block::Paragraph(format!("Rad {i}")))
+            .collect();
+        for page in layout(&blocks, top) {
+            for line in &page {
+                assert!(line.baseline + line.style.size <= top + 1e-9);
+            }
+        }
+        let pdf = render_marked("", &header, "", &blocks);
+        assert_structure(&pdf);
+        let text = words(&poppler("pdftotext", &[], &["-"], &pdf));
+        assert!(text.starts_with(&words(&header)), "{text}");
+    }
+
+    #[test]
     fn long_footer_is_cut_with_an_ellipsis() {
         let pdf = render("", &"Förskolan Åkerbäret ".repeat(20), &[]);
         let text = words(&poppler("pdftotext", &["-layout"], &["-"], &pdf));
@@ -689,6 +805,23 @@ mod tests {
         assert_eq!(encode("😀 ω\u{FFFF}"), b"? ??");
         // Decomposed å and ö, as macOS sends them; an accent WinAnsi lacks is dropped.
         assert_eq!(encode("a\u{30A}o\u{308}x\u{323}"), b"\xE5\xF6x");
+    }
+
+    #[test]
+    fn every_header_character_the_configuration_accepts_is_printed() {
+        for c in (0..0x3000).filter_map(char::from_u32) {
+            if crate::config::printable_in_pdf(c) {
+                let bytes = encode(&c.to_string());
+                assert_eq!(bytes.len(), 1, "{c:?}");
+                assert!(c == '?' || bytes[0] != b'?', "{c:?} prints as ?");
+            }
+        }
+        // And every letter and sign the fonts have is accepted.
+        let latin1 = (' '..='~').chain(('\u{A0}'..='\u{FF}').filter(|&c| c != '\u{AD}'));
+        let high = CP1252_HIGH.chars().filter(|&c| c != UNASSIGNED);
+        for c in latin1.chain(high) {
+            assert!(crate::config::printable_in_pdf(c), "{c:?}");
+        }
     }
 
     #[test]
@@ -736,7 +869,7 @@ mod tests {
                 blocks.push(Block::Heading("Rubrik".to_owned()));
             }
             blocks.push(field("Etikett som hör ihop med sitt värde", LONG_VALUE));
-            for page in layout(&blocks) {
+            for page in layout(&blocks, TOP) {
                 let last = page.last().expect("no empty page");
                 assert_ne!(last.style, LABEL, "filler {filler}, heading {heading}");
                 assert_ne!(last.style, HEADING, "filler {filler}, heading {heading}");

@@ -19,12 +19,9 @@ pub fn content_hash(report: &AnnualReport) -> String {
     avvik_events::hash_hex(&to_json(report))
 }
 
-/// Excel and LibreOffice run a cell that starts with one of these as a formula.
+/// Excel and LibreOffice run a cell that starts like a formula (`export::cells`).
 fn csv_cell(s: &str) -> String {
-    match s.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}"),
-        _ => s.to_string(),
-    }
+    crate::export::cells::csv_cell(s).into_owned()
 }
 
 /// The report as CSV (RFC 4180, UTF-8): one figure per row, columns

@@ -18,9 +18,9 @@ use super::openapi::Problem;
 use super::pages::{render, stockholm_display, Layout, PageError};
 use super::staff::staff_nav;
 use super::AppState;
-use crate::access_log::{AccessEntry, AccessKind, AccessLog, AccessLogFilter};
+use crate::access_log::{AccessEntry, AccessKind, AccessLog, AccessLogFilter, ExportFilters};
 use crate::auth::{authorize, Action, Principal, Staff};
-use crate::domain::{Deviation, Reference};
+use crate::domain::{labels, Deviation, Reference, Severity, Status};
 
 /// Records that `actor` saw `what` (of `d`); the API's refusal when it cannot be written.
 pub async fn seen(
@@ -237,8 +237,63 @@ fn detail_of(what: &AccessKind) -> String {
             format,
             sha256,
         } => format!("{filing} ({format}), SHA-256 {sha256}"),
+        AccessKind::CaseExport { format, sha256 } => {
+            format!("{}, SHA-256 {sha256}", format.to_uppercase())
+        }
+        AccessKind::RegisterExport {
+            format,
+            filters,
+            rows,
+        } => {
+            let mut s = format!(
+                "{}, {rows} {}",
+                format.to_uppercase(),
+                if *rows == 1 {
+                    "avvikelse"
+                } else {
+                    "avvikelser"
+                }
+            );
+            let applied = filters_sv(filters);
+            if applied.is_empty() {
+                s.push_str(", alla som användaren får se");
+            } else {
+                s.push_str("; ");
+                s.push_str(&applied.join(", "));
+            }
+            s
+        }
         _ => String::new(),
     }
+}
+
+/// The filters of a register export, in Swedish.
+fn filters_sv(f: &ExportFilters) -> Vec<String> {
+    let status = f.status.as_deref().map(|s| {
+        serde_json::from_value::<Status>(serde_json::Value::from(s))
+            .map_or_else(|_| s.to_string(), |s| labels::status(s).to_string())
+    });
+    let severity = f.severity.as_deref().map(|s| match s {
+        "none" => labels::severity_or_unclassified(None).to_string(),
+        s => serde_json::from_value::<Severity>(serde_json::Value::from(s))
+            .map_or_else(|_| s.to_string(), |x| labels::severity(x).to_string()),
+    });
+    let mut out = Vec::new();
+    for (label, value) in [
+        ("status", status),
+        ("allvarlighet", severity),
+        ("sektor", f.sector.clone()),
+        ("kategori", f.category.clone()),
+        ("år", f.year.map(|y| y.to_string())),
+    ] {
+        if let Some(v) = value {
+            out.push(format!("{label} {v}"));
+        }
+    }
+    if f.free_text {
+        out.push("fritextsökning".to_string());
+    }
+    out
 }
 
 async fn page(

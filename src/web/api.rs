@@ -53,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .merge(super::intake::routes())
         .merge(super::privacy::api())
         .merge(super::filings_api::api())
+        .merge(super::exports::api())
         .split_for_parts();
     let mut api = api;
     utoipa::Modify::modify(&ProblemAnswers, &mut api);
@@ -298,6 +299,7 @@ pub struct ListQuery {
     pub severity: Option<String>,
     pub sector: Option<String>,
     pub category: Option<String>,
+    #[serde(default, deserialize_with = "optional_year")]
     pub year: Option<i32>,
     pub q: Option<String>,
     /// "1": only the deviations the caller is owner or deputy of (Mina ärenden).
@@ -306,6 +308,19 @@ pub struct ListQuery {
     pub incident: Option<String>,
     pub limit: Option<usize>,
     pub offset: Option<usize>,
+}
+
+/// A year from a query string; empty (the register form's empty field) is none. Read from
+/// text, so it also works inside a `#[serde(flatten)]`ed query, which hands every value
+/// over as a string.
+pub fn optional_year<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    match Option::<String>::deserialize(d)?.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(y) => y
+            .parse()
+            .map(Some)
+            .map_err(|_| serde::de::Error::custom(format!("year: expected a year, got `{y}`"))),
+    }
 }
 
 /// The register, filtered to what the caller may see and to the query.

@@ -11,6 +11,7 @@ pub mod body;
 pub mod commands;
 pub mod csrf;
 pub mod error;
+pub mod exports;
 pub mod extract;
 pub mod filing_commands;
 pub mod filings_api;
@@ -69,6 +70,7 @@ pub fn router(state: AppState) -> Router {
         .merge(reports::pages())
         .merge(ack::router())
         .merge(privacy::pages())
+        .merge(exports::pages())
         .fallback(pages::not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(

@@ -173,6 +173,24 @@ async fn every_route_for_every_role() {
         ),
         (
             "GET",
+            "/api/v1/deviations/export".into(),
+            None,
+            all.iter().copied().filter(|w| *w != "admin").collect(),
+        ),
+        (
+            "GET",
+            format!("/api/v1/deviations/{d1}/export"),
+            None,
+            d1_viewers.to_vec(),
+        ),
+        (
+            "GET",
+            format!("/api/v1/deviations/{d2}/export?format=pdf"),
+            None,
+            d2_viewers.to_vec(),
+        ),
+        (
+            "GET",
             format!("/api/v1/deviations/{d1}/attachments"),
             None,
             d1_viewers.to_vec(),

@@ -1,5 +1,7 @@
 //! One deviation's page: its facts, clocks, measures, timeline and the forms the user may
-//! use.
+//! use; `case_pdf` prints the same page as a case file.
+
+mod case_pdf;
 
 use std::collections::HashMap;
 
@@ -24,6 +26,8 @@ use crate::domain::{labels, Deviation, FilingKind, Reference, Regime, Severity, 
 use crate::web::csrf::form_token;
 use crate::web::pages::{render, stockholm_display, FormErrors, Layout, PageError};
 use crate::web::AppState;
+
+pub(crate) use case_pdf::render as case_pdf;
 
 pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/staff/deviations/{reference}", get(deviation_page))

@@ -12,6 +12,9 @@ mod quarantine;
 mod register;
 mod timeline;
 
+pub(crate) use deviation::case_pdf;
+pub(crate) use register::{sort_register, DEFAULT_SORT};
+
 use axum::Router;
 
 use super::pages::NavLink;

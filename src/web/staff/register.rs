@@ -12,7 +12,8 @@ use serde::Deserialize;
 
 use super::{staff_nav, status_class};
 use crate::auth::{authorize, Action, Staff};
-use crate::domain::{labels, Deviation, FilingKind, Severity, Status};
+use crate::domain::{labels, Deviation, Severity, Status};
+use crate::export::register::short_kind;
 use crate::web::api::{filtered, ListQuery};
 use crate::web::pages::{render, stockholm_display, Layout, PageError};
 use crate::web::AppState;
@@ -72,6 +73,9 @@ struct RegisterPage {
     pages: usize,
     prev_href: Option<String>,
     next_href: Option<String>,
+    /// The export of every row the filters give, in this sort.
+    xlsx_href: String,
+    csv_href: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -84,18 +88,8 @@ struct RegisterQuery {
 
 const PAGE_SIZE: usize = 50;
 
-fn short_kind(k: FilingKind) -> &'static str {
-    match k {
-        FilingKind::Gdpr => "GDPR 72 h",
-        FilingKind::Nis2EarlyWarning => "NIS2 24 h",
-        FilingKind::Nis2Notification => "NIS2 72 h",
-        FilingKind::Nis2FinalReport => "NIS2 slutrapport",
-        FilingKind::GdprSupplement => "GDPR komplettering",
-        FilingKind::GdprFinal => "GDPR slutlig",
-        FilingKind::Nis2Intermediate => "NIS2 delrapport",
-        FilingKind::Nis2Progress => "NIS2 lägesrapport",
-    }
-}
+/// The register's sort when none is asked for: newest reference first.
+pub(crate) const DEFAULT_SORT: &str = "-reference";
 
 fn markers(d: &Deviation, now: DateTime<Utc>, triage_days: u32) -> Vec<Marker> {
     let mut out: Vec<Marker> = Vec::new();
@@ -275,9 +269,9 @@ async fn merge(
     Ok((csrf, render(StatusCode::CONFLICT, &page)).into_response())
 }
 
-fn query_string(q: &RegisterQuery, sort: &str, page: usize) -> String {
+/// The filters and the sort as query pairs (empty filters left out).
+fn query_pairs<'a>(l: &ListQuery, sort: &str) -> Vec<(&'a str, String)> {
     let mut pairs: Vec<(&str, String)> = Vec::new();
-    let l = &q.list;
     for (k, v) in [
         ("status", &l.status),
         ("severity", &l.severity),
@@ -285,6 +279,7 @@ fn query_string(q: &RegisterQuery, sort: &str, page: usize) -> String {
         ("category", &l.category),
         ("q", &l.q),
         ("mine", &l.mine),
+        ("incident", &l.incident),
     ] {
         if let Some(v) = v.as_ref().filter(|v| !v.is_empty()) {
             pairs.push((k, v.clone()));
@@ -294,14 +289,69 @@ fn query_string(q: &RegisterQuery, sort: &str, page: usize) -> String {
         pairs.push(("year", y.to_string()));
     }
     pairs.push(("sort", sort.to_string()));
-    if page > 1 {
-        pairs.push(("page", page.to_string()));
-    }
+    pairs
+}
+
+fn encode_pairs(pairs: Vec<(&str, String)>) -> String {
     let encoded: Vec<String> = pairs
         .into_iter()
         .map(|(k, v)| format!("{k}={}", urlencode(&v)))
         .collect();
-    format!("/staff?{}", encoded.join("&"))
+    encoded.join("&")
+}
+
+fn query_string(q: &RegisterQuery, sort: &str, page: usize) -> String {
+    let mut pairs = query_pairs(&q.list, sort);
+    if page > 1 {
+        pairs.push(("page", page.to_string()));
+    }
+    format!("/staff?{}", encode_pairs(pairs))
+}
+
+/// The register export (`xlsx` or `csv`) with these filters and this sort.
+pub(crate) fn export_href(l: &ListQuery, sort: &str, format: &str) -> String {
+    let mut pairs = vec![("format", format.to_string())];
+    pairs.extend(query_pairs(l, sort));
+    format!("/staff/export?{}", encode_pairs(pairs))
+}
+
+/// Sorts the register as the page does: `sort` is a column key (`reference`, `title`,
+/// `sector`, `status`, `severity`, `reported`, `due`), `-` in front for descending.
+pub(crate) fn sort_register(list: &mut [&Deviation], sort: &str) {
+    let (key, desc) = match sort.strip_prefix('-') {
+        Some(k) => (k, true),
+        None => (sort, false),
+    };
+    let sev_rank = |d: &Deviation| match d.severity {
+        Some(Severity::Major) => 2,
+        Some(Severity::Minor) => 1,
+        None => 0,
+    };
+    let status_rank = |d: &Deviation| match d.status {
+        Status::Received => 0,
+        Status::Investigating => 1,
+        Status::Closed => 2,
+    };
+    let next_due = |d: &Deviation| {
+        d.deadlines
+            .iter()
+            .filter(|dl| dl.settled_at.is_none())
+            .map(|dl| dl.due)
+            .min()
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    };
+    match key {
+        "title" => list.sort_by_key(|d| d.title.to_lowercase()),
+        "sector" => list.sort_by_key(|d| d.sector.clone().unwrap_or_default()),
+        "status" => list.sort_by_key(|d| status_rank(d)),
+        "severity" => list.sort_by_key(|d| sev_rank(d)),
+        "reported" => list.sort_by_key(|d| d.reported_at),
+        "due" => list.sort_by_key(|d| next_due(d)),
+        _ => list.sort_by_key(|d| d.reference),
+    }
+    if desc {
+        list.reverse();
+    }
 }
 
 fn urlencode(s: &str) -> String {
@@ -328,43 +378,14 @@ async fn register_page(
         return Err(PageError::Forbidden);
     }
     let now = state.services.clock.now();
-    let sort = q.sort.clone().unwrap_or_else(|| "-reference".into());
+    let sort = q.sort.clone().unwrap_or_else(|| DEFAULT_SORT.into());
     let (key, desc) = match sort.strip_prefix('-') {
         Some(k) => (k.to_string(), true),
         None => (sort.clone(), false),
     };
     let reg = state.services.register.read();
     let mut list = filtered(&reg, &who, &q.list);
-    let sev_rank = |d: &Deviation| match d.severity {
-        Some(Severity::Major) => 2,
-        Some(Severity::Minor) => 1,
-        None => 0,
-    };
-    let status_rank = |d: &Deviation| match d.status {
-        Status::Received => 0,
-        Status::Investigating => 1,
-        Status::Closed => 2,
-    };
-    let next_due = |d: &Deviation| {
-        d.deadlines
-            .iter()
-            .filter(|dl| dl.settled_at.is_none())
-            .map(|dl| dl.due)
-            .min()
-            .unwrap_or(DateTime::<Utc>::MAX_UTC)
-    };
-    match key.as_str() {
-        "title" => list.sort_by_key(|d| d.title.to_lowercase()),
-        "sector" => list.sort_by_key(|d| d.sector.clone().unwrap_or_default()),
-        "status" => list.sort_by_key(|d| status_rank(d)),
-        "severity" => list.sort_by_key(|d| sev_rank(d)),
-        "reported" => list.sort_by_key(|d| d.reported_at),
-        "due" => list.sort_by_key(|d| next_due(d)),
-        _ => list.sort_by_key(|d| d.reference),
-    }
-    if desc {
-        list.reverse();
-    }
+    sort_register(&mut list, &sort);
     let total = list.len();
     let pages = total.div_ceil(PAGE_SIZE).max(1);
     let page = q.page.unwrap_or(1).clamp(1, pages);
@@ -489,6 +510,8 @@ async fn register_page(
         total,
         page,
         pages,
+        xlsx_href: export_href(&q.list, &sort, "xlsx"),
+        csv_href: export_href(&q.list, &sort, "csv"),
         prev_href: (page > 1).then(|| query_string(&q, &sort, page - 1)),
         next_href: (page < pages).then(|| query_string(&q, &sort, page + 1)),
         filter: q.list,
