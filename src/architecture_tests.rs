@@ -23,7 +23,16 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "features",
-        &["auth", "filing", "intake", "notify", "report", "scheduler"],
+        &[
+            "auth",
+            "calendar",
+            "filing",
+            "intake",
+            "notify",
+            "report",
+            "scheduler",
+            "webhooks",
+        ],
     ),
     ("state", &["state"]),
     ("web", &["web"]),
