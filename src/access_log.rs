@@ -76,6 +76,9 @@ pub enum AccessKind {
         format: String,
         sha256: String,
     },
+    /// The personal calendar feed fetched (references, deadline kinds and dates of the
+    /// deviations the user may see): how many entries it held.
+    CalendarFeed { entries: usize },
 }
 
 impl AccessKind {
@@ -96,6 +99,7 @@ impl AccessKind {
             } => "Visade läsloggen för en användare",
             AccessKind::RegisterExtract { .. } => "Tog fram ett registerutdrag",
             AccessKind::FilingDocument { .. } => "Visade eller laddade ner en anmälan",
+            AccessKind::CalendarFeed { .. } => "Hämtade sin kalender med tidsfrister",
         }
     }
 }
@@ -118,7 +122,7 @@ pub struct AccessEntry {
     pub actor: String,
     /// `{kind, …}`: deviation_page, deviation_api, history, attachment {sha256}, export
     /// {from_seq, to_seq}, audit_register, access_log {filter}, register_extract
-    /// {subject_index}, filing_document {filing, format, sha256}.
+    /// {subject_index}, filing_document {filing, format, sha256}, calendar_feed {entries}.
     #[schema(value_type = Object)]
     pub what: AccessKind,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,7 @@ mod architecture_tests;
 pub mod archive;
 pub mod audit;
 pub mod auth;
+pub mod calendar;
 pub mod cli;
 pub mod cli_accounts;
 pub mod cli_keys;

@@ -8,8 +8,8 @@
 use uuid::Uuid;
 
 use super::accounts::{
-    Account, AccountEvent, ApiTokenRevoked, Role, RoleGrantApproved, RoleGrantRejected,
-    RoleGrantRequested, RoleGranted,
+    Account, AccountEvent, ApiTokenRevoked, CalendarFeedRevoked, Role, RoleGrantApproved,
+    RoleGrantRejected, RoleGrantRequested, RoleGranted,
 };
 use super::service::AccountError;
 
@@ -29,7 +29,8 @@ pub enum DutyCommand {
     Approve { request_id: Uuid },
     /// Any admin (the requester too) turns a pending request down.
     Reject { request_id: Uuid },
-    /// Revoke every active API token of the account (after a password reset).
+    /// Revoke every active API token and the calendar link of the account (after a
+    /// password reset).
     RevokeAllTokens,
 }
 
@@ -132,6 +133,13 @@ pub fn decide(
                     token_id: t.id,
                 })
             })
+            // The calendar link is a secret of the same kind.
+            .chain(account.active_calendar_feed().map(|f| {
+                AccountEvent::CalendarFeedRevoked(CalendarFeedRevoked {
+                    account_id: account.id,
+                    feed_id: f.id,
+                })
+            }))
             .collect()),
     }
 }
@@ -170,6 +178,7 @@ mod tests {
             password_hash: None,
             password_pepper: None,
             ended_sessions: HashMap::new(),
+            calendar_feeds: Vec::new(),
         }
     }
 

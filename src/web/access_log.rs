@@ -237,6 +237,7 @@ fn detail_of(what: &AccessKind) -> String {
             format,
             sha256,
         } => format!("{filing} ({format}), SHA-256 {sha256}"),
+        AccessKind::CalendarFeed { entries } => format!("{entries} poster"),
         _ => String::new(),
     }
 }
