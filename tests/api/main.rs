@@ -40,3 +40,4 @@ mod reports_http;
 mod security;
 mod staff_ui;
 mod tls;
+mod webhooks;
