@@ -121,8 +121,10 @@ pub fn render(entries: &[Entry], base_url: &str) -> String {
             .last_modified(e.updated_at)
             .sequence(e.sequence);
         match e.when {
+            // A moment: no DTEND (RFC 5545 wants DTEND later than DTSTART; without one
+            // the event ends when it starts).
             When::At(t) => {
-                ev.starts(t).ends(t);
+                ev.starts(t);
             }
             When::Day(d) => {
                 ev.starts(d).ends(d.succ_opt().unwrap_or(d));
@@ -235,6 +237,8 @@ mod tests {
         let ics = render(&e, "https://avvik.kommunen.se/");
         assert!(ics.contains("DTSTART:20260305T080000Z"), "{ics}");
         assert!(ics.contains("DTSTART;VALUE=DATE:20260320"), "{ics}");
+        assert!(ics.contains("DTEND;VALUE=DATE:20260321"), "{ics}");
+        assert!(!ics.contains("DTEND:"), "{ics}");
         assert!(
             ics.contains(&format!("UID:{}-gdpr@avvik", Uuid::from_u128(1))),
             "{ics}"
