@@ -12,6 +12,7 @@ mod browser;
 mod browser_filings;
 mod browser_privacy;
 mod browser_setup;
+mod calendar;
 mod cli;
 mod crash;
 mod crash_loop;
