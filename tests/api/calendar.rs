@@ -326,3 +326,22 @@ async fn the_calendar_section_of_mitt_konto_is_accessible() {
     assert_eq!(fetch(&app, path).await.0, 200);
     b.close().await;
 }
+
+/// A feed URL is a secret in the path alone, so fetches count against the per-IP limit.
+#[tokio::test]
+async fn calendar_fetches_are_rate_limited_per_ip() {
+    let app = TestApp::spawn_with(
+        |c| c.http.rate_limit_per_minute = 3,
+        std::sync::Arc::new(avvik::clock::SystemClock),
+    )
+    .await;
+    let guess = |i: u32| format!("/calendar/{:064x}.ics", i);
+    let mut statuses = Vec::new();
+    for i in 0..4 {
+        statuses.push(fetch(&app, &guess(i)).await.0);
+    }
+    assert_eq!(statuses, [404, 404, 404, 429]);
+    // Other pages are not counted.
+    assert_eq!(fetch(&app, "/healthz").await.0, 200);
+    app.stop().await;
+}
