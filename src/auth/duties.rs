@@ -190,6 +190,30 @@ mod tests {
     }
 
     #[test]
+    fn revoking_all_tokens_revokes_the_calendar_link_too() {
+        let mut a = account(1);
+        a.tokens.push(crate::auth::accounts::ApiToken {
+            id: Uuid::from_u128(5),
+            label: String::new(),
+            created_at: Utc::now(),
+            revoked_at: None,
+            hash: "h".into(),
+        });
+        a.calendar_feeds.push(crate::auth::accounts::CalendarFeed {
+            id: Uuid::from_u128(6),
+            created_at: Utc::now(),
+            revoked_at: None,
+            hash: "c".into(),
+        });
+        let ev = decide(&a, DutyCommand::RevokeAllTokens, ctx(2)).unwrap();
+        assert!(matches!(
+            &ev[..],
+            [AccountEvent::ApiTokenRevoked(t), AccountEvent::CalendarFeedRevoked(f)]
+                if t.token_id == Uuid::from_u128(5) && f.feed_id == Uuid::from_u128(6)
+        ));
+    }
+
+    #[test]
     fn nobody_grants_themselves_a_role() {
         let a = account(1);
         let cmd = DutyCommand::Grant {

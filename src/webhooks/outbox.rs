@@ -144,6 +144,10 @@ impl WebhookOutbox {
             return;
         }
         self.seq = rec.seq;
+        // No webhook configured: nothing to keep (not even the references).
+        if self.hooks.is_empty() {
+            return;
+        }
         match rec.event_type.as_str() {
             WEBHOOK_DELIVERED | WEBHOOK_FAILED | WEBHOOK_ABANDONED => self.apply_delivery(rec),
             ty => {
@@ -171,6 +175,9 @@ impl WebhookOutbox {
             return;
         }
         self.seq = d.meta.seq;
+        if self.hooks.is_empty() {
+            return;
+        }
         // One that does not decode has no type to match (the register reports it).
         let Ok(ev) = &d.event else { return };
         if let DeviationEvent::Reported(r) = ev {

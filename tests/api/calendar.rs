@@ -257,6 +257,15 @@ async fn the_feed_holds_each_deadline_once_for_what_the_user_may_see_until_revok
         "a revoked link says no more than a made-up one"
     );
     assert_eq!(fetch(&app, "/calendar/kort.ics").await.0, 404);
+    // A disabled account's link is dead until it is enabled again.
+    svc.set_disabled(kontakt_id, true, "slutat", "user:admin@kommunen.example")
+        .await
+        .unwrap();
+    assert_eq!(fetch(&app, &new_path).await.0, 404);
+    svc.set_disabled(kontakt_id, false, "", "user:admin@kommunen.example")
+        .await
+        .unwrap();
+    assert_eq!(fetch(&app, &new_path).await.0, 200);
     let i = page
         .find("/staff/account/calendar/")
         .expect("a revoke form");
