@@ -472,6 +472,63 @@ async fn a_refusing_or_failing_receiver_is_abandoned_visibly() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_webhook_added_later_is_not_sent_old_news() {
+    let rx = Receiver::start(Mode::Ok).await;
+    let clock = Arc::new(ManualClock::new(t("2026-03-02T09:00:00Z")));
+    let app = TestApp::spawn_with(|_| {}, clock.clone()).await;
+    report(
+        &app,
+        json!({"title": "Gammal", "description": "Före webhooken."}),
+    )
+    .await;
+    let dir = app.stop().await;
+    // Two days later the webhook is configured: the old report is past the give-up time.
+    clock.advance(chrono::Duration::hours(49));
+    let url = rx.url();
+    let app = TestApp::spawn_in(
+        dir,
+        |c| with_hooks(c, vec![webhook("late", &url, &["DeviationReported"])]),
+        clock.clone(),
+    )
+    .await;
+    app.app_state
+        .webhooks
+        .deliver_pending_once(clock.now())
+        .await;
+    assert!(rx.hits().is_empty(), "{:?}", rx.hits());
+    assert!(records(
+        &app,
+        &["WebhookDelivered", "WebhookFailed", "WebhookAbandoned"]
+    )
+    .is_empty());
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("avvik_webhook_expired_total{webhook=\"late\"} 1"),
+        "{metrics}"
+    );
+    // What happens from now on is sent.
+    let (reference, _, _) = report(&app, json!({"title": "Ny", "description": "Efter."})).await;
+    app.app_state
+        .webhooks
+        .deliver_pending_once(clock.now())
+        .await;
+    let hits = rx
+        .wait_until(Duration::from_secs(10), |h| !h.is_empty())
+        .await;
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].json()["reference"], reference.to_string());
+    app.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_pending_at_sigkill_are_all_delivered_after_restart() {
     let dir = tempfile::tempdir().unwrap();
