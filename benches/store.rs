@@ -575,7 +575,13 @@ fn startup_child(dir: &Path) -> AnyResult<()> {
         let (stop, _) = tokio::sync::watch::channel(false);
         let rules = Arc::new(avvik::notify::rules::Rules::from_config(&config));
         let keys = bench_keys(dir).map_err(|e| e.to_string())?;
-        let p = avvik::startup::Projections::start(store.clone(), keys, rules, &stop);
+        let p = avvik::startup::Projections::start(
+            store.clone(),
+            keys,
+            rules,
+            Default::default(),
+            &stop,
+        );
         let limit = Duration::from_secs(600);
         if !(p.register.wait_for(head, limit).await
             && p.outbox.wait_for(head, limit).await

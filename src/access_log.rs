@@ -86,6 +86,9 @@ pub enum AccessKind {
         filters: ExportFilters,
         rows: u64,
     },
+    /// The personal calendar feed fetched (references, deadline kinds and dates of the
+    /// deviations the user may see): how many entries it held.
+    CalendarFeed { entries: usize },
 }
 
 /// The register filters an export applied, as the register's query gives them (`status`
@@ -127,6 +130,7 @@ impl AccessKind {
             AccessKind::FilingDocument { .. } => "Visade eller laddade ner en anmälan",
             AccessKind::CaseExport { .. } => "Exporterade avvikelsen",
             AccessKind::RegisterExport { .. } => "Exporterade registret",
+            AccessKind::CalendarFeed { .. } => "Hämtade sin kalender med tidsfrister",
         }
     }
 }
@@ -151,7 +155,7 @@ pub struct AccessEntry {
     /// {from_seq, to_seq}, audit_register, access_log {filter}, register_extract
     /// {subject_index}, filing_document {filing, format, sha256}, case_export {format,
     /// sha256}, register_export {format, filters {status?, severity?, sector?, category?,
-    /// year?, free_text?}, rows}.
+    /// year?, free_text?}, rows}, calendar_feed {entries}.
     #[schema(value_type = Object)]
     pub what: AccessKind,
     #[serde(skip_serializing_if = "Option::is_none")]

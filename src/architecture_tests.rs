@@ -26,11 +26,13 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "auth",
             "export",
+            "calendar",
             "filing",
             "intake",
             "notify",
             "report",
             "scheduler",
+            "webhooks",
         ],
     ),
     ("state", &["state"]),

@@ -27,6 +27,9 @@ pub struct Config {
     pub organisation: crate::domain::organisation::OrganisationDetails,
     /// Gallring rules (dokumenthanteringsplan).
     pub retention: crate::domain::retention::RetentionRules,
+    /// Signed HTTP POSTs of chosen events to other systems (`[[webhooks]]`); none by default.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
     /// Case PDFs and register exports.
     pub export: ExportConfig,
 }
@@ -289,6 +292,103 @@ pub struct PolicyConfig {
     pub review_reminders_months: Vec<u32>,
 }
 
+/// One `[[webhooks]]` entry: where chosen events are POSTed, signed with its secret.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Names the webhook in events, logs and metrics (the URL may hold a token of its own,
+    /// so it is never logged).
+    pub name: String,
+    /// `https://…` (or `http://` to a loopback host).
+    pub url: String,
+    /// The signing secret itself; or
+    #[serde(default)]
+    pub secret: String,
+    /// a file holding it (a trailing newline is dropped); or
+    #[serde(default)]
+    pub secret_file: PathBuf,
+    /// the name of an environment variable holding it.
+    #[serde(default)]
+    pub secret_env: String,
+    /// The deviation event types sent, e.g. `["DeviationReported", "DeviationClassified"]`.
+    pub events: Vec<String>,
+    /// Attempts before a delivery is abandoned.
+    #[serde(default = "default_webhook_attempts")]
+    pub max_attempts: u32,
+    /// Seconds an attempt may take (connect, send, answer) before it counts as failed.
+    #[serde(default = "default_webhook_timeout")]
+    pub timeout_s: u64,
+}
+
+fn default_webhook_attempts() -> u32 {
+    10
+}
+
+fn default_webhook_timeout() -> u64 {
+    10
+}
+
+/// The shortest signing secret accepted.
+pub const WEBHOOK_SECRET_MIN: usize = 16;
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("name", &self.name)
+            .field("url", &"<redacted>")
+            .field("secret", &"<redacted>")
+            .field("secret_file", &self.secret_file)
+            .field("secret_env", &self.secret_env)
+            .field("events", &self.events)
+            .field("max_attempts", &self.max_attempts)
+            .field("timeout_s", &self.timeout_s)
+            .finish()
+    }
+}
+
+impl WebhookConfig {
+    /// The signing secret, from wherever the configuration says it is (read at start-up,
+    /// so a missing file or variable stops `avvik serve` naming the key). `index` is the
+    /// entry's place in `[[webhooks]]`, for the message.
+    pub fn resolve_secret(&self, index: usize) -> Result<String, ConfigError> {
+        let key = |k: &str| format!("webhooks[{index}].{k} (webhook \"{}\")", self.name);
+        let secret = if !self.secret.is_empty() {
+            self.secret.clone()
+        } else if !self.secret_file.as_os_str().is_empty() {
+            let text = std::fs::read_to_string(&self.secret_file).map_err(|e| {
+                ConfigError(format!(
+                    "key `{}`: cannot read {}: {e}",
+                    key("secret_file"),
+                    self.secret_file.display()
+                ))
+            })?;
+            text.trim_end_matches(['\r', '\n']).to_string()
+        } else {
+            std::env::var(&self.secret_env).map_err(|_| {
+                ConfigError(format!(
+                    "key `{}`: the environment variable {} is not set",
+                    key("secret_env"),
+                    self.secret_env
+                ))
+            })?
+        };
+        if secret.chars().count() < WEBHOOK_SECRET_MIN {
+            let which = if !self.secret.is_empty() {
+                "secret"
+            } else if !self.secret_file.as_os_str().is_empty() {
+                "secret_file"
+            } else {
+                "secret_env"
+            };
+            return Err(ConfigError(format!(
+                "key `{}`: expected a secret of at least {WEBHOOK_SECRET_MIN} characters, got `<redacted>`",
+                key(which)
+            )));
+        }
+        Ok(secret)
+    }
+}
+
 /// A configuration that cannot be used; the message names the key and the expected form.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -447,6 +547,7 @@ impl Config {
                 header,
             );
         }
+        self.validate_webhooks()?;
         for (key, expr) in [
             ("schedule.annual_report", &self.schedule.annual_report),
             (
@@ -616,6 +717,119 @@ impl Config {
     }
 }
 
+impl Config {
+    /// `[[webhooks]]`: names, URLs, event types, one source of the secret. The secret
+    /// itself is read when the service starts (`WebhookConfig::resolve_secret`).
+    fn validate_webhooks(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for (i, w) in self.webhooks.iter().enumerate() {
+            let bad = |key: &str, expected: &str, got: &dyn std::fmt::Display| {
+                Err(ConfigError(format!(
+                    "key `webhooks[{i}].{key}`: expected {expected}, got `{got}`"
+                )))
+            };
+            let name_ok = !w.name.is_empty()
+                && w.name.len() <= 64
+                && w.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !name_ok {
+                return bad(
+                    "name",
+                    "a name of 1 to 64 characters a-z, 0-9, - and _",
+                    &w.name,
+                );
+            }
+            if !names.insert(w.name.as_str()) {
+                return bad("name", "a name no other webhook has", &w.name);
+            }
+            let url = reqwest::Url::parse(&w.url).ok();
+            let scheme = url.as_ref().map(|u| u.scheme().to_string());
+            let host = url
+                .as_ref()
+                .and_then(|u| u.host_str())
+                .unwrap_or("")
+                .to_string();
+            let form_ok = matches!(scheme.as_deref(), Some("http" | "https"))
+                && !host.is_empty()
+                && url
+                    .as_ref()
+                    .is_some_and(|u| u.username().is_empty() && u.password().is_none());
+            // The URL may carry a token of its own: never repeat it in a message.
+            let shown = match &url {
+                Some(u) if form_ok => format!("{}://{}/…", u.scheme(), host),
+                _ => "<redacted>".to_string(),
+            };
+            if !form_ok {
+                return bad(
+                    "url",
+                    "an https:// URL with a host and no user or password",
+                    &shown,
+                );
+            }
+            if scheme.as_deref() == Some("http") && !is_loopback_host(&host) {
+                return bad(
+                    "url",
+                    "an https:// URL (http:// only for a loopback host)",
+                    &shown,
+                );
+            }
+            let sources = [
+                !w.secret.is_empty(),
+                !w.secret_file.as_os_str().is_empty(),
+                !w.secret_env.is_empty(),
+            ];
+            match sources.iter().filter(|s| **s).count() {
+                0 => {
+                    return bad(
+                        "secret",
+                        "a signing secret (secret, secret_file or secret_env)",
+                        &"",
+                    )
+                }
+                1 => {}
+                _ => {
+                    return bad(
+                        "secret",
+                        "only one of secret, secret_file and secret_env",
+                        &"<redacted>",
+                    )
+                }
+            }
+            if !w.secret.is_empty() && w.secret.chars().count() < WEBHOOK_SECRET_MIN {
+                return bad(
+                    "secret",
+                    &format!("a secret of at least {WEBHOOK_SECRET_MIN} characters"),
+                    &"<redacted>",
+                );
+            }
+            if w.events.is_empty() {
+                return bad("events", "a list of at least one event type", &"[]");
+            }
+            let known = crate::domain::DeviationEvent::TYPES;
+            for (j, ev) in w.events.iter().enumerate() {
+                if !known.contains(&ev.as_str()) || w.events[..j].contains(ev) {
+                    return Err(ConfigError(format!(
+                        "key `webhooks[{i}].events`: expected distinct event types from {}, got `{ev}`",
+                        known.join(", ")
+                    )));
+                }
+            }
+            if !(1..=100).contains(&w.max_attempts) {
+                return bad("max_attempts", "a number from 1 to 100", &w.max_attempts);
+            }
+            if !(1..=300).contains(&w.timeout_s) {
+                return bad(
+                    "timeout_s",
+                    "a number of seconds from 1 to 300",
+                    &w.timeout_s,
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Is `host` a loopback name or address?
 pub fn is_loopback_host(host: &str) -> bool {
     host == "localhost"
@@ -775,6 +989,105 @@ mod tests {
         }
         let e = with("[export]\nsecrecy = \"x\"").unwrap_err().to_string();
         assert!(e.contains("unknown key `export.secrecy`"), "{e}");
+    }
+
+    #[test]
+    fn webhooks_are_checked_naming_the_key_and_never_showing_secrets() {
+        let hook = |body: &str| with(&format!("[[webhooks]]\n{body}"));
+        let ok = "name = \"siem\"\nurl = \"https://siem.kommunen.example/h?token=t0p\"\nsecret = \"ett-hemligt-delat-lösen\"\nevents = [\"DeviationReported\"]";
+        let c = hook(ok).unwrap();
+        assert_eq!(c.webhooks.len(), 1);
+        assert_eq!(c.webhooks[0].max_attempts, 10);
+        assert_eq!(
+            c.webhooks[0].resolve_secret(0).unwrap(),
+            "ett-hemligt-delat-lösen"
+        );
+        let dbg = format!("{:?}", c.webhooks);
+        assert!(!dbg.contains("hemligt") && !dbg.contains("t0p"), "{dbg}");
+        let cases = [
+            (
+                ok.replace(
+                    "https://siem.kommunen.example/h?token=t0p",
+                    "ftp://siem.kommunen.example/",
+                ),
+                "webhooks[0].url",
+            ),
+            (
+                ok.replace(
+                    "https://siem.kommunen.example/h?token=t0p",
+                    "inte en adress",
+                ),
+                "webhooks[0].url",
+            ),
+            (
+                ok.replace(
+                    "https://siem.kommunen.example/h?token=t0p",
+                    "http://siem.kommunen.example/h?token=t0p",
+                ),
+                "webhooks[0].url",
+            ),
+            (
+                ok.replace("ett-hemligt-delat-lösen", ""),
+                "webhooks[0].secret",
+            ),
+            (
+                ok.replace("ett-hemligt-delat-lösen", "kort"),
+                "webhooks[0].secret",
+            ),
+            (format!("{ok}\nsecret_env = \"X\""), "webhooks[0].secret"),
+            (
+                ok.replace("DeviationReported", "DeviationRepotred"),
+                "webhooks[0].events",
+            ),
+            (
+                ok.replace("[\"DeviationReported\"]", "[]"),
+                "webhooks[0].events",
+            ),
+            (ok.replace("siem\"", "SIEM sak\""), "webhooks[0].name"),
+            (
+                format!("{ok}\nmax_attempts = 0"),
+                "webhooks[0].max_attempts",
+            ),
+            (format!("{ok}\nurl2 = \"x\""), "webhooks"),
+        ];
+        for (body, key) in cases {
+            let e = hook(&body).unwrap_err().to_string();
+            assert!(e.contains(key), "{body}: {e}");
+            assert!(
+                !e.contains("hemligt") && !e.contains("t0p") && !e.contains("kort"),
+                "{e}"
+            );
+        }
+        let e = with(&format!("[[webhooks]]\n{ok}\n[[webhooks]]\n{ok}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("webhooks[1].name"), "{e}");
+        // A loopback receiver may be plain http.
+        assert!(hook(&ok.replace(
+            "https://siem.kommunen.example/h?token=t0p",
+            "http://127.0.0.1:9/h"
+        ))
+        .is_ok());
+        // A secret file or variable is read at start-up, and a missing one names its key.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "ett-hemligt-delat-lösen\n").unwrap();
+        let c = hook(&ok.replace(
+            "secret = \"ett-hemligt-delat-lösen\"",
+            &format!("secret_file = {:?}", file.display().to_string()),
+        ))
+        .unwrap();
+        assert_eq!(
+            c.webhooks[0].resolve_secret(0).unwrap(),
+            "ett-hemligt-delat-lösen"
+        );
+        let c = hook(&ok.replace(
+            "secret = \"ett-hemligt-delat-lösen\"",
+            "secret_env = \"AVVIK_TEST_NO_SUCH_SECRET\"",
+        ))
+        .unwrap();
+        let e = c.webhooks[0].resolve_secret(0).unwrap_err().to_string();
+        assert!(e.contains("webhooks[0].secret_env"), "{e}");
     }
 
     #[test]

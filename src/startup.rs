@@ -18,6 +18,7 @@ use crate::register::RegisterProjection;
 use crate::scheduler::{Scheduler, Schedules};
 use crate::service::Services;
 use crate::web::{self, AppState};
+use crate::webhooks::outbox::{Subscription, WebhookOutbox, WebhookOutboxProjection};
 
 /// Opens the store in the configured data directory.
 pub fn open_store(config: &Config) -> Result<SledEventStore, avvik_events::StoreError> {
@@ -35,42 +36,57 @@ pub struct Projections {
     pub register: Arc<RegisterProjection>,
     pub outbox: Arc<OutboxProjection>,
     pub intake: Arc<IntakeProjection>,
+    pub webhooks: Arc<WebhookOutboxProjection>,
 }
 
 impl Projections {
     /// Starts them not ready; one pass over the log (`projection::replay`) catches all
-    /// three up, off the async threads, and then each follows the log on its own.
+    /// four up, off the async threads, and then each follows the log on its own.
     pub fn start(
         store: Arc<dyn EventStore>,
         keys: Arc<crate::privacy::Keyring>,
         rules: Arc<Rules>,
+        hooks: Arc<Vec<Subscription>>,
         shutdown: &watch::Sender<bool>,
     ) -> Self {
         let this = Self {
             register: Projection::pending(Register::new(), "register"),
             outbox: Projection::pending(Outbox::new(rules.clone()), "outbox"),
             intake: Projection::pending(IntakeView::default(), "intake view"),
+            webhooks: Projection::pending(WebhookOutbox::new(hooks.clone()), "webhook outbox"),
         };
-        let (register, outbox, intake) = (
+        let (register, outbox, intake, webhooks) = (
             this.register.clone(),
             this.outbox.clone(),
             this.intake.clone(),
+            this.webhooks.clone(),
         );
         let shutdown = shutdown.subscribe();
         let s2 = store.clone();
         let k2 = keys.clone();
         crate::projection::catch_up(
-            "register, outbox and intake view",
+            "register, outboxes and intake view",
             move || {
-                let (mut r, mut o, mut i) =
-                    (Register::new(), Outbox::new(rules), IntakeView::default());
+                let (mut r, mut o, mut i, mut w) = (
+                    Register::new(),
+                    Outbox::new(rules),
+                    IntakeView::default(),
+                    WebhookOutbox::new(hooks),
+                );
                 let head = s2.head().seq;
-                crate::projection::replay(s2.as_ref(), &k2, 1, head, &mut [&mut r, &mut o, &mut i])
-                    .map(|()| (r, o, i))
+                crate::projection::replay(
+                    s2.as_ref(),
+                    &k2,
+                    1,
+                    head,
+                    &mut [&mut r, &mut o, &mut i, &mut w],
+                )
+                .map(|()| (r, o, i, w))
             },
-            move |(r, o, i)| {
+            move |(r, o, i, w)| {
                 register.install(r, store.clone(), keys.clone(), shutdown.clone());
                 outbox.install(o, store.clone(), keys.clone(), shutdown.clone());
+                webhooks.install(w, store.clone(), keys.clone(), shutdown.clone());
                 intake.install(i, store, keys, shutdown);
             },
         );
@@ -140,6 +156,7 @@ impl Application {
             store.clone(),
             keys.clone(),
             Arc::new(Rules::from_config(&config)),
+            crate::webhooks::Webhooks::subscriptions(&config),
             &shutdown_tx,
         );
         let register = projections.register.clone();
@@ -171,6 +188,15 @@ impl Application {
             shutdown_tx.subscribe(),
         )
         .context("setting up e-mail delivery ([mail])")?;
+        // Webhooks: the same outbox machinery, over HTTP.
+        let webhooks = crate::webhooks::Webhooks::start(
+            &config,
+            store.clone(),
+            clock.clone(),
+            projections.webhooks.clone(),
+            shutdown_tx.subscribe(),
+        )
+        .context("setting up webhooks ([[webhooks]])")?;
         let services = Services {
             store,
             register,
@@ -195,6 +221,7 @@ impl Application {
             session_key: crate::auth::session::session_key(&secret),
             login_guard: Default::default(),
             notify,
+            webhooks,
             intake,
             secret,
             access_log,

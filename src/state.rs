@@ -13,6 +13,7 @@ use crate::intake::Intake;
 use crate::notify::Notify;
 use crate::secret::Secret;
 use crate::service::Services;
+use crate::webhooks::Webhooks;
 
 /// Everything a request handler may use.
 #[derive(Clone)]
@@ -26,6 +27,8 @@ pub struct AppState {
     pub login_guard: Arc<LoginGuard>,
     /// E-mail notices: acknowledgement links, and what was sent about each deviation.
     pub notify: Notify,
+    /// Webhooks: signed POSTs of chosen events, and how each webhook stands.
+    pub webhooks: Webhooks,
     /// E-mail intake: the pipeline (shared with the IMAP collector), attachments, quarantine.
     pub intake: Arc<Intake>,
     /// The läslogg: who saw which deviation's content (its own chain in `<data_dir>/access`).
@@ -47,6 +50,12 @@ impl FromRef<AppState> for Arc<Config> {
 impl FromRef<AppState> for Notify {
     fn from_ref(s: &AppState) -> Self {
         s.notify.clone()
+    }
+}
+
+impl FromRef<AppState> for Webhooks {
+    fn from_ref(s: &AppState) -> Self {
+        s.webhooks.clone()
     }
 }
 

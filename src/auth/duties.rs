@@ -8,8 +8,8 @@
 use uuid::Uuid;
 
 use super::accounts::{
-    Account, AccountEvent, ApiTokenRevoked, Role, RoleGrantApproved, RoleGrantRejected,
-    RoleGrantRequested, RoleGranted,
+    Account, AccountEvent, ApiTokenRevoked, CalendarFeedRevoked, Role, RoleGrantApproved,
+    RoleGrantRejected, RoleGrantRequested, RoleGranted,
 };
 use super::service::AccountError;
 
@@ -29,7 +29,8 @@ pub enum DutyCommand {
     Approve { request_id: Uuid },
     /// Any admin (the requester too) turns a pending request down.
     Reject { request_id: Uuid },
-    /// Revoke every active API token of the account (after a password reset).
+    /// Revoke every active API token and the calendar link of the account (after a
+    /// password reset).
     RevokeAllTokens,
 }
 
@@ -132,6 +133,13 @@ pub fn decide(
                     token_id: t.id,
                 })
             })
+            // The calendar link is a secret of the same kind.
+            .chain(account.active_calendar_feed().map(|f| {
+                AccountEvent::CalendarFeedRevoked(CalendarFeedRevoked {
+                    account_id: account.id,
+                    feed_id: f.id,
+                })
+            }))
             .collect()),
     }
 }
@@ -170,6 +178,7 @@ mod tests {
             password_hash: None,
             password_pepper: None,
             ended_sessions: HashMap::new(),
+            calendar_feeds: Vec::new(),
         }
     }
 
@@ -178,6 +187,30 @@ mod tests {
             by: Uuid::from_u128(by),
             new_request_id: Uuid::from_u128(99),
         }
+    }
+
+    #[test]
+    fn revoking_all_tokens_revokes_the_calendar_link_too() {
+        let mut a = account(1);
+        a.tokens.push(crate::auth::accounts::ApiToken {
+            id: Uuid::from_u128(5),
+            label: String::new(),
+            created_at: Utc::now(),
+            revoked_at: None,
+            hash: "h".into(),
+        });
+        a.calendar_feeds.push(crate::auth::accounts::CalendarFeed {
+            id: Uuid::from_u128(6),
+            created_at: Utc::now(),
+            revoked_at: None,
+            hash: "c".into(),
+        });
+        let ev = decide(&a, DutyCommand::RevokeAllTokens, ctx(2)).unwrap();
+        assert!(matches!(
+            &ev[..],
+            [AccountEvent::ApiTokenRevoked(t), AccountEvent::CalendarFeedRevoked(f)]
+                if t.token_id == Uuid::from_u128(5) && f.feed_id == Uuid::from_u128(6)
+        ));
     }
 
     #[test]

@@ -206,6 +206,33 @@ impl Services {
             .await
     }
 
+    /// Creates the account's calendar feed (replacing the one in use, if any) and returns
+    /// its secret token, shown once; only its hash is stored. Only the owner asks for it.
+    pub async fn create_calendar_feed(
+        &self,
+        id: Uuid,
+        actor: &str,
+    ) -> Result<String, AccountError> {
+        let token = crate::service::new_status_token();
+        let cmd = AccountCommand::CreateCalendarFeed {
+            feed_id: Uuid::now_v7(),
+            token_hash: avvik_events::hash_hex(token.as_bytes()),
+        };
+        self.account_command(id, cmd, actor).await?;
+        Ok(token)
+    }
+
+    /// Revokes a calendar feed: its URL answers 404 from then on.
+    pub async fn revoke_calendar_feed(
+        &self,
+        id: Uuid,
+        feed_id: Uuid,
+        actor: &str,
+    ) -> Result<(), AccountError> {
+        self.account_command(id, AccountCommand::RevokeCalendarFeed { feed_id }, actor)
+            .await
+    }
+
     /// An account change under separation of duties (`duties::decide`), asked for by the
     /// admin with account `by`.
     pub async fn account_duty(

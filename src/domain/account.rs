@@ -151,6 +151,22 @@ pub struct ApiTokenRevoked {
     pub token_id: Uuid,
 }
 
+/// A personal calendar feed (ICS) of the owner's deadlines: only the SHA-256 of its secret
+/// URL token is stored. A new feed replaces the owner's earlier one (revoked in the same
+/// commit).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalendarFeedCreated {
+    pub account_id: Uuid,
+    pub feed_id: Uuid,
+    pub token_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalendarFeedRevoked {
+    pub account_id: Uuid,
+    pub feed_id: Uuid,
+}
+
 /// A browser session ended by signing out: a copy of its cookie no longer works.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignedOut {
@@ -202,6 +218,8 @@ crate::domain::event_enum! {
     RoleGrantRequested(RoleGrantRequested) = "RoleGrantRequested",
     RoleGrantApproved(RoleGrantApproved) = "RoleGrantApproved",
     RoleGrantRejected(RoleGrantRejected) = "RoleGrantRejected",
+    CalendarFeedCreated(CalendarFeedCreated) = "CalendarFeedCreated",
+    CalendarFeedRevoked(CalendarFeedRevoked) = "CalendarFeedRevoked",
     }
 }
 
@@ -209,6 +227,16 @@ crate::domain::event_enum! {
 pub struct ApiToken {
     pub id: Uuid,
     pub label: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub hash: String,
+}
+
+/// A calendar feed of an account (its token only as a hash).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CalendarFeed {
+    pub id: Uuid,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
     #[serde(skip)]
@@ -236,6 +264,8 @@ pub struct Account {
     pub password_changed_at: Option<DateTime<Utc>>,
     pub tokens: Vec<ApiToken>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub calendar_feeds: Vec<CalendarFeed>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pending_grants: Vec<PendingGrant>,
     pub version: u32,
     #[serde(skip)]
@@ -252,6 +282,11 @@ impl Account {
     pub fn has(&self, role: Role) -> bool {
         self.roles.iter().any(|g| g.role == role)
     }
+
+    /// The calendar feed in use, if any.
+    pub fn active_calendar_feed(&self) -> Option<&CalendarFeed> {
+        self.calendar_feeds.iter().find(|f| f.revoked_at.is_none())
+    }
 }
 
 /// All accounts, folded from the log.
@@ -259,6 +294,7 @@ impl Account {
 pub struct Accounts {
     by_id: HashMap<Uuid, Account>,
     by_token_hash: HashMap<String, (Uuid, Uuid)>,
+    by_calendar_hash: HashMap<String, (Uuid, Uuid)>,
 }
 
 impl Accounts {
@@ -285,6 +321,7 @@ impl Accounts {
                 created_at: at,
                 password_changed_at: None,
                 tokens: Vec::new(),
+                calendar_feeds: Vec::new(),
                 pending_grants: Vec::new(),
                 version: 0,
                 password_hash: None,
@@ -331,6 +368,26 @@ impl Accounts {
                     self.by_token_hash.remove(&t.hash);
                 }
             }
+            AccountEvent::CalendarFeedCreated(f) => {
+                self.by_calendar_hash
+                    .insert(f.token_hash.clone(), (a.id, f.feed_id));
+                a.calendar_feeds.push(CalendarFeed {
+                    id: f.feed_id,
+                    created_at: at,
+                    revoked_at: None,
+                    hash: f.token_hash,
+                });
+            }
+            AccountEvent::CalendarFeedRevoked(r) => {
+                if let Some(f) = a
+                    .calendar_feeds
+                    .iter_mut()
+                    .find(|f| f.id == r.feed_id && f.revoked_at.is_none())
+                {
+                    f.revoked_at = Some(at);
+                    self.by_calendar_hash.remove(&f.hash);
+                }
+            }
             AccountEvent::RoleGrantRequested(r) => a.pending_grants.push(PendingGrant {
                 request_id: r.request_id,
                 role: r.role,
@@ -368,6 +425,13 @@ impl Accounts {
     pub fn by_token_hash(&self, hash: &str) -> Option<&Account> {
         let (account, _) = self.by_token_hash.get(hash)?;
         self.by_id.get(account).filter(|a| !a.disabled)
+    }
+
+    /// The active account a calendar feed token belongs to, and the feed's id.
+    pub fn by_calendar_hash(&self, hash: &str) -> Option<(&Account, Uuid)> {
+        let (account, feed) = self.by_calendar_hash.get(hash)?;
+        let a = self.by_id.get(account).filter(|a| !a.disabled)?;
+        Some((a, *feed))
     }
 
     pub fn list(&self) -> Vec<&Account> {
@@ -418,6 +482,14 @@ pub enum AccountCommand {
     },
     RevokeToken {
         token_id: Uuid,
+    },
+    /// A new calendar feed; the one in use (if any) is revoked with it.
+    CreateCalendarFeed {
+        feed_id: Uuid,
+        token_hash: String,
+    },
+    RevokeCalendarFeed {
+        feed_id: Uuid,
     },
     SignOut {
         session_id: Uuid,
@@ -501,8 +573,55 @@ pub fn decide(
     if state.is_none() && !matches!(cmd, AccountCommand::SignOut { .. }) {
         return Err(AccountRefusal::NotFound);
     }
+    match (state, cmd) {
+        (
+            Some(a),
+            AccountCommand::CreateCalendarFeed {
+                feed_id,
+                token_hash,
+            },
+        ) => {
+            let mut events: Vec<AccountEvent> = a
+                .calendar_feeds
+                .iter()
+                .filter(|f| f.revoked_at.is_none())
+                .map(|f| {
+                    AccountEvent::CalendarFeedRevoked(CalendarFeedRevoked {
+                        account_id: id,
+                        feed_id: f.id,
+                    })
+                })
+                .collect();
+            events.push(AccountEvent::CalendarFeedCreated(CalendarFeedCreated {
+                account_id: id,
+                feed_id: *feed_id,
+                token_hash: token_hash.clone(),
+            }));
+            return Ok(events);
+        }
+        (Some(a), AccountCommand::RevokeCalendarFeed { feed_id }) => {
+            if !a
+                .calendar_feeds
+                .iter()
+                .any(|f| f.id == *feed_id && f.revoked_at.is_none())
+            {
+                return Err(AccountRefusal::Invalid(
+                    "Kalenderlänken finns inte eller är redan återkallad.".into(),
+                ));
+            }
+            return Ok(vec![AccountEvent::CalendarFeedRevoked(
+                CalendarFeedRevoked {
+                    account_id: id,
+                    feed_id: *feed_id,
+                },
+            )]);
+        }
+        _ => {}
+    }
     let ev = match cmd.clone() {
-        AccountCommand::Create { .. } => unreachable!("handled above"),
+        AccountCommand::Create { .. }
+        | AccountCommand::CreateCalendarFeed { .. }
+        | AccountCommand::RevokeCalendarFeed { .. } => unreachable!("handled above"),
         AccountCommand::GrantRole { role, sectors } => {
             check_grant(role, &sectors)?;
             AccountEvent::RoleGranted(RoleGranted {
@@ -612,5 +731,67 @@ mod decide_tests {
             decide(None, id, &AccountCommand::RevokeRole { role: Role::Ciso }),
             Err(AccountRefusal::NotFound)
         );
+    }
+
+    #[test]
+    fn a_new_calendar_feed_replaces_the_old_and_a_revoked_one_is_gone() {
+        let id = account_id(&email());
+        let mut accounts = Accounts::default();
+        let mut seq = 0u64;
+        let mut apply = |accounts: &mut Accounts, events: Vec<AccountEvent>| {
+            for ev in events {
+                seq += 1;
+                accounts.apply(&RecordedEvent {
+                    seq,
+                    id: Uuid::now_v7(),
+                    stream: id,
+                    version: seq as u32,
+                    at: Utc::now(),
+                    actor: "test".into(),
+                    event_type: ev.type_name().into(),
+                    schema: 1,
+                    data: ev.to_data(),
+                    prev: String::new(),
+                });
+            }
+        };
+        let create = AccountCommand::Create {
+            email: email(),
+            name: "Karin".into(),
+            roles: vec![],
+            password_hash: None,
+        };
+        apply(&mut accounts, decide(None, id, &create).unwrap());
+        let feed = |n: u128| AccountCommand::CreateCalendarFeed {
+            feed_id: Uuid::from_u128(n),
+            token_hash: format!("hash{n}"),
+        };
+        let ev = decide(accounts.get(id), id, &feed(1)).unwrap();
+        assert_eq!(ev.len(), 1);
+        apply(&mut accounts, ev);
+        assert_eq!(
+            accounts.by_calendar_hash("hash1").map(|(_, f)| f),
+            Some(Uuid::from_u128(1))
+        );
+        let ev = decide(accounts.get(id), id, &feed(2)).unwrap();
+        assert!(matches!(
+            ev[..],
+            [
+                AccountEvent::CalendarFeedRevoked(_),
+                AccountEvent::CalendarFeedCreated(_)
+            ]
+        ));
+        apply(&mut accounts, ev);
+        assert!(accounts.by_calendar_hash("hash1").is_none());
+        assert!(accounts.by_calendar_hash("hash2").is_some());
+        let revoke = |n: u128| AccountCommand::RevokeCalendarFeed {
+            feed_id: Uuid::from_u128(n),
+        };
+        assert!(decide(accounts.get(id), id, &revoke(1)).is_err());
+        let ev = decide(accounts.get(id), id, &revoke(2)).unwrap();
+        apply(&mut accounts, ev);
+        assert!(accounts.by_calendar_hash("hash2").is_none());
+        assert!(accounts.get(id).unwrap().active_calendar_feed().is_none());
+        assert_eq!(accounts.get(id).unwrap().calendar_feeds.len(), 2);
     }
 }

@@ -16,6 +16,8 @@ pub enum System {
     Notify,
     /// The first-run set-up.
     Setup,
+    /// Webhook delivery.
+    Webhooks,
 }
 
 impl System {
@@ -26,6 +28,7 @@ impl System {
             System::Intake => "system:intake",
             System::Notify => "system:notify",
             System::Setup => "system:setup",
+            System::Webhooks => "system:webhooks",
         }
     }
 
@@ -36,6 +39,7 @@ impl System {
             System::Intake => "avvik (e-postmottagning)",
             System::Notify => "avvik (utskick)",
             System::Setup => "avvik (första start)",
+            System::Webhooks => "avvik (webhookar)",
         }
     }
 }
@@ -88,6 +92,7 @@ impl Actor {
             "system:intake" => Some(System::Intake),
             "system:notify" => Some(System::Notify),
             "system:setup" => Some(System::Setup),
+            "system:webhooks" => Some(System::Webhooks),
             _ => None,
         };
         system.map_or_else(|| Actor::Other(s.to_string()), Actor::System)
@@ -133,6 +138,7 @@ mod tests {
             Actor::System(System::Intake),
             Actor::System(System::Notify),
             Actor::System(System::Setup),
+            Actor::System(System::Webhooks),
             Actor::UnverifiedEmail("ciso@kommunen.example".into()),
         ] {
             assert_eq!(Actor::parse(&a.as_stored()), a);

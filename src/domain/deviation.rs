@@ -162,6 +162,18 @@ pub struct SupplierRecorded {
     pub reported_by_supplier: bool,
 }
 
+/// A file attached from the public form, the status page or the staff page: stored
+/// sealed under `attachments/<deviation>/<sha256>`; its name is sealed here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttachmentAdded {
+    pub sha256: String,
+    pub filename: String,
+    /// Sniffed from the content, e.g. `application/pdf`.
+    pub content_type: String,
+    pub size: u64,
+    pub from_reporter: bool,
+}
+
 /// The handling of a NIS2 incident ended (it is no longer ongoing).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IncidentHandlingEnded {
@@ -217,6 +229,7 @@ super::event_enum! {
     LinkedToIncident(LinkedToIncident) = "LinkedToIncident",
     UnlinkedFromIncident(UnlinkedFromIncident) = "UnlinkedFromIncident",
     SupplierRecorded(SupplierRecorded) = "SupplierRecorded",
+    AttachmentAdded(AttachmentAdded) = "AttachmentAdded",
     }
 }
 
@@ -299,6 +312,18 @@ pub struct Filing {
     pub not_filed_rationale: Option<String>,
     pub recorded_by: String,
     pub recorded_at: DateTime<Utc>,
+}
+
+/// A file attached on the web.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Attachment {
+    pub sha256: String,
+    pub filename: String,
+    pub content_type: String,
+    pub size: u64,
+    pub from_reporter: bool,
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// The incident a deviation is linked to.
@@ -399,6 +424,9 @@ pub struct Deviation {
     /// The report came from the supplier.
     #[serde(default)]
     pub reported_by_supplier: bool,
+    /// Files attached on the web (intake's e-mail attachments are intake's).
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
     /// Number of events in the stream.
     pub version: u32,
     /// Seq of the last event applied.
@@ -464,6 +492,9 @@ impl Deviation {
         }
         if let Some(n) = &mut self.affected_notice {
             n.scrub(text);
+        }
+        for a in &mut self.attachments {
+            a.filename = t();
         }
     }
 
@@ -543,6 +574,7 @@ pub enum Command {
     LinkToIncident(LinkedToIncident),
     Unlink,
     RecordSupplier(SupplierRecorded),
+    AddAttachment(AttachmentAdded),
 }
 
 /// Why a command was refused.
@@ -813,6 +845,12 @@ pub fn decide(state: Option<&Deviation>, cmd: Command) -> Result<Vec<DeviationEv
             }
             None => return Err(DomainError::NotLinked),
         },
+        Command::AddAttachment(a) => {
+            if d.attachments.iter().any(|x| x.sha256 == a.sha256) {
+                return Err(DomainError::RecordUnchanged);
+            }
+            DeviationEvent::AttachmentAdded(a)
+        }
         Command::RecordSupplier(s) => {
             if d.supplier == s.supplier && d.reported_by_supplier == s.reported_by_supplier {
                 return Err(DomainError::RecordUnchanged);
@@ -882,6 +920,7 @@ pub fn evolve(
                 incident: None,
                 supplier: None,
                 reported_by_supplier: false,
+                attachments: Vec::new(),
                 version: 0,
                 last_seq: 0,
                 updated_at: meta.at,
@@ -1026,6 +1065,15 @@ pub fn evolve(
                     })
                 }
                 DeviationEvent::UnlinkedFromIncident(_) => d.incident = None,
+                DeviationEvent::AttachmentAdded(a) => d.attachments.push(Attachment {
+                    sha256: a.sha256.clone(),
+                    filename: a.filename.clone(),
+                    content_type: a.content_type.clone(),
+                    size: a.size,
+                    from_reporter: a.from_reporter,
+                    by: meta.actor.clone(),
+                    at: meta.at,
+                }),
                 DeviationEvent::SupplierRecorded(s) => {
                     d.supplier = s.supplier.clone();
                     d.reported_by_supplier = s.reported_by_supplier;

@@ -164,6 +164,12 @@ pub const SPECS: &[Spec] = &[
         indexed: &[],
     },
     Spec {
+        event_type: "AttachmentAdded",
+        keyed_by: Stream,
+        fields: &[("filename", Text)],
+        indexed: &[],
+    },
+    Spec {
         event_type: "EmailReceived",
         keyed_by: Field("deviation"),
         fields: &[("from", Null), ("subject", Null), ("attachments", List)],

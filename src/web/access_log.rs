@@ -263,6 +263,7 @@ fn detail_of(what: &AccessKind) -> String {
             }
             s
         }
+        AccessKind::CalendarFeed { entries } => format!("{entries} poster"),
         _ => String::new(),
     }
 }

@@ -944,6 +944,7 @@ fn fuzz_check_command(cmd: &Command, cfg: &ReportConfig, now: DateTime<Utc>) {
             fuzz_round_trip(l);
         }
         Command::Unlink => {}
+        Command::AddAttachment(_) => panic!("no command parser attaches files"),
         Command::RecordSupplier(s) => {
             if let Some(x) = &s.supplier {
                 text(x, SHORT_MAX);

@@ -33,6 +33,10 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
         .into_iter()
         .map(|g| g.key())
         .collect();
+    // Never silent, and like missing recipients not a reason to stop taking reports: a
+    // webhook whose deliveries fail, or whose latest one was abandoned, says so here.
+    let webhooks = state.webhooks.health();
+    let webhooks_degraded = webhooks.iter().any(|w| !w.healthy);
     let status = if ready && !degraded {
         StatusCode::OK
     } else {
@@ -56,6 +60,8 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
             "access_log_degraded": state.access_log.is_degraded(),
             "access_log_head_seq": state.access_log.head().seq,
             "missing_recipients": missing,
+            "webhooks_degraded": webhooks_degraded,
+            "webhooks": webhooks,
         })),
     )
 }

@@ -263,7 +263,13 @@ pub async fn download_attachment(
             .iter()
             .find(|a| a.attachment.sha256 == sha256)
             .map(|a| neutral_filename(&a.attachment.filename, &a.attachment.content_type))
-    };
+    }
+    .or_else(|| {
+        d.attachments
+            .iter()
+            .find(|a| a.sha256 == sha256)
+            .map(|a| neutral_filename(&a.filename, &a.content_type))
+    });
     let filename = listed.ok_or(ApiError::NotFound)?;
     if d.shredded.is_some() {
         return Err(ApiError::NotFound);

@@ -84,6 +84,23 @@ async fn render(State(state): State<AppState>, req: Request) -> Response {
         metrics::gauge!("avvik_notifications_owed").set(state.notify.owed_count() as f64);
     }
     {
+        let webhooks = state.webhooks.health();
+        for w in &webhooks {
+            let name = w.name.clone();
+            metrics::gauge!("avvik_webhook_pending", "webhook" => name.clone())
+                .set(w.pending as f64);
+            metrics::gauge!("avvik_webhook_failing", "webhook" => name.clone())
+                .set(w.failing as f64);
+            metrics::gauge!("avvik_webhook_healthy", "webhook" => name).set(if w.healthy {
+                1.0
+            } else {
+                0.0
+            });
+        }
+        let degraded = webhooks.iter().any(|w| !w.healthy);
+        metrics::gauge!("avvik_webhooks_degraded").set(if degraded { 1.0 } else { 0.0 });
+    }
+    {
         let reg = s.register.read();
         metrics::gauge!("avvik_deviations").set(reg.len() as f64);
         metrics::gauge!("avvik_log_unreadable_records").set(reg.unreadable.len() as f64);

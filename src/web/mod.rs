@@ -8,6 +8,7 @@ pub mod api_guard;
 pub mod audit_api;
 pub mod audit_ui;
 pub mod body;
+pub mod calendar;
 pub mod commands;
 pub mod csrf;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod reports;
 pub mod security;
 pub mod setup;
 pub mod staff;
+pub mod upload;
 
 use std::time::Duration;
 
@@ -62,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(login_throttles::router())
         .merge(own_account::router())
+        .merge(calendar::router())
         .merge(recipients::router())
         .merge(organisation::router())
         .merge(setup::router())

@@ -1,5 +1,6 @@
 //! `/staff/account`: the signed-in user's own account — their API tokens, which only they
-//! create (an admin cannot make a token that acts as someone else).
+//! create (an admin cannot make a token that acts as someone else), and their calendar
+//! link (the secret URL of their feed of deadlines, `web::calendar`).
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -28,6 +29,11 @@ pub fn router() -> Router<AppState> {
             "/staff/account/tokens/{token_id}/revoke",
             post(revoke_token),
         )
+        .route("/staff/account/calendar", post(create_calendar))
+        .route(
+            "/staff/account/calendar/{feed_id}/revoke",
+            post(revoke_calendar),
+        )
 }
 
 #[derive(Template)]
@@ -41,6 +47,10 @@ struct OwnAccountPage {
     /// (label, created, revoked, id)
     tokens: Vec<(String, String, Option<String>, Uuid)>,
     new_token: Option<String>,
+    /// The calendar link in use: (created, id).
+    calendar: Option<(String, Uuid)>,
+    /// A new calendar link's full URL, shown once.
+    new_calendar_url: Option<String>,
 }
 
 fn view(state: &AppState, who: &Principal, csrf: String) -> Result<OwnAccountPage, PageError> {
@@ -77,6 +87,10 @@ fn view(state: &AppState, who: &Principal, csrf: String) -> Result<OwnAccountPag
             })
             .collect(),
         new_token: None,
+        calendar: a
+            .active_calendar_feed()
+            .map(|f| (stockholm_display(f.created_at), f.id)),
+        new_calendar_url: None,
     })
 }
 
@@ -138,6 +152,60 @@ async fn revoke_token(
     match state
         .services
         .revoke_api_token(who.account_id, token_id, &who.actor())
+        .await
+    {
+        Ok(()) => Ok(Redirect::to(PATH).into_response()),
+        Err(AccountError::NotFound) => Err(PageError::NotFound),
+        Err(e) => Err(PageError::Unavailable(e.to_string())),
+    }
+}
+
+async fn create_calendar(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    CsrfForm { csrf, .. }: CsrfForm<Map<String, Value>>,
+) -> Result<Response, PageError> {
+    match state
+        .services
+        .create_calendar_feed(who.account_id, &who.actor())
+        .await
+    {
+        Ok(token) => {
+            // Shown once, in this answer; only its hash is stored.
+            let mut page = view(&state, &who, form_token(&csrf)?)?;
+            page.new_calendar_url = Some(format!(
+                "{}{}",
+                state.config.http.base_url.trim_end_matches('/'),
+                super::calendar::feed_path(&token)
+            ));
+            Ok((csrf, render(StatusCode::OK, &page)).into_response())
+        }
+        Err(AccountError::NotFound) => Err(PageError::NotFound),
+        Err(e) => Err(PageError::Unavailable(e.to_string())),
+    }
+}
+
+async fn revoke_calendar(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(feed_id): Path<String>,
+    CsrfForm { .. }: CsrfForm<Map<String, Value>>,
+) -> Result<Response, PageError> {
+    let feed_id = Uuid::parse_str(&feed_id).map_err(|_| PageError::NotFound)?;
+    let owns = state
+        .services
+        .register
+        .read()
+        .accounts
+        .get(who.account_id)
+        .and_then(|a| a.active_calendar_feed().map(|f| f.id))
+        == Some(feed_id);
+    if !owns {
+        return Err(PageError::NotFound);
+    }
+    match state
+        .services
+        .revoke_calendar_feed(who.account_id, feed_id, &who.actor())
         .await
     {
         Ok(()) => Ok(Redirect::to(PATH).into_response()),

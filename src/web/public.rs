@@ -11,10 +11,11 @@ use axum_csrf::CsrfToken;
 use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar, SameSite};
 use serde::{Deserialize, Serialize};
 
-use super::csrf::{form_token, CsrfForm};
+use super::csrf::form_token;
 use super::error::FieldError;
 use super::pages::{render, stockholm_display, FormErrors, Layout, PageError};
 use super::report_input::{check_text, parse_report_form, ReportForm, DESCRIPTION_MAX};
+use super::upload::{self, CsrfUpload};
 use super::AppState;
 use crate::domain::deviation::CommentAdded;
 use crate::domain::{Command, Deviation, Reference, Status};
@@ -49,6 +50,7 @@ const REPORT_LABELS: &[(&str, &str)] = &[
     ("anonymous", "Anonym rapport"),
     ("reporter_name", "Namn"),
     ("reporter_email", "E-postadress"),
+    ("bilaga", "Bifogade filer"),
 ];
 
 #[derive(Template)]
@@ -118,17 +120,21 @@ fn is_https(state: &AppState) -> bool {
 /// Invalid: show the form again (422) with every value kept and a message at each input.
 async fn submit_report(
     State(state): State<AppState>,
-    CsrfForm { csrf, form }: CsrfForm<ReportForm>,
+    CsrfUpload { csrf, form, files }: CsrfUpload<ReportForm>,
 ) -> Result<Response, PageError> {
     let now = state.services.clock.now();
-    let report = match parse_report_form(&form, &state.config.report, now) {
-        Ok(r) => r,
-        Err(errors) => {
+    let checked = upload::check(&files, "bilaga", state.config.intake.max_attachment_bytes);
+    let report = match (parse_report_form(&form, &state.config.report, now), checked) {
+        (Ok(r), Ok(files)) => (r, files),
+        (parsed, checked) => {
+            let mut errors = parsed.err().unwrap_or_default();
+            errors.extend(checked.err().unwrap_or_default());
             let errors = FormErrors::new(&errors, REPORT_LABELS);
             let page = report_page(&state, form_token(&csrf)?, form, errors);
             return Ok((csrf, render(StatusCode::UNPROCESSABLE_ENTITY, &page)).into_response());
         }
     };
+    let (report, files) = report;
     let actor = match &report.reporter {
         // Who reported is in the sealed report, not in the clear envelope.
         Some(_) => crate::domain::Actor::REPORTER.to_string(),
@@ -139,6 +145,17 @@ async fn submit_report(
         .as_ref()
         .is_some_and(|r| !receipt_mailed_to(&state, r.email.as_str()));
     let receipt = state.services.report(report, &actor).await?;
+    if !files.is_empty() {
+        let d = state
+            .services
+            .register
+            .read()
+            .by_reference(receipt.reference)
+            .cloned();
+        if let Some(d) = d {
+            upload::attach(&state, &d, files, true, &actor).await?;
+        }
+    }
     let claims = ReceiptClaims {
         reference: receipt.reference.to_string(),
         token: receipt.status_token,
@@ -336,30 +353,46 @@ struct AddInformationForm {
 async fn add_information(
     State(state): State<AppState>,
     Path(token): Path<String>,
-    CsrfForm { csrf, form }: CsrfForm<AddInformationForm>,
+    CsrfUpload { csrf, form, files }: CsrfUpload<AddInformationForm>,
 ) -> Result<Response, PageError> {
     let d = by_token(&state, &token)?;
-    let text = match check_text("text", Some(&form.text), true, DESCRIPTION_MAX) {
-        Ok(Some(t)) => t,
-        other => {
-            // `required` makes an empty text an error, never `Ok(None)`.
-            let e = other.err().unwrap_or_else(|| {
-                FieldError::new("text", "is required", "Fältet måste fyllas i.")
-            });
-            let errors = FormErrors::new(&[e], &[("text", "Information")]);
+    // A file alone is information too; without one, the text is required.
+    let checked = upload::check(&files, "bilaga", state.config.intake.max_attachment_bytes);
+    let text = check_text("text", Some(&form.text), files.is_empty(), DESCRIPTION_MAX);
+    let (text, files) = match (text, checked) {
+        (Ok(t), Ok(f)) if t.is_some() || !f.is_empty() => (t, f),
+        (text, checked) => {
+            let mut errs: Vec<FieldError> = text.err().into_iter().collect();
+            errs.extend(checked.err().unwrap_or_default());
+            if errs.is_empty() {
+                errs.push(FieldError::new(
+                    "text",
+                    "is required",
+                    "Fältet måste fyllas i.",
+                ));
+            }
+            let errors = FormErrors::new(
+                &errs,
+                &[("text", "Information"), ("bilaga", "Bifogade filer")],
+            );
             let page = status_page_for(&d, &token, form_token(&csrf)?, form.text, errors, false);
             return Ok((csrf, render(StatusCode::UNPROCESSABLE_ENTITY, &page)).into_response());
         }
     };
-    let cmd = Command::Comment(CommentAdded {
-        text,
-        to_reporter: false,
-        from_reporter: true,
-        unverified_email: false,
-    });
-    state
-        .services
-        .execute(d.reference, cmd, REPORTER_ACTOR)
-        .await?;
+    if !files.is_empty() {
+        upload::attach(&state, &d, files, true, REPORTER_ACTOR).await?;
+    }
+    if let Some(text) = text {
+        let cmd = Command::Comment(CommentAdded {
+            text,
+            to_reporter: false,
+            from_reporter: true,
+            unverified_email: false,
+        });
+        state
+            .services
+            .execute(d.reference, cmd, REPORTER_ACTOR)
+            .await?;
+    }
     Ok(Redirect::to(&format!("/status/{token}?sparat=1")).into_response())
 }

@@ -32,6 +32,10 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 pub const RATE_LIMITED_ROUTES: &[&str] =
     &["/", "/status/{token}", "/api/v1/deviations", "/staff/login"];
 
+/// Routes whose GET counts against the same limit: those opened by a secret in the path
+/// alone (a calendar feed), so guessing costs time.
+pub const RATE_LIMITED_GETS: &[&str] = &[super::calendar::ROUTE];
+
 /// Adds the security headers to every response that does not set them itself.
 /// `Cache-Control: no-store` keeps pages with status tokens and CSRF tokens out of shared
 /// and back-button caches; the stylesheet sets its own.
@@ -135,7 +139,7 @@ impl KeyExtractor for ClientIp {
     }
 }
 
-/// Limits POSTs to `RATE_LIMITED_ROUTES` to `per_minute` per client IP: that many at once,
+/// Limits POSTs to `RATE_LIMITED_ROUTES` (and GETs of `RATE_LIMITED_GETS`) to `per_minute` per client IP: that many at once,
 /// then one more every 60/`per_minute` seconds. 0 leaves the router unlimited. The key is
 /// the TCP peer address (or, from a trusted proxy, the forwarded client address), so serve
 /// with `into_make_service_with_connect_info::<SocketAddr>`.
@@ -189,11 +193,15 @@ fn forget_idle_clients(config: &Arc<GovernorConfig<ClientIp, NoOpMiddleware>>) {
 }
 
 async fn limit_request(State(limits): State<RateLimit>, req: Request, next: Next) -> Response {
-    let limited = req.method() == Method::POST
-        && req
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|p| RATE_LIMITED_ROUTES.contains(&p.as_str()));
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
+    let limited = match *req.method() {
+        Method::POST => route.is_some_and(|p| RATE_LIMITED_ROUTES.contains(&p)),
+        Method::GET => route.is_some_and(|p| RATE_LIMITED_GETS.contains(&p)),
+        _ => false,
+    };
     if !limited {
         return next.run(req).await;
     }

@@ -125,3 +125,70 @@ async fn the_ciso_assigns_handlers_and_merges_twelve_reports_into_one_incident()
     let assigned = to(&sink.messages(), "Du är handläggare");
     assert_eq!(assigned, vec![KONTAKT.to_string()]);
 }
+
+/// Attaches a file to the file input `css` by its path (WebDriver types the path).
+async fn attach(b: &Browser, css: &str, path: &std::path::Path) {
+    b.client
+        .find(fantoccini::Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(&path.display().to_string())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_reporter_attaches_a_pdf_in_the_form_and_on_the_status_page() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("skarmbild-av-mejlet.pdf");
+    std::fs::write(&pdf, crate::uploads::PDF).unwrap();
+    let fake = dir.path().join("rapport.pdf");
+    std::fs::write(&fake, b"<html><script>alert(1)</script></html>").unwrap();
+
+    let b = Browser::start(&app.base).await;
+    b.goto("/").await;
+    b.assert_accessible("the report form with a file input")
+        .await;
+    b.fill("#title", "Nätfiskemejl med bilaga").await;
+    b.fill("#description", "Mejlet bad om mitt lösenord").await;
+    b.click("#anonymous").await;
+    // HTML under a PDF name is refused at the input.
+    attach(&b, "#bilaga", &fake).await;
+    b.click("form[action='/'] button[type=submit]").await;
+    wait_text(&b, "den sortens fil tas inte emot").await;
+    b.assert_accessible("the report form with a refused file")
+        .await;
+    attach(&b, "#bilaga", &pdf).await;
+    b.click("form[action='/'] button[type=submit]").await;
+    b.wait_for_path("/receipt").await;
+    let link = b
+        .client
+        .find(fantoccini::Locator::Css(".status-link a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .expect("status link");
+
+    // On the status page: another PDF, without text.
+    b.goto(&link).await;
+    b.assert_accessible("the status page with a file input")
+        .await;
+    let mut second = crate::uploads::PDF.to_vec();
+    second.extend_from_slice(b"% en andra sida\n");
+    std::fs::write(pdf.with_file_name("andra.pdf"), second).unwrap();
+    attach(&b, "#bilaga", &pdf.with_file_name("andra.pdf")).await;
+    b.click("main form button[type=submit]").await;
+    wait_text(&b, "Din information har lagts till").await;
+    b.close().await;
+
+    let d = app.app_state.services.register.read().list()[0].clone();
+    let names: Vec<&str> = d.attachments.iter().map(|a| a.filename.as_str()).collect();
+    assert_eq!(names, ["skarmbild-av-mejlet.pdf", "andra.pdf"], "{d:?}");
+    assert!(d
+        .attachments
+        .iter()
+        .all(|a| a.content_type == "application/pdf" && a.from_reporter));
+}

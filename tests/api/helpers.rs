@@ -37,7 +37,15 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::spawn_in(tempfile::tempdir().expect("tempdir"), tweak, clock).await
+    }
+
+    /// Like `spawn_with`, on the data of an earlier application (`stop` gives its `dir`).
+    pub async fn spawn_in(
+        dir: TempDir,
+        tweak: impl FnOnce(&mut Config),
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let mut config = test_config(dir.path());
         tweak(&mut config);
         let app = Application::build_with_clock(config, clock)

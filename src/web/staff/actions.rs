@@ -68,6 +68,7 @@ const LABELS: &[(&str, &str)] = &[
     ("incident", "Incident"),
     ("relation", "Koppling"),
     ("supplier", "Leverantör"),
+    ("bilaga", "Bilaga"),
     ("reported_by_supplier", "Rapporten kom från leverantören"),
     ("deputy", "Ersättare"),
 ];
@@ -177,11 +178,46 @@ async fn deviation_action(
     State(state): State<AppState>,
     Staff(who): Staff,
     Path((reference, action)): Path<(String, String)>,
-    CsrfForm { csrf, form }: CsrfForm<Vec<(String, String)>>,
+    crate::web::upload::CsrfUpload { csrf, form, files }: crate::web::upload::CsrfUpload<
+        Vec<(String, String)>,
+    >,
 ) -> Result<Response, PageError> {
     let form = read_form(form);
     let d = load(&state, &who, &reference)?;
     let now = state.services.clock.now();
+    if action == "attachments" {
+        use crate::web::upload;
+        if !authorize(&who, Action::Comment, Some(&d)) {
+            return Err(PageError::Forbidden);
+        }
+        let checked = upload::check(&files, "bilaga", state.config.intake.max_attachment_bytes);
+        let parsed = match checked {
+            Ok(f) if !f.is_empty() => {
+                upload::attach(&state, &d, f, false, &who.actor()).await?;
+                return Ok(
+                    Redirect::to(&format!("/staff/deviations/{}?sparat=1", d.reference))
+                        .into_response(),
+                );
+            }
+            Ok(_) => vec![crate::web::error::FieldError::new(
+                "bilaga",
+                "choose a file",
+                "Välj en fil att bifoga.",
+            )],
+            Err(e) => e,
+        };
+        return submit(
+            &state,
+            &who,
+            d,
+            csrf,
+            Action::Comment,
+            Err(ApiError::Validation(parsed)),
+            "attachments".into(),
+            form_values(&form),
+        )
+        .await;
+    }
     let (needed, parsed): (Action, Result<Command, ApiError>) = match action.as_str() {
         "classify" => (
             Action::Classify,

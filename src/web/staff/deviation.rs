@@ -86,6 +86,8 @@ struct Can {
     link: bool,
     /// Record the supplier.
     supplier: bool,
+    /// Attach a file.
+    upload: bool,
     /// Link to the deviation's access log (läslogg).
     access_log: bool,
 }
@@ -381,6 +383,7 @@ pub(super) fn build_page(
     };
     let can = Can {
         link: open && reports.is_empty() && authorize(who, Action::Classify, Some(&d)),
+        upload: d.shredded.is_none() && authorize(who, Action::Comment, Some(&d)),
         supplier: open && authorize(who, Action::AssignHandlers, Some(&d)),
         classify: open && !linked && authorize(who, Action::Classify, Some(&d)),
         decide: open && authorize(who, Action::RecordDecision, Some(&d)),
@@ -482,6 +485,30 @@ pub(super) fn build_page(
                     format!("{} ({}, {} byte)", a.filename, a.content_type, a.size),
                 )
             })
+            .chain(
+                d.attachments
+                    .iter()
+                    .filter(|_| d.shredded.is_none())
+                    .map(|a| {
+                        (
+                            format!(
+                                "/api/v1/deviations/{}/attachments/{}",
+                                d.reference, a.sha256
+                            ),
+                            format!(
+                                "{} ({}, {} byte{})",
+                                a.filename,
+                                a.content_type,
+                                a.size,
+                                if a.from_reporter {
+                                    ", från rapportören"
+                                } else {
+                                    ""
+                                }
+                            ),
+                        )
+                    }),
+            )
             .collect(),
         timeline,
         can,

@@ -241,6 +241,17 @@ fn describe_deviation(e: &DeviationEvent) -> (String, Vec<String>) {
                 l.incident_reference
             )],
         ),
+        DeviationEvent::AttachmentAdded(a) => (
+            if a.from_reporter {
+                "Bilaga från rapportören".into()
+            } else {
+                "Bilaga".into()
+            },
+            vec![format!(
+                "{} ({}, {} byte)",
+                a.filename, a.content_type, a.size
+            )],
+        ),
         DeviationEvent::UnlinkedFromIncident(_) => {
             ("Kopplingen till incidenten borttagen".into(), vec![])
         }
