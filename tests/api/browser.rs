@@ -605,6 +605,8 @@ async fn follow_the_status_link(b: &Browser, app: &TestApp, reference: &str, lin
     // Adding information.
     b.tab_to("text").await;
     b.type_text("Jag har bytt lösenord efteråt.").await;
+    // Past the (optional) file input to the button.
+    b.tab_to("bilaga").await;
     b.press(Key::Tab).await;
     b.press(Key::Enter).await;
     let notice = b.wait_for(".notice").await.text().await.unwrap();
