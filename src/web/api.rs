@@ -275,7 +275,7 @@ pub fn view(d: &Deviation, now: DateTime<Utc>, triage_days: u32) -> DeviationVie
 
 /// Looks a deviation up and checks `action` on it: 404 when the caller may not even see
 /// it (so existence does not leak), 403 when they may see but not do.
-fn load_authorized(
+pub(super) fn load_authorized(
     state: &AppState,
     who: &Principal,
     reference: &str,
@@ -480,7 +480,7 @@ async fn history(
 }
 
 /// Runs `cmd` for `who` and answers with the new state.
-async fn run(
+pub(super) async fn run(
     state: &AppState,
     who: &Principal,
     d: &Deviation,

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::api::{load_authorized, run};
 use super::body::from_json;
 use super::error::{ApiError, Problem};
 use super::filing_commands::{
@@ -15,8 +16,8 @@ use super::filing_commands::{
 };
 use super::AppState;
 use crate::access_log::AccessKind;
-use crate::auth::{authorize, Action, Principal, Staff};
-use crate::domain::{Command, Deviation, FilingKind, Reference};
+use crate::auth::{Action, Principal, Staff};
+use crate::domain::{Deviation, FilingKind};
 use crate::filing::document::{self, FilingDocument};
 
 pub fn api() -> OpenApiRouter<AppState> {
@@ -26,43 +27,6 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(affected_notice))
         .routes(routes!(affected_notified))
         .routes(routes!(filing_document))
-}
-
-fn load_authorized(
-    state: &AppState,
-    who: &Principal,
-    reference: &str,
-    action: Action,
-) -> Result<Deviation, ApiError> {
-    let reference = Reference::parse(reference).ok_or(ApiError::NotFound)?;
-    let reg = state.services.register.read();
-    let d = reg.by_reference(reference).ok_or(ApiError::NotFound)?;
-    if !authorize(who, Action::ViewDeviation, Some(d)) {
-        return Err(ApiError::NotFound);
-    }
-    if !authorize(who, action, Some(d)) {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(d.clone())
-}
-
-async fn run(
-    state: &AppState,
-    who: &Principal,
-    d: &Deviation,
-    cmd: Command,
-) -> Result<Response, ApiError> {
-    let updated = state
-        .services
-        .execute(d.reference, cmd, &who.actor())
-        .await?;
-    let now = state.services.clock.now();
-    Ok(axum::Json(super::api::view(
-        &updated,
-        now,
-        state.config.notifications.triage_working_days,
-    ))
-    .into_response())
 }
 
 #[utoipa::path(post, path = "/api/v1/deviations/{reference}/breach-record", tag = "staff", security(("bearer" = [])), params(("reference" = String, Path, description = "AVV-YYYY-NNNN")), request_body = BreachRecordBody, responses((status = 200, description = "The deviation with the record's new version", body = super::api::DeviationView), (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
