@@ -329,7 +329,14 @@ fn gdpr_sections(
     notice: &Option<Notice>,
 ) {
     let b = breach.clone().unwrap_or_default();
-    let filled = breach.is_some();
+    // Yes/no answers read "" until the record is filled in.
+    let answer = |v: Option<bool>| {
+        if breach.is_some() {
+            yes_no(v)
+        } else {
+            String::new()
+        }
+    };
     out.push(section("Personuppgiftsansvarig", |f| {
         f.add("controller.name", "Namn", org.controller_name.clone());
         f.add(
@@ -398,20 +405,12 @@ fn gdpr_sections(
         f.add(
             "breach.special_categories",
             "Känsliga personuppgifter (art. 9) eller lagöverträdelser (art. 10)",
-            if filled {
-                yes_no(Some(b.special_categories()))
-            } else {
-                String::new()
-            },
+            answer(Some(b.special_categories())),
         );
         f.add(
             "breach.personnummer",
             "Personnummer",
-            if filled {
-                yes_no(Some(b.personnummer()))
-            } else {
-                String::new()
-            },
+            answer(Some(b.personnummer())),
         );
         f.add(
             "breach.records_approx",
@@ -483,11 +482,7 @@ fn gdpr_sections(
             f.add(
                 "breach.cross_border",
                 "Berörs personer i andra EU/EES-länder",
-                if filled {
-                    yes_no(Some(b.cross_border))
-                } else {
-                    String::new()
-                },
+                answer(Some(b.cross_border)),
             );
             f.add(
                 "breach.cross_border_details",
@@ -497,11 +492,7 @@ fn gdpr_sections(
             f.add(
                 "breach.processor_involved",
                 "Är ett personuppgiftsbiträde inblandat",
-                if filled {
-                    yes_no(Some(b.processor_involved))
-                } else {
-                    String::new()
-                },
+                answer(Some(b.processor_involved)),
             );
             f.add(
                 "breach.processor",
@@ -522,7 +513,13 @@ fn nis2_sections(
     kind: FilingKind,
 ) {
     let n = nis2.clone().unwrap_or_default();
-    let filled = nis2.is_some();
+    let answer = |v: Option<bool>| {
+        if nis2.is_some() {
+            yes_no(v)
+        } else {
+            String::new()
+        }
+    };
     out.push(section("Verksamhetsutövare", |f| {
         f.add("controller.name", "Namn", org.controller_name.clone());
         f.add(
@@ -570,20 +567,12 @@ fn nis2_sections(
         f.add(
             "nis2.suspected_malicious",
             "Misstänks incidenten vara orsakad av en olaglig eller avsiktlig handling",
-            if filled {
-                yes_no(n.suspected_malicious)
-            } else {
-                String::new()
-            },
+            answer(n.suspected_malicious),
         );
         f.add(
             "nis2.cross_border",
             "Kan incidenten få gränsöverskridande konsekvenser",
-            if filled {
-                yes_no(n.cross_border)
-            } else {
-                String::new()
-            },
+            answer(n.cross_border),
         );
     }));
     if kind == FilingKind::Nis2EarlyWarning {
@@ -645,11 +634,7 @@ fn nis2_sections(
         f.add(
             "nis2.recipients_informed",
             "Har mottagarna av tjänsterna informerats",
-            if filled {
-                yes_no(Some(n.recipients_informed))
-            } else {
-                String::new()
-            },
+            answer(Some(n.recipients_informed)),
         );
         f.add(
             "nis2.recipients_information",

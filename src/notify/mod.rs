@@ -21,6 +21,7 @@ mod worker;
 
 pub use outbox::{Acknowledgement, DeliveryState, EscalationNotice, NoticeStatus};
 pub use rules::{Group, Rule};
+pub(crate) use worker::run_bounded;
 pub use worker::{mailer_settings, send_test_email, AckOutcome, DeliveryReport, Notify};
 
 #[cfg(test)]

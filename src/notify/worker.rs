@@ -17,6 +17,42 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::content::{content, ContentContext};
+
+/// Runs `work` on every item, at most `concurrency` at a time, and answers what each
+/// gave (a task that panicked is logged and left out): one delivery round of the e-mail
+/// outbox or the webhooks.
+pub(crate) async fn run_bounded<I, T, F, Fut>(
+    items: Vec<I>,
+    concurrency: usize,
+    what: &'static str,
+    work: F,
+) -> Vec<T>
+where
+    F: Fn(I) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = JoinSet::new();
+    for item in items {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let job = work(item);
+        tasks.spawn(async move {
+            let _permit = permit;
+            job.await
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok(t) => out.push(t),
+            Err(e) => tracing::error!(error = %e, what, "a delivery task failed"),
+        }
+    }
+    out
+}
 use super::events::{
     acknowledgement_stream, EscalationAcknowledged, NotificationAbandoned, NotificationFailed,
     NotificationSent, NotificationUndeliverable, ESCALATION_ACKNOWLEDGED, NOTIFICATION_ABANDONED,
@@ -335,30 +371,19 @@ impl Notify {
             }
         }
         self.inner.outbox.write().forget(&expired_ids);
-        let permits = Arc::new(Semaphore::new(self.inner.concurrency));
-        let mut tasks = JoinSet::new();
-        for notice in due {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
-            let me = self.clone();
-            tasks.spawn(async move {
-                let _permit = permit;
-                me.deliver_one(notice, now).await
-            });
-        }
         let mut last_seq = 0;
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((outcome, seq)) => {
-                    last_seq = last_seq.max(seq.unwrap_or(0));
-                    match outcome {
-                        Outcome::Sent => report.sent += 1,
-                        Outcome::Failed => report.failed += 1,
-                        Outcome::Abandoned => report.abandoned += 1,
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "a delivery task failed"),
+        let me = self.clone();
+        let done = run_bounded(due, self.inner.concurrency, "e-mail", move |notice| {
+            let me = me.clone();
+            async move { me.deliver_one(notice, now).await }
+        })
+        .await;
+        for (outcome, seq) in done {
+            last_seq = last_seq.max(seq.unwrap_or(0));
+            match outcome {
+                Outcome::Sent => report.sent += 1,
+                Outcome::Failed => report.failed += 1,
+                Outcome::Abandoned => report.abandoned += 1,
             }
         }
         if last_seq > 0 {

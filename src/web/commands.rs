@@ -455,7 +455,7 @@ impl AwarenessBody {
             true,
             ("\"gdpr\" or \"nis2\"", "Välj GDPR eller NIS2."),
         );
-        let aware_at = not_in_future(&mut f, "aware_at", &self.aware_at, now);
+        let aware_at = not_in_future(&mut f, "aware_at", &self.aware_at, now, true);
         let reason = f.text("reason", &self.reason, true, TEXT_MAX);
         f.finish(&self.unknown)?;
         match (regime, aware_at, reason) {
@@ -648,7 +648,7 @@ pub struct HandlingEndedBody {
 impl HandlingEndedBody {
     pub fn parse(&self, now: DateTime<Utc>) -> Result<Command, ApiError> {
         let mut f = Problems::default();
-        let ended_at = not_in_future(&mut f, "ended_at", &self.ended_at, now);
+        let ended_at = not_in_future(&mut f, "ended_at", &self.ended_at, now, true);
         f.finish(&self.unknown)?;
         ended_at
             .map(|ended_at| Command::EndIncidentHandling(IncidentHandlingEnded { ended_at }))
@@ -656,14 +656,16 @@ impl HandlingEndedBody {
     }
 }
 
-/// A required time that is not more than five minutes ahead of `now`.
-fn not_in_future(
+/// A time that is not more than five minutes ahead of `now` (`required`: absent is a
+/// problem too).
+pub(super) fn not_in_future(
     f: &mut Problems,
     field: &str,
     value: &Field<String>,
     now: DateTime<Utc>,
+    required: bool,
 ) -> Option<DateTime<Utc>> {
-    let t = f.datetime(field, value, true)?;
+    let t = f.datetime(field, value, required)?;
     if t > now + chrono::Duration::minutes(5) {
         f.error(
             field,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::body::{Field, Problems, Unknown};
-use super::commands::{SHORT_MAX, TEXT_MAX};
+use super::commands::{not_in_future, SHORT_MAX, TEXT_MAX};
 use super::error::ApiError;
 use crate::domain::filing_record::{
     AffectedNoticeDecided, AffectedNotified, BreachRecord, Nis2Record, NoticeDecision,
@@ -93,8 +93,8 @@ impl BreachRecordBody {
         let summary = f
             .text("summary", &self.summary, true, TEXT_MAX)
             .unwrap_or_default();
-        let occurred_from = past_time(&mut f, "occurred_from", &self.occurred_from, now);
-        let occurred_to = past_time(&mut f, "occurred_to", &self.occurred_to, now);
+        let occurred_from = not_in_future(&mut f, "occurred_from", &self.occurred_from, now, false);
+        let occurred_to = not_in_future(&mut f, "occurred_to", &self.occurred_to, now, false);
         if let (Some(a), Some(b)) = (occurred_from, occurred_to) {
             if b < a {
                 f.error(
@@ -330,7 +330,7 @@ pub struct AffectedNotifiedBody {
 impl AffectedNotifiedBody {
     pub fn parse(&self, now: DateTime<Utc>) -> Result<Command, ApiError> {
         let mut f = Problems::default();
-        let sent_at = past_time(&mut f, "sent_at", &self.sent_at, now);
+        let sent_at = not_in_future(&mut f, "sent_at", &self.sent_at, now, false);
         if sent_at.is_none() && matches!(self.sent_at, Field::Absent) {
             f.error("sent_at", "is required", "Ange när informationen gick ut.");
         }
@@ -361,25 +361,6 @@ impl AffectedNotifiedBody {
             _ => Err(ApiError::BadRequest("incomplete notice".into())),
         }
     }
-}
-
-/// An optional time that is not more than five minutes ahead of `now`.
-fn past_time(
-    f: &mut Problems,
-    field: &str,
-    value: &Field<String>,
-    now: DateTime<Utc>,
-) -> Option<DateTime<Utc>> {
-    let t = f.datetime(field, value, false)?;
-    if t > now + chrono::Duration::minutes(5) {
-        f.error(
-            field,
-            "must not be in the future",
-            "Tidpunkten får inte ligga i framtiden.",
-        );
-        return None;
-    }
-    Some(t)
 }
 
 /// An optional count: a whole number from 0 to 10^10.

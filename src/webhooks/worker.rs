@@ -9,8 +9,7 @@ use std::time::Duration;
 use avvik_events::EventStore;
 use avvik_notifiers::RetryPolicy;
 use chrono::{DateTime, Utc};
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::watch;
 use uuid::Uuid;
 
 use super::events::{
@@ -286,30 +285,19 @@ impl Webhooks {
         // Forgotten right after, so each is logged once (again after a restart).
         self.log_expired(&expired, &mut report);
         self.inner.outbox.write().forget(&expired_ids);
-        let permits = Arc::new(Semaphore::new(self.inner.concurrency));
-        let mut tasks = JoinSet::new();
-        for d in due {
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
-            let me = self.clone();
-            tasks.spawn(async move {
-                let _permit = permit;
-                me.deliver_one(d, now).await
-            });
-        }
         let mut last_seq = 0;
-        while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((outcome, seq)) => {
-                    last_seq = last_seq.max(seq.unwrap_or(0));
-                    match outcome {
-                        Outcome::Delivered => report.delivered += 1,
-                        Outcome::Failed => report.failed += 1,
-                        Outcome::Abandoned => report.abandoned += 1,
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "a webhook delivery task failed"),
+        let me = self.clone();
+        let done = crate::notify::run_bounded(due, self.inner.concurrency, "webhook", move |d| {
+            let me = me.clone();
+            async move { me.deliver_one(d, now).await }
+        })
+        .await;
+        for (outcome, seq) in done {
+            last_seq = last_seq.max(seq.unwrap_or(0));
+            match outcome {
+                Outcome::Delivered => report.delivered += 1,
+                Outcome::Failed => report.failed += 1,
+                Outcome::Abandoned => report.abandoned += 1,
             }
         }
         if last_seq > 0 {
