@@ -2,8 +2,9 @@
 //! (off the async threads), then follows new commits live. Readers wait for a seq to get
 //! read-your-writes.
 //!
-//! Start-up reads the log once for all of them (`replay`): one thread reads and decodes
-//! every record, each state applies the decoded records on its own thread, in log order.
+//! Start-up reads the log once for all of them (`replay`): one thread reads the stored
+//! bytes, a thread per core decodes and opens them, each state applies the decoded records
+//! on its own thread, in log order.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -188,9 +189,48 @@ impl Decoded {
 /// Records decoded per hand-over between the reading thread and the folding threads.
 const REPLAY_CHUNK: usize = 1024;
 
+/// Threads that decode (and open) records at start-up: one per core, at most four.
+fn decoders() -> usize {
+    std::thread::available_parallelism()
+        .map(std::num::NonZeroUsize::get)
+        .unwrap_or(1)
+        .clamp(1, 4)
+}
+
+/// A chunk of stored records as read, for a decoding thread: their bytes back to back.
+struct RawChunk {
+    index: usize,
+    bytes: Vec<u8>,
+    /// Seq and end offset in `bytes` of each record, in log order.
+    records: Vec<(u64, usize)>,
+}
+
+impl RawChunk {
+    fn new(index: usize) -> Self {
+        Self {
+            index,
+            bytes: Vec::with_capacity(REPLAY_CHUNK * 1024),
+            records: Vec::with_capacity(REPLAY_CHUNK),
+        }
+    }
+
+    fn decode(&self, keys: &Keyring) -> Vec<Decoded> {
+        let mut start = 0;
+        self.records
+            .iter()
+            .map(|&(seq, end)| {
+                let d = Decoded::read(seq, &self.bytes[start..end], keys);
+                start = end;
+                d
+            })
+            .collect()
+    }
+}
+
 /// Folds the records `from..=to` into every one of `folds` in one pass over the log: the
-/// calling thread reads and decodes each record once; each fold applies them on a thread
-/// of its own, in log order. At most a few chunks are in flight, so memory stays bounded.
+/// calling thread reads the stored bytes, decoding threads (one per core) decode and open
+/// them a chunk at a time, and each fold applies the decoded records on a thread of its
+/// own, in log order. At most a few chunks are in flight, so memory stays bounded.
 pub fn replay(
     store: &dyn EventStore,
     keys: &Keyring,
@@ -198,6 +238,9 @@ pub fn replay(
     to: u64,
     folds: &mut [&mut dyn LogFold],
 ) -> Result<(), StoreError> {
+    let workers = decoders();
+    let (raw_tx, raw_rx) = mpsc::sync_channel::<RawChunk>(workers * 2);
+    let raw_rx = std::sync::Mutex::new(raw_rx);
     std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(folds.len());
         for fold in folds.iter_mut() {
@@ -214,27 +257,53 @@ pub fn replay(
         }
         // A fold thread that panicked has dropped its receiver; the scope re-raises its
         // panic when it ends, so a failed send needs no handling here.
-        let hand_over = |chunk: Vec<Decoded>| {
+        let hand_over = move |chunk: Vec<Decoded>| {
             let chunk = Arc::new(chunk);
             for tx in &senders {
                 let _ = tx.send(chunk.clone());
             }
         };
-        let mut chunk = Vec::with_capacity(REPLAY_CHUNK);
+        let (done_tx, done_rx) = mpsc::sync_channel::<(usize, Vec<Decoded>)>(workers * 2);
+        for _ in 0..workers {
+            let done_tx = done_tx.clone();
+            let raw_rx = &raw_rx;
+            scope.spawn(move || loop {
+                // The lock is held while waiting for work only, not while decoding.
+                let next = raw_rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                let Ok(raw) = next else { break };
+                if done_tx.send((raw.index, raw.decode(keys))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(done_tx);
+        // Chunks come back from the decoders in any order; the folds get them in log order.
+        scope.spawn(move || {
+            let mut next = 0;
+            let mut waiting = std::collections::BTreeMap::new();
+            for (index, decoded) in done_rx {
+                waiting.insert(index, decoded);
+                while let Some(d) = waiting.remove(&next) {
+                    hand_over(d);
+                    next += 1;
+                }
+            }
+        });
+        let mut chunk = RawChunk::new(0);
         let read = store.for_each_raw(from, to, &mut |seq, bytes| {
-            chunk.push(Decoded::read(seq, bytes, keys));
-            if chunk.len() == REPLAY_CHUNK {
-                hand_over(std::mem::replace(
-                    &mut chunk,
-                    Vec::with_capacity(REPLAY_CHUNK),
-                ));
+            chunk.bytes.extend_from_slice(bytes);
+            chunk.records.push((seq, chunk.bytes.len()));
+            if chunk.records.len() == REPLAY_CHUNK {
+                let next = RawChunk::new(chunk.index + 1);
+                // The decoders are gone only if one panicked; the scope re-raises it.
+                let _ = raw_tx.send(std::mem::replace(&mut chunk, next));
             }
             Ok(())
         });
-        if !chunk.is_empty() {
-            hand_over(chunk);
+        if !chunk.records.is_empty() {
+            let _ = raw_tx.send(chunk);
         }
-        drop(senders);
+        drop(raw_tx);
         read
     })
 }

@@ -31,7 +31,7 @@ use crate::secret::Secret;
 /// The directory under the data directory.
 pub const KEYS_DIR: &str = "keys";
 /// Wrapped keys per batch file.
-pub const SLOTS: u32 = 128;
+pub const SLOTS: u32 = 1024;
 const SLOT_BYTES: usize = 128;
 /// The header of a batch whose slots are wrapped with XChaCha20-Poly1305 (read, never
 /// written any more).
