@@ -176,6 +176,10 @@ async fn merge(
     use crate::web::body::{Field, Unknown};
     use crate::web::commands::IncidentLinkBody;
     use axum::response::IntoResponse;
+    // Merging starts from the register: who cannot open it cannot post its form.
+    if !authorize(&who, Action::ListDeviations, None) {
+        return Err(PageError::Forbidden);
+    }
     let get = |k: &str| {
         form.iter()
             .find(|(n, _)| n == k)
