@@ -394,3 +394,66 @@ fn the_checks_see_what_they_look_for() {
     let with_tests = "fn a() {}\n#[cfg(test)]\nmod tests { fn b() { store.append(x) } }\nfn c() { store.append(y) }";
     assert_eq!(store_appends(&without_test_items(with_tests)), 1);
 }
+
+/// What adds a route to an axum or utoipa-axum router, or makes a router to add them to.
+/// Only `web/routes.rs` may: everything else registers through `Routes`, which records
+/// what it serves (`web::routes()`, checked against the authorization table).
+const ROUTE_ADDERS: &[&str] = &[
+    ".route(",
+    ".route_service(",
+    ".nest(",
+    ".nest_service(",
+    ".fallback(",
+    ".fallback_service(",
+    "Router::",
+    "MethodRouter",
+    "routing::any",
+    "on_service(",
+];
+
+fn route_adders(code: &str) -> Vec<&'static str> {
+    let flat: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    ROUTE_ADDERS
+        .iter()
+        .copied()
+        .filter(|pat| {
+            flat.match_indices(pat).any(|(at, _)| {
+                // `OpenApiRouter::new` makes a router whose every route is documented.
+                !(pat.starts_with('R') && flat[..at].ends_with("OpenApi"))
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn routes_are_added_only_through_the_route_table() {
+    let mut files = Vec::new();
+    rust_files(&src_dir(), &mut files);
+    let own = src_dir().join("web").join("routes.rs");
+    let mut offenders = Vec::new();
+    for file in files {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if file == own || TEST_FILES.contains(&name) {
+            continue;
+        }
+        let code = code_of(&std::fs::read_to_string(&file).expect("source is readable"));
+        let found = route_adders(&without_test_items(&code));
+        if !found.is_empty() {
+            offenders.push(format!("{} ({})", file.display(), found.join(", ")));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "routes are added through web::Routes (so web::routes() lists them); found elsewhere: {offenders:#?}"
+    );
+    // The check can fail.
+    assert_eq!(
+        route_adders("Router::new()\n    .route(\"/x\", get(x))").len(),
+        2
+    );
+    assert!(route_adders("OpenApiRouter::new().routes(routes!(x))").is_empty());
+    assert_eq!(
+        route_adders("axum::Router::<AppState>::new()"),
+        ["Router::"]
+    );
+}

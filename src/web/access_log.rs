@@ -3,12 +3,12 @@
 //! written the content is not shown), and the auditor, the DPO and the CISO read the log
 //! per deviation or per user at `/audit/access` and `/api/v1/audit/access`.
 
+use super::Routes;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -46,8 +46,8 @@ pub async fn seen_page(
         .map_err(|_| PageError::AccessLogUnavailable)
 }
 
-pub fn pages() -> Router<AppState> {
-    Router::new().route("/audit/access", get(page))
+pub fn pages() -> Routes {
+    Routes::new().get("/audit/access", page)
 }
 
 pub fn api() -> OpenApiRouter<AppState> {

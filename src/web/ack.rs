@@ -4,20 +4,21 @@
 //! signed link is the credential (no login, no CSRF token: a forged request would need the
 //! signature); a forged or altered link gets 403.
 
+use super::Routes;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use uuid::Uuid;
 
 use super::AppState;
 use crate::notify::links::verify_ack;
 use crate::notify::{AckOutcome, Acknowledgement, EscalationNotice};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/ack/{notification_id}/{signature}", get(show).post(record))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/ack/{notification_id}/{signature}", show)
+        .post("/ack/{notification_id}/{signature}", record)
 }
 
 enum AckPage {

@@ -2,12 +2,11 @@
 
 use std::collections::HashMap;
 
+use super::Routes;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use axum_csrf::CsrfToken;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -23,15 +22,15 @@ use crate::auth::service::AccountError;
 use crate::auth::{authorize, Account, Action, Principal, Role, Staff};
 use crate::domain::EmailAddress;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/staff/admin", get(accounts_page))
-        .route("/staff/admin/accounts", post(create_account))
-        .route("/staff/admin/accounts/{id}", get(account_page))
-        .route("/staff/admin/accounts/{id}/{action}", post(account_action))
-        .route(
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/staff/admin", accounts_page)
+        .post("/staff/admin/accounts", create_account)
+        .get("/staff/admin/accounts/{id}", account_page)
+        .post("/staff/admin/accounts/{id}/{action}", account_action)
+        .post(
             "/staff/admin/accounts/{id}/tokens/{token_id}/revoke",
-            post(revoke_token),
+            revoke_token,
         )
 }
 

@@ -4,8 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -28,7 +27,7 @@ use utoipa::{OpenApi, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The API routes and their OpenAPI document, from the same annotations.
-pub fn router() -> Router<AppState> {
+pub fn router() -> super::Routes {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(create_deviation, list_deviations))
         .routes(routes!(get_deviation))
@@ -59,14 +58,11 @@ pub fn router() -> Router<AppState> {
     utoipa::Modify::modify(&ProblemAnswers, &mut api);
     let json_writes = std::sync::Arc::new(super::api_guard::JsonWrites::from_doc(&api));
     let doc = std::sync::Arc::new(api);
-    router
-        .route(
-            "/api/v1/openapi.json",
-            get(move || {
-                let doc = doc.clone();
-                async move { Json(doc.as_ref().clone()) }
-            }),
-        )
+    super::Routes::documented(router, &doc)
+        .get("/api/v1/openapi.json", move || {
+            let doc = doc.clone();
+            async move { Json(doc.as_ref().clone()) }
+        })
         .layer(axum::middleware::from_fn_with_state(
             json_writes,
             super::api_guard::require_json,

@@ -1,11 +1,10 @@
 //! `/audit`: the auditor's pages over the same folds as `/api/v1/audit`.
 
+use super::Routes;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use chrono::NaiveDateTime;
 use chrono_tz::Europe::Stockholm;
 use serde::Deserialize;
@@ -19,14 +18,14 @@ use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::Reference;
 use crate::register::{AsOf, Register};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/audit", get(index))
-        .route("/audit/register", get(register))
-        .route("/audit/deviations/{reference}", get(history))
-        .route("/audit/changes", get(changes))
-        .route("/audit/accounts", get(accounts))
-        .route("/audit/recipients", get(recipients))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/audit", index)
+        .get("/audit/register", register)
+        .get("/audit/deviations/{reference}", history)
+        .get("/audit/changes", changes)
+        .get("/audit/accounts", accounts)
+        .get("/audit/recipients", recipients)
 }
 
 fn require(who: &Principal) -> Result<(), PageError> {

@@ -8,11 +8,10 @@
 //! feed is sent: it holds no content beyond references, deadline kinds and dates, but a
 //! link that leaked must show up there.
 
+use super::Routes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 
 use super::access_log::seen_page;
 use super::pages::PageError;
@@ -23,8 +22,8 @@ use crate::auth::Principal;
 /// The feed's route template.
 pub const ROUTE: &str = "/calendar/{file}";
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(ROUTE, get(feed))
+pub fn router() -> Routes {
+    Routes::new().get(ROUTE, feed)
 }
 
 /// The path of a feed, for the account page.

@@ -5,11 +5,10 @@
 //! deviation, `ListDeviations` for the register), and is in the läslogg before a byte of it
 //! is sent: the format, the file's SHA-256 or the filters and the number of rows.
 
+use super::Routes;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -24,10 +23,10 @@ use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::Reference;
 use crate::export::{register, RegisterFormat};
 
-pub fn pages() -> Router<AppState> {
-    Router::new()
-        .route("/staff/deviations/{reference}/export.pdf", get(case_page))
-        .route("/staff/export", get(register_page))
+pub fn pages() -> Routes {
+    Routes::new()
+        .get("/staff/deviations/{reference}/export.pdf", case_page)
+        .get("/staff/export", register_page)
 }
 
 pub fn api() -> OpenApiRouter<AppState> {

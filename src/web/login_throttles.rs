@@ -1,12 +1,11 @@
 //! `/staff/security/logins`: for the CISO, the accounts whose password login is being
 //! slowed down after failed attempts, and from which addresses (`auth::throttle`).
 
+use super::Routes;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 
 use super::pages::{render, stockholm_display, Layout, PageError};
 use super::staff::staff_nav;
@@ -15,8 +14,8 @@ use crate::auth::{authorize, Action, Staff};
 
 pub const PATH: &str = "/staff/security/logins";
 
-pub fn router() -> Router<AppState> {
-    Router::new().route(PATH, get(page))
+pub fn router() -> Routes {
+    Routes::new().get(PATH, page)
 }
 
 struct Row {

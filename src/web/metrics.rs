@@ -4,11 +4,10 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 
+use super::Routes;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
@@ -28,8 +27,8 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(render))
+pub fn router() -> Routes {
+    Routes::new().get("/metrics", render)
 }
 
 /// Who asks for the metrics: the TCP peer, or behind a trusted proxy the forwarded client.

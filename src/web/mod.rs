@@ -29,6 +29,7 @@ pub mod public;
 pub mod recipients;
 pub mod report_input;
 pub mod reports;
+pub mod routes;
 pub mod security;
 pub mod setup;
 pub mod staff;
@@ -41,6 +42,7 @@ use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 
 pub use crate::state::AppState;
+pub use routes::{Routes, ServedRoute};
 
 async fn overloaded(_: tower::BoxError) -> axum::response::Response {
     ::metrics::counter!("avvik_http_shed_total").increment(1);
@@ -49,12 +51,9 @@ async fn overloaded(_: tower::BoxError) -> axum::response::Response {
     ))
 }
 
-pub fn router(state: AppState) -> Router {
-    let limit = state.config.http.body_limit;
-    let timeout = Duration::from_secs(state.config.http.request_timeout_s.max(1));
-    let https = state.config.http.base_url.starts_with("https://");
-    let per_minute = state.config.http.rate_limit_per_minute;
-    let routes = Router::new()
+/// Every route of every area, and the fallback: what `router` serves.
+fn served() -> Routes {
+    Routes::new()
         .merge(health::router())
         .merge(metrics::router())
         .merge(api::router())
@@ -74,7 +73,22 @@ pub fn router(state: AppState) -> Router {
         .merge(ack::router())
         .merge(privacy::pages())
         .merge(exports::pages())
-        .fallback(pages::not_found)
+        .unmatched(pages::not_found)
+}
+
+/// Every (method, path template) the service serves, sorted; the fallback as
+/// `routes::FALLBACK`.
+pub fn routes() -> Vec<ServedRoute> {
+    served().served()
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.http.body_limit;
+    let timeout = Duration::from_secs(state.config.http.request_timeout_s.max(1));
+    let https = state.config.http.base_url.starts_with("https://");
+    let per_minute = state.config.http.rate_limit_per_minute;
+    let routes = served()
+        .into_router()
         .layer(DefaultBodyLimit::max(limit))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

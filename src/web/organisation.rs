@@ -1,11 +1,10 @@
 //! The organisation details filings carry: the admin's page (`/staff/admin/organisation`).
 
+use super::Routes;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use axum_csrf::CsrfToken;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -19,8 +18,10 @@ use crate::auth::{authorize, Action, Principal, Staff};
 use crate::domain::organisation::{OrganisationDetails, OrganisationEvent};
 use crate::filing::organisation::{change, load, OrganisationWriteError};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/staff/admin/organisation", get(page).post(save))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/staff/admin/organisation", page)
+        .post("/staff/admin/organisation", save)
 }
 
 /// The form's fields: name, label, hint.

@@ -2,12 +2,11 @@
 //! create (an admin cannot make a token that acts as someone else), and their calendar
 //! link (the secret URL of their feed of deadlines, `web::calendar`).
 
+use super::Routes;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use axum_csrf::CsrfToken;
 use serde_json::{Map, Value};
 use uuid::Uuid;
@@ -21,19 +20,13 @@ use crate::auth::{Principal, Staff};
 
 pub const PATH: &str = "/staff/account";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(PATH, get(page))
-        .route("/staff/account/tokens", post(create_token))
-        .route(
-            "/staff/account/tokens/{token_id}/revoke",
-            post(revoke_token),
-        )
-        .route("/staff/account/calendar", post(create_calendar))
-        .route(
-            "/staff/account/calendar/{feed_id}/revoke",
-            post(revoke_calendar),
-        )
+pub fn router() -> Routes {
+    Routes::new()
+        .get(PATH, page)
+        .post("/staff/account/tokens", create_token)
+        .post("/staff/account/tokens/{token_id}/revoke", revoke_token)
+        .post("/staff/account/calendar", create_calendar)
+        .post("/staff/account/calendar/{feed_id}/revoke", revoke_calendar)
 }
 
 #[derive(Template)]

@@ -1,17 +1,15 @@
 //! Shared plumbing for HTML pages: the layout every page extends, rendering a template
 //! into a response, Swedish error pages, form error lists, the stylesheet, time display.
 
+use super::Routes;
 use askama::Template;
 use axum::extract::OriginalUri;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use chrono_tz::Europe::Stockholm;
 
 use super::error::{ApiError, FieldError};
-use super::AppState;
 use crate::service::ServiceError;
 
 /// The stylesheet, compiled in. No inline styles or scripts anywhere, so the CSP is strict.
@@ -359,8 +357,8 @@ async fn stylesheet() -> Response {
 }
 
 /// Static assets.
-pub fn router() -> Router<AppState> {
-    Router::new().route(STYLESHEET_PATH, get(stylesheet))
+pub fn router() -> Routes {
+    Routes::new().get(STYLESHEET_PATH, stylesheet)
 }
 
 #[cfg(test)]

@@ -2,13 +2,13 @@
 //! deviations due for gallring, the `Gallra` command, and everything held about one
 //! person (GDPR art. 15), as pages and as JSON.
 
+use super::Routes;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use axum_csrf::CsrfToken;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -31,11 +31,12 @@ pub const DECISION_MAX: usize = 100;
 pub const RETENTION_PATH: &str = "/staff/privacy/retention";
 pub const EXTRACT_PATH: &str = "/staff/privacy/extract";
 
-pub fn pages() -> Router<AppState> {
-    Router::new()
-        .route(RETENTION_PATH, get(retention_page))
-        .route("/staff/privacy/retention/{reference}", post(shred_form))
-        .route(EXTRACT_PATH, get(extract_form).post(extract_page))
+pub fn pages() -> Routes {
+    Routes::new()
+        .get(RETENTION_PATH, retention_page)
+        .post("/staff/privacy/retention/{reference}", shred_form)
+        .get(EXTRACT_PATH, extract_form)
+        .post(EXTRACT_PATH, extract_page)
 }
 
 pub fn api() -> OpenApiRouter<AppState> {

@@ -1,12 +1,11 @@
 //! The employee-facing pages: the report form at `/`, the receipt, and the private status
 //! page at `/status/{token}` where the reporter follows the case and adds information.
 
+use super::Routes;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use axum_csrf::CsrfToken;
 use axum_extra::extract::cookie::{Cookie, Key, PrivateCookieJar, SameSite};
 use serde::{Deserialize, Serialize};
@@ -29,11 +28,13 @@ const RECEIPT_MINUTES: i64 = 10;
 /// What a reporter's own message is recorded as.
 pub const REPORTER_ACTOR: &str = crate::domain::Actor::REPORTER;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(report_form).post(submit_report))
-        .route(RECEIPT_PATH, get(receipt))
-        .route("/status/{token}", get(status_page).post(add_information))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/", report_form)
+        .post("/", submit_report)
+        .get(RECEIPT_PATH, receipt)
+        .get("/status/{token}", status_page)
+        .post("/status/{token}", add_information)
 }
 
 /// Short names of the form's inputs, for the error summary.

@@ -4,13 +4,13 @@
 
 use std::collections::HashMap;
 
+use super::Routes;
 use askama::Template;
 use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use axum_csrf::CsrfToken;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -29,10 +29,10 @@ use crate::domain::recipients::{
 };
 use crate::notify::recipients::{load, set_list, RecipientsWriteError};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/staff/admin/recipients", get(page))
-        .route("/staff/admin/recipients", post(save))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/staff/admin/recipients", page)
+        .post("/staff/admin/recipients", save)
 }
 
 pub fn api() -> OpenApiRouter<AppState> {

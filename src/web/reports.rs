@@ -1,12 +1,12 @@
 //! The annual report over HTTP: the printable page `/staff/reports/{year}`, JSON and CSV
 //! from `/api/v1/reports/annual/{year}`, and issuing (or re-issuing, with a reason).
 
+use super::Routes;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -23,10 +23,10 @@ use crate::report::http::{into_response, ReportFormat};
 use crate::report::issue::IssueError;
 use crate::report::ReportError;
 
-pub fn pages() -> Router<AppState> {
-    Router::new()
-        .route("/staff/reports", get(latest_page))
-        .route("/staff/reports/{year}", get(report_page))
+pub fn pages() -> Routes {
+    Routes::new()
+        .get("/staff/reports", latest_page)
+        .get("/staff/reports/{year}", report_page)
 }
 
 pub fn api() -> OpenApiRouter<AppState> {

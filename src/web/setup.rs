@@ -3,12 +3,11 @@
 
 use std::collections::HashMap;
 
+use super::Routes;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use axum_csrf::CsrfToken;
 use serde_json::{Map, Value};
 
@@ -20,8 +19,10 @@ use crate::auth::service::AccountError;
 use crate::auth::setup::{check, complete, FirstAccounts, SetupFailure};
 use crate::domain::EmailAddress;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/setup/{token}", get(page).post(submit))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/setup/{token}", page)
+        .post("/setup/{token}", submit)
 }
 
 #[derive(Template)]

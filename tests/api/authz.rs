@@ -1,4 +1,5 @@
-//! Every staff route × every role, allowed and denied, from the one authorization function.
+//! Who may use which route: the one table of every route the router serves × every role
+//! (`authz_table`), and API writes with real bodies.
 
 use std::collections::HashMap;
 
@@ -99,8 +100,11 @@ async fn report(app: &TestApp, sector: &str, personal_data: bool) -> String {
         .to_string()
 }
 
+/// API writes with real bodies: the allowed roles' calls succeed (2xx, or 409 where the
+/// domain refuses after the check), the others are refused; and the register lists only
+/// what each role may see.
 #[tokio::test]
-async fn every_route_for_every_role() {
+async fn api_writes_with_real_bodies_for_every_role() {
     let app = TestApp::spawn().await;
     let tok = tokens(&app).await;
     let d1 = report(&app, SOC, true).await;
@@ -692,4 +696,781 @@ async fn account_duties_self_grant_foreign_token_and_four_eyes() {
     assert_eq!(requested.data["role"], "ciso");
     assert_eq!(requested.data["requested_by"], admin_id.to_string());
     let _ = admin2_id;
+}
+
+// ---------------------------------------------------------------------------------------
+// The authorization table: every route the router serves × every role.
+// ---------------------------------------------------------------------------------------
+
+/// What one role gets on a route, on the table's deviation (see `FIXTURE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cell {
+    /// Allowed: past the check (not 401/403/404, not sent to the login page).
+    Y,
+    /// Refused: 403 (the API's problem answer, the staff UI's Swedish page).
+    F,
+    /// Hidden: 404, the deviation is not theirs to see, so its existence does not leak.
+    H,
+}
+use Cell::{F, H, Y};
+
+/// Who may use a route.
+#[derive(Debug, Clone, Copy)]
+enum Access {
+    /// Anyone, signed in or not (capabilities in the path, such as a status token or a
+    /// signed link, are the fixture's valid ones).
+    Anyone,
+    /// Only the MTA pipe with `intake.token`; staff tokens are refused (401).
+    IntakeToken,
+    /// Signed-in staff, per role in the order of `ROLES`; signed out is refused (401 on
+    /// the API, a redirect to `/staff/login` on pages).
+    Staff([Cell; 8]),
+}
+
+/// Whether a role that must have a second factor, and has none yet, may reach the route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SecondFactor {
+    /// Only with the second factor.
+    Required,
+    /// Reachable without it: signing in and out, the own-account page where it is set up,
+    /// public routes and static files.
+    Exempt,
+}
+
+/// How the allowed calls are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    /// A real call (GET, or a POST whose empty body is all it needs).
+    Real,
+    /// A write with an empty body: the check runs before the body is read, so an allowed
+    /// role gets the validation answer (422/400) and nothing changes; a refused one 403.
+    EmptyBody,
+}
+
+struct Row {
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    second_factor: SecondFactor,
+    probe: Probe,
+    /// The one answer every caller gets, where the route's own capability decides (a
+    /// link or cookie the fixture cannot make valid), not a role.
+    answer: Option<u16>,
+    note: &'static str,
+}
+
+/// The columns of `Access::Staff`: the accounts of `people()`.
+const ROLES: [&str; 8] = [
+    "ciso",
+    "kontakt_soc",
+    "kontakt_bou",
+    "dso",
+    "systemagare",
+    "ledning",
+    "auditor",
+    "admin",
+];
+
+/// Column headings for the documentation.
+const ROLE_HEADINGS: [&str; 8] = [
+    "ciso",
+    "kontakt (own sector)",
+    "kontakt (other sector)",
+    "dso",
+    "systemägare",
+    "ledning",
+    "auditor",
+    "admin",
+];
+
+/// What the cells are relative to.
+const FIXTURE: &str = "The deviation in the paths is reported in Socialtjänsten with \
+personal data suspected, classified major (personal-data breach under investigation), with a \
+measure owned by the system owner. So the kontakt of Socialtjänsten is in its sector and the \
+kontakt of Barn och utbildning is not; the dso sees it because of the personal data, the \
+systemägare because of the measure, ledning because it is major.";
+
+const fn api(method: &'static str, path: &'static str, who: [Cell; 8]) -> Row {
+    Row {
+        method,
+        path,
+        access: Access::Staff(who),
+        second_factor: SecondFactor::Required,
+        probe: if matches!(method.as_bytes(), b"GET") {
+            Probe::Real
+        } else {
+            Probe::EmptyBody
+        },
+        answer: None,
+        note: "",
+    }
+}
+
+const fn page(method: &'static str, path: &'static str, who: [Cell; 8]) -> Row {
+    api(method, path, who)
+}
+
+const fn public(method: &'static str, path: &'static str) -> Row {
+    Row {
+        method,
+        path,
+        access: Access::Anyone,
+        second_factor: SecondFactor::Exempt,
+        probe: Probe::Real,
+        answer: None,
+        note: "",
+    }
+}
+
+impl Row {
+    const fn note(mut self, note: &'static str) -> Row {
+        self.note = note;
+        self
+    }
+    const fn exempt(mut self) -> Row {
+        self.second_factor = SecondFactor::Exempt;
+        self
+    }
+    const fn answers(mut self, status: u16) -> Row {
+        self.answer = Some(status);
+        self
+    }
+    const fn real(mut self) -> Row {
+        self.probe = Probe::Real;
+        self
+    }
+}
+
+// Who sees the deviation (D), who may act on it in its case handling (CASE), and so on.
+const D: [Cell; 8] = [Y, Y, H, Y, Y, Y, Y, H];
+const LIST: [Cell; 8] = [Y, Y, Y, Y, Y, Y, Y, F];
+const CASE: [Cell; 8] = [Y, Y, H, F, F, F, F, H];
+const FILING: [Cell; 8] = [Y, Y, H, Y, F, F, F, H];
+const AWARE: [Cell; 8] = [Y, F, H, Y, F, F, F, H];
+const COMMENT: [Cell; 8] = [Y, Y, H, Y, Y, F, F, H];
+const MEASURE: [Cell; 8] = [Y, Y, H, F, Y, F, F, H];
+const SHRED: [Cell; 8] = [Y, F, H, F, F, F, F, H];
+const AUDIT: [Cell; 8] = [Y, F, F, F, F, F, Y, F];
+const ACCESS_LOG: [Cell; 8] = [Y, F, F, Y, F, F, Y, F];
+const RETENTION: [Cell; 8] = [Y, F, F, Y, F, F, Y, F];
+const EXTRACT: [Cell; 8] = [Y, F, F, Y, F, F, F, F];
+const REPORTS: [Cell; 8] = [Y, F, F, F, F, Y, Y, F];
+const CISO: [Cell; 8] = [Y, F, F, F, F, F, F, F];
+const ADMIN: [Cell; 8] = [F, F, F, F, F, F, F, Y];
+const STAFF: [Cell; 8] = [Y; 8];
+
+/// Every route the service serves: who may use it. `docs/AUTHORIZATION.md` is made from
+/// this table (`AVVIK_WRITE_DOCS=1 cargo test --test api authz_table` writes it).
+#[rustfmt::skip]
+const TABLE: &[Row] = &[
+    // Operations, static files, the fallback.
+    public("GET",  "/healthz"),
+    public("GET",  "/readyz"),
+    public("GET",  "/metrics").note("only to the addresses in http.metrics_allow (loopback here), whoever asks"),
+    public("GET",  "/static/avvik.css"),
+    public("GET",  "*").answers(404).note("any path no route matches: the 404 page"),
+    // The public form, receipt and status page; links that carry their own capability.
+    public("GET",  "/"),
+    public("POST", "/").note("an empty report: 422"),
+    public("GET",  "/receipt").answers(404).note("shown only to the browser that just reported (a cookie), 404 to any other"),
+    public("GET",  "/status/{token}").note("the reporter's status token"),
+    public("POST", "/status/{token}").note("the reporter's status token; an empty addition: 422"),
+    public("GET",  "/ack/{notification_id}/{signature}").answers(404).note("the signed link in an escalation mail; here signed, for no notice"),
+    public("POST", "/ack/{notification_id}/{signature}").answers(404).note("the signed link in an escalation mail; here signed, for no notice"),
+    public("GET",  "/calendar/{file}").note("the feed's secret token"),
+    public("GET",  "/setup/{token}").note("the one-time link for the first account"),
+    public("POST", "/setup/{token}").note("the one-time link for the first account"),
+    // Signing in and out.
+    public("GET",  "/staff/login"),
+    public("POST", "/staff/login").answers(401).note("wrong credentials: the form again, 401"),
+        // The JSON API.
+    public("GET",  "/api/v1/openapi.json"),
+    public("POST", "/api/v1/deviations").note("the public report; an empty body: 422"),
+    Row { access: Access::IntakeToken, ..public("POST", "/api/v1/intake/email") }.note("the MTA pipe's intake token, no role"),
+    //   method  path                                                          ciso kS   kB   dso  sys  led  aud  adm
+    api("GET",  "/api/v1/deviations",                                          LIST),
+    api("GET",  "/api/v1/deviations/export",                                   LIST),
+    api("GET",  "/api/v1/deviations/{reference}",                              D),
+    api("GET",  "/api/v1/deviations/{reference}/history",                      D),
+    api("GET",  "/api/v1/deviations/{reference}/export",                       D),
+    api("GET",  "/api/v1/deviations/{reference}/attachments",                  D),
+    api("GET",  "/api/v1/deviations/{reference}/attachments/{sha256}",         D),
+    api("POST", "/api/v1/deviations/{reference}/classification",               CASE),
+    api("POST", "/api/v1/deviations/{reference}/decisions",                    FILING),
+    api("POST", "/api/v1/deviations/{reference}/measures",                     CASE),
+    api("POST", "/api/v1/deviations/{reference}/measures/{measure_id}/complete", MEASURE),
+    api("POST", "/api/v1/deviations/{reference}/comments",                     COMMENT),
+    api("POST", "/api/v1/deviations/{reference}/close",                        CASE),
+    api("POST", "/api/v1/deviations/{reference}/reopen",                       CASE),
+    api("POST", "/api/v1/deviations/{reference}/handlers",                     CASE),
+    api("POST", "/api/v1/deviations/{reference}/supplier",                     CASE),
+    api("POST", "/api/v1/deviations/{reference}/incident",                     CASE),
+    api("POST", "/api/v1/deviations/{reference}/filings",                      FILING),
+    api("POST", "/api/v1/deviations/{reference}/awareness",                    AWARE),
+    api("POST", "/api/v1/deviations/{reference}/incident-handling-ended",      FILING),
+    api("POST", "/api/v1/deviations/{reference}/breach-record",                FILING),
+    api("POST", "/api/v1/deviations/{reference}/nis2-record",                  FILING),
+    api("POST", "/api/v1/deviations/{reference}/affected-notice",              FILING),
+    api("POST", "/api/v1/deviations/{reference}/affected-notice/sent",         FILING),
+    api("GET",  "/api/v1/deviations/{reference}/filing-documents/{kind}",      FILING),
+    api("POST", "/api/v1/deviations/{reference}/shred",                        SHRED),
+    api("GET",  "/api/v1/intake/quarantine",                                   CISO),
+    api("GET",  "/api/v1/intake/quarantine/{id}/raw",                          CISO),
+    api("POST", "/api/v1/intake/quarantine/{id}/resolve",                      CISO),
+    api("POST", "/api/v1/intake/quarantine/{id}/release",                      CISO),
+    api("GET",  "/api/v1/audit/events",                                        AUDIT),
+    api("GET",  "/api/v1/audit/verify",                                        AUDIT),
+    api("GET",  "/api/v1/audit/register",                                      AUDIT),
+    api("GET",  "/api/v1/audit/deviations/{reference}/history",                AUDIT),
+    api("GET",  "/api/v1/audit/changes",                                       AUDIT),
+    api("GET",  "/api/v1/audit/accounts",                                      AUDIT),
+    api("GET",  "/api/v1/audit/recipients",                                    AUDIT),
+    api("GET",  "/api/v1/audit/access",                                        ACCESS_LOG),
+    api("GET",  "/api/v1/privacy/retention",                                   RETENTION),
+    api("POST", "/api/v1/privacy/extract",                                     EXTRACT),
+    api("GET",  "/api/v1/reports/annual/{year}",                               REPORTS),
+    api("POST", "/api/v1/reports/annual/{year}/issue",                         CISO),
+    api("GET",  "/api/v1/recipients",                                          ADMIN),
+    api("PUT",  "/api/v1/recipients",                                          ADMIN),
+    // The staff pages.
+    page("GET",  "/staff",                                                     LIST),
+    page("POST", "/staff/merge",                                               LIST).note("no deviations chosen: the register again"),
+    page("GET",  "/staff/export",                                              LIST),
+    page("GET",  "/staff/deviations/{reference}",                              D),
+    page("GET",  "/staff/deviations/{reference}/export.pdf",                   D),
+    page("POST", "/staff/deviations/{reference}/{action}",                     CASE).note("{action} = classify; each action asks for its own right, as the API rows show"),
+    page("POST", "/staff/deviations/{reference}/measures/{measure_id}/complete", MEASURE),
+    page("GET",  "/staff/deviations/{reference}/anmalan",                      FILING),
+    page("GET",  "/staff/deviations/{reference}/anmalan/{part}",               FILING),
+    page("POST", "/staff/deviations/{reference}/anmalan/{part}",               FILING),
+    page("GET",  "/staff/deviations/{reference}/anmalan/{kind}/{format}",      FILING),
+    page("GET",  "/staff/intake/quarantine",                                   CISO),
+    page("POST", "/staff/intake/quarantine/{id}/release",                      CISO).real(),
+    page("GET",  "/staff/privacy/retention",                                   RETENTION),
+    page("POST", "/staff/privacy/retention/{reference}",                       CISO).note("the retention area's right is asked first, before the deviation is looked up"),
+    page("GET",  "/staff/privacy/extract",                                     EXTRACT),
+    page("POST", "/staff/privacy/extract",                                     EXTRACT),
+    page("GET",  "/staff/reports",                                             REPORTS),
+    page("GET",  "/staff/reports/{year}",                                      REPORTS),
+    page("GET",  "/staff/security/logins",                                     CISO),
+    page("GET",  "/audit",                                                     AUDIT),
+    page("GET",  "/audit/register",                                            AUDIT),
+    page("GET",  "/audit/deviations/{reference}",                              AUDIT),
+    page("GET",  "/audit/changes",                                             AUDIT),
+    page("GET",  "/audit/accounts",                                            AUDIT),
+    page("GET",  "/audit/recipients",                                          AUDIT),
+    page("GET",  "/audit/access",                                              ACCESS_LOG),
+    page("GET",  "/staff/admin",                                               ADMIN),
+    page("POST", "/staff/admin/accounts",                                      ADMIN),
+    page("GET",  "/staff/admin/accounts/{id}",                                 ADMIN),
+    page("POST", "/staff/admin/accounts/{id}/{action}",                        ADMIN).note("{action} = grant, on another account"),
+    page("POST", "/staff/admin/accounts/{id}/tokens/{token_id}/revoke",        ADMIN).real(),
+    page("GET",  "/staff/admin/organisation",                                  ADMIN),
+    page("POST", "/staff/admin/organisation",                                  ADMIN),
+    page("GET",  "/staff/admin/recipients",                                    ADMIN),
+    page("POST", "/staff/admin/recipients",                                    ADMIN),
+    // The own account: every signed-in user, on their own tokens and feed.
+    page("GET",  "/staff/account",                                             STAFF).exempt(),
+    page("GET",  "/staff/logout",                                              STAFF).exempt(),
+    page("POST", "/staff/account/tokens/{token_id}/revoke",                    STAFF).real().note("their own token"),
+    page("POST", "/staff/account/calendar/{feed_id}/revoke",                   STAFF).real().note("their own feed"),
+    page("POST", "/staff/account/tokens",                                      STAFF),
+    page("POST", "/staff/account/calendar",                                    STAFF).real(),
+    // Last: signing out ends each session the rows above used.
+    public("POST", "/staff/logout").answers(303).note("signs out; then the login page, also when already signed out"),
+];
+
+/// What the table's paths are filled with, and the sessions that call them.
+struct Fixtures {
+    reference: String,
+    measure: String,
+    attachment: String,
+    status_token: String,
+    /// Two quarantined messages: one for the API's rows, one for the page's.
+    quarantine: [String; 2],
+    other_account: uuid::Uuid,
+    other_token: uuid::Uuid,
+    /// Each person's own second token and calendar feed, to revoke.
+    own_tokens: HashMap<&'static str, uuid::Uuid>,
+    own_feeds: HashMap<&'static str, uuid::Uuid>,
+    feed_file: String,
+    ack: (uuid::Uuid, String),
+    year: i32,
+    /// API tokens and signed-in browsers, by person.
+    tokens: HashMap<&'static str, String>,
+    browsers: HashMap<&'static str, (reqwest::Client, String)>,
+    /// A browser that is not signed in, with a CSRF token.
+    signed_out: (reqwest::Client, String),
+}
+
+const INTAKE_TOKEN: &str = "intake-token-for-the-table-0123";
+
+fn account_of(email: &str) -> uuid::Uuid {
+    avvik::auth::accounts::account_id(&EmailAddress::parse(email).unwrap())
+}
+
+fn quarantined_message(n: u32) -> String {
+    // No From: held in the quarantine.
+    format!(
+        "To: avvikelse@kommunen.example\r\nSubject: Utan avsändare {n}\r\nMessage-ID: <q{n}@kommunen.example>\r\n\r\nText\r\n"
+    )
+}
+
+async fn csrf_of(client: &reqwest::Client, url: String) -> String {
+    let html = client.get(url).send().await.unwrap().text().await.unwrap();
+    crate::staff_ui::csrf_token(&html)
+}
+
+impl Fixtures {
+    async fn make(app: &TestApp) -> Fixtures {
+        let svc = &app.app_state.services;
+        let tokens = tokens(app).await;
+        let browser = || {
+            reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap()
+        };
+        // The deviation, from the public form with a file, and its status token.
+        let reporter = browser();
+        let t = csrf_of(&reporter, format!("{}/", app.base)).await;
+        let form = reqwest::multipart::Form::new()
+            .text("authenticity_token", t)
+            .text("title", "Journal utskriven till fel skrivare")
+            .text("description", "Låg kvar i skrivaren")
+            .text("sector", SOC)
+            .text("personal_data", "ja")
+            .text("anonymous", "ja")
+            .part(
+                "bilaga",
+                reqwest::multipart::Part::bytes(crate::uploads::PDF.to_vec())
+                    .file_name("utskrift.pdf")
+                    .mime_str("application/pdf")
+                    .unwrap(),
+            );
+        let r = reporter
+            .post(format!("{}/", app.base))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "the report is made");
+        let receipt = reporter
+            .get(format!("{}/receipt", app.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let i = receipt.find("href=\"/status/").expect("a status link") + "href=\"/status/".len();
+        let status_token = receipt[i..][..receipt[i..].find('"').unwrap()].to_string();
+        let (reference, attachment) = {
+            let reg = svc.register.read();
+            let d = reg.list()[0].clone();
+            (d.reference.to_string(), d.attachments[0].sha256.clone())
+        };
+        // Major, a possible breach, with a measure owned by the system owner.
+        let ciso = Some(tokens["ciso"].as_str());
+        let (s, v) = call(
+            app,
+            ciso,
+            "POST",
+            &format!("/api/v1/deviations/{reference}/classification"),
+            Some(json!({"severity": "major", "aspects": {"confidentiality": 3}, "category": "obehörig åtkomst", "personal_data_breach": "investigating", "nis2_significant": false, "rationale": "Journaldata"})),
+        )
+        .await;
+        assert_eq!(s, 200, "{v}");
+        let (s, v) = call(
+            app,
+            ciso,
+            "POST",
+            &format!("/api/v1/deviations/{reference}/measures"),
+            Some(json!({"description": "Spärra skrivaren", "owner": "system@kommunen.example", "due": "2026-12-31"})),
+        )
+        .await;
+        assert_eq!(s, 201, "{v}");
+        let measure = v["measure_id"].as_str().unwrap().to_string();
+        // Two messages in the quarantine.
+        for n in 0..2 {
+            let r = app
+                .client
+                .post(format!("{}/api/v1/intake/email", app.base))
+                .bearer_auth(INTAKE_TOKEN)
+                .header("content-type", "message/rfc822")
+                .body(quarantined_message(n))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+        }
+        let (_, q) = call(app, ciso, "GET", "/api/v1/intake/quarantine", None).await;
+        let ids: Vec<String> = q["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids.len(), 2, "{q}");
+        // Another account for the admin's pages, with a token and a calendar feed.
+        let other_email = EmailAddress::parse("reserv@kommunen.example").unwrap();
+        let other_account = svc
+            .create_account(
+                &other_email,
+                "Reserv",
+                &[(Role::Ledning, vec![])],
+                Some(crate::staff_ui::PASSWORD),
+                "test",
+            )
+            .await
+            .unwrap();
+        svc.create_api_token(other_account, "reserv", "test")
+            .await
+            .unwrap();
+        let feed = svc
+            .create_calendar_feed(other_account, "test")
+            .await
+            .unwrap();
+        let mut own_tokens = HashMap::new();
+        let mut own_feeds = HashMap::new();
+        for (who, _, _, email) in people() {
+            let id = account_of(email);
+            svc.create_api_token(id, "att återkalla", "test")
+                .await
+                .unwrap();
+            svc.create_calendar_feed(id, "test").await.unwrap();
+            let reg = svc.register.read();
+            let a = reg.accounts.get(id).unwrap();
+            let t = a
+                .tokens
+                .iter()
+                .find(|t| t.label == "att återkalla")
+                .unwrap();
+            own_tokens.insert(who, t.id);
+            own_feeds.insert(who, a.active_calendar_feed().unwrap().id);
+        }
+        let other_token = svc
+            .register
+            .read()
+            .accounts
+            .get(other_account)
+            .unwrap()
+            .tokens[0]
+            .id;
+        let notice = uuid::Uuid::new_v4();
+        let signature = avvik::notify::links::ack_signature(app.app_state.notify.secret(), notice);
+        // Everyone signed in through the form.
+        let mut browsers = HashMap::new();
+        for (who, _, _, email) in people() {
+            let client = crate::staff_ui::login(app, email).await;
+            let csrf = csrf_of(&client, format!("{}/staff/logout", app.base)).await;
+            browsers.insert(who, (client, csrf));
+        }
+        let anonymous = browser();
+        let csrf = csrf_of(&anonymous, format!("{}/staff/login", app.base)).await;
+        Fixtures {
+            reference,
+            measure,
+            attachment,
+            status_token,
+            quarantine: [ids[0].clone(), ids[1].clone()],
+            other_account,
+            other_token,
+            own_tokens,
+            own_feeds,
+            feed_file: format!("{feed}.ics"),
+            ack: (notice, signature),
+            year: avvik::domain::stockholm_year(chrono::Utc::now()) - 1,
+            tokens,
+            browsers,
+            signed_out: (anonymous, csrf),
+        }
+    }
+
+    /// The row's path with its parameters filled for `who` (`None`: signed out).
+    fn path(&self, row: &Row, who: Option<&'static str>) -> String {
+        if row.path == avvik::web::routes::FALLBACK {
+            return "/finns-inte".into();
+        }
+        let own = who.unwrap_or("ciso");
+        let p = row.path;
+        let mut out = String::new();
+        let mut rest = p;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let close = open + rest[open..].find('}').unwrap();
+            let name = &rest[open + 1..close];
+            let value = match name {
+                "reference" => self.reference.clone(),
+                "measure_id" => self.measure.clone(),
+                "sha256" => self.attachment.clone(),
+                "token" if p.starts_with("/status/") => self.status_token.clone(),
+                "token" => "ab".repeat(32),
+                "notification_id" => self.ack.0.to_string(),
+                "signature" => self.ack.1.clone(),
+                "file" => self.feed_file.clone(),
+                "id" if p.starts_with("/api/v1/intake/") => self.quarantine[0].clone(),
+                "id" if p.starts_with("/staff/intake/") => self.quarantine[1].clone(),
+                "id" => self.other_account.to_string(),
+                "token_id" if p.starts_with("/staff/admin/") => self.other_token.to_string(),
+                "token_id" => self.own_tokens[own].to_string(),
+                "feed_id" => self.own_feeds[own].to_string(),
+                "year" => self.year.to_string(),
+                "kind" => "gdpr".into(),
+                "format" => "json".into(),
+                "part" if row.method == "POST" => "breach".into(),
+                "part" => "gdpr".into(),
+                "action" if p.starts_with("/staff/admin/") => "grant".into(),
+                "action" => "classify".into(),
+                other => panic!("no fixture for {{{other}}} in {p}"),
+            };
+            out.push_str(&value);
+            rest = &rest[close + 1..];
+        }
+        out.push_str(rest);
+        // Views that need to be told what to show.
+        if p.ends_with("/audit/access") {
+            out.push_str(&format!("?reference={}", self.reference));
+        }
+        out
+    }
+
+    /// Calls the row's route as `who` (`None`: signed out): the API with a bearer token,
+    /// pages with the signed-in browser (and the form's CSRF token). Status and Location.
+    async fn call(
+        &self,
+        app: &TestApp,
+        row: &Row,
+        who: Option<&'static str>,
+        bearer: Option<&str>,
+    ) -> (u16, String) {
+        let url = format!("{}{}", app.base, self.path(row, who));
+        let method = reqwest::Method::from_bytes(row.method.as_bytes()).unwrap();
+        let req = if row.path.starts_with("/api/") {
+            let mut req = app.client.request(method, url);
+            if let Some(t) = bearer.or_else(|| who.map(|w| self.tokens[w].as_str())) {
+                req = req.bearer_auth(t);
+            }
+            if matches!(row.access, Access::IntakeToken) {
+                req.header("content-type", "message/rfc822")
+                    .body(quarantined_message(100))
+            } else if row.method == "GET" {
+                req
+            } else {
+                req.json(&json!({}))
+            }
+        } else {
+            let (client, csrf) = match who {
+                Some(w) => &self.browsers[w],
+                None => &self.signed_out,
+            };
+            let req = client.request(method, url);
+            if row.method == "GET" {
+                req
+            } else {
+                req.form(&[("authenticity_token", csrf.as_str())])
+            }
+        };
+        let r = req.send().await.unwrap();
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        (r.status().as_u16(), location)
+    }
+}
+
+/// Is this answer past the authorization check?
+fn let_through(status: u16, location: &str) -> bool {
+    !matches!(status, 401 | 403 | 404) && status < 500 && !location.starts_with("/staff/login")
+}
+
+/// Is this what a public route answers anyone?
+fn public_answer(row: &Row, status: u16, location: &str) -> bool {
+    match row.answer {
+        Some(answer) => status == answer,
+        None => let_through(status, location),
+    }
+}
+
+fn cell_text(c: Cell) -> &'static str {
+    match c {
+        Y => "yes",
+        F => "no (403)",
+        H => "no (404)",
+    }
+}
+
+/// `docs/AUTHORIZATION.md`, from the table.
+fn authorization_doc() -> String {
+    let mut out = String::from(
+        "# Who may do what\n\n\
+         Every route the service serves, and who may use it. Made from the authorization \
+         table in `tests/api/authz.rs`, which calls every route as every role and fails when \
+         the router serves a route without a row; do not edit by hand (`AVVIK_WRITE_DOCS=1 \
+         cargo test --test api authz_table` writes it again).\n\n",
+    );
+    out.push_str(FIXTURE);
+    out.push_str(
+        "\n\n*yes*: allowed. *no (403)*: refused. *no (404)*: refused as if the deviation \
+         did not exist, so its existence does not leak. *Signed out*: the API answers 401, \
+         pages send the browser to `/staff/login`. *2FA*: whether a role that must have a \
+         second factor reaches the route before it has one (*exempt*: signing in and out, the \
+         own-account page, public routes and static files). `*` is any path no route \
+         matches. Roles are checked in one place, `authorize` in `src/auth/policy.rs`.\n\n",
+    );
+    out.push_str("| Method | Path | Signed out | ");
+    out.push_str(&ROLE_HEADINGS.join(" | "));
+    out.push_str(" | 2FA | Note |\n|---|---|---|");
+    out.push_str(&"---|".repeat(ROLES.len() + 2));
+    out.push('\n');
+    for row in TABLE {
+        let (signed_out, cells): (&str, Vec<&str>) = match row.access {
+            Access::Anyone => ("yes", vec!["yes"; ROLES.len()]),
+            Access::IntakeToken => ("intake token", vec!["no (401)"; ROLES.len()]),
+            Access::Staff(cells) => ("no", cells.iter().map(|c| cell_text(*c)).collect()),
+        };
+        let second_factor = match row.second_factor {
+            SecondFactor::Required => "required",
+            SecondFactor::Exempt => "exempt",
+        };
+        let mut note = row.note.to_string();
+        if let Some(answer) = row.answer {
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str(&format!("every caller gets {answer}"));
+        }
+        if row.probe == Probe::EmptyBody {
+            if !note.is_empty() {
+                note.push_str("; ");
+            }
+            note.push_str("checked with an empty body");
+        }
+        out.push_str(&format!(
+            "| {} | `{}` | {signed_out} | {} | {second_factor} | {} |\n",
+            row.method,
+            row.path,
+            cells.join(" | "),
+            note.replace('|', "\\|"),
+        ));
+    }
+    out
+}
+
+/// Every route the router serves has exactly one row, and every row is a served route.
+#[test]
+fn authz_table_covers_every_served_route() {
+    let served: Vec<String> = avvik::web::routes()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    let rows: Vec<String> = TABLE
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let twice: Vec<&String> = rows.iter().filter(|r| !seen.insert(*r)).collect();
+    let missing: Vec<&String> = served.iter().filter(|r| !rows.contains(r)).collect();
+    let extra: Vec<&String> = rows.iter().filter(|r| !served.contains(r)).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty() && twice.is_empty(),
+        "routes the router serves without a row in TABLE: {missing:#?}\n\
+         rows for routes the router does not serve: {extra:#?}\nrows twice: {twice:#?}"
+    );
+    // The list is the router's: it holds routes from every area.
+    for route in [
+        "GET /healthz",
+        "POST /api/v1/deviations",
+        "GET /staff/account",
+        "GET *",
+    ] {
+        assert!(served.iter().any(|r| r == route), "{route} in {served:#?}");
+    }
+}
+
+#[test]
+fn authz_table_is_the_authorization_doc() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/AUTHORIZATION.md");
+    let doc = authorization_doc();
+    if std::env::var_os("AVVIK_WRITE_DOCS").is_some() {
+        std::fs::write(&path, &doc).unwrap();
+    }
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == doc,
+        "docs/AUTHORIZATION.md is not the table; AVVIK_WRITE_DOCS=1 cargo test --test api authz_table writes it"
+    );
+}
+
+/// Every row of the table, called as every role and signed out.
+#[tokio::test]
+async fn authz_table_every_route_for_every_role() {
+    let app = TestApp::spawn_with(
+        |c| {
+            // Hundreds of calls from one address.
+            c.http.rate_limit_per_minute = 0;
+            c.intake.token = INTAKE_TOKEN.into();
+        },
+        std::sync::Arc::new(avvik::clock::SystemClock),
+    )
+    .await;
+    let fx = Fixtures::make(&app).await;
+    let mut failures = Vec::new();
+    for row in TABLE {
+        let api = row.path.starts_with("/api/");
+        let route = format!("{} {}", row.method, row.path);
+        let (s, loc) = fx.call(&app, row, None, None).await;
+        match row.access {
+            Access::Anyone => {
+                if !public_answer(row, s, &loc) {
+                    failures.push(format!("{route} signed out: {s} {loc}"));
+                }
+            }
+            Access::IntakeToken | Access::Staff(_) => {
+                let refused = if api {
+                    s == 401
+                } else {
+                    s == 303 && loc.starts_with("/staff/login")
+                };
+                if !refused {
+                    failures.push(format!("{route} signed out: {s} {loc}, expected a refusal"));
+                }
+            }
+        }
+        if let Access::IntakeToken = row.access {
+            let (s, _) = fx.call(&app, row, None, Some(INTAKE_TOKEN)).await;
+            if !let_through(s, "") {
+                failures.push(format!("{route} with the intake token: {s}"));
+            }
+        }
+        for (i, who) in ROLES.iter().enumerate() {
+            let (s, loc) = fx.call(&app, row, Some(who), None).await;
+            let ok = match row.access {
+                Access::Anyone => public_answer(row, s, &loc),
+                Access::IntakeToken => s == 401,
+                Access::Staff(cells) => match cells[i] {
+                    Y => let_through(s, &loc),
+                    F => s == 403,
+                    H => s == 404,
+                },
+            };
+            if !ok {
+                let want = match row.access {
+                    Access::Staff(cells) => cell_text(cells[i]),
+                    Access::IntakeToken => "no (401)",
+                    Access::Anyone => "yes",
+                };
+                failures.push(format!("{route} as {who}: {s} {loc}, expected {want}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "the authorization table and the service disagree:\n{}",
+        failures.join("\n")
+    );
 }

@@ -3,11 +3,10 @@
 
 use std::collections::HashMap;
 
+use crate::web::Routes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::post;
-use axum::Router;
 use axum_csrf::CsrfToken;
 use chrono::NaiveDateTime;
 use chrono_tz::Europe::Stockholm;
@@ -28,15 +27,12 @@ use crate::web::error::ApiError;
 use crate::web::pages::{render, FormErrors, PageError};
 use crate::web::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/staff/deviations/{reference}/{action}",
-            post(deviation_action),
-        )
-        .route(
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .post("/staff/deviations/{reference}/{action}", deviation_action)
+        .post(
             "/staff/deviations/{reference}/measures/{measure_id}/complete",
-            post(complete_measure),
+            complete_measure,
         )
 }
 

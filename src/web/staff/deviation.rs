@@ -5,12 +5,11 @@ mod case_pdf;
 
 use std::collections::HashMap;
 
+use crate::web::Routes;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use axum_csrf::CsrfToken;
 use chrono::{DateTime, Utc};
 use chrono_tz::Europe::Stockholm;
@@ -29,8 +28,8 @@ use crate::web::AppState;
 
 pub(crate) use case_pdf::render as case_pdf;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new().route("/staff/deviations/{reference}", get(deviation_page))
+pub(super) fn routes() -> Routes {
+    Routes::new().get("/staff/deviations/{reference}", deviation_page)
 }
 
 struct DeadlineRow {

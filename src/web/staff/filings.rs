@@ -5,12 +5,11 @@
 
 use std::collections::HashMap;
 
+use crate::web::Routes;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use axum_csrf::CsrfToken;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use chrono_tz::Europe::Stockholm;
@@ -36,16 +35,14 @@ use crate::web::filing_commands::{
 use crate::web::pages::{render, stockholm_display, FormErrors, Layout, PageError};
 use crate::web::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/staff/deviations/{reference}/anmalan", get(records_page))
-        .route(
-            "/staff/deviations/{reference}/anmalan/{part}",
-            get(preview).post(save),
-        )
-        .route(
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/staff/deviations/{reference}/anmalan", records_page)
+        .get("/staff/deviations/{reference}/anmalan/{part}", preview)
+        .post("/staff/deviations/{reference}/anmalan/{part}", save)
+        .get(
             "/staff/deviations/{reference}/anmalan/{kind}/{format}",
-            get(download),
+            download,
         )
 }
 

@@ -1,11 +1,10 @@
 //! Signing in and out: the login form, the back-off after failed logins, the logout page.
 
+use crate::web::Routes;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
-use axum::Router;
 use axum_csrf::CsrfToken;
 use axum_extra::extract::cookie::PrivateCookieJar;
 use serde::Deserialize;
@@ -19,10 +18,12 @@ use crate::web::pages::{render, Layout, PageError};
 use crate::web::AppState;
 
 /// Sign-in and sign-out.
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/staff/login", get(login_page).post(login))
-        .route("/staff/logout", get(logout_page).post(logout))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/staff/login", login_page)
+        .post("/staff/login", login)
+        .get("/staff/logout", logout_page)
+        .post("/staff/logout", logout)
 }
 
 #[derive(Template)]

@@ -15,15 +15,14 @@ mod timeline;
 pub(crate) use deviation::case_pdf;
 pub(crate) use register::{sort_register, DEFAULT_SORT};
 
-use axum::Router;
+use crate::web::Routes;
 
 use super::pages::NavLink;
-use super::AppState;
 use crate::auth::{authorize, Action, Principal};
 use crate::domain::Status;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+pub fn router() -> Routes {
+    Routes::new()
         .merge(login::routes())
         .merge(register::routes())
         .merge(deviation::routes())

@@ -1,11 +1,10 @@
 //! The e-mail quarantine: mail the intake could not take in, and its release.
 
+use crate::web::Routes;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use axum_csrf::CsrfToken;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -18,13 +17,10 @@ use crate::web::csrf::{form_token, CsrfForm};
 use crate::web::pages::{render, stockholm_display, Layout, PageError};
 use crate::web::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/staff/intake/quarantine", get(quarantine_page))
-        .route(
-            "/staff/intake/quarantine/{id}/release",
-            post(release_quarantined),
-        )
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/staff/intake/quarantine", quarantine_page)
+        .post("/staff/intake/quarantine/{id}/release", release_quarantined)
 }
 
 struct QuarantineRow {

@@ -1,11 +1,10 @@
 //! The register: every deviation the user may see, filtered, sorted and paged.
 
+use crate::web::Routes;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use chrono_tz::Europe::Stockholm;
 use serde::Deserialize;
@@ -18,10 +17,10 @@ use crate::web::api::{filtered, ListQuery};
 use crate::web::pages::{render, stockholm_display, Layout, PageError};
 use crate::web::AppState;
 
-pub(super) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/staff", get(register_page))
-        .route("/staff/merge", axum::routing::post(merge))
+pub(super) fn routes() -> Routes {
+    Routes::new()
+        .get("/staff", register_page)
+        .post("/staff/merge", merge)
 }
 
 struct Marker {
@@ -177,6 +176,10 @@ async fn merge(
     use crate::web::body::{Field, Unknown};
     use crate::web::commands::IncidentLinkBody;
     use axum::response::IntoResponse;
+    // Merging starts from the register: who cannot open it cannot post its form.
+    if !authorize(&who, Action::ListDeviations, None) {
+        return Err(PageError::Forbidden);
+    }
     let get = |k: &str| {
         form.iter()
             .find(|(n, _)| n == k)
