@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::domain::{DeviationEvent, EventMeta};
-use crate::privacy::Keyring;
+use crate::privacy::{ForDecode, Keyring, Spliced};
 
 /// A state folded from the log record by record: the register, the outbox, the intake view.
 pub trait LogFold: Send + Sync + 'static {
@@ -155,8 +155,22 @@ impl Decoded {
             Ok(v) => v,
             Err(e) => return Decoded::Unreadable(seq, e.to_string()),
         };
-        let data = keys.open_raw(view.stream, view.id, &view.event_type, view.data.get());
-        match DeviationEvent::from_raw(&view.event_type, &data) {
+        let raw = view.data.get();
+        let decoded = match keys.open_for_decode(view.stream, view.id, &view.event_type, raw) {
+            ForDecode::Clear => DeviationEvent::from_raw(&view.event_type, raw),
+            ForDecode::Opened(opened) => DeviationEvent::from_deserializer(
+                &view.event_type,
+                Spliced {
+                    clear: raw,
+                    opened: &opened,
+                },
+            ),
+            ForDecode::General => {
+                let data = keys.open_raw(view.stream, view.id, &view.event_type, raw);
+                DeviationEvent::from_raw(&view.event_type, &data)
+            }
+        };
+        match decoded {
             Some(event) => Decoded::Deviation(DecodedDeviation {
                 meta: EventMeta {
                     seq: view.seq,

@@ -40,6 +40,18 @@ macro_rules! event_enum {
                 }
             }
 
+            /// Decodes a stored event from any deserializer of its `data` (start-up
+            /// replay decodes a sealed event's clear and opened members in one pass).
+            pub fn from_deserializer<'de, D: serde::Deserializer<'de>>(
+                ty: &str,
+                data: D,
+            ) -> Option<Result<Self, D::Error>> {
+                match ty {
+                    $($name => Some(<$payload as serde::Deserialize>::deserialize(data).map($enum::$variant)),)*
+                    _ => None,
+                }
+            }
+
             /// Decodes a stored event from its raw `data` JSON, as `from_parts` does from a
             /// `Value` (the same answer, without building the tree).
             pub fn from_raw(

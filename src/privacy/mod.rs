@@ -559,6 +559,274 @@ impl Keyring {
     }
 }
 
+/// What start-up replay finds in a stored event's `data` (`Keyring::open_for_decode`).
+pub enum ForDecode {
+    /// Nothing is sealed: decode `data` as it is.
+    Clear,
+    /// The sealed members' JSON object, opened: decode `data` and these together
+    /// ([`Spliced`]).
+    Opened(String),
+    /// Anything else (a shredded or missing key, an event keyed by a field, an envelope
+    /// that does not open): the general path (`open_raw`) handles it.
+    General,
+}
+
+/// The envelope of a sealed event as it is stored (compact JSON, as the store writes it):
+/// the offset of its `{`.
+fn envelope_at(raw: &str) -> Option<usize> {
+    // A member name, not text inside a string (where the quotes would be escaped).
+    const AFTER: &str = ",\"sealed\":{";
+    const FIRST: &str = "{\"sealed\":{";
+    let i = raw
+        .find(AFTER)
+        .or_else(|| raw.starts_with(FIRST).then_some(0))?;
+    Some(i + AFTER.len() - 1)
+}
+
+impl Keyring {
+    /// Opens a deviation event's sealed members for start-up replay without rewriting
+    /// `data`: the plaintext comes back as it was sealed, to be decoded together with the
+    /// clear members by [`Spliced`].
+    pub fn open_for_decode(
+        &self,
+        stream: Uuid,
+        event_id: Uuid,
+        event_type: &str,
+        raw: &str,
+    ) -> ForDecode {
+        let Some(at) = envelope_at(raw) else {
+            return if raw.contains("\"sealed\"") {
+                ForDecode::General
+            } else {
+                ForDecode::Clear
+            };
+        };
+        match self.open_envelope(stream, event_id, event_type, &raw[at..]) {
+            Some(plain) => ForDecode::Opened(plain),
+            None => ForDecode::General,
+        }
+    }
+
+    fn open_envelope(
+        &self,
+        stream: Uuid,
+        event_id: Uuid,
+        event_type: &str,
+        from_envelope: &str,
+    ) -> Option<String> {
+        let spec = seal::spec(event_type)?;
+        if !matches!(spec.keyed_by, KeyedBy::Stream) {
+            return None;
+        }
+        let mut de = serde_json::Deserializer::from_str(from_envelope);
+        let env = <Envelope as serde::Deserialize>::deserialize(&mut de).ok()?;
+        let kid = KeyId::parse(&env.kid)?;
+        let alg = Alg::of_envelope(env.a.as_deref())?;
+        let (n, c) = (env.n?, env.c?);
+        let KeyState::Live(key) = self.keys.get(kid) else {
+            return None;
+        };
+        let mut nonce = [0u8; 24];
+        let nonce_len = B64.decode_slice(n.as_bytes(), &mut nonce).ok()?;
+        let mut plain = B64.decode(c.as_bytes()).ok()?;
+        if !aead::open_in_place(
+            alg,
+            &key.0,
+            &nonce[..nonce_len],
+            &aad(event_id, kid),
+            &mut plain,
+        ) {
+            return None;
+        }
+        self.remember_key(stream, kid);
+        String::from_utf8(plain).ok()
+    }
+}
+
+/// A sealed event's `data` and its opened members, read as one JSON object: the clear
+/// members in their stored order, with the opened ones in place of `"sealed"` and no
+/// `"blind_index"` — what `open_raw` would splice together, without building that text.
+pub struct Spliced<'a> {
+    pub clear: &'a str,
+    pub opened: &'a str,
+}
+
+/// A member name, borrowed from the input unless it had escapes.
+enum Key<'a> {
+    Borrowed(&'a str),
+    Owned(String),
+}
+
+impl Key<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Key::Borrowed(s) => s,
+            Key::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, s: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key::Borrowed(s))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Key<'de>, E> {
+                Ok(Key::Owned(s.to_string()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Hands a member name to a struct's field visitor.
+fn key_seed<'de, K, E>(key: Key<'de>, seed: K) -> Result<K::Value, E>
+where
+    K: serde::de::DeserializeSeed<'de>,
+    E: serde::de::Error,
+{
+    match key {
+        Key::Borrowed(s) => {
+            seed.deserialize(serde::de::value::BorrowedStrDeserializer::<E>::new(s))
+        }
+        Key::Owned(s) => seed.deserialize(serde::de::value::StringDeserializer::<E>::new(s)),
+    }
+}
+
+/// The opened members of a sealed event: name and raw value, in their order.
+struct OpenedMembers<'a>(Vec<(Key<'a>, &'a serde_json::value::RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for OpenedMembers<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = OpenedMembers<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(8));
+                while let Some(k) = m.next_key::<Key<'de>>()? {
+                    out.push((k, m.next_value()?));
+                }
+                Ok(OpenedMembers(out))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for Spliced<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        let opened: OpenedMembers<'de> = serde_json::from_str(self.opened)?;
+        let mut de = serde_json::Deserializer::from_str(self.clear);
+        let v = serde::Deserializer::deserialize_map(
+            &mut de,
+            SplicedVisitor {
+                inner: visitor,
+                opened: opened.0,
+            },
+        )?;
+        de.end()?;
+        Ok(v)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct SplicedVisitor<'de, V> {
+    inner: V,
+    opened: Vec<(Key<'de>, &'de serde_json::value::RawValue)>,
+}
+
+impl<'de, V: serde::de::Visitor<'de>> serde::de::Visitor<'de> for SplicedVisitor<'de, V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.expecting(f)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.inner.visit_map(SplicedMap {
+            clear: map,
+            opened: self.opened.into_iter(),
+            in_opened: false,
+            pending: None,
+        })
+    }
+}
+
+struct SplicedMap<'de, A> {
+    clear: A,
+    opened: std::vec::IntoIter<(Key<'de>, &'de serde_json::value::RawValue)>,
+    /// Handing out the opened members (in place of `"sealed"`).
+    in_opened: bool,
+    /// The value of the opened member whose name was handed out last.
+    pending: Option<&'de serde_json::value::RawValue>,
+}
+
+impl<'de, A: serde::de::MapAccess<'de>> serde::de::MapAccess<'de> for SplicedMap<'de, A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, A::Error> {
+        loop {
+            if self.in_opened {
+                if let Some((k, v)) = self.opened.next() {
+                    self.pending = Some(v);
+                    return key_seed(k, seed).map(Some);
+                }
+                self.in_opened = false;
+            }
+            let Some(k) = self.clear.next_key::<Key<'de>>()? else {
+                return Ok(None);
+            };
+            match k.as_str() {
+                "blind_index" => {
+                    self.clear.next_value::<serde::de::IgnoredAny>()?;
+                }
+                "sealed" => {
+                    self.clear.next_value::<serde::de::IgnoredAny>()?;
+                    self.in_opened = true;
+                }
+                _ => return key_seed(k, seed).map(Some),
+            }
+        }
+    }
+
+    fn next_value_seed<T: serde::de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<T::Value, A::Error> {
+        match self.pending.take() {
+            Some(raw) => seed
+                .deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
+                .map_err(serde::de::Error::custom),
+            None => self.clear.next_value_seed(seed),
+        }
+    }
+}
+
 /// A sealed event's data read in one pass: the clear members in their stored order, each
 /// value as its raw text, and the envelope decoded.
 struct Members<'a> {
@@ -747,5 +1015,70 @@ mod tests {
         let text = odd.to_string();
         let raw = keys.open_raw(dev, id, "DeviationReported", &text);
         assert!(!raw.contains("19121212"));
+    }
+
+    /// Start-up replay's one-pass decode of a sealed event gives what opening the text and
+    /// decoding it gives, for a report with every sealed field, escapes and all; anything it
+    /// cannot open goes to the general path.
+    #[test]
+    fn one_pass_decode_of_a_sealed_report_equals_open_then_decode() {
+        use crate::domain::{Channel, DeviationEvent, EmailAddress, Reference, Reported, Reporter};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledEventStore::open(dir.path(), StoreOptions::default()).unwrap();
+        let keys = Keyring::in_memory();
+        let (dev, id) = (Uuid::now_v7(), Uuid::now_v7());
+        keys.prepare_new(dev).unwrap();
+        let now = chrono::Utc::now();
+        let ev = DeviationEvent::Reported(Reported {
+            reference: Reference::new(2026, 7),
+            title: "Personnummer 19121212-1212 i \"fel\" lista".into(),
+            description: "Rad ett\nrad två med \\ och \u{1F600} och \"sealed\":{".into(),
+            occurred_at: None,
+            discovered_at: now,
+            sector: Some("Socialtjänsten".into()),
+            asset: Some("Treserva".into()),
+            personal_data: true,
+            reporter: Some(Reporter {
+                name: "Anna Åberg".into(),
+                email: EmailAddress::parse("anna@kommunen.example").unwrap(),
+            }),
+            channel: Channel::Web,
+            status_token_hash: "ab".repeat(32),
+            reported_at: now,
+        });
+        let ty = ev.type_name();
+        let sealed = keys
+            .seal(&store, dev, id, ty, ev.to_data())
+            .unwrap()
+            .to_string();
+        let ForDecode::Opened(opened) = keys.open_for_decode(dev, id, ty, &sealed) else {
+            panic!("a live key opens in one pass")
+        };
+        let one_pass = DeviationEvent::from_deserializer(
+            ty,
+            Spliced {
+                clear: &sealed,
+                opened: &opened,
+            },
+        )
+        .unwrap()
+        .unwrap();
+        let general = keys.open_raw(dev, id, ty, &sealed);
+        assert_eq!(
+            one_pass,
+            DeviationEvent::from_raw(ty, &general).unwrap().unwrap()
+        );
+        assert_eq!(one_pass, ev);
+
+        let clear = ev.to_data().to_string();
+        assert!(matches!(
+            keys.open_for_decode(dev, id, ty, &clear),
+            ForDecode::Clear
+        ));
+        // Another event id (associated data) does not open: the general path reads it.
+        assert!(matches!(
+            keys.open_for_decode(dev, Uuid::now_v7(), ty, &sealed),
+            ForDecode::General
+        ));
     }
 }
