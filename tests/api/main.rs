@@ -31,6 +31,7 @@ mod intake_corpus;
 mod intake_crash;
 mod intake_dovecot;
 mod intake_tls;
+mod mfa;
 mod notify;
 mod notify_more;
 mod notify_tls;
