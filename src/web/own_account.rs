@@ -39,6 +39,12 @@ pub fn router() -> Router<AppState> {
         .route("/staff/account/totp", post(confirm_totp))
         .route("/staff/account/totp/remove", post(remove_totp))
         .route("/staff/account/recovery-codes", post(new_recovery_codes))
+        .route("/staff/account/passkeys/options", post(passkey_options))
+        .route("/staff/account/passkeys", post(register_passkey))
+        .route(
+            "/staff/account/passkeys/{passkey_id}/remove",
+            post(remove_passkey),
+        )
         .route("/staff/account/calendar", post(create_calendar))
         .route(
             "/staff/account/calendar/{feed_id}/revoke",
@@ -118,13 +124,17 @@ fn view_as(
         .accounts
         .get(who.account_id)
         .ok_or(PageError::NotFound)?;
-    let nav = if complete {
-        staff_nav(who, PATH)
+    let mut layout = if complete {
+        Layout::staff("Mitt konto", staff_nav(who, PATH))
     } else {
-        super::staff::enrolment_nav(PATH)
+        Layout::staff("Mitt konto", super::staff::enrolment_nav(PATH))
     };
+    if !complete {
+        // The banner's link leads to a page not open before the second factor is added.
+        layout.missing_recipients.clear();
+    }
     Ok(OwnAccountPage {
-        layout: Layout::staff("Mitt konto", nav),
+        layout,
         complete,
         required: state.config.auth.requires_second_factor(&a.roles),
         totp: a.totp.as_ref().map(|t| stockholm_display(t.enrolled_at)),
@@ -318,6 +328,107 @@ fn refused(
     page.refused = Some(message);
     page.layout = page.layout.with_errors(true);
     Ok((csrf, render(StatusCode::UNPROCESSABLE_ENTITY, &page)).into_response())
+}
+
+/// The options for `navigator.credentials.create`, and the ceremony's id (JSON, for
+/// static/passkeys.js).
+async fn passkey_options(
+    State(state): State<AppState>,
+    Enrolling { who, .. }: Enrolling,
+    CsrfForm { .. }: CsrfForm<Map<String, Value>>,
+) -> Result<Response, PageError> {
+    let account = state
+        .services
+        .register
+        .read()
+        .accounts
+        .get(who.account_id)
+        .cloned()
+        .ok_or(PageError::NotFound)?;
+    match state
+        .services
+        .start_passkey_registration(&state.config, &state.passkeys, &account)
+    {
+        Ok((ceremony, options)) => Ok(axum::Json(serde_json::json!({
+            "ceremony": ceremony,
+            "options": options,
+        }))
+        .into_response()),
+        Err(e) => Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(serde_json::json!({ "detail_sv": e.message_sv() })),
+        )
+            .into_response()),
+    }
+}
+
+/// Finishes a passkey registration (the form static/passkeys.js submits). The session then
+/// counts as signed in with the second factor (the passkey proved it, with user
+/// verification).
+async fn register_passkey(
+    State(state): State<AppState>,
+    Enrolling { who, complete }: Enrolling,
+    CsrfForm { csrf, form }: CsrfForm<Map<String, Value>>,
+) -> Result<Response, PageError> {
+    match state
+        .services
+        .finish_passkey_registration(
+            &state.config,
+            &state.passkeys,
+            who.account_id,
+            &text(&form, "ceremony"),
+            &text(&form, "credential"),
+            &text(&form, "name"),
+            &who.actor(),
+        )
+        .await
+    {
+        Ok(codes) => {
+            tracing::info!(account = %who.account_id, "passkey added");
+            let mut page = view_as(&state, &who, true, form_token(&csrf)?)?;
+            page.saved = Some(
+                "Nyckeln är tillagd. Från och med nu kan du använda den när du loggar in.".into(),
+            );
+            page.new_recovery_codes = codes;
+            let jar = crate::web::staff::completed_session(&state, who.account_id);
+            Ok((jar, csrf, render(StatusCode::OK, &page)).into_response())
+        }
+        Err(AccountError::Invalid(message)) => {
+            let mut page = view_as(&state, &who, complete, form_token(&csrf)?)?;
+            page.refused = Some(message);
+            page.layout = page.layout.with_errors(true);
+            Ok((csrf, render(StatusCode::UNPROCESSABLE_ENTITY, &page)).into_response())
+        }
+        Err(AccountError::NotFound) => Err(PageError::NotFound),
+        Err(e) => Err(PageError::Unavailable(e.to_string())),
+    }
+}
+
+async fn remove_passkey(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(passkey_id): Path<String>,
+    CsrfForm { csrf, form }: CsrfForm<Map<String, Value>>,
+) -> Result<Response, PageError> {
+    let passkey_id = Uuid::parse_str(&passkey_id).map_err(|_| PageError::NotFound)?;
+    if !password_confirmed(&state, &who, text(&form, "password")).await {
+        return refused(&state, &who, csrf, WRONG_PASSWORD.into());
+    }
+    match state
+        .services
+        .remove_passkey(who.account_id, passkey_id, &who.actor())
+        .await
+    {
+        Ok(()) => {
+            tracing::info!(account = %who.account_id, "passkey removed");
+            let mut page = view(&state, &who, form_token(&csrf)?)?;
+            page.saved = Some("Nyckeln är borttagen.".into());
+            Ok((csrf, render(StatusCode::OK, &page)).into_response())
+        }
+        Err(AccountError::Invalid(m)) => refused(&state, &who, csrf, m),
+        Err(AccountError::NotFound) => Err(PageError::NotFound),
+        Err(e) => Err(PageError::Unavailable(e.to_string())),
+    }
 }
 
 const WRONG_PASSWORD: &str = "Fel lösenord. Skriv ditt lösenord för att bekräfta ändringen.";

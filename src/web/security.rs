@@ -35,6 +35,8 @@ pub const RATE_LIMITED_ROUTES: &[&str] = &[
     "/api/v1/deviations",
     "/staff/login",
     crate::auth::session::SECOND_FACTOR_PATH,
+    "/staff/login/second-factor/passkey",
+    "/staff/login/second-factor/passkey/options",
 ];
 
 /// Routes whose GET counts against the same limit: those opened by a secret in the path

@@ -12,6 +12,7 @@ mod browser;
 mod browser_cases;
 mod browser_exports;
 mod browser_filings;
+mod browser_mfa;
 mod browser_privacy;
 mod browser_setup;
 mod calendar;

@@ -558,3 +558,61 @@ async fn mfa_no_secret_in_the_export_or_the_log_in_clear() {
         "raw secret bytes in the export"
     );
 }
+
+#[tokio::test]
+async fn mfa_the_cli_removes_the_second_factor_of_a_locked_out_admin() {
+    let app = spawn().await;
+    let id = account(&app, "admin@kommunen.example", Role::Admin).await;
+    let mut s = WebSession::new(&app.base);
+    password(&mut s, "admin@kommunen.example").await;
+    enrol_totp(&mut s).await;
+    let dir = app.stop().await;
+    let data = crate::helpers::data_path(&dir);
+    let d = data.to_str().unwrap();
+    let reset = |reason: &str| {
+        crate::helpers::avvik(
+            &[
+                "user",
+                "reset-second-factor",
+                "--data",
+                d,
+                "--email",
+                "admin@kommunen.example",
+                "--reason",
+                reason,
+            ],
+            &[],
+        )
+    };
+    let (code, _, err) = reset("");
+    assert_ne!(code, 0);
+    assert!(err.contains("Ange ett skäl"), "{err}");
+    let (code, out, err) = reset("Enda administratören tappade telefonen");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("second factors removed"), "{out}");
+    let (code, _, err) = reset("igen");
+    assert_ne!(code, 0);
+    assert!(err.contains("ingen andra faktor"), "{err}");
+
+    let app = TestApp::spawn_in(
+        dir,
+        |c| c.auth = AuthConfig::default(),
+        std::sync::Arc::new(avvik::clock::SystemClock),
+    )
+    .await;
+    let a = app
+        .app_state
+        .services
+        .register
+        .read()
+        .accounts
+        .get(id)
+        .cloned()
+        .unwrap();
+    assert!(!a.has_second_factor());
+    let mut s = WebSession::new(&app.base);
+    assert_eq!(
+        location(&password(&mut s, "admin@kommunen.example").await),
+        "/staff/account"
+    );
+}

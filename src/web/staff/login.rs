@@ -34,6 +34,14 @@ pub(super) fn routes() -> Router<AppState> {
             SECOND_FACTOR_PATH,
             get(second_factor_page).post(second_factor),
         )
+        .route(
+            "/staff/login/second-factor/passkey/options",
+            axum::routing::post(passkey_options),
+        )
+        .route(
+            "/staff/login/second-factor/passkey",
+            axum::routing::post(passkey_sign_in),
+        )
 }
 
 #[derive(Template)]
@@ -365,6 +373,104 @@ async fn second_factor(
                 }
                 None => tracing::info!(account = %a.id, %address, "wrong second-factor code"),
             }
+            again(StatusCode::UNAUTHORIZED, message)
+        }
+        Err(e) => Err(PageError::Unavailable(e.to_string())),
+    }
+}
+
+/// The options for `navigator.credentials.get` in the second step, and the ceremony's id
+/// (JSON, for static/passkeys.js).
+async fn passkey_options(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    CsrfForm { .. }: CsrfForm<Vec<(String, String)>>,
+) -> Response {
+    let Some((_, a, Standing::NeedsSecondFactor)) = pending_session(&state, &headers) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    match state
+        .services
+        .start_passkey_sign_in(&state.config, &state.passkeys, &a)
+    {
+        Ok((ceremony, options)) => axum::Json(serde_json::json!({
+            "ceremony": ceremony,
+            "options": options,
+        }))
+        .into_response(),
+        Err(e) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(serde_json::json!({ "detail_sv": e.message_sv() })),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct PasskeyForm {
+    #[serde(default)]
+    ceremony: String,
+    #[serde(default)]
+    credential: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// The second step with a passkey (the form static/passkeys.js submits).
+async fn passkey_sign_in(
+    State(state): State<AppState>,
+    crate::web::security::ClientAddr(address): crate::web::security::ClientAddr,
+    headers: axum::http::HeaderMap,
+    CsrfForm { csrf, form }: CsrfForm<PasskeyForm>,
+) -> Result<Response, PageError> {
+    let next = safe_next(Some(&form.next));
+    let a = match pending_session(&state, &headers) {
+        Some((_, a, Standing::NeedsSecondFactor)) => a,
+        Some((_, a, Standing::Complete)) => {
+            return Ok(Redirect::to(&landing(&a, next)).into_response())
+        }
+        _ => return Ok(Redirect::to("/staff/login").into_response()),
+    };
+    let now = state.services.clock.now();
+    let key = second_step_key(&a);
+    let again = |status: StatusCode, message: String| -> Result<Response, PageError> {
+        let page = second_factor_view(&a, form_token(&csrf)?, next.clone(), Some(message));
+        Ok((csrf.clone(), render(status, &page)).into_response())
+    };
+    if let Some(wait) = state.login_guard.wait(&key, address, now) {
+        return again(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "För många misslyckade försök från din adress. Vänta {} och försök igen.",
+                wait_sv(wait)
+            ),
+        );
+    }
+    let actor = format!("user:{}", a.email.as_str());
+    match state
+        .services
+        .finish_passkey_sign_in(
+            &state.config,
+            &state.passkeys,
+            a.id,
+            &form.ceremony,
+            &form.credential,
+            &actor,
+        )
+        .await
+    {
+        Ok(()) => {
+            state.login_guard.succeeded(&key, address);
+            tracing::info!(account = %a.id, method = "passkey", "staff login");
+            Ok((
+                completed_session(&state, a.id),
+                Redirect::to(&landing(&a, next)),
+            )
+                .into_response())
+        }
+        Err(AccountError::Invalid(message)) => {
+            state.login_guard.failed(&key, address, now);
+            tracing::info!(account = %a.id, %address, "passkey sign-in failed");
             again(StatusCode::UNAUTHORIZED, message)
         }
         Err(e) => Err(PageError::Unavailable(e.to_string())),
