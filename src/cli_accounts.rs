@@ -50,6 +50,18 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Remove every second factor of an account (authenticator app, passkeys, recovery
+    /// codes), with a reason: for the last admin who lost their phone. The account then
+    /// signs in with its password and adds a new one.
+    ResetSecondFactor {
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long)]
+        email: String,
+        /// Recorded in the account's history.
+        #[arg(long)]
+        reason: String,
+    },
     /// Grant a role.
     Grant {
         #[arg(long)]
@@ -198,6 +210,19 @@ pub async fn user(cmd: UserCommand, config: &Config) -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}: {}", e.message_sv()))?;
             println!("password changed for {email}");
+        }
+        UserCommand::ResetSecondFactor {
+            data,
+            email,
+            reason,
+        } => {
+            let email = parse_email(&email)?;
+            let (svc, _stop) = services(config, data).await?;
+            let id = crate::auth::accounts::account_id(&email);
+            svc.reset_second_factors(id, &reason, ACTOR)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}: {}", e.message_sv()))?;
+            println!("second factors removed for {email}");
         }
         UserCommand::Grant {
             data,

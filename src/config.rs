@@ -8,6 +8,9 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub mod auth;
+pub use auth::AuthConfig;
+
 /// The documented defaults, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../config/avvik.toml");
 
@@ -32,6 +35,9 @@ pub struct Config {
     pub webhooks: Vec<WebhookConfig>,
     /// Case PDFs and register exports.
     pub export: ExportConfig,
+    /// Staff sign-in (`[auth]`).
+    #[serde(default)]
+    pub auth: AuthConfig,
 }
 
 /// Exports (`[export]`): the case PDF and the register as XLSX or CSV.

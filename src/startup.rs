@@ -220,6 +220,7 @@ impl Application {
             config: Arc::new(config),
             session_key: crate::auth::session::session_key(&secret),
             login_guard: Default::default(),
+            passkeys: Default::default(),
             notify,
             webhooks,
             intake,

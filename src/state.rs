@@ -33,6 +33,8 @@ pub struct AppState {
     pub intake: Arc<Intake>,
     /// The läslogg: who saw which deviation's content (its own chain in `<data_dir>/access`).
     pub access_log: AccessLog,
+    /// Passkey (WebAuthn) ceremonies in progress.
+    pub passkeys: Arc<crate::auth::passkey::Ceremonies>,
 }
 
 impl FromRef<AppState> for Services {

@@ -179,6 +179,9 @@ mod tests {
             password_pepper: None,
             ended_sessions: HashMap::new(),
             calendar_feeds: Vec::new(),
+            totp: None,
+            passkeys: Vec::new(),
+            recovery_codes: None,
         }
     }
 

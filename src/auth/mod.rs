@@ -4,8 +4,10 @@
 /// The account aggregate lives in the domain; this path is kept for its users.
 pub use crate::domain::account as accounts;
 pub mod duties;
+pub mod passkey;
 pub mod password;
 pub mod policy;
+pub mod second_factor;
 pub mod service;
 pub mod session;
 pub mod setup;

@@ -79,7 +79,7 @@ impl Services {
     }
 
     /// Runs an account command through the command path and waits for the register.
-    async fn account_command(
+    pub(crate) async fn account_command(
         &self,
         id: Uuid,
         cmd: AccountCommand,

@@ -24,6 +24,9 @@ pub(crate) struct SessionClaims {
     pub(crate) i: i64,
     /// Session id, named in `SignedOut` when the user signs out.
     pub(crate) s: Uuid,
+    /// The second factor was given in this session (absent in older cookies: not given).
+    #[serde(default, rename = "f2", skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) second_factor: bool,
 }
 
 /// The cookie key, derived from the installation secret.
@@ -34,12 +37,18 @@ pub fn session_key(secret: &crate::secret::Secret) -> Key {
     Key::from(&k)
 }
 
-/// A new session cookie for `account`.
-pub fn session_cookie(account: Uuid, now: DateTime<Utc>, secure: bool) -> Cookie<'static> {
+/// A new session cookie for `account`; `second_factor`: the user gave one.
+pub fn session_cookie(
+    account: Uuid,
+    now: DateTime<Utc>,
+    secure: bool,
+    second_factor: bool,
+) -> Cookie<'static> {
     let claims = SessionClaims {
         a: account,
         i: now.timestamp(),
         s: Uuid::new_v4(),
+        second_factor,
     };
     let value = serde_json::to_string(&claims).unwrap_or_default();
     let mut c = Cookie::new(SESSION_COOKIE, value);
@@ -86,9 +95,54 @@ pub(crate) fn session_valid(claims: &SessionClaims, account: &Account, now: Date
     }
 }
 
+/// How far a valid session has come through signing in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// Signed in: the password, and the second factor where the account has one.
+    Complete,
+    /// The password was right; the account has a second factor not given yet.
+    NeedsSecondFactor,
+    /// The password was right; a role of the account requires a second factor and it has
+    /// none: only adding one (and signing out) is open.
+    MustEnrol,
+}
+
+/// Where a valid session stands for this account under the sign-in policy. This and
+/// `session_valid` are the one check every cookie-authenticated request goes through
+/// (the `Staff` extractor).
+pub(crate) fn standing(
+    claims: &SessionClaims,
+    account: &Account,
+    policy: &crate::config::AuthConfig,
+) -> Standing {
+    if claims.second_factor {
+        Standing::Complete
+    } else if account.has_second_factor() {
+        Standing::NeedsSecondFactor
+    } else if policy.requires_second_factor(&account.roles) {
+        Standing::MustEnrol
+    } else {
+        Standing::Complete
+    }
+}
+
 /// The signed-in staff member.
 #[derive(Debug, Clone)]
 pub struct Staff(pub Principal);
+
+/// A staff member who must add a second factor before anything else, or is fully signed
+/// in: for the pages where a second factor is added (and signing out). `complete` tells
+/// which.
+#[derive(Debug, Clone)]
+pub struct Enrolling {
+    pub who: Principal,
+    pub complete: bool,
+}
+
+/// The path of the second sign-in step.
+pub const SECOND_FACTOR_PATH: &str = "/staff/login/second-factor";
+/// Where an account that must add a second factor is sent.
+pub const ENROL_PATH: &str = "/staff/account";
 
 /// Why a request is not signed in: JSON 401 for the API, a redirect to the login page for
 /// the web UI.
@@ -100,6 +154,14 @@ pub enum AuthRejection {
     Web {
         next: String,
     },
+    /// A cookie session whose second factor is still to come (or to be added).
+    ApiSecondFactor,
+    /// The password was right; the second factor is asked for next.
+    WebSecondFactor {
+        next: String,
+    },
+    /// The account must add a second factor first.
+    WebEnrol,
 }
 
 /// A 401 problem answer that asks for a bearer token.
@@ -140,6 +202,16 @@ impl IntoResponse for AuthRejection {
                 let next = url_escape(&next);
                 Redirect::to(&format!("/staff/login?next={next}")).into_response()
             }
+            AuthRejection::ApiSecondFactor => unauthorized(
+                "urn:avvik:problem:second-factor-required",
+                "the session has not completed the second sign-in factor",
+                "Logga in med din andra faktor först.",
+            ),
+            AuthRejection::WebSecondFactor { next } => {
+                let next = url_escape(&next);
+                Redirect::to(&format!("{SECOND_FACTOR_PATH}?next={next}")).into_response()
+            }
+            AuthRejection::WebEnrol => Redirect::to(ENROL_PATH).into_response(),
         }
     }
 }

@@ -203,6 +203,90 @@ pub struct RoleGrantRejected {
     pub request_id: Uuid,
 }
 
+/// An authenticator app (TOTP, RFC 6238) confirmed with a current code. The secret is
+/// sealed (XChaCha20-Poly1305 under a key derived from the installation secret, the
+/// account id as associated data); `step` is the time step of the confirming code, so
+/// that code is not accepted again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TotpEnrolled {
+    pub account_id: Uuid,
+    pub totp_id: Uuid,
+    pub secret_sealed: String,
+    pub step: u64,
+}
+
+/// The authenticator app removed by its owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TotpRemoved {
+    pub account_id: Uuid,
+    pub totp_id: Uuid,
+}
+
+/// A new set of one-time recovery codes (only their keyed hashes); it replaces the set
+/// issued before.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryCodesIssued {
+    pub account_id: Uuid,
+    pub batch_id: Uuid,
+    pub code_hashes: Vec<String>,
+}
+
+/// A recovery code used as the second factor: it no longer works.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryCodeUsed {
+    pub account_id: Uuid,
+    pub batch_id: Uuid,
+    pub code_hash: String,
+}
+
+/// A passkey (WebAuthn credential) registered by its owner: its credential id
+/// (base64url) and the stored credential (public key, counter, flags; no secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasskeyRegistered {
+    pub account_id: Uuid,
+    pub passkey_id: Uuid,
+    pub name: String,
+    pub credential_id: String,
+    pub credential: serde_json::Value,
+}
+
+/// A passkey removed by its owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasskeyRemoved {
+    pub account_id: Uuid,
+    pub passkey_id: Uuid,
+}
+
+/// How a second factor was given at sign-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecondFactorMethod {
+    Totp,
+    Passkey,
+}
+
+/// A sign-in completed with the authenticator app (its time step, never accepted again)
+/// or a passkey (its credential as updated by the use: sign counter, backup state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecondFactorUsed {
+    pub account_id: Uuid,
+    pub method: SecondFactorMethod,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub totp_step: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<serde_json::Value>,
+}
+
+/// An admin removed every second factor of the account (a lost phone or key), with a
+/// reason: the authenticator app, the passkeys and the recovery codes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecondFactorsReset {
+    pub account_id: Uuid,
+    pub reason: String,
+}
+
 crate::domain::event_enum! {
     /// Everything that can happen to an account.
     AccountEvent {
@@ -220,6 +304,14 @@ crate::domain::event_enum! {
     RoleGrantRejected(RoleGrantRejected) = "RoleGrantRejected",
     CalendarFeedCreated(CalendarFeedCreated) = "CalendarFeedCreated",
     CalendarFeedRevoked(CalendarFeedRevoked) = "CalendarFeedRevoked",
+    TotpEnrolled(TotpEnrolled) = "TotpEnrolled",
+    TotpRemoved(TotpRemoved) = "TotpRemoved",
+    RecoveryCodesIssued(RecoveryCodesIssued) = "RecoveryCodesIssued",
+    RecoveryCodeUsed(RecoveryCodeUsed) = "RecoveryCodeUsed",
+    PasskeyRegistered(PasskeyRegistered) = "PasskeyRegistered",
+    PasskeyRemoved(PasskeyRemoved) = "PasskeyRemoved",
+    SecondFactorUsed(SecondFactorUsed) = "SecondFactorUsed",
+    SecondFactorsReset(SecondFactorsReset) = "SecondFactorsReset",
     }
 }
 
@@ -241,6 +333,40 @@ pub struct CalendarFeed {
     pub revoked_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub hash: String,
+}
+
+/// The account's authenticator app (its sealed secret never serialized).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TotpFactor {
+    pub id: Uuid,
+    pub enrolled_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub secret_sealed: String,
+    /// The latest time step accepted: a code of this step or an earlier one is refused.
+    #[serde(skip)]
+    pub last_step: u64,
+}
+
+/// A registered passkey.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PasskeyFactor {
+    pub id: Uuid,
+    pub name: String,
+    pub registered_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub credential_id: String,
+    #[serde(skip)]
+    pub credential: serde_json::Value,
+}
+
+/// The recovery codes not used yet, as keyed hashes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecoveryCodes {
+    pub batch_id: Uuid,
+    pub issued_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub unused: Vec<String>,
 }
 
 /// A role grant waiting for a second admin.
@@ -276,6 +402,14 @@ pub struct Account {
     /// Sessions signed out of that would otherwise still be within their lifetime.
     #[serde(skip)]
     pub ended_sessions: HashMap<Uuid, DateTime<Utc>>,
+    /// Second factors: the authenticator app, passkeys, and recovery codes (usable only
+    /// while the account has an app or a passkey).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totp: Option<TotpFactor>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub passkeys: Vec<PasskeyFactor>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery_codes: Option<RecoveryCodes>,
 }
 
 impl Account {
@@ -287,6 +421,24 @@ impl Account {
     pub fn active_calendar_feed(&self) -> Option<&CalendarFeed> {
         self.calendar_feeds.iter().find(|f| f.revoked_at.is_none())
     }
+
+    /// Has the account an authenticator app or a passkey (so signing in takes a second
+    /// step)?
+    pub fn has_second_factor(&self) -> bool {
+        self.totp.is_some() || !self.passkeys.is_empty()
+    }
+
+    /// Recovery codes left to use.
+    pub fn recovery_codes_left(&self) -> usize {
+        self.recovery_codes.as_ref().map_or(0, |r| r.unused.len())
+    }
+
+    /// Without an app or a passkey the recovery codes have nothing to stand in for.
+    fn forget_codes_without_factor(&mut self) {
+        if !self.has_second_factor() {
+            self.recovery_codes = None;
+        }
+    }
 }
 
 /// All accounts, folded from the log.
@@ -295,6 +447,8 @@ pub struct Accounts {
     by_id: HashMap<Uuid, Account>,
     by_token_hash: HashMap<String, (Uuid, Uuid)>,
     by_calendar_hash: HashMap<String, (Uuid, Uuid)>,
+    /// Passkey credential id (base64url) → account: one credential, one account.
+    by_passkey_credential: HashMap<String, Uuid>,
 }
 
 impl Accounts {
@@ -327,6 +481,9 @@ impl Accounts {
                 password_hash: None,
                 password_pepper: None,
                 ended_sessions: HashMap::new(),
+                totp: None,
+                passkeys: Vec::new(),
+                recovery_codes: None,
             });
         }
         let Some(a) = self.by_id.get_mut(&rec.stream) else {
@@ -401,6 +558,77 @@ impl Accounts {
             AccountEvent::RoleGrantRejected(r) => {
                 a.pending_grants.retain(|p| p.request_id != r.request_id)
             }
+            AccountEvent::TotpEnrolled(t) => {
+                a.totp = Some(TotpFactor {
+                    id: t.totp_id,
+                    enrolled_at: at,
+                    secret_sealed: t.secret_sealed,
+                    last_step: t.step,
+                })
+            }
+            AccountEvent::TotpRemoved(r) => {
+                if a.totp.as_ref().is_some_and(|t| t.id == r.totp_id) {
+                    a.totp = None;
+                }
+                a.forget_codes_without_factor();
+            }
+            AccountEvent::RecoveryCodesIssued(r) => {
+                a.recovery_codes = Some(RecoveryCodes {
+                    batch_id: r.batch_id,
+                    issued_at: at,
+                    unused: r.code_hashes,
+                })
+            }
+            AccountEvent::RecoveryCodeUsed(u) => {
+                if let Some(codes) = a
+                    .recovery_codes
+                    .as_mut()
+                    .filter(|c| c.batch_id == u.batch_id)
+                {
+                    codes.unused.retain(|h| *h != u.code_hash);
+                }
+            }
+            AccountEvent::PasskeyRegistered(p) => {
+                self.by_passkey_credential
+                    .insert(p.credential_id.clone(), a.id);
+                a.passkeys.push(PasskeyFactor {
+                    id: p.passkey_id,
+                    name: p.name,
+                    registered_at: at,
+                    last_used_at: None,
+                    credential_id: p.credential_id,
+                    credential: p.credential,
+                });
+            }
+            AccountEvent::PasskeyRemoved(r) => {
+                if let Some(i) = a.passkeys.iter().position(|p| p.id == r.passkey_id) {
+                    let p = a.passkeys.remove(i);
+                    self.by_passkey_credential.remove(&p.credential_id);
+                }
+                a.forget_codes_without_factor();
+            }
+            AccountEvent::SecondFactorUsed(u) => match u.method {
+                SecondFactorMethod::Totp => {
+                    if let (Some(t), Some(step)) = (a.totp.as_mut(), u.totp_step) {
+                        t.last_step = t.last_step.max(step);
+                    }
+                }
+                SecondFactorMethod::Passkey => {
+                    if let Some(p) = a.passkeys.iter_mut().find(|p| Some(p.id) == u.passkey_id) {
+                        p.last_used_at = Some(at);
+                        if let Some(c) = u.credential {
+                            p.credential = c;
+                        }
+                    }
+                }
+            },
+            AccountEvent::SecondFactorsReset(_) => {
+                for p in a.passkeys.drain(..) {
+                    self.by_passkey_credential.remove(&p.credential_id);
+                }
+                a.totp = None;
+                a.recovery_codes = None;
+            }
             AccountEvent::SignedOut(o) => {
                 // Sessions past their lifetime are refused anyway; forget them (by log
                 // time, so every replay keeps the same set).
@@ -432,6 +660,11 @@ impl Accounts {
         let (account, feed) = self.by_calendar_hash.get(hash)?;
         let a = self.by_id.get(account).filter(|a| !a.disabled)?;
         Some((a, *feed))
+    }
+
+    /// The account a passkey credential (base64url id) is registered to.
+    pub fn by_passkey_credential(&self, credential_id: &str) -> Option<Uuid> {
+        self.by_passkey_credential.get(credential_id).copied()
     }
 
     pub fn list(&self) -> Vec<&Account> {
@@ -495,6 +728,220 @@ pub enum AccountCommand {
         session_id: Uuid,
         issued_at: DateTime<Utc>,
     },
+    /// An authenticator app confirmed with a code of time step `step`. `recovery`: new
+    /// recovery codes, recorded when the account had no second factor before.
+    EnrolTotp {
+        totp_id: Uuid,
+        secret_sealed: String,
+        step: u64,
+        recovery: Option<(Uuid, Vec<String>)>,
+    },
+    RemoveTotp,
+    /// A new set of recovery codes replacing the old.
+    IssueRecoveryCodes {
+        batch_id: Uuid,
+        code_hashes: Vec<String>,
+    },
+    /// A sign-in code of time step `step` was right.
+    UseTotp {
+        step: u64,
+    },
+    UseRecoveryCode {
+        code_hash: String,
+    },
+    /// A passkey registered; `recovery` as for `EnrolTotp`.
+    RegisterPasskey {
+        passkey_id: Uuid,
+        name: String,
+        credential_id: String,
+        credential: serde_json::Value,
+        recovery: Option<(Uuid, Vec<String>)>,
+    },
+    RemovePasskey {
+        passkey_id: Uuid,
+    },
+    /// A sign-in with a passkey; `credential` when the use changed it (counter, flags).
+    UsePasskey {
+        passkey_id: Uuid,
+        credential: Option<serde_json::Value>,
+    },
+    /// An admin removes every second factor of the account.
+    ResetSecondFactors {
+        reason: String,
+    },
+}
+
+/// The most passkeys one account may register.
+pub const MAX_PASSKEYS: usize = 10;
+
+fn refuse<T>(msg: &str) -> Result<T, AccountRefusal> {
+    Err(AccountRefusal::Invalid(msg.into()))
+}
+
+/// New recovery codes go with a first second factor only (a second one keeps the set).
+fn first_factor_codes(
+    a: &Account,
+    id: Uuid,
+    recovery: &Option<(Uuid, Vec<String>)>,
+) -> Option<AccountEvent> {
+    let (batch_id, code_hashes) = recovery.as_ref()?;
+    (!a.has_second_factor() || a.recovery_codes.is_none()).then(|| {
+        AccountEvent::RecoveryCodesIssued(RecoveryCodesIssued {
+            account_id: id,
+            batch_id: *batch_id,
+            code_hashes: code_hashes.clone(),
+        })
+    })
+}
+
+/// The second-factor commands on an existing account; `None` for the others.
+fn decide_second_factor(
+    a: &Account,
+    id: Uuid,
+    cmd: &AccountCommand,
+) -> Option<Result<Vec<AccountEvent>, AccountRefusal>> {
+    let events = match cmd {
+        AccountCommand::EnrolTotp {
+            totp_id,
+            secret_sealed,
+            step,
+            recovery,
+        } => {
+            if a.totp.is_some() {
+                return Some(refuse(
+                    "Du har redan en autentiseringsapp. Ta bort den först om du vill byta.",
+                ));
+            }
+            let mut events = vec![AccountEvent::TotpEnrolled(TotpEnrolled {
+                account_id: id,
+                totp_id: *totp_id,
+                secret_sealed: secret_sealed.clone(),
+                step: *step,
+            })];
+            events.extend(first_factor_codes(a, id, recovery));
+            events
+        }
+        AccountCommand::RemoveTotp => match &a.totp {
+            Some(t) => vec![AccountEvent::TotpRemoved(TotpRemoved {
+                account_id: id,
+                totp_id: t.id,
+            })],
+            None => return Some(refuse("Kontot har ingen autentiseringsapp.")),
+        },
+        AccountCommand::IssueRecoveryCodes {
+            batch_id,
+            code_hashes,
+        } => {
+            if !a.has_second_factor() {
+                return Some(refuse(
+                    "Lägg först till en autentiseringsapp eller en nyckel (passkey).",
+                ));
+            }
+            vec![AccountEvent::RecoveryCodesIssued(RecoveryCodesIssued {
+                account_id: id,
+                batch_id: *batch_id,
+                code_hashes: code_hashes.clone(),
+            })]
+        }
+        AccountCommand::UseTotp { step } => match &a.totp {
+            None => return Some(refuse("Kontot har ingen autentiseringsapp.")),
+            // RFC 6238 5.2: a code is accepted once; so is every earlier step's.
+            Some(t) if *step <= t.last_step => {
+                return Some(refuse(
+                    "Koden har redan använts. Vänta på nästa kod i appen och försök igen.",
+                ))
+            }
+            Some(_) => vec![AccountEvent::SecondFactorUsed(SecondFactorUsed {
+                account_id: id,
+                method: SecondFactorMethod::Totp,
+                totp_step: Some(*step),
+                passkey_id: None,
+                credential: None,
+            })],
+        },
+        AccountCommand::UseRecoveryCode { code_hash } => match &a.recovery_codes {
+            Some(c) if a.has_second_factor() && c.unused.contains(code_hash) => {
+                vec![AccountEvent::RecoveryCodeUsed(RecoveryCodeUsed {
+                    account_id: id,
+                    batch_id: c.batch_id,
+                    code_hash: code_hash.clone(),
+                })]
+            }
+            _ => return Some(refuse("Återställningskoden är fel eller redan använd.")),
+        },
+        AccountCommand::RegisterPasskey {
+            passkey_id,
+            name,
+            credential_id,
+            credential,
+            recovery,
+        } => {
+            let name = name.trim();
+            if name.chars().count() > 100 {
+                return Some(refuse("Ge nyckeln ett kortare namn (högst 100 tecken)."));
+            }
+            if a.passkeys.len() >= MAX_PASSKEYS {
+                return Some(refuse(
+                    "Du har redan tio nycklar. Ta bort en innan du lägger till en ny.",
+                ));
+            }
+            if a.passkeys.iter().any(|p| p.credential_id == *credential_id) {
+                return Some(refuse("Nyckeln är redan registrerad."));
+            }
+            let mut events = vec![AccountEvent::PasskeyRegistered(PasskeyRegistered {
+                account_id: id,
+                passkey_id: *passkey_id,
+                name: if name.is_empty() {
+                    "Nyckel".into()
+                } else {
+                    name.to_string()
+                },
+                credential_id: credential_id.clone(),
+                credential: credential.clone(),
+            })];
+            events.extend(first_factor_codes(a, id, recovery));
+            events
+        }
+        AccountCommand::RemovePasskey { passkey_id } => {
+            if !a.passkeys.iter().any(|p| p.id == *passkey_id) {
+                return Some(refuse("Nyckeln finns inte."));
+            }
+            vec![AccountEvent::PasskeyRemoved(PasskeyRemoved {
+                account_id: id,
+                passkey_id: *passkey_id,
+            })]
+        }
+        AccountCommand::UsePasskey {
+            passkey_id,
+            credential,
+        } => {
+            if !a.passkeys.iter().any(|p| p.id == *passkey_id) {
+                return Some(refuse("Nyckeln finns inte."));
+            }
+            vec![AccountEvent::SecondFactorUsed(SecondFactorUsed {
+                account_id: id,
+                method: SecondFactorMethod::Passkey,
+                totp_step: None,
+                passkey_id: Some(*passkey_id),
+                credential: credential.clone(),
+            })]
+        }
+        AccountCommand::ResetSecondFactors { reason } => {
+            let reason = reason.trim();
+            if reason.is_empty() || reason.chars().count() > 500 {
+                return Some(refuse("Ange ett skäl (högst 500 tecken)."));
+            }
+            if !a.has_second_factor() && a.recovery_codes.is_none() {
+                return Some(refuse("Kontot har ingen andra faktor att ta bort."));
+            }
+            vec![AccountEvent::SecondFactorsReset(SecondFactorsReset {
+                account_id: id,
+                reason: reason.to_string(),
+            })]
+        }
+        _ => return None,
+    };
+    Some(Ok(events))
 }
 
 /// Why an account command is refused.
@@ -573,6 +1020,9 @@ pub fn decide(
     if state.is_none() && !matches!(cmd, AccountCommand::SignOut { .. }) {
         return Err(AccountRefusal::NotFound);
     }
+    if let Some(decided) = state.and_then(|a| decide_second_factor(a, id, cmd)) {
+        return decided;
+    }
     match (state, cmd) {
         (
             Some(a),
@@ -621,7 +1071,16 @@ pub fn decide(
     let ev = match cmd.clone() {
         AccountCommand::Create { .. }
         | AccountCommand::CreateCalendarFeed { .. }
-        | AccountCommand::RevokeCalendarFeed { .. } => unreachable!("handled above"),
+        | AccountCommand::RevokeCalendarFeed { .. }
+        | AccountCommand::EnrolTotp { .. }
+        | AccountCommand::RemoveTotp
+        | AccountCommand::IssueRecoveryCodes { .. }
+        | AccountCommand::UseTotp { .. }
+        | AccountCommand::UseRecoveryCode { .. }
+        | AccountCommand::RegisterPasskey { .. }
+        | AccountCommand::RemovePasskey { .. }
+        | AccountCommand::UsePasskey { .. }
+        | AccountCommand::ResetSecondFactors { .. } => unreachable!("handled above"),
         AccountCommand::GrantRole { role, sectors } => {
             check_grant(role, &sectors)?;
             AccountEvent::RoleGranted(RoleGranted {

@@ -283,6 +283,31 @@ struct AccountPage {
     saved: Option<String>,
     refused: Option<String>,
     new_token: Option<String>,
+    /// The account's second factors in words ("autentiseringsapp, 2 nycklar"), empty
+    /// when it has none.
+    second_factors: String,
+    /// A role of the account requires a second factor.
+    second_factor_required: bool,
+}
+
+/// An account's second factors in words.
+fn second_factors_text(a: &Account) -> String {
+    let mut v = Vec::new();
+    if a.totp.is_some() {
+        v.push("autentiseringsapp".to_string());
+    }
+    match a.passkeys.len() {
+        0 => {}
+        1 => v.push("1 nyckel (passkey)".into()),
+        n => v.push(format!("{n} nycklar (passkeys)")),
+    }
+    if a.recovery_codes.is_some() {
+        v.push(format!(
+            "{} oanvända återställningskoder",
+            a.recovery_codes_left()
+        ));
+    }
+    v.join(", ")
 }
 
 fn account_view(
@@ -359,6 +384,8 @@ fn account_view(
         saved: None,
         refused: None,
         new_token: None,
+        second_factors: second_factors_text(a),
+        second_factor_required: state.config.auth.requires_second_factor(&a.roles),
     })
 }
 
@@ -481,6 +508,20 @@ async fn account_action(
             }
         }
         "enable" => svc.set_disabled(id, false, "", &actor).await.map(|_| None),
+        "second-factor" => {
+            if id == who.account_id {
+                Err(AccountError::Invalid(
+                    "Du kan inte ta bort din egen andra faktor här. Be en annan administratör, eller gör det under Mitt konto.".into(),
+                ))
+            } else {
+                let reason = field(&form, "reason");
+                let done = svc.reset_second_factors(id, &reason, &actor).await;
+                if done.is_ok() {
+                    tracing::warn!(account = %id, by = %who.account_id, "an admin removed the account's second factors");
+                }
+                done.map(|_| None)
+            }
+        }
         "tokens" => match may_create_token(who.account_id, id) {
             Ok(()) => svc
                 .create_api_token(id, &field(&form, "label"), &actor)

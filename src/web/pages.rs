@@ -15,6 +15,10 @@ use crate::service::ServiceError;
 /// The stylesheet, compiled in. No inline styles or scripts anywhere, so the CSP is strict.
 pub const STYLESHEET: &str = include_str!("../../static/avvik.css");
 pub const STYLESHEET_PATH: &str = "/static/avvik.css";
+/// The one script: passkey registration and sign-in (no inline scripts: the CSP allows
+/// scripts from 'self' only).
+pub const PASSKEYS_JS: &str = include_str!("../../static/passkeys.js");
+pub const PASSKEYS_JS_PATH: &str = "/static/passkeys.js";
 
 /// Which part of the service a page belongs to (header text and home link).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -356,9 +360,22 @@ async fn stylesheet() -> Response {
         .into_response()
 }
 
+async fn passkeys_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        PASSKEYS_JS,
+    )
+        .into_response()
+}
+
 /// Static assets.
 pub fn router() -> Routes {
-    Routes::new().get(STYLESHEET_PATH, stylesheet)
+    Routes::new()
+        .get(STYLESHEET_PATH, stylesheet)
+        .get(PASSKEYS_JS_PATH, passkeys_js)
 }
 
 #[cfg(test)]

@@ -29,8 +29,15 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
 
 /// Routes whose POST counts against the per-IP limit (matched route templates). Add a
 /// route here to limit it too (e.g. a login form).
-pub const RATE_LIMITED_ROUTES: &[&str] =
-    &["/", "/status/{token}", "/api/v1/deviations", "/staff/login"];
+pub const RATE_LIMITED_ROUTES: &[&str] = &[
+    "/",
+    "/status/{token}",
+    "/api/v1/deviations",
+    "/staff/login",
+    crate::auth::session::SECOND_FACTOR_PATH,
+    "/staff/login/second-factor/passkey",
+    "/staff/login/second-factor/passkey/options",
+];
 
 /// Routes whose GET counts against the same limit: those opened by a secret in the path
 /// alone (a calendar feed), so guessing costs time.

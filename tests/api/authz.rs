@@ -868,6 +868,7 @@ const TABLE: &[Row] = &[
     public("GET",  "/readyz"),
     public("GET",  "/metrics").note("only to the addresses in http.metrics_allow (loopback here), whoever asks"),
     public("GET",  "/static/avvik.css"),
+    public("GET",  "/static/passkeys.js"),
     public("GET",  "*").answers(404).note("any path no route matches: the 404 page"),
     // The public form, receipt and status page; links that carry their own capability.
     public("GET",  "/"),
@@ -883,6 +884,10 @@ const TABLE: &[Row] = &[
     // Signing in and out.
     public("GET",  "/staff/login"),
     public("POST", "/staff/login").answers(401).note("wrong credentials: the form again, 401"),
+    public("GET",  "/staff/login/second-factor").answers(303).note("the second step after the password; without a password step before it, to the login page"),
+    public("POST", "/staff/login/second-factor").answers(303).note("the second step after the password; without a password step before it, to the login page"),
+    public("POST", "/staff/login/second-factor/passkey/options").answers(401).note("the second step after the password; without a password step before it, 401"),
+    public("POST", "/staff/login/second-factor/passkey").answers(303).note("the second step after the password; without a password step before it, to the login page"),
         // The JSON API.
     public("GET",  "/api/v1/openapi.json"),
     public("POST", "/api/v1/deviations").note("the public report; an empty body: 422"),
@@ -976,6 +981,14 @@ const TABLE: &[Row] = &[
     page("POST", "/staff/account/calendar/{feed_id}/revoke",                   STAFF).real().note("their own feed"),
     page("POST", "/staff/account/tokens",                                      STAFF),
     page("POST", "/staff/account/calendar",                                    STAFF).real(),
+    // Setting up a second factor: reachable before it is done.
+    page("POST", "/staff/account/totp/new",                                    STAFF).exempt().real().note("starts setting up an authenticator app"),
+    page("POST", "/staff/account/totp",                                        STAFF).exempt().note("an empty code: the form again"),
+    page("POST", "/staff/account/totp/remove",                                 STAFF).exempt().note("needs the password again"),
+    page("POST", "/staff/account/recovery-codes",                              STAFF).exempt().note("needs the password again"),
+    page("POST", "/staff/account/passkeys/options",                            STAFF).exempt().note("at an IP address passkeys are unavailable"),
+    page("POST", "/staff/account/passkeys",                                    STAFF).exempt(),
+    page("POST", "/staff/account/passkeys/{passkey_id}/remove",                STAFF).exempt().note("a passkey of their own"),
     // Last: signing out ends each session the rows above used.
     public("POST", "/staff/logout").answers(303).note("signs out; then the login page, also when already signed out"),
 ];
@@ -1216,6 +1229,7 @@ impl Fixtures {
                 "token_id" if p.starts_with("/staff/admin/") => self.other_token.to_string(),
                 "token_id" => self.own_tokens[own].to_string(),
                 "feed_id" => self.own_feeds[own].to_string(),
+                "passkey_id" => uuid::Uuid::nil().to_string(),
                 "year" => self.year.to_string(),
                 "kind" => "gdpr".into(),
                 "format" => "json".into(),
@@ -1471,6 +1485,77 @@ async fn authz_table_every_route_for_every_role() {
     assert!(
         failures.is_empty(),
         "the authorization table and the service disagree:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// The same table where ciso, auditor and admin must have a second factor (the default)
+/// and have none yet: on every page that is not exempt they are sent to set one up, and a
+/// JSON API read with their session cookie is refused; API tokens (made by a user who was
+/// signed in in full) and every other role answer as in the table.
+#[tokio::test]
+async fn authz_table_without_a_second_factor() {
+    let app = TestApp::spawn_with(
+        |c| {
+            c.http.rate_limit_per_minute = 0;
+            c.intake.token = INTAKE_TOKEN.into();
+            c.auth.second_factor_roles = vec![Role::Ciso, Role::Auditor, Role::Admin];
+        },
+        std::sync::Arc::new(avvik::clock::SystemClock),
+    )
+    .await;
+    let fx = Fixtures::make(&app).await;
+    let needs = ["ciso", "auditor", "admin"];
+    let mut failures = Vec::new();
+    for row in TABLE {
+        let Access::Staff(cells) = row.access else {
+            continue;
+        };
+        let api = row.path.starts_with("/api/");
+        let route = format!("{} {}", row.method, row.path);
+        for (i, who) in ROLES.iter().enumerate() {
+            let (s, loc) = fx.call(&app, row, Some(who), None).await;
+            let held = needs.contains(who) && row.second_factor == SecondFactor::Required && !api;
+            let ok = if held {
+                s == 303 && loc == avvik::auth::session::ENROL_PATH
+            } else {
+                match cells[i] {
+                    Y => let_through(s, &loc),
+                    F => s == 403,
+                    H => s == 404,
+                }
+            };
+            if !ok {
+                let want = if held {
+                    "the enrolment page"
+                } else {
+                    cell_text(cells[i])
+                };
+                failures.push(format!(
+                    "{route} as {who} without a second factor: {s} {loc}, expected {want}"
+                ));
+            }
+        }
+    }
+    // The session cookie of a user held at enrolment reads no API.
+    for who in needs {
+        let (client, _) = &fx.browsers[who];
+        let r = client
+            .get(format!("{}/api/v1/deviations", app.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap_or_default();
+        if status != 401 || !body.contains("second-factor-required") {
+            failures.push(format!(
+                "GET /api/v1/deviations with {who}'s session cookie: {status} {body}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "the second-factor requirement and the table disagree:\n{}",
         failures.join("\n")
     );
 }

@@ -7,6 +7,7 @@ mod deviation;
 mod filings;
 mod login;
 
+pub(crate) use login::completed_session;
 pub use login::safe_next;
 mod quarantine;
 mod register;
@@ -69,6 +70,22 @@ pub fn staff_nav(who: &Principal, current: &str) -> Vec<NavLink> {
     add(crate::web::own_account::PATH, "Mitt konto");
     add("/staff/logout", "Logga ut");
     links
+}
+
+/// The header navigation while an account must add a second factor: only that page and
+/// signing out are open.
+pub fn enrolment_nav(current: &str) -> Vec<NavLink> {
+    [
+        (crate::web::own_account::PATH, "Mitt konto"),
+        ("/staff/logout", "Logga ut"),
+    ]
+    .into_iter()
+    .map(|(href, label)| NavLink {
+        href: href.to_string(),
+        label: label.to_string(),
+        current: current == href,
+    })
+    .collect()
 }
 
 /// The CSS class of a status badge.
