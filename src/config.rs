@@ -358,40 +358,49 @@ impl WebhookConfig {
     /// entry's place in `[[webhooks]]`, for the message.
     pub fn resolve_secret(&self, index: usize) -> Result<String, ConfigError> {
         let key = |k: &str| format!("webhooks[{index}].{k} (webhook \"{}\")", self.name);
-        let secret = if !self.secret.is_empty() {
-            self.secret.clone()
-        } else if !self.secret_file.as_os_str().is_empty() {
-            let text = std::fs::read_to_string(&self.secret_file).map_err(|e| {
-                ConfigError(format!(
-                    "key `{}`: cannot read {}: {e}",
-                    key("secret_file"),
-                    self.secret_file.display()
-                ))
-            })?;
-            text.trim_end_matches(['\r', '\n']).to_string()
-        } else {
-            std::env::var(&self.secret_env).map_err(|_| {
-                ConfigError(format!(
-                    "key `{}`: the environment variable {} is not set",
-                    key("secret_env"),
-                    self.secret_env
-                ))
-            })?
-        };
+        let (secret, which) = read_secret(&self.secret, &self.secret_file, &self.secret_env, &key)?;
         if secret.chars().count() < WEBHOOK_SECRET_MIN {
-            let which = if !self.secret.is_empty() {
-                "secret"
-            } else if !self.secret_file.as_os_str().is_empty() {
-                "secret_file"
-            } else {
-                "secret_env"
-            };
             return Err(ConfigError(format!(
                 "key `{}`: expected a secret of at least {WEBHOOK_SECRET_MIN} characters, got `<redacted>`",
                 key(which)
             )));
         }
         Ok(secret)
+    }
+}
+
+/// A secret given in one of three ways: the value itself, a file holding it (a trailing
+/// newline is dropped) or the name of an environment variable holding it. Returns it and
+/// the key it came from; `key` names a key for the message (a missing file or variable
+/// stops `avvik serve` naming it).
+pub(crate) fn read_secret(
+    value: &str,
+    file: &Path,
+    env: &str,
+    key: &dyn Fn(&str) -> String,
+) -> Result<(String, &'static str), ConfigError> {
+    if !value.is_empty() {
+        Ok((value.to_string(), "secret"))
+    } else if !file.as_os_str().is_empty() {
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            ConfigError(format!(
+                "key `{}`: cannot read {}: {e}",
+                key("secret_file"),
+                file.display()
+            ))
+        })?;
+        Ok((
+            text.trim_end_matches(['\r', '\n']).to_string(),
+            "secret_file",
+        ))
+    } else {
+        let v = std::env::var(env).map_err(|_| {
+            ConfigError(format!(
+                "key `{}`: the environment variable {env} is not set",
+                key("secret_env")
+            ))
+        })?;
+        Ok((v, "secret_env"))
     }
 }
 
@@ -554,6 +563,7 @@ impl Config {
             );
         }
         self.validate_webhooks()?;
+        self.auth.validate(&self.http.base_url)?;
         for (key, expr) in [
             ("schedule.annual_report", &self.schedule.annual_report),
             (

@@ -197,6 +197,11 @@ impl Application {
             shutdown_tx.subscribe(),
         )
         .context("setting up webhooks ([[webhooks]])")?;
+        // Identity providers: their client secrets read now, discovery at the first sign-in.
+        let oidc = Arc::new(
+            crate::auth::oidc::Providers::from_config(&config.auth)
+                .context("setting up sign-in with identity providers ([[auth.oidc]])")?,
+        );
         let services = Services {
             store,
             register,
@@ -221,6 +226,7 @@ impl Application {
             session_key: crate::auth::session::session_key(&secret),
             login_guard: Default::default(),
             passkeys: Default::default(),
+            oidc,
             notify,
             webhooks,
             intake,

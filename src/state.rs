@@ -35,6 +35,8 @@ pub struct AppState {
     pub access_log: AccessLog,
     /// Passkey (WebAuthn) ceremonies in progress.
     pub passkeys: Arc<crate::auth::passkey::Ceremonies>,
+    /// The identity providers staff may sign in with (`[[auth.oidc]]`).
+    pub oidc: Arc<crate::auth::oidc::Providers>,
 }
 
 impl FromRef<AppState> for Services {

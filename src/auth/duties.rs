@@ -182,6 +182,7 @@ mod tests {
             totp: None,
             passkeys: Vec::new(),
             recovery_codes: None,
+            identities: Vec::new(),
         }
     }
 

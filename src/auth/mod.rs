@@ -4,6 +4,7 @@
 /// The account aggregate lives in the domain; this path is kept for its users.
 pub use crate::domain::account as accounts;
 pub mod duties;
+pub mod oidc;
 pub mod passkey;
 pub mod password;
 pub mod policy;

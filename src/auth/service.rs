@@ -8,6 +8,7 @@ use super::accounts::{
 };
 use super::password;
 use crate::command::{CommandError, Current, Envelope, Load};
+use crate::domain::identity::{decide_provider_sign_in, ProviderUser};
 use crate::domain::EmailAddress;
 use crate::service::Services;
 
@@ -306,6 +307,34 @@ impl Services {
                 .wait_for(seq, std::time::Duration::from_secs(10))
                 .await;
         }
+    }
+
+    /// A sign-in through an identity provider: the account linked to the provider's user
+    /// (else the account of their e-mail address) made or linked as needed, and given the
+    /// roles the provider's claim gives (`identity::decide_provider_sign_in`). Returns the
+    /// account as it stands afterwards.
+    pub async fn provider_sign_in(&self, user: &ProviderUser) -> Result<Account, AccountError> {
+        let linked = self
+            .register
+            .read()
+            .accounts
+            .by_identity(&user.issuer, &user.subject)
+            .map(|a| a.id);
+        let id = linked.unwrap_or_else(|| account_id(&user.email));
+        let env = Envelope::new(id, &format!("oidc:{}", user.provider));
+        let outcome = self
+            .commands()
+            .execute(&env, self.load_account(id), |state, _ctx| {
+                decide_provider_sign_in(state.as_ref(), id, user).map_err(AccountError::from)
+            })
+            .await?;
+        self.wait_for_accounts(outcome.last_seq()).await;
+        self.register
+            .read()
+            .accounts
+            .get(id)
+            .cloned()
+            .ok_or(AccountError::NotFound)
     }
 
     /// Records that a browser session was signed out of, so a copy of its cookie stops

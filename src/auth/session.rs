@@ -27,6 +27,9 @@ pub(crate) struct SessionClaims {
     /// The second factor was given in this session (absent in older cookies: not given).
     #[serde(default, rename = "f2", skip_serializing_if = "std::ops::Not::not")]
     pub(crate) second_factor: bool,
+    /// Signed in through this identity provider (`[[auth.oidc]]` id), not with a password.
+    #[serde(default, rename = "p", skip_serializing_if = "Option::is_none")]
+    pub(crate) provider: Option<String>,
 }
 
 /// The cookie key, derived from the installation secret.
@@ -44,12 +47,38 @@ pub fn session_cookie(
     secure: bool,
     second_factor: bool,
 ) -> Cookie<'static> {
-    let claims = SessionClaims {
-        a: account,
-        i: now.timestamp(),
-        s: Uuid::new_v4(),
-        second_factor,
-    };
+    claims_cookie(
+        SessionClaims {
+            a: account,
+            i: now.timestamp(),
+            s: Uuid::new_v4(),
+            second_factor,
+            provider: None,
+        },
+        secure,
+    )
+}
+
+/// A new session cookie for `account`, signed in through identity provider `provider`.
+pub fn provider_session_cookie(
+    account: Uuid,
+    now: DateTime<Utc>,
+    secure: bool,
+    provider: &str,
+) -> Cookie<'static> {
+    claims_cookie(
+        SessionClaims {
+            a: account,
+            i: now.timestamp(),
+            s: Uuid::new_v4(),
+            second_factor: false,
+            provider: Some(provider.to_string()),
+        },
+        secure,
+    )
+}
+
+fn claims_cookie(claims: SessionClaims, secure: bool) -> Cookie<'static> {
     let value = serde_json::to_string(&claims).unwrap_or_default();
     let mut c = Cookie::new(SESSION_COOKIE, value);
     c.set_http_only(true);
@@ -68,16 +97,29 @@ pub fn removal_cookie() -> Cookie<'static> {
     c
 }
 
-/// The session a cookie jar holds: account, session id and when it was issued (not
-/// checked for validity; for signing out).
-pub fn session_in(jar: &PrivateCookieJar) -> Option<(Uuid, Uuid, DateTime<Utc>)> {
+/// The session a cookie jar holds (not checked for validity; for signing out).
+pub(crate) fn session_in(jar: &PrivateCookieJar) -> Option<SessionClaims> {
     let c = jar.get(SESSION_COOKIE)?;
-    let claims: SessionClaims = serde_json::from_str(c.value()).ok()?;
-    Some((claims.a, claims.s, DateTime::from_timestamp(claims.i, 0)?))
+    serde_json::from_str(c.value()).ok()
 }
 
-/// Is this session still good for this account?
-pub(crate) fn session_valid(claims: &SessionClaims, account: &Account, now: DateTime<Utc>) -> bool {
+impl SessionClaims {
+    /// When the session was issued.
+    pub(crate) fn issued_at(&self) -> Option<DateTime<Utc>> {
+        DateTime::from_timestamp(self.i, 0)
+    }
+}
+
+/// Is this session still good for this account under the sign-in policy? A session
+/// through an identity provider needs that provider configured still; a password session
+/// needs a password, set before the session began, and passwords allowed (`sso_only`
+/// off).
+pub(crate) fn session_valid(
+    claims: &SessionClaims,
+    account: &Account,
+    now: DateTime<Utc>,
+    policy: &crate::config::AuthConfig,
+) -> bool {
     let Some(issued) = DateTime::<Utc>::from_timestamp(claims.i, 0) else {
         return false;
     };
@@ -89,9 +131,12 @@ pub(crate) fn session_valid(claims: &SessionClaims, account: &Account, now: Date
         return false;
     }
     // A password change ends every session issued before it.
-    match account.password_changed_at {
-        Some(changed) => changed.timestamp() <= claims.i,
-        None => false,
+    let password_before = account
+        .password_changed_at
+        .map(|changed| changed.timestamp() <= claims.i);
+    match &claims.provider {
+        Some(p) => policy.provider(p).is_some() && password_before.unwrap_or(true),
+        None => !policy.sso_only && password_before.unwrap_or(false),
     }
 }
 
@@ -115,7 +160,8 @@ pub(crate) fn standing(
     account: &Account,
     policy: &crate::config::AuthConfig,
 ) -> Standing {
-    if claims.second_factor {
+    if claims.second_factor || claims.provider.is_some() {
+        // The provider decides how its users sign in (its own second factor).
         Standing::Complete
     } else if account.has_second_factor() {
         Standing::NeedsSecondFactor

@@ -287,6 +287,16 @@ pub struct SecondFactorsReset {
     pub reason: String,
 }
 
+/// The account is the user `subject` of an identity provider (`[[auth.oidc]]` `provider`,
+/// whose issuer is `issuer`): it signs in there, and its roles follow the provider's claim.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdentityLinked {
+    pub account_id: Uuid,
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
+}
+
 crate::domain::event_enum! {
     /// Everything that can happen to an account.
     AccountEvent {
@@ -312,7 +322,17 @@ crate::domain::event_enum! {
     PasskeyRemoved(PasskeyRemoved) = "PasskeyRemoved",
     SecondFactorUsed(SecondFactorUsed) = "SecondFactorUsed",
     SecondFactorsReset(SecondFactorsReset) = "SecondFactorsReset",
+    IdentityLinked(IdentityLinked) = "IdentityLinked",
     }
+}
+
+/// An identity provider's user an account is (`IdentityLinked`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkedIdentity {
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
+    pub linked_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -410,6 +430,9 @@ pub struct Account {
     pub passkeys: Vec<PasskeyFactor>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes: Option<RecoveryCodes>,
+    /// The identity providers' users this account is (it signs in through them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<LinkedIdentity>,
 }
 
 impl Account {
@@ -449,6 +472,8 @@ pub struct Accounts {
     by_calendar_hash: HashMap<String, (Uuid, Uuid)>,
     /// Passkey credential id (base64url) → account: one credential, one account.
     by_passkey_credential: HashMap<String, Uuid>,
+    /// (issuer, subject) → account: one provider user, one account.
+    by_identity: HashMap<(String, String), Uuid>,
 }
 
 impl Accounts {
@@ -484,6 +509,7 @@ impl Accounts {
                 totp: None,
                 passkeys: Vec::new(),
                 recovery_codes: None,
+                identities: Vec::new(),
             });
         }
         let Some(a) = self.by_id.get_mut(&rec.stream) else {
@@ -629,6 +655,16 @@ impl Accounts {
                 a.totp = None;
                 a.recovery_codes = None;
             }
+            AccountEvent::IdentityLinked(l) => {
+                self.by_identity
+                    .insert((l.issuer.clone(), l.subject.clone()), a.id);
+                a.identities.push(LinkedIdentity {
+                    provider: l.provider,
+                    issuer: l.issuer,
+                    subject: l.subject,
+                    linked_at: at,
+                });
+            }
             AccountEvent::SignedOut(o) => {
                 // Sessions past their lifetime are refused anyway; forget them (by log
                 // time, so every replay keeps the same set).
@@ -665,6 +701,14 @@ impl Accounts {
     /// The account a passkey credential (base64url id) is registered to.
     pub fn by_passkey_credential(&self, credential_id: &str) -> Option<Uuid> {
         self.by_passkey_credential.get(credential_id).copied()
+    }
+
+    /// The account an identity provider's user (issuer, subject) is linked to.
+    pub fn by_identity(&self, issuer: &str, subject: &str) -> Option<&Account> {
+        let id = self
+            .by_identity
+            .get(&(issuer.to_string(), subject.to_string()))?;
+        self.by_id.get(id)
     }
 
     pub fn list(&self) -> Vec<&Account> {

@@ -115,6 +115,7 @@ pub mod actor;
 pub mod deadlines;
 pub mod deviation;
 pub mod filing_record;
+pub mod identity;
 pub mod labels;
 pub mod limits;
 pub mod organisation;

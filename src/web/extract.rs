@@ -59,7 +59,7 @@ fn identify(parts: &Parts, state: &AppState) -> Result<(Principal, Standing), Au
     let now = state.services.clock.now();
     let reg = register.read();
     match reg.accounts.get(claims.a) {
-        Some(a) if session_valid(&claims, a, now) => Ok((
+        Some(a) if session_valid(&claims, a, now, &state.config.auth) => Ok((
             Principal::from_account(a),
             standing(&claims, a, &state.config.auth),
         )),

@@ -27,6 +27,18 @@ use super::pages::PageError;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     style-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
+/// `CONTENT_SECURITY_POLICY` for a page whose forms lead on to other origins as well
+/// (the login and logout pages, through an identity provider): browsers apply
+/// `form-action` to the redirects after a form too.
+pub fn policy_with_form_targets(origins: &[String]) -> String {
+    let extra: String = origins
+        .iter()
+        .filter(|o| !o.is_empty() && !o.contains([';', ',', ' ', '\'', '"']))
+        .map(|o| format!(" {o}"))
+        .collect();
+    CONTENT_SECURITY_POLICY.replace("form-action 'self'", &format!("form-action 'self'{extra}"))
+}
+
 /// Routes whose POST counts against the per-IP limit (matched route templates). Add a
 /// route here to limit it too (e.g. a login form).
 pub const RATE_LIMITED_ROUTES: &[&str] = &[
@@ -37,11 +49,14 @@ pub const RATE_LIMITED_ROUTES: &[&str] = &[
     crate::auth::session::SECOND_FACTOR_PATH,
     "/staff/login/second-factor/passkey",
     "/staff/login/second-factor/passkey/options",
+    "/staff/login/oidc/{provider}",
 ];
 
 /// Routes whose GET counts against the same limit: those opened by a secret in the path
 /// alone (a calendar feed), so guessing costs time.
-pub const RATE_LIMITED_GETS: &[&str] = &[super::calendar::ROUTE];
+/// And an identity provider's answer, each of which avvik takes to the provider's token
+/// endpoint.
+pub const RATE_LIMITED_GETS: &[&str] = &[super::calendar::ROUTE, crate::auth::oidc::CALLBACK_PATH];
 
 /// Adds the security headers to every response that does not set them itself.
 /// `Cache-Control: no-store` keeps pages with status tokens and CSRF tokens out of shared

@@ -888,6 +888,8 @@ const TABLE: &[Row] = &[
     public("POST", "/staff/login/second-factor").answers(303).note("the second step after the password; without a password step before it, to the login page"),
     public("POST", "/staff/login/second-factor/passkey/options").answers(401).note("the second step after the password; without a password step before it, 401"),
     public("POST", "/staff/login/second-factor/passkey").answers(303).note("the second step after the password; without a password step before it, to the login page"),
+    public("POST", "/staff/login/oidc/{provider}").answers(404).note("starts a sign-in at an identity provider; the table's configuration has none: 404"),
+    public("GET",  "/staff/login/oidc/callback").answers(400).note("an identity provider's answer; without a sign-in started in this browser, refused: 400"),
         // The JSON API.
     public("GET",  "/api/v1/openapi.json"),
     public("POST", "/api/v1/deviations").note("the public report; an empty body: 422"),
@@ -1230,6 +1232,7 @@ impl Fixtures {
                 "token_id" => self.own_tokens[own].to_string(),
                 "feed_id" => self.own_feeds[own].to_string(),
                 "passkey_id" => uuid::Uuid::nil().to_string(),
+                "provider" => "kommunen".into(),
                 "year" => self.year.to_string(),
                 "kind" => "gdpr".into(),
                 "format" => "json".into(),

@@ -50,6 +50,41 @@ struct LoginPage {
     message: Option<String>,
     /// Nobody can log in yet: the page says how to make the first account.
     no_accounts: bool,
+    /// The identity providers' sign-in buttons: (id, text).
+    providers: Vec<(String, String)>,
+    /// The password form is offered (`auth.sso_only` off).
+    passwords: bool,
+}
+
+/// The login page, with a message (after a refused attempt) and the answer's status.
+pub(super) fn login_view(
+    state: &AppState,
+    csrf: &CsrfToken,
+    next: &str,
+    email: &str,
+    message: Option<String>,
+    status: StatusCode,
+) -> Result<Response, PageError> {
+    let page = LoginPage {
+        layout: Layout::staff("Logga in", Vec::new()).with_errors(message.is_some()),
+        csrf: form_token(csrf)?,
+        next: safe_next(Some(next)),
+        email: email.to_string(),
+        message,
+        no_accounts: state.services.register.read().accounts.is_empty(),
+        providers: state.oidc.buttons(),
+        passwords: !state.config.auth.sso_only,
+    };
+    Ok((csrf.clone(), form_targets(state), render(status, &page)).into_response())
+}
+
+/// The security policy's `form-action` opened to the identity providers (the sign-in
+/// buttons and signing out lead there).
+fn form_targets(state: &AppState) -> [(axum::http::HeaderName, String); 1] {
+    [(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        crate::web::security::policy_with_form_targets(&state.oidc.form_origins()),
+    )]
 }
 
 /// A wait as people read it.
@@ -91,15 +126,8 @@ async fn login_page(
     csrf: CsrfToken,
     Query(q): Query<NextQuery>,
 ) -> Result<Response, PageError> {
-    let page = LoginPage {
-        layout: Layout::staff("Logga in", Vec::new()),
-        csrf: form_token(&csrf)?,
-        next: safe_next(q.next.as_deref()),
-        email: String::new(),
-        message: None,
-        no_accounts: state.services.register.read().accounts.is_empty(),
-    };
-    Ok((csrf, render(StatusCode::OK, &page)).into_response())
+    let next = safe_next(q.next.as_deref());
+    login_view(&state, &csrf, &next, "", None, StatusCode::OK)
 }
 
 #[derive(Deserialize)]
@@ -121,16 +149,26 @@ async fn login(
     let now = state.services.clock.now();
     let key = form.email.trim().to_lowercase();
     let again = |message: &str| -> Result<Response, PageError> {
-        let page = LoginPage {
-            layout: Layout::staff("Logga in", Vec::new()).with_errors(true),
-            csrf: form_token(&csrf)?,
-            next: safe_next(Some(&form.next)),
-            email: form.email.trim().to_string(),
-            message: Some(message.to_string()),
-            no_accounts: state.services.register.read().accounts.is_empty(),
-        };
-        Ok((csrf.clone(), render(StatusCode::UNAUTHORIZED, &page)).into_response())
+        login_view(
+            &state,
+            &csrf,
+            &form.next,
+            form.email.trim(),
+            Some(message.to_string()),
+            StatusCode::UNAUTHORIZED,
+        )
     };
+    if state.config.auth.sso_only {
+        tracing::info!(account = %key, "password login refused: staff sign in through the identity provider only (auth.sso_only)");
+        return login_view(
+            &state,
+            &csrf,
+            &form.next,
+            "",
+            Some("Inloggning med lösenord är avstängd. Logga in med kommunens konto.".into()),
+            StatusCode::FORBIDDEN,
+        );
+    }
     if let Some(wait) = state.login_guard.wait(&key, address, now) {
         tracing::warn!(account = %key, %address, wait_s = wait.num_seconds(), "login refused: too many failed attempts for this account from this address");
         return again(&format!(
@@ -194,7 +232,7 @@ async fn login(
 }
 
 /// Where a signed-in user goes: `next`, or the home of their roles.
-fn landing(a: &Account, next: String) -> String {
+pub(super) fn landing(a: &Account, next: String) -> String {
     if next.is_empty() {
         home_for(&Principal::from_account(a)).to_string()
     } else {
@@ -232,7 +270,7 @@ pub(crate) fn pending_session(
         .accounts
         .get(claims.a)
         .cloned()?;
-    if !session_valid(&claims, &account, now) {
+    if !session_valid(&claims, &account, now, &state.config.auth) {
         return None;
     }
     let standing = standing(&claims, &account, &state.config.auth);
@@ -515,7 +553,7 @@ async fn logout_page(
         name: who.name.clone(),
         email: who.email.clone(),
     };
-    Ok((csrf, render(StatusCode::OK, &page)).into_response())
+    Ok((csrf, form_targets(&state), render(StatusCode::OK, &page)).into_response())
 }
 
 async fn logout(
@@ -526,7 +564,12 @@ async fn logout(
     // The jar must hold the incoming cookie for `remove` to send a removal cookie.
     let jar = PrivateCookieJar::from_headers(&headers, state.session_key.clone());
     // End the session on the server too, so a copied cookie stops working.
-    if let Some((account, session, issued)) = session_in(&jar) {
+    let claims = session_in(&jar);
+    let mut provider = None;
+    if let Some((account, session, issued)) = claims.as_ref().and_then(|c| {
+        provider = c.provider.clone();
+        Some((c.a, c.s, c.issued_at()?))
+    }) {
         let actor = state
             .services
             .register
@@ -549,5 +592,15 @@ async fn logout(
                 .into_response();
         }
     }
-    (jar.remove(removal_cookie()), Redirect::to("/staff/login")).into_response()
+    // Signed in through a provider: sign out there too, where it offers that.
+    let base = state.config.http.base_url.trim_end_matches('/');
+    let to = match provider {
+        Some(p) => state
+            .oidc
+            .logout_url(&p, &format!("{base}/staff/login"))
+            .await
+            .unwrap_or_else(|| "/staff/login".into()),
+        None => "/staff/login".into(),
+    };
+    (jar.remove(removal_cookie()), Redirect::to(&to)).into_response()
 }

@@ -6,6 +6,7 @@ mod actions;
 mod deviation;
 mod filings;
 mod login;
+mod sso;
 
 pub(crate) use login::completed_session;
 pub use login::safe_next;
@@ -25,6 +26,7 @@ use crate::domain::Status;
 pub fn router() -> Routes {
     Routes::new()
         .merge(login::routes())
+        .merge(sso::routes())
         .merge(register::routes())
         .merge(deviation::routes())
         .merge(quarantine::routes())
