@@ -321,7 +321,7 @@ impl Services {
             .by_identity(&user.issuer, &user.subject)
             .map(|a| a.id);
         let id = linked.unwrap_or_else(|| account_id(&user.email));
-        let env = Envelope::new(id, &format!("oidc:{}", user.provider));
+        let env = Envelope::new(id, format!("oidc:{}", user.provider));
         let outcome = self
             .commands()
             .execute(&env, self.load_account(id), |state, _ctx| {

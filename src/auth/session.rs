@@ -287,3 +287,104 @@ fn url_escape(s: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::auth::OidcProviderConfig;
+    use crate::config::AuthConfig;
+    use figment::providers::Format;
+
+    fn account(password_at: Option<DateTime<Utc>>) -> Account {
+        let mut accounts = crate::domain::account::Accounts::default();
+        let id = Uuid::from_u128(1);
+        let mut events = vec![crate::domain::account::AccountEvent::Created(
+            crate::domain::account::AccountCreated {
+                account_id: id,
+                email: crate::domain::EmailAddress::parse("a@kommunen.se").unwrap(),
+                name: "A".into(),
+            },
+        )];
+        if password_at.is_some() {
+            events.push(crate::domain::account::AccountEvent::PasswordChanged(
+                crate::domain::account::PasswordChanged {
+                    account_id: id,
+                    password_hash: "x".into(),
+                    pepper: None,
+                },
+            ));
+        }
+        for (i, ev) in events.into_iter().enumerate() {
+            accounts.apply(&avvik_events::RecordedEvent {
+                seq: i as u64 + 1,
+                id: Uuid::now_v7(),
+                stream: id,
+                version: i as u32 + 1,
+                at: password_at.unwrap_or_else(Utc::now),
+                actor: "test".into(),
+                event_type: ev.type_name().into(),
+                schema: 1,
+                data: ev.to_data(),
+                prev: String::new(),
+            });
+        }
+        accounts.get(id).unwrap().clone()
+    }
+
+    fn provider() -> OidcProviderConfig {
+        let toml = r#"
+            id = "kommunen"
+            issuer = "https://login.kommunen.se"
+            client_id = "avvik"
+            client_secret = "s"
+        "#;
+        figment::Figment::from(figment::providers::Toml::string(toml))
+            .extract()
+            .unwrap()
+    }
+
+    #[test]
+    fn sso_only_ends_password_sessions_and_a_provider_session_needs_its_provider() {
+        let now = Utc::now();
+        let earlier = now - Duration::minutes(5);
+        let with_password = account(Some(earlier));
+        let without = account(None);
+        let claims = |provider: Option<&str>| SessionClaims {
+            a: with_password.id,
+            i: now.timestamp(),
+            s: Uuid::new_v4(),
+            second_factor: false,
+            provider: provider.map(str::to_string),
+        };
+        let mut policy = AuthConfig {
+            oidc: vec![provider()],
+            ..AuthConfig::default()
+        };
+        assert!(session_valid(&claims(None), &with_password, now, &policy));
+        assert!(!session_valid(&claims(None), &without, now, &policy));
+        assert!(session_valid(
+            &claims(Some("kommunen")),
+            &without,
+            now,
+            &policy
+        ));
+        assert!(!session_valid(
+            &claims(Some("annan")),
+            &without,
+            now,
+            &policy
+        ));
+        assert_eq!(
+            standing(&claims(Some("kommunen")), &without, &policy),
+            Standing::Complete
+        );
+        policy.sso_only = true;
+        assert!(!session_valid(&claims(None), &with_password, now, &policy));
+        assert!(session_valid(
+            &claims(Some("kommunen")),
+            &with_password,
+            now,
+            &policy
+        ));
+    }
+}

@@ -300,6 +300,7 @@ impl AuthConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use figment::providers::Format;
 
     #[test]
     fn the_privileged_roles_need_a_second_factor_by_default() {
@@ -311,5 +312,64 @@ mod tests {
         assert!(c.requires_second_factor(&[grant(Role::Ledning), grant(Role::Auditor)]));
         assert!(!c.requires_second_factor(&[grant(Role::Ledning)]));
         assert!(!c.requires_second_factor(&[]));
+    }
+
+    fn with_provider(extra: &str) -> Result<AuthConfig, String> {
+        let toml = format!(
+            "[[oidc]]\nid = \"kommunen\"\nissuer = \"https://login.kommunen.se\"\nclient_id = \"avvik\"\n{extra}"
+        );
+        let c: AuthConfig = figment::Figment::from(figment::providers::Toml::string(&toml))
+            .extract()
+            .map_err(|e| e.to_string())?;
+        c.validate("https://avvik.kommunen.se")
+            .map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    #[test]
+    fn a_provider_is_checked_naming_the_key() {
+        assert!(with_provider("client_secret = \"s\"").is_ok());
+        let e = with_provider("").unwrap_err();
+        assert!(e.contains("auth.oidc[0].client_secret"), "{e}");
+        let e = with_provider("client_secret = \"s\"\nclient_secret_env = \"X\"").unwrap_err();
+        assert!(e.contains("only one of"), "{e}");
+        assert!(!e.contains("\"s\""), "{e}");
+        let e =
+            with_provider("client_secret = \"s\"\nroles = [{ value = \"g\", role = \"kontakt\" }]")
+                .unwrap_err();
+        assert!(e.contains("auth.oidc[0].roles[0].sectors"), "{e}");
+        let c = AuthConfig {
+            sso_only: true,
+            ..AuthConfig::default()
+        };
+        assert!(c
+            .validate("https://a.se")
+            .unwrap_err()
+            .to_string()
+            .contains("auth.sso_only"));
+        let c = with_provider("client_secret = \"s\"").unwrap();
+        let e = c
+            .validate("http://avvik.kommunen.se")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http.base_url"), "{e}");
+        let e = with_provider("client_secret = \"s\"\nissuer = \"http://login.kommunen.se\"");
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn claim_values_give_roles_with_their_sectors_merged() {
+        let c = with_provider(
+            "client_secret = \"s\"\nroles = [{ value = \"a\", role = \"kontakt\", sectors = [\"vard\"] }, { value = \"b\", role = \"kontakt\", sectors = [\"skola\"] }, { value = \"c\", role = \"ciso\" }]",
+        )
+        .unwrap();
+        let p = &c.oidc[0];
+        let roles = p.roles_for(&["b".into(), "a".into(), "x".into()]);
+        assert_eq!(roles.len(), 1);
+        assert_eq!(roles[0].role, Role::Kontakt);
+        assert_eq!(roles[0].sectors, vec!["skola", "vard"]);
+        assert!(p.roles_for(&[]).is_empty());
+        // The secret never shows in Debug.
+        assert!(!format!("{p:?}").contains("\"s\""));
     }
 }

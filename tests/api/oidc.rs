@@ -480,3 +480,58 @@ fn a_missing_client_secret_stops_start_up_naming_the_key() {
     assert_ne!(code, 0);
     assert!(err.contains("auth.oidc[0].client_secret_file"), "{err}");
 }
+
+#[tokio::test]
+async fn with_sso_only_the_password_form_is_gone_and_passwords_are_refused() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let idp = start_provider(
+        &base,
+        &[OidcUser::new("anna", IDP_PASSWORD, &["avvik-ciso"])],
+    );
+    let cfg = provider_config(&idp);
+    let app = TestApp::spawn_with(
+        move |c| {
+            c.http.addr = format!("127.0.0.1:{port}").parse().unwrap();
+            c.http.base_url = base;
+            c.auth.oidc = vec![cfg];
+            c.auth.sso_only = true;
+        },
+        Arc::new(SystemClock),
+    )
+    .await;
+    app.app_state
+        .services
+        .create_account(
+            &avvik::domain::EmailAddress::parse("lars@kommunen.example").unwrap(),
+            "Lars",
+            &[(Role::Ledning, Vec::new())],
+            Some(crate::staff_ui::PASSWORD),
+            "test",
+        )
+        .await
+        .unwrap();
+    let mut web = WebSession::new(&app.base);
+    let page = web.get("/staff/login").await;
+    assert!(page.body.contains("id=\"sso-kommunen\""));
+    assert!(!page.body.contains("id=\"password\""), "{}", page.body);
+    let refused = web
+        .post_form(
+            "/staff/login",
+            &[
+                ("authenticity_token", page.csrf_token().as_str()),
+                ("email", "lars@kommunen.example"),
+                ("password", crate::staff_ui::PASSWORD),
+                ("next", ""),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(refused.body.contains("Inloggning med lösenord är avstängd"));
+    assert!(!web.cookies.contains_key("avvik_session"));
+    // The provider's sign-in works.
+    let done = sign_in(&mut web, "anna").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(web.get("/staff").await.status, 200);
+    app.stop().await;
+}
