@@ -68,6 +68,14 @@ pub fn provider_config(idp: &OidcProvider) -> OidcProviderConfig {
 /// avvik in this process with the provider configured, and the default second-factor
 /// policy (ciso, admin and auditor): a provider's sign-in counts as complete.
 pub async fn spawn(users: &[OidcUser]) -> (TestApp, OidcProvider) {
+    spawn_with(users, |_| {}).await
+}
+
+/// `spawn`, with more configuration.
+pub async fn spawn_with(
+    users: &[OidcUser],
+    tweak: impl FnOnce(&mut avvik::config::Config) + Send + 'static,
+) -> (TestApp, OidcProvider) {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let idp = start_provider(&base, users);
@@ -78,6 +86,7 @@ pub async fn spawn(users: &[OidcUser]) -> (TestApp, OidcProvider) {
             c.http.base_url = base;
             c.auth.oidc = vec![cfg];
             c.auth.second_factor_roles = AuthConfig::default().second_factor_roles;
+            tweak(c);
         },
         Arc::new(SystemClock),
     )
@@ -245,18 +254,7 @@ async fn sign_in_through_the_provider_links_the_account_and_roles_follow_the_gro
 async fn a_local_account_of_the_same_address_is_not_taken_over_by_a_provider_sign_in() {
     let anna = OidcUser::new("anna", IDP_PASSWORD, &["avvik-ciso"]);
     let (app, _idp) = spawn(std::slice::from_ref(&anna)).await;
-    let local = app
-        .app_state
-        .services
-        .create_account(
-            &avvik::domain::EmailAddress::parse("anna@example.test").unwrap(),
-            "Anna Lokal",
-            &[(Role::Ledning, Vec::new())],
-            Some(crate::staff_ui::PASSWORD),
-            "test",
-        )
-        .await
-        .unwrap();
+    let local = local_account(&app, "anna@example.test").await;
     let mut web = WebSession::new(&app.base);
     let refused = sign_in(&mut web, "anna").await;
     assert_eq!(refused.status, 403);
@@ -270,6 +268,21 @@ async fn a_local_account_of_the_same_address_is_not_taken_over_by_a_provider_sig
         "{types:?}"
     );
     app.stop().await;
+}
+
+/// A local account (ledning) with the tests' password.
+async fn local_account(app: &TestApp, email: &str) -> uuid::Uuid {
+    app.app_state
+        .services
+        .create_account(
+            &avvik::domain::EmailAddress::parse(email).unwrap(),
+            "Lokal",
+            &[(Role::Ledning, Vec::new())],
+            Some(crate::staff_ui::PASSWORD),
+            "test",
+        )
+        .await
+        .unwrap()
 }
 
 pub fn url_encode(s: &str) -> String {
@@ -483,34 +496,9 @@ fn a_missing_client_secret_stops_start_up_naming_the_key() {
 
 #[tokio::test]
 async fn with_sso_only_the_password_form_is_gone_and_passwords_are_refused() {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let idp = start_provider(
-        &base,
-        &[OidcUser::new("anna", IDP_PASSWORD, &["avvik-ciso"])],
-    );
-    let cfg = provider_config(&idp);
-    let app = TestApp::spawn_with(
-        move |c| {
-            c.http.addr = format!("127.0.0.1:{port}").parse().unwrap();
-            c.http.base_url = base;
-            c.auth.oidc = vec![cfg];
-            c.auth.sso_only = true;
-        },
-        Arc::new(SystemClock),
-    )
-    .await;
-    app.app_state
-        .services
-        .create_account(
-            &avvik::domain::EmailAddress::parse("lars@kommunen.example").unwrap(),
-            "Lars",
-            &[(Role::Ledning, Vec::new())],
-            Some(crate::staff_ui::PASSWORD),
-            "test",
-        )
-        .await
-        .unwrap();
+    let anna = OidcUser::new("anna", IDP_PASSWORD, &["avvik-ciso"]);
+    let (app, _idp) = spawn_with(std::slice::from_ref(&anna), |c| c.auth.sso_only = true).await;
+    local_account(&app, "lars@kommunen.example").await;
     let mut web = WebSession::new(&app.base);
     let page = web.get("/staff/login").await;
     assert!(page.body.contains("id=\"sso-kommunen\""));
