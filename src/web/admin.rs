@@ -288,6 +288,9 @@ struct AccountPage {
     second_factors: String,
     /// A role of the account requires a second factor.
     second_factor_required: bool,
+    /// The identity providers' users the account is: (provider's button text or id,
+    /// linked when). Its roles follow the provider's claim at each sign-in.
+    identities: Vec<(String, String)>,
 }
 
 /// An account's second factors in words.
@@ -386,6 +389,18 @@ fn account_view(
         new_token: None,
         second_factors: second_factors_text(a),
         second_factor_required: state.config.auth.requires_second_factor(&a.roles),
+        identities: a
+            .identities
+            .iter()
+            .map(|l| {
+                let name = state
+                    .config
+                    .auth
+                    .provider(&l.provider)
+                    .map_or(l.provider.clone(), |p| format!("{} ({})", p.label, p.id));
+                (name, stockholm_display(l.linked_at))
+            })
+            .collect(),
     })
 }
 

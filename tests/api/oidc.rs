@@ -42,8 +42,8 @@ fn mapping(value: &str, role: Role, sectors: &[&str]) -> OidcRoleMapping {
     }
 }
 
-/// `[[auth.oidc]]` for the provider: groups avvik-ciso, avvik-revisor and
-/// avvik-kontakt-vard give ciso, auditor and kontakt (vård).
+/// `[[auth.oidc]]` for the provider: groups avvik-ciso, avvik-revisor, avvik-kontakt-vard
+/// and avvik-admin give ciso, auditor, kontakt (vård) and admin.
 pub fn provider_config(idp: &OidcProvider) -> OidcProviderConfig {
     OidcProviderConfig {
         id: "kommunen".into(),
@@ -59,6 +59,7 @@ pub fn provider_config(idp: &OidcProvider) -> OidcProviderConfig {
             mapping("avvik-ciso", Role::Ciso, &[]),
             mapping("avvik-revisor", Role::Auditor, &[]),
             mapping("avvik-kontakt-vard", Role::Kontakt, &["vard"]),
+            mapping("avvik-admin", Role::Admin, &[]),
         ],
         link_existing_accounts: false,
         logout_at_provider: true,
@@ -151,7 +152,8 @@ async fn sign_in_through_the_provider_links_the_account_and_roles_follow_the_gro
         IDP_PASSWORD,
         &["avvik-ciso", "avvik-revisor", "other"],
     );
-    let (app, idp) = spawn(std::slice::from_ref(&anna)).await;
+    let olle = OidcUser::new("olle", IDP_PASSWORD, &["avvik-admin"]);
+    let (app, idp) = spawn(&[anna.clone(), olle.clone()]).await;
     let mut web = WebSession::new(&app.base);
 
     // First sign-in: the account is made, linked, given the two mapped roles, and the
@@ -187,6 +189,21 @@ async fn sign_in_through_the_provider_links_the_account_and_roles_follow_the_gro
     assert!(first.iter().all(|(_, actor, _)| actor == "oidc:kommunen"));
     assert_eq!(first[1].2["issuer"], idp.issuer.as_str());
     assert_eq!(first[1].2["subject"], "sub-anna");
+    // The admin's page of the account (an admin of the provider's admin group) says
+    // where it signs in.
+    let mut admin = WebSession::new(&app.base);
+    assert_eq!(sign_in(&mut admin, "olle").await.status, 303);
+    let page = admin
+        .get(&format!("/staff/admin/accounts/{}", account.id))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Loggar in via"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("Logga in med kommunens konto (kommunen)"),
+        "{}",
+        page.body
+    );
 
     // Signing out ends the session and sends the browser to the provider's logout.
     let logout = web.get("/staff/logout").await;
@@ -213,7 +230,7 @@ async fn sign_in_through_the_provider_links_the_account_and_roles_follow_the_gro
     // the revoke is an event.
     let mut moved = anna.clone();
     moved.groups = vec!["avvik-revisor".into()];
-    idp.set_users(&[moved]);
+    idp.set_users(&[moved, olle.clone()]);
     let mut web = WebSession::new(&app.base);
     let again = sign_in(&mut web, "anna").await;
     assert_eq!(again.status, 303, "{}", again.body);
@@ -239,7 +256,7 @@ async fn sign_in_through_the_provider_links_the_account_and_roles_follow_the_gro
     // Out of every mapped group: the roles go (an event), and no session is begun.
     let mut gone = anna.clone();
     gone.groups = vec!["other".into()];
-    idp.set_users(&[gone]);
+    idp.set_users(&[gone, olle]);
     let mut web = WebSession::new(&app.base);
     let none = sign_in(&mut web, "anna").await;
     assert_eq!(none.status, 403);
