@@ -143,14 +143,6 @@ impl Providers {
         Ok(Providers { http, list })
     }
 
-    /// No provider configured.
-    pub fn none() -> Self {
-        Providers {
-            http: reqwest::Client::new(),
-            list: Vec::new(),
-        }
-    }
-
     /// (id, button text) of each provider, in configuration order.
     pub fn buttons(&self) -> Vec<(String, String)> {
         self.list

@@ -252,7 +252,8 @@ fn wrong_code() -> AccountError {
 }
 
 impl Services {
-    fn account_now(&self, id: Uuid) -> Result<Account, AccountError> {
+    /// The account as the register has it now.
+    pub(super) fn account_now(&self, id: Uuid) -> Result<Account, AccountError> {
         self.register
             .read()
             .accounts

@@ -329,12 +329,7 @@ impl Services {
             })
             .await?;
         self.wait_for_accounts(outcome.last_seq()).await;
-        self.register
-            .read()
-            .accounts
-            .get(id)
-            .cloned()
-            .ok_or(AccountError::NotFound)
+        self.account_now(id)
     }
 
     /// Records that a browser session was signed out of, so a copy of its cookie stops

@@ -47,16 +47,11 @@ pub fn session_cookie(
     secure: bool,
     second_factor: bool,
 ) -> Cookie<'static> {
-    claims_cookie(
-        SessionClaims {
-            a: account,
-            i: now.timestamp(),
-            s: Uuid::new_v4(),
-            second_factor,
-            provider: None,
-        },
-        secure,
-    )
+    let claims = SessionClaims {
+        second_factor,
+        ..SessionClaims::new(account, now)
+    };
+    claims_cookie(claims, secure)
 }
 
 /// A new session cookie for `account`, signed in through identity provider `provider`.
@@ -66,16 +61,11 @@ pub fn provider_session_cookie(
     secure: bool,
     provider: &str,
 ) -> Cookie<'static> {
-    claims_cookie(
-        SessionClaims {
-            a: account,
-            i: now.timestamp(),
-            s: Uuid::new_v4(),
-            second_factor: false,
-            provider: Some(provider.to_string()),
-        },
-        secure,
-    )
+    let claims = SessionClaims {
+        provider: Some(provider.to_string()),
+        ..SessionClaims::new(account, now)
+    };
+    claims_cookie(claims, secure)
 }
 
 fn claims_cookie(claims: SessionClaims, secure: bool) -> Cookie<'static> {
@@ -104,6 +94,17 @@ pub(crate) fn session_in(jar: &PrivateCookieJar) -> Option<SessionClaims> {
 }
 
 impl SessionClaims {
+    /// A new session (a fresh id) of `account` from `now`, by password alone.
+    fn new(account: Uuid, now: DateTime<Utc>) -> Self {
+        SessionClaims {
+            a: account,
+            i: now.timestamp(),
+            s: Uuid::new_v4(),
+            second_factor: false,
+            provider: None,
+        }
+    }
+
     /// When the session was issued.
     pub(crate) fn issued_at(&self) -> Option<DateTime<Utc>> {
         DateTime::from_timestamp(self.i, 0)

@@ -565,11 +565,11 @@ async fn logout(
     let jar = PrivateCookieJar::from_headers(&headers, state.session_key.clone());
     // End the session on the server too, so a copied cookie stops working.
     let claims = session_in(&jar);
-    let mut provider = None;
-    if let Some((account, session, issued)) = claims.as_ref().and_then(|c| {
-        provider = c.provider.clone();
-        Some((c.a, c.s, c.issued_at()?))
-    }) {
+    let provider = claims.as_ref().and_then(|c| c.provider.clone());
+    if let Some((account, session, issued)) = claims
+        .as_ref()
+        .and_then(|c| Some((c.a, c.s, c.issued_at()?)))
+    {
         let actor = state
             .services
             .register

@@ -134,15 +134,12 @@ async fn callback(
     let jar = jar.remove(flow_removal());
     let provider = flow.as_ref().map(|f| f.p.clone()).unwrap_or_default();
     let next = flow.as_ref().map(|f| f.next.clone()).unwrap_or_default();
+    // The flow's age on avvik's clock (which started it); the id_token's times are
+    // checked against the system clock, as the provider's are.
     let now = state.services.clock.now();
     let user = match state
         .oidc
-        .finish(
-            flow,
-            &answer,
-            &redirect_uri(&state),
-            chrono::Utc::now().timestamp(),
-        )
+        .finish(flow, &answer, &redirect_uri(&state), now.timestamp())
         .await
     {
         Ok(u) => u,
