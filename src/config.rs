@@ -90,6 +90,53 @@ pub struct StoreConfig {
     /// Continuous NDJSON archive of the log; empty: off.
     #[serde(default)]
     pub archive_dir: PathBuf,
+    /// Where the event log lives: sled in `data_dir` (the default) or PostgreSQL.
+    #[serde(default)]
+    pub backend: StoreBackend,
+    #[serde(default)]
+    pub postgres: PostgresConfig,
+}
+
+/// `store.backend`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    #[default]
+    Sled,
+    Postgres,
+}
+
+/// `[store.postgres]`.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// `postgres://user:password@host:port/database?sslmode=verify-full`; holds the
+    /// password, so it is never logged (`Debug` and messages show it without).
+    #[serde(default)]
+    pub url: String,
+}
+
+impl PostgresConfig {
+    /// The URL without its password, for messages.
+    pub fn shown(&self) -> String {
+        match reqwest::Url::parse(&self.url) {
+            Ok(mut u) => {
+                if u.password().is_some() {
+                    let _ = u.set_password(Some("<redacted>"));
+                }
+                u.to_string()
+            }
+            Err(_) => "<redacted>".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &self.shown())
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -480,6 +527,21 @@ impl Config {
                 "IP addresses or networks such as \"127.0.0.1\"",
                 &e,
             );
+        }
+        if self.store.backend == StoreBackend::Postgres {
+            let url = reqwest::Url::parse(&self.store.postgres.url).ok();
+            let ok = url.as_ref().is_some_and(|u| {
+                matches!(u.scheme(), "postgres" | "postgresql")
+                    && u.host_str().is_some_and(|h| !h.is_empty())
+                    && u.path().len() > 1
+            });
+            if !ok {
+                return bad(
+                    "store.postgres.url",
+                    "postgres://user:password@host:port/database (store.backend = \"postgres\")",
+                    &self.store.postgres.shown(),
+                );
+            }
         }
         if self.store.cache_mb == 0 {
             return bad(
@@ -1115,6 +1177,28 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("hemligt-lösen") && !dbg.contains("hemlig-token"));
         assert!(!dbg.contains("imap-lösen"));
+    }
+
+    #[test]
+    fn a_postgres_store_needs_a_url_and_never_shows_its_password() {
+        let mut c = Config::defaults().unwrap();
+        assert_eq!(c.store.backend, StoreBackend::Sled);
+        c.store.backend = StoreBackend::Postgres;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("store.postgres.url"), "{e}");
+        c.store.postgres.url = "mysql://avvik:pg-lösen@db/avvik".into();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("store.postgres.url") && !e.contains("pg-lösen"),
+            "{e}"
+        );
+        c.store.postgres.url = "postgres://avvik:pg-losen@db.kommunen.se:5432/avvik".into();
+        c.validate().unwrap();
+        let dbg = format!("{c:?}");
+        assert!(
+            !dbg.contains("pg-losen") && dbg.contains("db.kommunen.se"),
+            "{dbg}"
+        );
     }
 }
 
