@@ -10,10 +10,12 @@
 //! ```
 //!
 //! after implementing `Backend` (where a store lives between opens, and how to open it).
-//! It runs here on sled and on an in-memory backend built from the shared rules alone.
-//! `sled_only` holds what only makes sense for sled: changing its database's bytes
-//! directly, its tail recovery, its directory lock, and the import that opens a
-//! directory itself.
+//! It runs here on sled, on PostgreSQL (a throw-away cluster, [`pg_cluster`]) and on an
+//! in-memory backend built from the shared rules alone. `sled_only` holds what only makes
+//! sense for sled: changing its database's bytes directly, its tail recovery, its
+//! directory lock, and the import that opens a directory itself. `postgres_only` holds
+//! what only makes sense for PostgreSQL: two processes on one database, a lost or
+//! unreachable server, rows changed in the database.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
@@ -21,8 +23,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use avvik_events::{
-    hash_hex, read_all, verify_export, EventStore, ExpectedVersion, NewEvent, RecordedEvent,
-    SledEventStore, StoreError, StoreOptions, Subscription, VerifyReport, GENESIS_HASH,
+    hash_hex, read_all, verify_export, EventStore, ExpectedVersion, NewEvent, PostgresEventStore,
+    PostgresOptions, RecordedEvent, SledEventStore, StoreError, StoreOptions, Subscription,
+    VerifyReport, GENESIS_HASH,
 };
 use chrono::Utc;
 use serde_json::{json, Value};
@@ -280,6 +283,23 @@ impl Backend for SledBackend {
     }
 }
 
+#[path = "support/pg_cluster.rs"]
+mod pg_cluster;
+
+/// Each place is a database of its own in this process's throw-away cluster.
+pub struct PostgresBackend;
+
+impl Backend for PostgresBackend {
+    type Store = PostgresEventStore;
+    type Place = pg_cluster::Database;
+    fn place(&self) -> pg_cluster::Database {
+        pg_cluster::Cluster::shared().database()
+    }
+    fn open(&self, place: &pg_cluster::Database) -> PostgresEventStore {
+        PostgresEventStore::connect(place.url(), PostgresOptions::default()).expect("connect")
+    }
+}
+
 /// Runs the whole conformance suite against a backend: one `#[tokio::test]` per function
 /// of [`conformance`], in a module named `$name`, each with a backend from `$backend`.
 macro_rules! conformance_suite {
@@ -325,6 +345,7 @@ macro_rules! conformance_suite {
 
 // One line per backend.
 conformance_suite!(on_sled, SledBackend);
+conformance_suite!(on_postgres, PostgresBackend);
 conformance_suite!(in_memory, memory::MemoryBackend);
 
 /// A second backend, in memory, made of nothing but the trait and the shared rules
