@@ -201,15 +201,18 @@ impl PostgresEventStore {
                 let open = async {
                     let client = shared.target.connect(None).await?;
                     schema::ensure(&client, &shared.health).await?;
+                    // Listen first, then read the head: a commit by another process in
+                    // between is heard, not missed until the next poll.
+                    let listener = follow::listen(&shared).await;
                     let tip = schema::read_head(&client, false)
                         .await
                         .map_err(|e| e.into_store(&shared.health))?;
-                    Ok((client, tip))
+                    Ok((client, listener, tip))
                 };
                 shared.health.within(shared.timeout, "connect", open).await
             })
         };
-        let (client, tip) = match opened {
+        let (client, listener, tip) = match opened {
             Ok(x) => x,
             Err(e) => {
                 shared.io.stop();
@@ -217,9 +220,11 @@ impl PostgresEventStore {
             }
         };
         shared.publish(tip);
-        shared
-            .io
-            .spawn(follow::follow_head(shared.clone(), opts.poll_interval));
+        shared.io.spawn(follow::follow_head(
+            shared.clone(),
+            opts.poll_interval,
+            listener,
+        ));
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
         let writer = Writer::new(shared.clone(), opts.max_batch, Some(client));
         let handle = std::thread::Builder::new()
