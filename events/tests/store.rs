@@ -2224,6 +2224,26 @@ mod postgres_only {
         assert!(b.verify().expect("verify").ok);
     }
 
+    /// The synchronous API blocks on its own runtime's answer, so it works on the one
+    /// thread of a current-thread runtime too (no nested runtime, no deadlock).
+    #[tokio::test]
+    async fn the_synchronous_api_works_on_a_current_thread_runtime() {
+        let db = database();
+        let store = connect(db.url(), PostgresOptions::default());
+        let recs = seed(&store, 3).await;
+        assert_eq!(store.read_batch(1, 10).expect("read"), recs);
+        assert_eq!(store.read_stream(recs[0].stream, 1).expect("read").len(), 1);
+        assert_eq!(
+            store.read_batch_async(2, 1).await.expect("read"),
+            recs[1..2]
+        );
+        assert!(store.verify().expect("verify").ok);
+        assert_eq!(store.counter("none").expect("counter"), 0);
+        assert!(store.size_on_disk().expect("size") > 0);
+        drop(store);
+        assert_eq!(connect(db.url(), PostgresOptions::default()).head().seq, 3);
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn another_process_commit_is_heard_without_the_poll() {
         let db = database();
