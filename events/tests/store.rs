@@ -2122,3 +2122,453 @@ mod sled_only {
         assert!(matches!(err, StoreError::Import(_)), "{err:?}");
     }
 }
+
+/// What only makes sense for PostgreSQL: several processes on one database, a server that
+/// goes away and comes back, rows changed in the database, and a sled log moved over.
+mod postgres_only {
+    use super::*;
+    use pg_cluster::{Cluster, Database};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::task::JoinHandle;
+
+    fn connect(url: &str, opts: PostgresOptions) -> PostgresEventStore {
+        PostgresEventStore::connect(url, opts).expect("connect")
+    }
+
+    fn database() -> Database {
+        Cluster::shared().database()
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn two_stores_on_one_database_share_one_chain() {
+        // Two avvik processes on one database: each commit locks the head row and reads the
+        // tip from it, so neither overwrites the other's records.
+        let db = database();
+        let a = Arc::new(connect(db.url(), PostgresOptions::default()));
+        let b = Arc::new(connect(db.url(), PostgresOptions::default()));
+        let shared_stream = Uuid::now_v7();
+        let mut tasks = Vec::new();
+        for (t, store) in [a.clone(), b.clone(), a.clone(), b.clone()]
+            .into_iter()
+            .enumerate()
+        {
+            tasks.push(tokio::spawn(async move {
+                for i in 0..25 {
+                    store
+                        .append(
+                            shared_stream,
+                            ExpectedVersion::Any,
+                            vec![ev("Tick", json!({ "t": t, "i": i }))],
+                        )
+                        .await
+                        .expect("append");
+                    store
+                        .append_numbered(
+                            "case".into(),
+                            Uuid::now_v7(),
+                            ExpectedVersion::NoStream,
+                            numbered("case"),
+                        )
+                        .await
+                        .expect("numbered append");
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.expect("task");
+        }
+        // Each store's head catches up with the other's commits.
+        for store in [&a, &b] {
+            let mut head = store.watch_head();
+            tokio::time::timeout(Duration::from_secs(5), head.wait_for(|s| *s >= 200))
+                .await
+                .expect("the head follows the other store's commits")
+                .expect("store open");
+        }
+        assert_eq!(a.head(), b.head());
+        assert_chain(&*a, 200);
+        assert_chain(&*b, 200);
+        let versions: Vec<u32> = b
+            .read_stream(shared_stream, 1)
+            .expect("read")
+            .iter()
+            .map(|r| r.version)
+            .collect();
+        assert_eq!(versions, (1..=100).collect::<Vec<u32>>());
+        let mut numbers: Vec<u64> = all_records(&*a)
+            .iter()
+            .filter_map(|r| r.data["number"].as_u64())
+            .collect();
+        numbers.sort_unstable();
+        assert_eq!(
+            numbers,
+            (1..=100).collect::<Vec<u64>>(),
+            "gap-free across both"
+        );
+        assert_eq!(b.counter("case").expect("counter"), 100);
+
+        // Expected versions hold across processes too.
+        let s = Uuid::now_v7();
+        a.append(s, ExpectedVersion::NoStream, vec![ev("A", json!({}))])
+            .await
+            .expect("create on a");
+        let err = b
+            .append(s, ExpectedVersion::NoStream, vec![ev("B", json!({}))])
+            .await
+            .expect_err("the stream exists, created by the other store");
+        assert!(
+            matches!(err, StoreError::Conflict { actual: 1, .. }),
+            "{err:?}"
+        );
+        assert!(a.verify().expect("verify").ok);
+        assert!(b.verify().expect("verify").ok);
+    }
+
+    /// The synchronous API blocks on its own runtime's answer, so it works on the one
+    /// thread of a current-thread runtime too (no nested runtime, no deadlock).
+    #[tokio::test]
+    async fn the_synchronous_api_works_on_a_current_thread_runtime() {
+        let db = database();
+        let store = connect(db.url(), PostgresOptions::default());
+        let recs = seed(&store, 3).await;
+        assert_eq!(store.read_batch(1, 10).expect("read"), recs);
+        assert_eq!(store.read_stream(recs[0].stream, 1).expect("read").len(), 1);
+        assert_eq!(
+            store.read_batch_async(2, 1).await.expect("read"),
+            recs[1..2]
+        );
+        assert!(store.verify().expect("verify").ok);
+        assert_eq!(store.counter("none").expect("counter"), 0);
+        assert!(store.size_on_disk().expect("size") > 0);
+        drop(store);
+        assert_eq!(connect(db.url(), PostgresOptions::default()).head().seq, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn another_process_commit_is_heard_without_the_poll() {
+        let db = database();
+        let slow_poll = PostgresOptions {
+            poll_interval: Duration::from_secs(600),
+            ..PostgresOptions::default()
+        };
+        let follower = connect(db.url(), slow_poll);
+        let mut head = follower.watch_head();
+        let writer = connect(db.url(), PostgresOptions::default());
+        let recs = writer
+            .append(
+                Uuid::now_v7(),
+                ExpectedVersion::Any,
+                vec![ev("A", json!({}))],
+            )
+            .await
+            .expect("append");
+        tokio::time::timeout(Duration::from_secs(3), head.wait_for(|s| *s >= 1))
+            .await
+            .expect("NOTIFY reached the other store")
+            .expect("store open");
+        assert_eq!(follower.head().hash, hash_hex(&recs[0].to_bytes()));
+        assert_eq!(follower.head().at, Some(recs[0].at));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn connections_killed_by_the_server_are_made_again() {
+        let db = database();
+        let store = connect(db.url(), PostgresOptions::default());
+        seed(&store, 3).await;
+        let killed = db.psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        );
+        assert_ne!(killed, "0", "the store's connections were there to kill");
+        // The first append may meet the dead connection (and say so); the store reconnects
+        // by itself and the same append, re-sent, is stored once.
+        let s = Uuid::now_v7();
+        let e = ev("After", json!({}));
+        let mut stored = None;
+        for _ in 0..3 {
+            match store.append(s, ExpectedVersion::Any, vec![e.clone()]).await {
+                Ok(r) => {
+                    stored = Some(r);
+                    break;
+                }
+                Err(StoreError::Storage(m)) => eprintln!("retrying after: {m}"),
+                Err(other) => panic!("unexpected {other:?}"),
+            }
+        }
+        let stored = stored.expect("an append succeeds after the reconnect");
+        assert_eq!(stored[0].seq, 4);
+        assert_eq!(
+            store.read_batch(1, 10).expect("reads reconnect too").len(),
+            4
+        );
+        assert!(!store.is_degraded());
+        assert_chain(&store, 4);
+    }
+
+    /// A TCP relay to the cluster that can be cut (connections dropped, port closed) and
+    /// restored on the same port: a database server that goes away and comes back.
+    struct Relay {
+        port: u16,
+        upstream: u16,
+        task: Option<JoinHandle<()>>,
+    }
+
+    impl Relay {
+        async fn start(upstream: u16) -> Relay {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+            let port = listener.local_addr().expect("addr").port();
+            Relay {
+                port,
+                upstream,
+                task: Some(tokio::spawn(relay(listener, upstream))),
+            }
+        }
+
+        fn cut(&mut self) {
+            if let Some(t) = self.task.take() {
+                t.abort();
+            }
+        }
+
+        async fn restore(&mut self) {
+            let listener = TcpListener::bind(("127.0.0.1", self.port))
+                .await
+                .expect("bind relay again");
+            self.task = Some(tokio::spawn(relay(listener, self.upstream)));
+        }
+    }
+
+    impl Drop for Relay {
+        fn drop(&mut self) {
+            self.cut();
+        }
+    }
+
+    async fn relay(listener: TcpListener, upstream: u16) {
+        // Aborting this task drops the set, which aborts every relayed connection.
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            conns.spawn(async move {
+                if let Ok(mut out) = TcpStream::connect(("127.0.0.1", upstream)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_unreachable_database_fails_calls_promptly_and_the_store_recovers() {
+        let cluster = Cluster::shared();
+        let db = database();
+        let mut relay = Relay::start(cluster.port()).await;
+        let url = db.url().replace(
+            &format!(":{}/", cluster.port()),
+            &format!(":{}/", relay.port),
+        );
+        let opts = PostgresOptions {
+            connect_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(3),
+            poll_interval: Duration::from_millis(200),
+            ..PostgresOptions::default()
+        };
+        let store = connect(&url, opts);
+        seed(&store, 2).await;
+        assert!(!store.is_degraded());
+
+        relay.cut();
+        let started = Instant::now();
+        let err = store
+            .append(
+                Uuid::now_v7(),
+                ExpectedVersion::Any,
+                vec![ev("Lost", json!({}))],
+            )
+            .await
+            .expect_err("the database cannot be reached");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "failed only after {:?}",
+            started.elapsed()
+        );
+        let StoreError::Storage(message) = &err else {
+            panic!("expected a Storage error, got {err:?}");
+        };
+        assert!(!message.contains(cluster.password()), "{message}");
+        assert!(store.is_degraded(), "degraded while unreachable");
+        // A second append does not wait for the first's connection either.
+        let err = store
+            .append(
+                Uuid::now_v7(),
+                ExpectedVersion::Any,
+                vec![ev("Lost", json!({}))],
+            )
+            .await
+            .expect_err("still unreachable");
+        let StoreError::Storage(message) = &err else {
+            panic!("expected a Storage error, got {err:?}");
+        };
+        assert!(
+            message.contains(&format!("postgres@127.0.0.1:{}/{}", relay.port, db.name())),
+            "names the server: {message}"
+        );
+        assert!(!message.contains(cluster.password()), "{message}");
+        assert!(matches!(
+            store.read_batch(1, 10),
+            Err(StoreError::Storage(_))
+        ));
+        assert_eq!(store.head().seq, 2, "the last known head stays");
+
+        relay.restore().await;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.is_degraded() {
+            assert!(
+                Instant::now() < deadline,
+                "still degraded after the server came back"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let recs = store
+            .append(
+                Uuid::now_v7(),
+                ExpectedVersion::Any,
+                vec![ev("Back", json!({}))],
+            )
+            .await
+            .expect("appends work again");
+        assert_eq!(recs[0].seq, 3, "the refused appends stored nothing");
+        assert_chain(&store, 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_refused_connection_names_the_server_but_not_the_password() {
+        let cluster = Cluster::shared();
+        let db = database();
+        let wrong = db
+            .url()
+            .replace(cluster.password(), "not-the-password-7c1f");
+        let err = PostgresEventStore::connect(&wrong, PostgresOptions::default())
+            .err()
+            .expect("wrong password");
+        let StoreError::Storage(m) = &err else {
+            panic!("expected Storage, got {err:?}");
+        };
+        assert!(
+            m.contains(&format!(
+                "postgres@127.0.0.1:{}/{}",
+                cluster.port(),
+                db.name()
+            )),
+            "{m}"
+        );
+        assert!(m.contains("28P01"), "says the password was refused: {m}");
+        assert!(!m.contains("not-the-password-7c1f"), "{m}");
+
+        let nobody = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = nobody.local_addr().expect("addr").port();
+        drop(nobody);
+        let err = PostgresEventStore::connect(
+            &format!("postgres://avvik:secret-5d2@127.0.0.1:{port}/avvik"),
+            PostgresOptions::default(),
+        )
+        .err()
+        .expect("nothing listens there");
+        let StoreError::Storage(m) = &err else {
+            panic!("expected Storage, got {err:?}");
+        };
+        assert!(m.contains(&format!("avvik@127.0.0.1:{port}/avvik")), "{m}");
+        assert!(!m.contains("secret-5d2"), "{m}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn verify_names_rows_changed_in_the_database() {
+        let cases = [
+            (
+                "one byte changed in record 4",
+                "UPDATE avvik_events SET bytes = convert_to(replace(convert_from(bytes, 'UTF8'), \
+                 'alpha-4', 'alphb-4'), 'UTF8') WHERE seq = 4",
+                4,
+            ),
+            (
+                "record 5 deleted",
+                "DELETE FROM avvik_events WHERE seq = 5",
+                5,
+            ),
+            (
+                "last record deleted",
+                "DELETE FROM avvik_events WHERE seq = 8",
+                8,
+            ),
+            (
+                "a record added after the head",
+                "INSERT INTO avvik_events (seq, id, stream, version, bytes) \
+                 SELECT 9, gen_random_uuid(), stream, version + 100, bytes \
+                 FROM avvik_events WHERE seq = 8",
+                9,
+            ),
+            (
+                "the head row moved back",
+                "UPDATE avvik_head SET seq = 6",
+                7,
+            ),
+        ];
+        for (what, sql, bad) in cases {
+            let db = database();
+            let store = connect(db.url(), PostgresOptions::default());
+            seed(&store, 8).await;
+            assert!(store.verify().expect("verify").ok);
+            db.psql(sql);
+            let report = store.verify().expect("verify");
+            assert!(!report.ok, "{what}: not detected");
+            assert_eq!(report.first_bad_seq, Some(bad), "{what}: {report:?}");
+        }
+
+        // A record that cannot be read is reported once, and reading goes on after it.
+        let db = database();
+        let store = connect(db.url(), PostgresOptions::default());
+        seed(&store, 5).await;
+        db.psql("UPDATE avvik_events SET bytes = '\\x7b6e6f74'::bytea WHERE seq = 3");
+        let seqs: Vec<Result<u64, u64>> = read_all(&store, 1)
+            .map(|r| match r {
+                Ok(r) => Ok(r.seq),
+                Err(StoreError::Corrupt { seq, .. }) => Err(seq),
+                Err(e) => panic!("unexpected: {e}"),
+            })
+            .collect();
+        assert_eq!(seqs, [Ok(1), Ok(2), Err(3), Ok(4), Ok(5)]);
+        assert_eq!(store.verify().expect("verify").first_bad_seq, Some(3));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_sled_log_moves_to_postgres_byte_for_byte() {
+        let dir = tempdir();
+        let sled = open(dir.path());
+        populated(&sled).await;
+        let export = export_bytes(&sled);
+        let head = sled.head();
+
+        let db = database();
+        let imported = PostgresEventStore::import(
+            db.url(),
+            PostgresOptions::default(),
+            &mut &export[..],
+            &counter_of,
+        )
+        .expect("import into an empty database");
+        assert_eq!(imported, head, "the same head hash");
+        let pg = connect(db.url(), PostgresOptions::default());
+        assert_eq!(pg.head(), head);
+        assert_eq!(raw_log(&pg), raw_log(&sled), "the same bytes");
+        assert_eq!(pg.counter("case").expect("counter"), 10);
+        assert!(pg.verify().expect("verify").ok);
+        drop(pg);
+
+        let err = PostgresEventStore::import(
+            db.url(),
+            PostgresOptions::default(),
+            &mut &export[..],
+            &counter_of,
+        )
+        .expect_err("the database holds records now");
+        assert!(matches!(err, StoreError::Import(_)), "{err:?}");
+    }
+}

@@ -11,9 +11,17 @@ use tokio_postgres::Client;
 use super::schema::{self, CHANNEL};
 use super::Shared;
 
-/// Runs on the store's runtime until it stops.
-pub(crate) async fn follow_head(shared: Arc<Shared>, interval: Duration) {
-    let mut listener: Option<(Client, mpsc::UnboundedReceiver<String>)> = None;
+/// A connection listening on the head channel, and what it hears.
+pub(crate) type Listener = (Client, mpsc::UnboundedReceiver<String>);
+
+/// Runs on the store's runtime until it stops. `listener` was opened before the store read
+/// its head, so no commit falls between the two.
+pub(crate) async fn follow_head(
+    shared: Arc<Shared>,
+    interval: Duration,
+    listener: Option<Listener>,
+) {
+    let mut listener = listener;
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -46,7 +54,7 @@ pub(crate) async fn follow_head(shared: Arc<Shared>, interval: Duration) {
 
 /// A connection listening on the head channel, or `None` while the database cannot be
 /// reached (the poll goes on, and the next tick tries again).
-async fn listen(shared: &Shared) -> Option<(Client, mpsc::UnboundedReceiver<String>)> {
+pub(crate) async fn listen(shared: &Shared) -> Option<Listener> {
     let (tx, rx) = mpsc::unbounded_channel();
     let connect = async {
         let client = shared.target.connect(Some(tx)).await?;

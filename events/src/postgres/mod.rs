@@ -1,14 +1,14 @@
 //! The PostgreSQL backend: the log in a table of exact record bytes, shared by any number
-//! of avvik processes ([`schema`]); one writer thread per process commits queued appends in
-//! one transaction each, under a lock on the head row ([`writer`]); the head follows other
-//! processes' commits by `LISTEN`/`NOTIFY` and a poll ([`follow`]); import fills an empty
-//! database from an export ([`transfer`]). The rules of an append are
+//! of avvik processes (`schema`); one writer thread per process commits queued appends in
+//! one transaction each, under a lock on the head row (`writer`); the head follows other
+//! processes' commits by `LISTEN`/`NOTIFY` and a poll (`follow`); import fills an empty
+//! database from an export (`transfer`). The rules of an append are
 //! [`crate::store::rules`], shared with every backend.
 //!
 //! # Synchronous and async calls
 //!
 //! Every connection is a `tokio-postgres` connection driven by the store's own
-//! single-threaded runtime, on a thread of its own ([`conn::Io`]). The async forms run
+//! single-threaded runtime, on a thread of its own (`conn::Io`). The async forms run
 //! their query there and await the answer, on whatever runtime the caller uses. The
 //! synchronous forms hand the query over and wait on a plain channel, so they work from
 //! any thread, a tokio worker included (where the `postgres` crate's client would panic
@@ -180,9 +180,14 @@ impl Drop for PostgresEventStore {
 }
 
 impl PostgresEventStore {
-    /// Connects to the database at `url` (a `postgres://` URL or a `key=value` string;
-    /// TLS as [`Target::parse`] says), creates the tables if they are missing, and reads
-    /// the head. Fails with `Storage` if the database cannot be reached.
+    /// Connects to the database at `url` (a `postgres://` URL or a `key=value` string),
+    /// creates the tables if they are missing, and reads the head. Fails with `Storage` if
+    /// the database cannot be reached.
+    ///
+    /// TLS: `sslmode=require`, `verify-ca` and `verify-full` connect with rustls and check
+    /// the server's certificate against the system CA store and its name against the host;
+    /// `sslmode=disable` connects in plain text; without `sslmode` a loopback host or a
+    /// Unix socket connects in plain text and any other host with TLS.
     pub fn connect(url: &str, opts: PostgresOptions) -> Result<Self> {
         let target = Target::parse(url, opts.connect_timeout)?;
         let (head_tx, _) = watch::channel(0);
@@ -201,15 +206,18 @@ impl PostgresEventStore {
                 let open = async {
                     let client = shared.target.connect(None).await?;
                     schema::ensure(&client, &shared.health).await?;
+                    // Listen first, then read the head: a commit by another process in
+                    // between is heard, not missed until the next poll.
+                    let listener = follow::listen(&shared).await;
                     let tip = schema::read_head(&client, false)
                         .await
                         .map_err(|e| e.into_store(&shared.health))?;
-                    Ok((client, tip))
+                    Ok((client, listener, tip))
                 };
                 shared.health.within(shared.timeout, "connect", open).await
             })
         };
-        let (client, tip) = match opened {
+        let (client, listener, tip) = match opened {
             Ok(x) => x,
             Err(e) => {
                 shared.io.stop();
@@ -217,9 +225,11 @@ impl PostgresEventStore {
             }
         };
         shared.publish(tip);
-        shared
-            .io
-            .spawn(follow::follow_head(shared.clone(), opts.poll_interval));
+        shared.io.spawn(follow::follow_head(
+            shared.clone(),
+            opts.poll_interval,
+            listener,
+        ));
         let (tx, rx) = mpsc::channel(opts.queue.max(1));
         let writer = Writer::new(shared.clone(), opts.max_batch, Some(client));
         let handle = std::thread::Builder::new()
