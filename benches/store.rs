@@ -570,7 +570,7 @@ fn startup_child(dir: &Path) -> AnyResult<()> {
     let mut config = avvik::config::Config::defaults()?;
     config.store.data_dir = dir.to_path_buf();
     let (seconds, seq) = rt.block_on(async {
-        let store: Arc<dyn EventStore> = Arc::new(avvik::startup::open_store(&config)?);
+        let store: Arc<dyn EventStore> = avvik::startup::open_store(&config)?;
         let head = store.head().seq;
         let (stop, _) = tokio::sync::watch::channel(false);
         let rules = Arc::new(avvik::notify::rules::Rules::from_config(&config));

@@ -65,15 +65,24 @@ pub enum Command {
         /// An export file, an archive directory (store.archive_dir), or "-" for stdin.
         file: PathBuf,
     },
-    /// Bring a log from before encryption under it: read an export (or archive directory),
-    /// seal every event's personal fields under new per-deviation keys and import it into
-    /// the new, empty data directory `--data`, ending with a `LogMigrated` record that
-    /// names the old head hash.
+    /// Two migrations (with the server stopped). `--from STORE --to STORE` copies the
+    /// log verbatim from one store to another, empty one (`sled:DIR` or `postgres:URL`):
+    /// the same records, the same head hash. `--data DIR OLD_LOG` brings a log from before
+    /// encryption under it: read an export (or archive directory), seal every event's
+    /// personal fields under new per-deviation keys and import it into the new, empty data
+    /// directory, ending with a `LogMigrated` record that names the old head hash.
     Migrate {
-        #[arg(long)]
-        data: PathBuf,
+        /// The store to copy from: `sled:DIR` or `postgres:URL`.
+        #[arg(long = "from", requires = "to", conflicts_with_all = ["data", "old_log"])]
+        from_store: Option<String>,
+        /// The empty store to copy into: `sled:DIR` or `postgres:URL`.
+        #[arg(long, requires = "from_store")]
+        to: Option<String>,
+        #[arg(long, required_unless_present = "from_store")]
+        data: Option<PathBuf>,
         /// The old log's export file or archive directory.
-        from: PathBuf,
+        #[arg(value_name = "FROM", required_unless_present = "from_store")]
+        old_log: Option<PathBuf>,
     },
     /// Data keys for a named transfer (with the server stopped): `export` writes every
     /// live key to a file and records that it did; `import` puts such a file's keys into
@@ -258,7 +267,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("imported {} records; head hash {}", head.seq, head.hash);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Migrate { data, from } => {
+        Command::Migrate {
+            from_store: Some(from),
+            to: Some(to),
+            ..
+        } => {
+            let head = crate::store::copy(&from, &to)?;
+            println!(
+                "copied {} records from {} to {}; head hash {}",
+                head.seq,
+                crate::store::shown(&from),
+                crate::store::shown(&to),
+                head.hash
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { data, old_log, .. } => {
+            let (Some(data), Some(from)) = (data, old_log) else {
+                bail!("give --from STORE --to STORE, or --data DIR and the old log");
+            };
             if data.join("events").exists() {
                 bail!(
                     "{} already holds a log; migrate into a new directory",

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use avvik_events::{EventStore, SledEventStore, StoreOptions};
+use avvik_events::{EventStore, PostgresEventStore, PostgresOptions, SledEventStore, StoreOptions};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
 use crate::intake::projection::{IntakeProjection, IntakeView};
 use crate::notify::outbox::{Outbox, OutboxProjection};
 use crate::notify::rules::Rules;
@@ -20,15 +20,39 @@ use crate::service::Services;
 use crate::web::{self, AppState};
 use crate::webhooks::outbox::{Subscription, WebhookOutbox, WebhookOutboxProjection};
 
-/// Opens the store in the configured data directory.
-pub fn open_store(config: &Config) -> Result<SledEventStore, avvik_events::StoreError> {
-    SledEventStore::open(
-        &config.store.data_dir,
-        StoreOptions {
-            cache_capacity: config.store.cache_mb * 1024 * 1024,
-            ..crate::store::store_options()
-        },
-    )
+/// Opens the configured store: sled in the data directory, or the PostgreSQL database of
+/// `store.postgres.url` (a wrong URL or password stops start-up naming the key, never
+/// showing the password).
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn EventStore>> {
+    match config.store.backend {
+        StoreBackend::Sled => {
+            let store = SledEventStore::open(
+                &config.store.data_dir,
+                StoreOptions {
+                    cache_capacity: config.store.cache_mb * 1024 * 1024,
+                    ..crate::store::store_options()
+                },
+            )
+            .with_context(|| {
+                format!(
+                    "opening the event store in {}",
+                    config.store.data_dir.display()
+                )
+            })?;
+            Ok(Arc::new(store))
+        }
+        StoreBackend::Postgres => {
+            let store =
+                PostgresEventStore::connect(&config.store.postgres.url, PostgresOptions::default())
+                    .with_context(|| {
+                        format!(
+                            "opening the event store in PostgreSQL (key `store.postgres.url` = {})",
+                            config.store.postgres.shown()
+                        )
+                    })?;
+            Ok(Arc::new(store))
+        }
+    }
 }
 
 /// The projections the service runs on, caught up from the log together.
@@ -111,12 +135,7 @@ impl Application {
     }
 
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let store: Arc<dyn EventStore> = Arc::new(open_store(&config).with_context(|| {
-            format!(
-                "opening the event store in {}",
-                config.store.data_dir.display()
-            )
-        })?);
+        let store = open_store(&config)?;
         let access_log = crate::access_log::AccessLog::open(&config.store.data_dir, clock.clone())
             .with_context(|| {
                 format!(

@@ -22,3 +22,91 @@ pub fn counter_of(rec: &RecordedEvent) -> Option<(String, u64)> {
     let r = Reference::parse(rec.data.get("reference")?.as_str()?)?;
     Some((Reference::counter_name(r.year), r.number))
 }
+
+/// A store named on the command line: `sled:DIR` or `postgres:URL`.
+enum Place {
+    Sled(std::path::PathBuf),
+    Postgres(String),
+}
+
+fn place(spec: &str) -> anyhow::Result<Place> {
+    if let Some(dir) = spec.strip_prefix("sled:") {
+        Ok(Place::Sled(dir.into()))
+    } else if let Some(url) = spec.strip_prefix("postgres:") {
+        Ok(Place::Postgres(url.to_string()))
+    } else {
+        anyhow::bail!("expected sled:DIR or postgres:URL, got `{}`", shown(spec))
+    }
+}
+
+/// A store spec for messages: a PostgreSQL URL without its password.
+pub fn shown(spec: &str) -> String {
+    match spec.strip_prefix("postgres:") {
+        Some(url) => format!(
+            "postgres:{}",
+            crate::config::PostgresConfig { url: url.into() }.shown()
+        ),
+        None if spec.starts_with("sled:") => spec.to_string(),
+        None => "<redacted>".into(),
+    }
+}
+
+/// Copies the whole log from store `from` into the empty store `to` (`avvik migrate
+/// --from … --to …`), streaming the source's export into the destination's import: the
+/// same records byte for byte, so the same head hash, which is checked. The counters are
+/// rebuilt from the log as any import does.
+pub fn copy(from: &str, to: &str) -> anyhow::Result<avvik_events::Head> {
+    use anyhow::Context;
+    use avvik_events::{EventStore, PostgresEventStore, PostgresOptions, SledEventStore};
+    let source: Box<dyn EventStore> = match place(from)? {
+        Place::Sled(dir) => Box::new(crate::cli::open_existing(&dir)?),
+        Place::Postgres(url) => Box::new(
+            PostgresEventStore::connect(&url, PostgresOptions::default())
+                .with_context(|| format!("opening {}", shown(from)))?,
+        ),
+    };
+    let head = source.head();
+    let to_place = place(to)?;
+    if let Place::Sled(dir) = &to_place {
+        if dir.join("events").exists() {
+            anyhow::bail!(
+                "{} already holds a log; copy into a new directory",
+                dir.display()
+            );
+        }
+    }
+    let (reader, mut writer) = std::io::pipe()?;
+    let copied = std::thread::scope(|scope| -> anyhow::Result<avvik_events::Head> {
+        let export = scope.spawn(move || {
+            let n = source.export(1, head.seq, &mut writer);
+            drop(writer);
+            n
+        });
+        let mut input = std::io::BufReader::with_capacity(1 << 16, reader);
+        let imported = match &to_place {
+            Place::Sled(dir) => {
+                SledEventStore::import(dir, store_options(), &mut input, &counter_of)
+            }
+            Place::Postgres(url) => {
+                PostgresEventStore::import(url, PostgresOptions::default(), &mut input, &counter_of)
+            }
+        };
+        // Drain what the import did not read, so the exporting thread can finish.
+        let _ = std::io::copy(&mut input, &mut std::io::sink());
+        let exported = export
+            .join()
+            .map_err(|_| anyhow::anyhow!("the export thread panicked"))?;
+        exported.with_context(|| format!("reading {}", shown(from)))?;
+        imported.with_context(|| format!("writing {}", shown(to)))
+    })?;
+    if copied.seq != head.seq || copied.hash != head.hash {
+        anyhow::bail!(
+            "the copy ends at seq {} hash {}, the source at seq {} hash {}",
+            copied.seq,
+            copied.hash,
+            head.seq,
+            head.hash
+        );
+    }
+    Ok(copied)
+}

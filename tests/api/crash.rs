@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::helpers::{avvik, Server};
 
 /// Posts reports from `clients` tasks until the server dies; returns the answered refs.
-async fn hammer(base: String, clients: usize, acked: Arc<Mutex<Vec<String>>>) {
+pub(crate) async fn hammer(base: String, clients: usize, acked: Arc<Mutex<Vec<String>>>) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

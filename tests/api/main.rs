@@ -41,6 +41,7 @@ mod oidc;
 mod oidc_provider;
 mod openapi;
 mod overload;
+mod postgres;
 mod privacy;
 mod privacy_props;
 mod public;

@@ -1,0 +1,140 @@
+//! `avvik serve` on PostgreSQL (`store.backend = "postgres"`), against a throw-away
+//! cluster (events/tests/support/pg_cluster.rs): acknowledged reports survive SIGKILL, the
+//! log moves between sled and PostgreSQL with `avvik migrate --from … --to …` keeping its
+//! head hash, and a wrong password stops start-up naming the key.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::Value;
+
+use crate::helpers::{avvik, Server};
+
+#[path = "../../events/tests/support/pg_cluster.rs"]
+mod pg_cluster;
+
+fn on_postgres(url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AVVIK_STORE__BACKEND", "postgres".into()),
+        ("AVVIK_STORE__POSTGRES__URL", url.to_string()),
+        // Unlimited: the load must still be running when the server is killed.
+        ("AVVIK_HTTP__RATE_LIMIT_PER_MINUTE", "0".into()),
+    ]
+}
+
+fn envs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    v.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// The references of the reports in a sled data directory.
+fn stored_references(data: &str) -> BTreeSet<String> {
+    let (code, out, err) = avvik(
+        &[
+            "replay",
+            "--data",
+            data,
+            "--as-of",
+            &format!("seq:{}", u64::MAX),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["reference"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The head hash `avvik verify --json` reports for a sled data directory.
+fn verified_head(data: &str) -> String {
+    let (code, out, err) = avvik(&["verify", "--data", data, "--json"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["head_hash"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_the_chain() {
+    let db = pg_cluster::Cluster::shared().database();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let pg = on_postgres(db.url());
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut rng = rand::thread_rng();
+    for _cycle in 0..3 {
+        let server = Server::start(&data, &envs(&pg));
+        let load = tokio::spawn(crate::crash::hammer(server.base.clone(), 8, acked.clone()));
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(300..900))).await;
+        server.kill9();
+        load.await.unwrap();
+    }
+    let acked: BTreeSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    assert!(acked.len() > 20, "load reached the server: {}", acked.len());
+    // Nothing was written to sled in the data directory.
+    assert!(!data.join("events").exists());
+
+    // PostgreSQL → sled, verbatim: the chain verifies and every answered report is there.
+    let copy = dir.path().join("copy");
+    let from = format!("postgres:{}", db.url());
+    let to = format!("sled:{}", copy.display());
+    let (code, out, err) = avvik(&["migrate", "--from", &from, "--to", &to], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        !out.contains(pg_cluster::Cluster::shared().password()),
+        "{out}"
+    );
+    let copy_s = copy.to_str().unwrap();
+    let head = verified_head(copy_s);
+    assert!(out.contains(&head), "{out} names the head {head}");
+    let stored = stored_references(copy_s);
+    let lost: Vec<&String> = acked.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+
+    // And back, sled → a new PostgreSQL database: the same head hash; the service
+    // starts on it.
+    let back = pg_cluster::Cluster::shared().database();
+    let (code, out, err) = avvik(
+        &[
+            "migrate",
+            "--from",
+            &to,
+            "--to",
+            &format!("postgres:{}", back.url()),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&head), "{out}");
+    // A second copy into a store that holds a log is refused.
+    let (code, _, _) = avvik(&["migrate", "--from", &from, "--to", &to], &[]);
+    assert_ne!(code, 0);
+    let data2 = dir.path().join("data2");
+    let server = Server::start(&data2, &envs(&on_postgres(back.url())));
+    server.kill9();
+}
+
+#[test]
+fn a_wrong_postgres_password_stops_start_up_naming_the_key() {
+    let cluster = pg_cluster::Cluster::shared();
+    let db = cluster.database();
+    let wrong = db.url().replace(cluster.password(), "fel-losenord-123");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (code, out, err) = avvik(
+        &["serve"],
+        &[
+            ("AVVIK_STORE__BACKEND", "postgres"),
+            ("AVVIK_STORE__POSTGRES__URL", &wrong),
+            ("AVVIK_STORE__DATA_DIR", data.to_str().unwrap()),
+            ("AVVIK_HTTP__ADDR", "127.0.0.1:0"),
+        ],
+    );
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("store.postgres.url"), "{err}");
+    assert!(!err.contains("fel-losenord-123"), "{err}");
+}
