@@ -10,7 +10,7 @@ use avvik_events::{EventStore, SledEventStore};
 
 use crate::auth::Role;
 use crate::clock::SystemClock;
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
 use crate::domain::EmailAddress;
 use crate::register::RegisterProjection;
 use crate::service::Services;
@@ -95,8 +95,11 @@ async fn services(
     data: Option<PathBuf>,
 ) -> anyhow::Result<(Services, tokio::sync::watch::Sender<bool>)> {
     let dir = data.unwrap_or_else(|| config.store.data_dir.clone());
-    let store: Arc<dyn EventStore> =
-        Arc::new(SledEventStore::open(&dir, crate::store::store_options())?);
+    // The log where the service keeps it; the secret and the data keys stay in `dir`.
+    let store: Arc<dyn EventStore> = match config.store.backend {
+        StoreBackend::Sled => Arc::new(SledEventStore::open(&dir, crate::store::store_options())?),
+        StoreBackend::Postgres => crate::startup::open_store(config)?,
+    };
     let (tx, rx) = tokio::sync::watch::channel(false);
     let secret = crate::secret::Secret::load_or_create(&dir)?;
     let keys = crate::privacy::Keyring::open_dir(&dir, &secret)?;

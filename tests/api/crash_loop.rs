@@ -177,22 +177,50 @@ async fn check(base: &str, token: &str, acked: &Acked, cycle: usize) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn crash_loop_loses_no_acknowledged_write_and_no_escalation() {
-    let cycles: usize = std::env::var("CRASH_LOOP_CYCLES")
+fn cycles(var: &str, default: usize) -> usize {
+    std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+        .unwrap_or(default)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_loop_loses_no_acknowledged_write_and_no_escalation() {
     let dir = tempfile::tempdir().unwrap();
     let data = match std::env::var("CRASH_LOOP_DATA") {
         Ok(p) => std::path::PathBuf::from(p),
         Err(_) => dir.path().join("data"),
     };
+    crash_loop(data, cycles("CRASH_LOOP_CYCLES", 100), Vec::new()).await;
+}
+
+/// The same loop with the log in PostgreSQL (a throw-away cluster's database):
+/// `CRASH_LOOP_PG_CYCLES` cycles (default 25).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_loop_on_postgres_loses_no_acknowledged_write_and_no_escalation() {
+    let db = crate::postgres::pg_cluster::Cluster::shared().database();
+    let dir = tempfile::tempdir().unwrap();
+    let store = vec![
+        ("AVVIK_STORE__BACKEND", "postgres".to_string()),
+        ("AVVIK_STORE__POSTGRES__URL", db.url().to_string()),
+    ];
+    crash_loop(
+        dir.path().join("data"),
+        cycles("CRASH_LOOP_PG_CYCLES", 25),
+        store,
+    )
+    .await;
+}
+
+/// `cycles` crash-and-restart cycles on `data`, with `store` (the backend's settings) in
+/// every process's environment.
+async fn crash_loop(data: std::path::PathBuf, cycles: usize, store: Vec<(&'static str, String)>) {
     // A CISO to classify with, created before the first start.
-    let token = crate::helpers::cli_ciso_token(&data);
+    let store_env: Vec<(&str, &str)> = store.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let token = crate::helpers::cli_ciso_token_with(&data, &store_env);
 
     let sink = SmtpSink::start(Mode::Normal).await;
-    let env: Vec<(&'static str, String)> = vec![
+    let mut env: Vec<(&'static str, String)> = vec![
         ("AVVIK_HTTP__RATE_LIMIT_PER_MINUTE", "0".into()),
         ("AVVIK_MAIL__TRANSPORT", "smtp".into()),
         ("AVVIK_MAIL__SMTP__HOST", "127.0.0.1".into()),
@@ -208,6 +236,7 @@ async fn crash_loop_loses_no_acknowledged_write_and_no_escalation() {
         ("AVVIK_NOTIFICATIONS__RETRY_MAX_S", "2".into()),
         ("AVVIK_NOTIFICATIONS__POLL_INTERVAL_S", "1".into()),
     ];
+    env.extend(store.iter().cloned());
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut rng = rand::thread_rng();
     for cycle in 0..cycles {

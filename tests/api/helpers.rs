@@ -222,8 +222,14 @@ pub fn avvik(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
 /// Creates a CISO account in `data` with the CLI (before a server starts on it) and
 /// returns a fresh API token for it.
 pub fn cli_ciso_token(data: &Path) -> String {
+    cli_ciso_token_with(data, &[])
+}
+
+/// `cli_ciso_token` with more settings (e.g. the store's backend) in the environment.
+pub fn cli_ciso_token_with(data: &Path, envs: &[(&str, &str)]) -> String {
     let d = data.to_str().unwrap();
     let mut child = Command::new(BIN)
+        .envs(envs.iter().copied())
         .args([
             "user",
             "add",
@@ -260,7 +266,7 @@ pub fn cli_ciso_token(data: &Path) -> String {
             "--user",
             "ciso@kommunen.example",
         ],
-        &[],
+        envs,
     );
     assert_eq!(code, 0, "{err}");
     out.lines().last().unwrap().trim().to_string()

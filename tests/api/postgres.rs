@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::helpers::{avvik, Server};
 
 #[path = "../../events/tests/support/pg_cluster.rs"]
-mod pg_cluster;
+pub mod pg_cluster;
 
 fn on_postgres(url: &str) -> Vec<(&'static str, String)> {
     vec![
