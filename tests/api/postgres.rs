@@ -138,3 +138,134 @@ fn a_wrong_postgres_password_stops_start_up_naming_the_key() {
     assert!(err.contains("store.postgres.url"), "{err}");
     assert!(!err.contains("fel-losenord-123"), "{err}");
 }
+
+/// Posts reports until `stop`; returns the references answered 201 and how many were
+/// answered 503 with the Swedish message.
+async fn report_until(
+    base: String,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> (BTreeSet<String>, usize) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(40))
+        .build()
+        .unwrap();
+    let (mut acked, mut unavailable) = (BTreeSet::new(), 0);
+    let mut i = 0;
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        i += 1;
+        let r = client
+            .post(format!("{base}/api/v1/deviations"))
+            .json(&serde_json::json!({"title": format!("Under last {i}"), "description": "pg stoppas"}))
+            .send()
+            .await
+            .expect("the service answers while the database is down");
+        match r.status().as_u16() {
+            201 => {
+                let v: Value = r.json().await.unwrap();
+                acked.insert(v["reference"].as_str().unwrap().to_string());
+            }
+            503 => {
+                let v: Value = r.json().await.unwrap();
+                assert!(
+                    v["detail_sv"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("Försök igen"),
+                    "{v}"
+                );
+                unavailable += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("unexpected {other}: {}", r.text().await.unwrap_or_default()),
+        }
+    }
+    (acked, unavailable)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_under_load_answers_503_and_avvik_recovers_by_itself() {
+    let cluster = pg_cluster::Cluster::own();
+    let db = cluster.database();
+    let url = db.url().to_string();
+    let app = crate::helpers::TestApp::spawn_with(
+        move |c| {
+            c.store.backend = avvik::config::StoreBackend::Postgres;
+            c.store.postgres.url = url;
+            c.http.rate_limit_per_minute = 0;
+        },
+        Arc::new(avvik::clock::SystemClock),
+    )
+    .await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = tokio::spawn(report_until(app.base.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The database goes away under load: writes answer 503, /readyz says the store.
+    tokio::task::spawn_blocking(move || cluster.stop_server())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let ready = loop {
+        let r = app
+            .client
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let v: Value = r.json().await.unwrap();
+        if status == 503 && v["store_degraded"] == true {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readyz never said so: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(ready["ready"], false);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Back: avvik takes reports again without a restart.
+    tokio::task::spawn_blocking(move || cluster.start_server())
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = app
+            .client
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "avvik did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, unavailable) = load.await.unwrap();
+    assert!(unavailable > 0, "some writes met the stopped database");
+    assert!(
+        acked.len() > 5,
+        "reports were taken before and after: {}",
+        acked.len()
+    );
+
+    // Nothing acknowledged is lost: every answered reference is in the log.
+    let records = app.app_state.services.store.read_batch(1, 100_000).unwrap();
+    let stored: BTreeSet<String> = records
+        .iter()
+        .filter(|r| r.event_type == "DeviationReported")
+        .filter_map(|r| r.data["reference"].as_str().map(str::to_string))
+        .collect();
+    let lost: Vec<&String> = acked.difference(&stored).collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    assert!(app.app_state.services.store.verify().unwrap().ok);
+    app.stop().await;
+}

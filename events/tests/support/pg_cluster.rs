@@ -84,6 +84,29 @@ impl Cluster {
         CLUSTER.get_or_init(|| Cluster::start().unwrap_or_else(|e| panic!("{e}")))
     }
 
+    /// A cluster of its own, for a test that stops and starts the server; it lives (and
+    /// is removed) as the shared one does.
+    pub fn own() -> &'static Cluster {
+        Box::leak(Box::new(Cluster::start().unwrap_or_else(|e| panic!("{e}"))))
+    }
+
+    /// Stops the server at once (`pg_ctl stop -m immediate`): every connection drops.
+    pub fn stop_server(&self) {
+        let stop = stop_command(is_root(), &self.bin, &self.dir.join("data"));
+        run(Command::new("sh").args(["-c", &stop])).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Starts the stopped server again on the same port.
+    pub fn start_server(&self) {
+        run(&mut pg_ctl_start(
+            is_root(),
+            &self.bin,
+            &self.dir,
+            self.port,
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
     /// A new, empty database.
     pub fn database(&'static self) -> Database {
         let n = self.next_db.fetch_add(1, Ordering::Relaxed);
@@ -181,17 +204,7 @@ impl Cluster {
         let mut last = String::new();
         for _ in 0..5 {
             let port = free_port()?;
-            let started = run(server_command(root, &bin.join("pg_ctl"))
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(dir.join("server.log"))
-                .args(["-w", "-t", "30", "-o"])
-                .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
-                    dir.display()
-                ))
-                .arg("start"));
+            let started = run(&mut pg_ctl_start(root, &bin, &dir, port));
             match started {
                 Ok(()) => {
                     let watcher = watch(root, &bin, &dir)?;
@@ -212,6 +225,22 @@ impl Cluster {
         }
         Err(format!("the test PostgreSQL cluster did not start: {last}"))
     }
+}
+
+/// `pg_ctl start` of the cluster in `dir` on `port`, waiting until it accepts connections.
+fn pg_ctl_start(root: bool, bin: &Path, dir: &Path, port: u16) -> Command {
+    let mut c = server_command(root, &bin.join("pg_ctl"));
+    c.arg("-D")
+        .arg(dir.join("data"))
+        .arg("-l")
+        .arg(dir.join("server.log"))
+        .args(["-w", "-t", "30", "-o"])
+        .arg(format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            dir.display()
+        ))
+        .arg("start");
+    c
 }
 
 /// Starts the process that stops the cluster and removes its directory once this process
