@@ -169,6 +169,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e.into()),
     };
     let data_dir = |d: Option<PathBuf>| d.unwrap_or_else(|| config.store.data_dir.clone());
+    // The log: with `--data`, the sled store in that directory; else where the service
+    // keeps it (sled in store.data_dir, or PostgreSQL). The secret and keys stay in the
+    // directory either way.
+    let open_log = |d: &Option<PathBuf>| -> anyhow::Result<std::sync::Arc<dyn EventStore>> {
+        match (d, config.store.backend) {
+            (None, crate::config::StoreBackend::Postgres) => crate::startup::open_store(&config),
+            _ => Ok(std::sync::Arc::new(open_existing(&data_dir(d.clone()))?)),
+        }
+    };
     match cli.command {
         Command::Serve => {
             let app = Application::build(config.clone()).await?;
@@ -193,7 +202,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     verify_export(&mut BufReader::new(f), expected)?
                 }
                 None => {
-                    let store = open_existing(&data_dir(data))?;
+                    let store = open_log(&data)?;
                     let mut report = store.verify()?;
                     if let (true, Some((seq, hash))) = (report.ok, expected) {
                         if report.head_seq != seq || report.head_hash != hash {
@@ -219,8 +228,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             from_seq,
             to_seq,
         } => {
+            let store = open_log(&data)?;
             let dir = data_dir(data);
-            let store = open_existing(&dir)?;
             // An export is a reading of every deviation: in the access log first, or not at all.
             let to = to_seq.unwrap_or(u64::MAX).min(store.head().seq);
             crate::access_log::AccessLog::open(
@@ -315,9 +324,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 transfer,
                 out,
             } => {
+                let store = open_log(&data)?;
                 let dir = data_dir(data);
-                let store: std::sync::Arc<dyn EventStore> =
-                    std::sync::Arc::new(open_existing(&dir)?);
                 let keys = open_keys(&dir)?;
                 let commands = crate::command::CommandHandler::new(
                     store.clone(),
@@ -370,11 +378,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 None => None,
             };
+            let store = open_log(&data)?;
             let dir = data_dir(data);
-            let store = open_existing(&dir)?;
             let keys = open_keys(&dir)?;
-            let seq = point.resolve(&store)?;
-            let reg = Register::fold(&store, &keys, seq)?;
+            let seq = point.resolve(&*store)?;
+            let reg = Register::fold(&*store, &keys, seq)?;
             let out = match reference {
                 Some(r) => match reg.by_reference(r) {
                     Some(d) => serde_json::json!({ "as_of_seq": seq, "deviation": d }),
@@ -392,8 +400,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             issue,
             reason,
         } => {
+            let store = open_log(&data)?;
             let dir = data_dir(data);
-            let store: std::sync::Arc<dyn EventStore> = std::sync::Arc::new(open_existing(&dir)?);
             let keys = open_keys(&dir)?;
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());

@@ -192,7 +192,16 @@ async fn check_imap(config: &Config) -> Finding {
 /// when it holds the store, else the configuration (which seeds the log at first start).
 async fn current_lists(config: &Config) -> (RecipientLists, String) {
     let dir = &config.store.data_dir;
-    if dir.exists() {
+    if config.store.backend == crate::config::StoreBackend::Postgres {
+        // Several processes share a database: reading it while the server runs is fine.
+        if let Ok(store) = crate::startup::open_store(config) {
+            if let Ok((r, _, _)) = crate::notify::recipients::load(&*store, None) {
+                if r.recorded {
+                    return (r.lists, "loggen i PostgreSQL".into());
+                }
+            }
+        }
+    } else if dir.exists() {
         match SledEventStore::open(dir, crate::store::store_options()) {
             Ok(store) => {
                 let store: &dyn EventStore = &store;
@@ -351,14 +360,18 @@ fn check_clock(config: &Config) -> Finding {
         );
     }
     let dir = &config.store.data_dir;
-    let last = dir
-        .exists()
-        .then(|| SledEventStore::open(dir, crate::store::store_options()).ok())
-        .flatten()
-        .and_then(|s| {
-            let head = s.head().seq;
-            s.read_batch(head, 1).ok()?.pop().map(|r| r.at)
-        });
+    let store: Option<std::sync::Arc<dyn EventStore>> = match config.store.backend {
+        crate::config::StoreBackend::Postgres => crate::startup::open_store(config).ok(),
+        crate::config::StoreBackend::Sled => dir
+            .exists()
+            .then(|| SledEventStore::open(dir, crate::store::store_options()).ok())
+            .flatten()
+            .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn EventStore>),
+    };
+    let last = store.and_then(|s| {
+        let head = s.head().seq;
+        s.read_batch(head, 1).ok()?.pop().map(|r| r.at)
+    });
     match last {
         Some(at) if at > now + chrono::Duration::minutes(1) => Finding::bad(
             Level::Fail,

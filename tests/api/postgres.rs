@@ -94,6 +94,15 @@ async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_th
     let stored = stored_references(copy_s);
     let lost: Vec<&String> = acked.difference(&stored).collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    // The commands read the configured store: `avvik verify` walks the chain in
+    // PostgreSQL and ends at the same head.
+    let mut cli_env = envs(&pg);
+    let data_s = data.to_str().unwrap().to_string();
+    cli_env.push(("AVVIK_STORE__DATA_DIR", &data_s));
+    let (code, out, err) = avvik(&["verify", "--json"], &cli_env);
+    assert_eq!(code, 0, "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["head_hash"], head.as_str());
 
     // And back, sled → a new PostgreSQL database: the same head hash; the service
     // starts on it.
