@@ -175,7 +175,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let open_log = |d: &Option<PathBuf>| -> anyhow::Result<std::sync::Arc<dyn EventStore>> {
         match (d, config.store.backend) {
             (None, crate::config::StoreBackend::Postgres) => crate::startup::open_store(&config),
-            _ => Ok(std::sync::Arc::new(open_existing(&data_dir(d.clone()))?)),
+            _ => Ok(std::sync::Arc::new(crate::store::open_existing(
+                &data_dir(d.clone()),
+            )?)),
         }
     };
     match cli.command {
@@ -463,13 +465,6 @@ pub fn fuzz_import(bytes: &[u8]) -> VerifyReport {
     // A record the next one says was altered was still accepted when it was read.
     assert!(register.seq() >= report.records);
     report
-}
-
-pub(crate) fn open_existing(dir: &std::path::Path) -> anyhow::Result<SledEventStore> {
-    if !dir.join("events").exists() {
-        bail!("{} holds no avvik event store", dir.display());
-    }
-    Ok(SledEventStore::open(dir, store_options())?)
 }
 
 fn parse_head(s: &str) -> anyhow::Result<(u64, String)> {

@@ -23,6 +23,15 @@ pub fn counter_of(rec: &RecordedEvent) -> Option<(String, u64)> {
     Some((Reference::counter_name(r.year), r.number))
 }
 
+/// The sled store in `dir`, which must hold one (a command never creates a log by
+/// mistake).
+pub fn open_existing(dir: &std::path::Path) -> anyhow::Result<avvik_events::SledEventStore> {
+    if !dir.join("events").exists() {
+        anyhow::bail!("{} holds no avvik event store", dir.display());
+    }
+    Ok(avvik_events::SledEventStore::open(dir, store_options())?)
+}
+
 /// A store named on the command line: `sled:DIR` or `postgres:URL`.
 enum Place {
     Sled(std::path::PathBuf),
@@ -59,7 +68,7 @@ pub fn copy(from: &str, to: &str) -> anyhow::Result<avvik_events::Head> {
     use anyhow::Context;
     use avvik_events::{EventStore, PostgresEventStore, PostgresOptions, SledEventStore};
     let source: Box<dyn EventStore> = match place(from)? {
-        Place::Sled(dir) => Box::new(crate::cli::open_existing(&dir)?),
+        Place::Sled(dir) => Box::new(open_existing(&dir)?),
         Place::Postgres(url) => Box::new(
             PostgresEventStore::connect(&url, PostgresOptions::default())
                 .with_context(|| format!("opening {}", shown(from)))?,
