@@ -146,6 +146,31 @@ fn a_wrong_postgres_password_stops_start_up_naming_the_key() {
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("store.postgres.url"), "{err}");
     assert!(!err.contains("fel-losenord-123"), "{err}");
+    // A URL where no server listens stops it the same way, within the connect timeout.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nowhere = format!("postgres://avvik:hemligt-pg@127.0.0.1:{port}/avvik");
+    let started = std::time::Instant::now();
+    let (code, out, err) = avvik(
+        &["serve"],
+        &[
+            ("AVVIK_STORE__BACKEND", "postgres"),
+            ("AVVIK_STORE__POSTGRES__URL", &nowhere),
+            ("AVVIK_STORE__DATA_DIR", data.to_str().unwrap()),
+            ("AVVIK_HTTP__ADDR", "127.0.0.1:0"),
+        ],
+    );
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("store.postgres.url"), "{err}");
+    assert!(!err.contains("hemligt-pg"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 /// Posts reports until `stop`; returns the references answered 201 and how many were
