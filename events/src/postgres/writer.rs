@@ -7,34 +7,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_postgres::types::Type;
 use tokio_postgres::Client;
 use uuid::Uuid;
 
 use super::schema::{self, Param as SqlParam, Rows};
 use super::{decode, Shared};
-use crate::record::{NewEvent, RecordedEvent};
-use crate::store::rules::{self, AppendView, ChainTip};
-use crate::store::{ExpectedVersion, NumberedBuild, Result, StoreError};
+use crate::record::RecordedEvent;
+use crate::store::rules::{AppendView, ChainTip};
+use crate::store::{Result, StoreError};
 
-type Reply = oneshot::Sender<Result<Vec<RecordedEvent>>>;
-
-pub(crate) enum Job {
-    Append {
-        stream: Uuid,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-        reply: Reply,
-    },
-    Numbered {
-        counter: String,
-        stream: Uuid,
-        expected: ExpectedVersion,
-        build: NumberedBuild,
-        reply: Reply,
-    },
-}
+pub(crate) use crate::store::job::Job;
+use crate::store::job::Reply;
 
 pub(crate) struct Writer {
     pub(crate) shared: Arc<Shared>,
@@ -261,29 +246,7 @@ impl Writer {
         };
         let mut answers: Vec<(Reply, Result<Vec<RecordedEvent>>)> = Vec::with_capacity(jobs.len());
         for job in jobs.drain(..) {
-            match job {
-                Job::Append {
-                    stream,
-                    expected,
-                    events,
-                    reply,
-                } => {
-                    let r = rules::stage_append(&mut view, &mut tip, stream, expected, events);
-                    answers.push((reply, r));
-                }
-                Job::Numbered {
-                    counter,
-                    stream,
-                    expected,
-                    build,
-                    reply,
-                } => {
-                    let r = rules::stage_numbered(
-                        &mut view, &mut tip, counter, stream, expected, build,
-                    );
-                    answers.push((reply, r));
-                }
-            }
+            answers.push(job.stage(&mut view, &mut tip));
         }
         let View {
             rows,
@@ -457,14 +420,6 @@ impl Writer {
         });
         if rolled_back.is_err() {
             self.client = None;
-        }
-    }
-}
-
-impl Job {
-    fn into_reply(self) -> Reply {
-        match self {
-            Job::Append { reply, .. } | Job::Numbered { reply, .. } => reply,
         }
     }
 }

@@ -6,34 +6,19 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::keys::{
     be_u64, counter_key, encode_head, id_key, log_key, stream_key, stream_key_version, K_HEAD,
 };
 use super::{decode, lock, open_db, Shared};
-use crate::record::{NewEvent, RecordedEvent};
-use crate::store::rules::{self, AppendView, ChainTip};
-use crate::store::{ExpectedVersion, NumberedBuild, Result, StoreError};
+use crate::record::RecordedEvent;
+use crate::store::rules::{AppendView, ChainTip};
+use crate::store::{Result, StoreError};
 
-type Reply = oneshot::Sender<Result<Vec<RecordedEvent>>>;
-
-pub(crate) enum Job {
-    Append {
-        stream: Uuid,
-        expected: ExpectedVersion,
-        events: Vec<NewEvent>,
-        reply: Reply,
-    },
-    Numbered {
-        counter: String,
-        stream: Uuid,
-        expected: ExpectedVersion,
-        build: NumberedBuild,
-        reply: Reply,
-    },
-}
+pub(crate) use crate::store::job::Job;
+use crate::store::job::Reply;
 
 /// The single writer: owns the head, turns queued jobs into one batch and one flush.
 pub(crate) struct Writer {
@@ -159,40 +144,7 @@ impl Writer {
                 pending: &mut pending,
             };
             for job in jobs.drain(..) {
-                match job {
-                    Job::Append {
-                        stream,
-                        expected,
-                        events,
-                        reply,
-                    } => {
-                        let r = rules::stage_append(
-                            &mut view,
-                            &mut self.head,
-                            stream,
-                            expected,
-                            events,
-                        );
-                        answers.push((reply, r));
-                    }
-                    Job::Numbered {
-                        counter,
-                        stream,
-                        expected,
-                        build,
-                        reply,
-                    } => {
-                        let r = rules::stage_numbered(
-                            &mut view,
-                            &mut self.head,
-                            counter,
-                            stream,
-                            expected,
-                            build,
-                        );
-                        answers.push((reply, r));
-                    }
-                }
+                answers.push(job.stage(&mut view, &mut self.head));
             }
         }
         if self.head.seq != start_head.seq {

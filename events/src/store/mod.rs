@@ -32,6 +32,7 @@ use uuid::Uuid;
 use crate::record::{hash_hex, NewEvent, RecordedEvent};
 use crate::verify::VerifyReport;
 
+pub(crate) mod job;
 pub mod rules;
 pub mod subscribe;
 
