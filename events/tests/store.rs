@@ -2376,6 +2376,8 @@ mod postgres_only {
         assert!(!store.is_degraded());
 
         relay.cut();
+        // The relayed connections close as their tasks are cancelled, just after.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         let started = Instant::now();
         let err = store
             .append(

@@ -273,13 +273,36 @@ impl Writer {
                 self.shared.publish(tip);
             }
             Err(e) => {
-                tracing::error!(error = %e, "event store commit failed");
                 self.abandon(&client);
-                // Nothing of this commit was acknowledged; callers may retry with the
-                // same event ids (idempotent). The next commit reads the tip afresh.
-                for (_, r) in answers.iter_mut() {
-                    if r.is_ok() {
-                        *r = Err(StoreError::Storage(e.to_string()));
+                // The COMMIT may have reached the server before the connection failed:
+                // ask, before answering, whether the commit's last record is stored.
+                let last = answers
+                    .iter()
+                    .filter_map(|(_, r)| r.as_ref().ok()?.last())
+                    .filter(|r| r.seq > start.seq)
+                    .max_by_key(|r| r.seq)
+                    .map(|r| (r.id, r.seq));
+                match last.map(|(id, seq)| self.committed(id, seq)) {
+                    Some(Some(true)) => {
+                        tracing::warn!(error = %e, "event store commit reported a failure but was stored; answered as stored");
+                        self.shared.health.reached();
+                        self.shared.publish(tip);
+                    }
+                    outcome => {
+                        tracing::error!(error = %e, "event store commit failed");
+                        let why = match outcome {
+                            Some(Some(false)) | None => e.to_string(),
+                            _ => format!(
+                                "{e}; whether it was stored is unknown (re-sending the same event ids is safe)"
+                            ),
+                        };
+                        // Nothing of this commit was stored; callers may retry with the
+                        // same event ids (idempotent). The next commit reads the tip afresh.
+                        for (_, r) in answers.iter_mut() {
+                            if r.is_ok() {
+                                *r = Err(StoreError::Storage(why.clone()));
+                            }
+                        }
                     }
                 }
             }
@@ -400,6 +423,42 @@ impl Writer {
             };
             shared.health.within(limit, "commit", fut).await
         })
+    }
+
+    /// After a commit that failed with its connection: was it stored? A new transaction
+    /// locks the head row, so the failed one has ended on the server one way or the other,
+    /// and looks for the commit's last record `id` at `seq`. `None`: the server cannot be
+    /// asked now.
+    fn committed(&mut self, id: Uuid, seq: u64) -> Option<bool> {
+        let client = self.client().ok()?;
+        let shared = self.shared.clone();
+        let limit = self.shared.timeout;
+        let c = client.clone();
+        let found = self.shared.io.block_on(async move {
+            let fut = async {
+                let ask = async {
+                    c.batch_execute("BEGIN").await?;
+                    let _ = schema::read_head(&c, true).await;
+                    let rows = c
+                        .query_typed(
+                            "SELECT seq FROM avvik_events WHERE id = $1",
+                            &[(&id, Type::UUID)],
+                        )
+                        .await?;
+                    c.batch_execute("ROLLBACK").await?;
+                    Ok::<_, tokio_postgres::Error>(rows.first().map(|r| r.get::<_, i64>(0) as u64))
+                };
+                ask.await.map_err(|e| shared.health.failed("resolve", &e))
+            };
+            shared.health.within(limit, "resolve", fut).await
+        });
+        match found {
+            Ok(at) => Some(at == Some(seq)),
+            Err(_) => {
+                self.client = None;
+                None
+            }
+        }
     }
 
     /// After a failed commit: the transaction is rolled back, or, if that fails too, the
