@@ -19,6 +19,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "archive",
             "privacy",
             "access_log",
+            "duty",
         ],
     ),
     (

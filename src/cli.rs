@@ -283,14 +283,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to: Some(to),
             ..
         } => {
-            let head = crate::store::copy(&from, &to)?;
+            let copied = crate::store::copy(&from, &to, &config.store.data_dir)?;
             println!(
-                "copied {} records from {} to {}; head hash {}",
-                head.seq,
+                "copied {} records and {} data-key batches from {} to {}; head hash {}",
+                copied.head.seq,
+                copied.key_batches,
                 crate::store::shown(&from),
                 crate::store::shown(&to),
-                head.hash
+                copied.head.hash
             );
+            if let Some(note) = copied.note {
+                eprintln!("note: {note}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate { data, old_log, .. } => {
@@ -303,7 +307,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     data.display()
                 );
             }
-            let keys = open_keys(&data)?;
+            let secret = crate::secret::Secret::load_or_create(&data)?;
+            let keys = crate::privacy::Keyring::open_dir(&data, &secret)?;
             let open = || -> std::io::Result<Box<dyn std::io::BufRead>> {
                 Ok(Box::new(crate::archive::open_source(&from)?))
             };
@@ -328,7 +333,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } => {
                 let store = open_log(&data)?;
                 let dir = data_dir(data);
-                let keys = open_keys(&dir)?;
+                let keys = open_keys(&*store, &dir)?;
                 let commands = crate::command::CommandHandler::new(
                     store.clone(),
                     std::sync::Arc::new(crate::clock::SystemClock),
@@ -382,7 +387,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             let store = open_log(&data)?;
             let dir = data_dir(data);
-            let keys = open_keys(&dir)?;
+            let keys = open_keys(&*store, &dir)?;
             let seq = point.resolve(&*store)?;
             let reg = Register::fold(&*store, &keys, seq)?;
             let out = match reference {
@@ -404,7 +409,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let store = open_log(&data)?;
             let dir = data_dir(data);
-            let keys = open_keys(&dir)?;
+            let keys = open_keys(&*store, &dir)?;
             let stdout = std::io::stdout();
             let mut out = BufWriter::new(stdout.lock());
             let now = chrono::Utc::now();
@@ -444,9 +449,13 @@ pub enum KeysCommand {
 }
 
 /// The data keys of an existing data directory (for commands that show deviations).
-fn open_keys(dir: &std::path::Path) -> anyhow::Result<std::sync::Arc<crate::privacy::Keyring>> {
+fn open_keys(
+    store: &dyn EventStore,
+    dir: &std::path::Path,
+) -> anyhow::Result<std::sync::Arc<crate::privacy::Keyring>> {
     let secret = crate::secret::Secret::load_or_create(dir)?;
-    Ok(crate::privacy::Keyring::open_dir(dir, &secret)?)
+    secret.check_shared(store)?;
+    Ok(crate::privacy::Keyring::open_for(store, dir, &secret)?)
 }
 
 /// The entry point of the fuzz target `import` (`fuzz/fuzz_targets/import.rs`) and of its

@@ -102,7 +102,8 @@ async fn services(
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
     let secret = crate::secret::Secret::load_or_create(&dir)?;
-    let keys = crate::privacy::Keyring::open_dir(&dir, &secret)?;
+    secret.check_shared(store.as_ref())?;
+    let keys = crate::privacy::Keyring::open_for(store.as_ref(), &dir, &secret)?;
     let register = RegisterProjection::start_register(store.clone(), keys.clone(), rx);
     let head = store.head().seq;
     if !register.wait_for(head, Duration::from_secs(600)).await {

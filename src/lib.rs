@@ -15,6 +15,7 @@ pub mod command;
 pub mod config;
 pub mod doctor;
 pub mod domain;
+pub mod duty;
 pub mod export;
 pub mod filing;
 pub mod intake;

@@ -1,5 +1,8 @@
-//! The installation's secret key: signs links (acknowledgements) and cookies. Created on
-//! first start in the data directory (mode 0600), so links stay valid across restarts.
+//! The installation's secret key: signs links (acknowledgements) and cookies, and wraps the
+//! data keys. Created on first start in the data directory (mode 0600), so links stay
+//! valid across restarts. Nodes sharing one PostgreSQL store must have the same file: the
+//! database keeps a check value of the first node's secret and refuses any other
+//! ([`Secret::check_shared`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -7,6 +10,9 @@ use std::path::Path;
 use rand::RngCore;
 
 const FILE: &str = "secret.key";
+/// Where a shared store keeps the installation's secret check.
+const SHARED_KIND: &str = "installation";
+const SHARED_CHECK: &str = "secret-check";
 
 #[derive(Clone)]
 pub struct Secret([u8; 32]);
@@ -35,22 +41,66 @@ impl Secret {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut k = [0u8; 32];
                 rand::thread_rng().fill_bytes(&mut k);
-                let tmp = data_dir.join(format!("{FILE}.tmp"));
-                let mut opts = std::fs::OpenOptions::new();
-                opts.write(true).create(true).truncate(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    opts.mode(0o600);
-                }
-                let mut f = opts.open(&tmp)?;
-                f.write_all(&k)?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, &path)?;
-                Ok(Secret(k))
+                let secret = Secret(k);
+                secret.store_in(data_dir)?;
+                Ok(secret)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Reads `data_dir/secret.key` if there is one.
+    pub fn load(data_dir: &Path) -> std::io::Result<Option<Self>> {
+        if data_dir.join(FILE).exists() {
+            Self::load_or_create(data_dir).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Writes this secret as `data_dir/secret.key` (mode 0600; temp file, fsync, rename).
+    pub fn store_in(&self, data_dir: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join(FILE);
+        let tmp = data_dir.join(format!("{FILE}.tmp"));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp)?;
+        f.write_all(&self.0)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        if let Ok(d) = std::fs::File::open(data_dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// On a store several nodes share: records which secret the installation uses the
+    /// first time, and refuses a node whose secret is another (its links, cookies and
+    /// data-key wrapping would not work with the others'). What is stored is a derived
+    /// check value, never the secret.
+    pub fn check_shared(&self, store: &dyn avvik_events::EventStore) -> anyhow::Result<()> {
+        let Some(files) = store.shared_files() else {
+            return Ok(());
+        };
+        let check = self.derive("installation-check-v1");
+        files
+            .create(SHARED_KIND, SHARED_CHECK, &check)
+            .map_err(|e| anyhow::anyhow!("recording the installation's secret check: {e}"))?;
+        let stored = files
+            .read(SHARED_KIND, SHARED_CHECK)
+            .map_err(|e| anyhow::anyhow!("reading the installation's secret check: {e}"))?;
+        if stored.as_deref() != Some(&check[..]) {
+            anyhow::bail!(
+                "this node's secret key ({FILE} in store.data_dir) is not the one the other nodes on this database use: copy {FILE} from a node already running into store.data_dir, then start again"
+            );
+        }
+        Ok(())
     }
 
     /// A fixed key for tests.

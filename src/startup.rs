@@ -154,13 +154,16 @@ impl Application {
                     config.store.data_dir.display()
                 )
             })?;
-        let keys = crate::privacy::Keyring::open_dir(&config.store.data_dir, &secret)
-            .with_context(|| {
-                format!(
-                    "opening the data keys in {}",
-                    config.store.data_dir.join("keys").display()
-                )
-            })?;
+        secret.check_shared(store.as_ref())?;
+        let keys =
+            crate::privacy::Keyring::open_for(store.as_ref(), &config.store.data_dir, &secret)
+                .with_context(|| match store.shared_files() {
+                    Some(_) => "opening the data keys in the shared store".to_string(),
+                    None => format!(
+                        "opening the data keys in {}",
+                        config.store.data_dir.join("keys").display()
+                    ),
+                })?;
         // A gallring cut short by a crash is finished before anything reads the log.
         crate::privacy::gallring::recover(store.as_ref(), &keys, &config.store.data_dir)
             .context("finishing an interrupted gallring")?;
@@ -195,7 +198,13 @@ impl Application {
             clock.clone(),
             Schedules::from_config(&config)?,
         ));
-        let scheduler_task = scheduler.clone().spawn(shutdown_tx.subscribe());
+        // The single-runner duties: on sled this process holds them all; nodes sharing a
+        // PostgreSQL store hold each on one node at a time.
+        let duties = crate::duty::Duties::new(store.clone(), shutdown_tx.subscribe());
+        let sched = scheduler.clone();
+        let scheduler_task = duties.run(crate::duty::SCHEDULER, move |stop| {
+            sched.clone().spawn(stop)
+        });
         // E-mail notices: the outbox follows the log, delivery runs until shutdown.
         let notify = crate::notify::Notify::start(
             &config,
@@ -204,7 +213,7 @@ impl Application {
             secret.clone(),
             keys.clone(),
             projections.outbox.clone(),
-            shutdown_tx.subscribe(),
+            &duties,
         )
         .context("setting up e-mail delivery ([mail])")?;
         // Webhooks: the same outbox machinery, over HTTP.
@@ -213,7 +222,7 @@ impl Application {
             store.clone(),
             clock.clone(),
             projections.webhooks.clone(),
-            shutdown_tx.subscribe(),
+            &duties,
         )
         .context("setting up webhooks ([[webhooks]])")?;
         // Identity providers: their client secrets read now, discovery at the first sign-in.
@@ -236,8 +245,9 @@ impl Application {
             intake_view,
         ));
         let intake_task = (!config.intake.imap.host.is_empty()).then(|| {
-            crate::intake::imap::ImapCollector::new(intake.clone(), config.intake.imap.clone())
-                .spawn(shutdown_tx.subscribe())
+            let collector =
+                crate::intake::imap::ImapCollector::new(intake.clone(), config.intake.imap.clone());
+            duties.run(crate::duty::IMAP, move |stop| collector.clone().spawn(stop))
         });
         let state = AppState {
             services,
@@ -251,6 +261,7 @@ impl Application {
             intake,
             secret,
             access_log,
+            duties,
         };
         Ok(Self {
             listener,

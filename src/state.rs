@@ -37,6 +37,9 @@ pub struct AppState {
     pub passkeys: Arc<crate::auth::passkey::Ceremonies>,
     /// The identity providers staff may sign in with (`[[auth.oidc]]`).
     pub oidc: Arc<crate::auth::oidc::Providers>,
+    /// The single-runner duties (outbox, webhooks, IMAP, scheduler) and which this node
+    /// holds.
+    pub duties: crate::duty::Duties,
 }
 
 impl FromRef<AppState> for Services {

@@ -60,11 +60,99 @@ pub fn shown(spec: &str) -> String {
     }
 }
 
+/// What `avvik migrate --from … --to …` did.
+pub struct Copied {
+    pub head: avvik_events::Head,
+    /// Data-key batches copied with the log.
+    pub key_batches: usize,
+    /// What the operator still has to do, if anything (in English, for the terminal).
+    pub note: Option<String>,
+}
+
 /// Copies the whole log from store `from` into the empty store `to` (`avvik migrate
 /// --from … --to …`), streaming the source's export into the destination's import: the
 /// same records byte for byte, so the same head hash, which is checked. The counters are
-/// rebuilt from the log as any import does.
-pub fn copy(from: &str, to: &str) -> anyhow::Result<avvik_events::Head> {
+/// rebuilt from the log as any import does. The data keys go along as they are (wrapped
+/// under the installation's secret), with the secret's check or file: `node_dir` is this
+/// node's data directory, whose `secret.key` is the one a PostgreSQL installation uses.
+pub fn copy(from: &str, to: &str, node_dir: &std::path::Path) -> anyhow::Result<Copied> {
+    let head = copy_log(from, to)?;
+    let (key_batches, note) = copy_keys(&place(from)?, &place(to)?, node_dir)?;
+    Ok(Copied {
+        head,
+        key_batches,
+        note,
+    })
+}
+
+/// The data keys (and the secret they are wrapped under) follow the log: a sled data
+/// directory keeps them under `keys/` beside `secret.key`; a PostgreSQL store keeps them
+/// in its shared files, with a check value of the secret every node must hold.
+fn copy_keys(
+    from: &Place,
+    to: &Place,
+    node_dir: &std::path::Path,
+) -> anyhow::Result<(usize, Option<String>)> {
+    use crate::privacy::keys::KeyBatches;
+    use crate::secret::Secret;
+    use anyhow::Context;
+    use avvik_events::{EventStore, PostgresEventStore, PostgresOptions};
+    let connect = |url: &str| {
+        PostgresEventStore::connect(url, PostgresOptions::default())
+            .with_context(|| format!("opening postgres:{}", shown_url(url)))
+    };
+    // The secret the source's keys are wrapped under.
+    let (batches, secret, _source) = match from {
+        Place::Sled(dir) => (KeyBatches::in_dir(dir)?, Secret::load(dir)?, None),
+        Place::Postgres(url) => {
+            let store = connect(url)?;
+            let files = store
+                .shared_files()
+                .context("the PostgreSQL store has no shared files")?;
+            // This node's secret, if it is the installation's.
+            let secret = Secret::load(node_dir)?.filter(|s| s.check_shared(&store).is_ok());
+            (KeyBatches::shared(files), secret, Some(store))
+        }
+    };
+    match to {
+        Place::Sled(dir) => {
+            let n = batches.copy_into(&KeyBatches::in_dir(dir)?)?;
+            let note = match secret {
+                Some(s) => {
+                    s.store_in(dir)?;
+                    None
+                }
+                None if n == 0 => None,
+                None => Some(format!(
+                    "copy secret.key from a node's store.data_dir into {}: the data keys are wrapped under it",
+                    dir.display()
+                )),
+            };
+            Ok((n, note))
+        }
+        Place::Postgres(url) => {
+            let store = connect(url)?;
+            let secret = match secret {
+                Some(s) => s,
+                None if batches.is_empty()? => return Ok((0, None)),
+                None => anyhow::bail!(
+                    "the data keys cannot go along without the secret they are wrapped under: run the migration with store.data_dir set to a node's data directory (it holds secret.key)"
+                ),
+            };
+            secret.check_shared(&store)?;
+            let files = store
+                .shared_files()
+                .context("the PostgreSQL store has no shared files")?;
+            Ok((batches.copy_into(&KeyBatches::shared(files))?, None))
+        }
+    }
+}
+
+fn shown_url(url: &str) -> String {
+    crate::config::PostgresConfig { url: url.into() }.shown()
+}
+
+fn copy_log(from: &str, to: &str) -> anyhow::Result<avvik_events::Head> {
     use anyhow::Context;
     use avvik_events::{EventStore, PostgresEventStore, PostgresOptions, SledEventStore};
     let source: Box<dyn EventStore> = match place(from)? {

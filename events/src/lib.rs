@@ -16,7 +16,7 @@ pub mod verify;
 pub use postgres::{PostgresEventStore, PostgresOptions};
 pub use record::{hash_hex, NewEvent, RecordView, RecordedEvent, GENESIS_HASH};
 pub use store::{
-    read_all, BoxFuture, CounterOf, EventStore, ExpectedVersion, Head, SledEventStore, StoreError,
-    StoreOptions, Subscription,
+    read_all, BoxFuture, CounterOf, EventStore, ExpectedVersion, Head, SharedFiles, SledEventStore,
+    StoreError, StoreOptions, Subscription,
 };
 pub use verify::{verify_export, BadRecord, ChainChecker, VerifyReport};

@@ -2140,6 +2140,64 @@ mod postgres_only {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn a_duty_is_held_by_one_store_at_a_time_and_moves_when_its_holder_is_gone() {
+        let db = database();
+        let a = connect(db.url(), PostgresOptions::default());
+        let b = connect(db.url(), PostgresOptions::default());
+        let mut on_a = a.duty("outbox");
+        tokio::time::timeout(Duration::from_secs(10), on_a.wait_for(|h| *h))
+            .await
+            .expect("the first store takes the free duty")
+            .unwrap();
+        let mut on_b = b.duty("outbox");
+        // Another duty is free for b even while a holds this one.
+        let mut other = b.duty("scheduler");
+        tokio::time::timeout(Duration::from_secs(10), other.wait_for(|h| *h))
+            .await
+            .expect("another duty is free")
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(!*on_b.borrow(), "two stores hold one duty");
+        assert!(*on_a.borrow());
+        // The holder is gone (its connections closed): b takes over within 10 s.
+        drop(on_a);
+        drop(a);
+        tokio::time::timeout(Duration::from_secs(10), on_b.wait_for(|h| *h))
+            .await
+            .expect("the duty moves to the other store within 10 s")
+            .unwrap();
+    }
+
+    #[test]
+    fn shared_files_are_seen_by_every_store_and_overwritten_in_place() {
+        let db = database();
+        let a = connect(db.url(), PostgresOptions::default());
+        let b = connect(db.url(), PostgresOptions::default());
+        let (fa, fb) = (a.shared_files().unwrap(), b.shared_files().unwrap());
+        assert_eq!(fa.read("keys", "x").unwrap(), None);
+        assert!(fa.create("keys", "x", &[1, 2, 3, 4]).unwrap());
+        assert!(
+            !fb.create("keys", "x", &[9]).unwrap(),
+            "a file is created once"
+        );
+        assert_eq!(fb.read("keys", "x").unwrap(), Some(vec![1, 2, 3, 4]));
+        assert!(fb.write_at("keys", "x", 2, &[7, 8]).unwrap());
+        assert_eq!(fa.read("keys", "x").unwrap(), Some(vec![1, 2, 7, 8]));
+        assert!(
+            !fa.write_at("keys", "x", 3, &[0, 0]).unwrap(),
+            "past the end"
+        );
+        assert!(!fa.write_at("keys", "y", 0, &[0]).unwrap(), "no such file");
+        assert!(fa.create("other", "x", &[5]).unwrap(), "kinds are apart");
+        assert_eq!(fb.list("keys").unwrap(), vec!["x".to_string()]);
+        // A store only one process opens has none.
+        let dir = tempfile::tempdir().unwrap();
+        let sled = SledEventStore::open(dir.path(), StoreOptions::default()).unwrap();
+        assert!(sled.shared_files().is_none());
+        assert!(*sled.duty("outbox").borrow());
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn two_stores_on_one_database_share_one_chain() {
         // Two avvik processes on one database: each commit locks the head row and reads the
         // tip from it, so neither overwrites the other's records.

@@ -112,6 +112,7 @@ pub struct PollReport {
     pub deferred: Vec<(u32, String)>,
 }
 
+#[derive(Clone)]
 pub struct ImapCollector {
     intake: Arc<Intake>,
     cfg: ImapConfig,

@@ -158,8 +158,9 @@ pub struct Notify {
 }
 
 impl Notify {
-    /// Builds the configured transport and starts the delivery loop over `outbox` (caught
-    /// up by start-up together with the other projections).
+    /// Builds the configured transport and runs the delivery loop over `outbox` (caught
+    /// up by start-up together with the other projections) while this node holds the
+    /// outbox duty.
     pub fn start(
         config: &Config,
         store: Arc<dyn EventStore>,
@@ -167,11 +168,15 @@ impl Notify {
         secret: Secret,
         keys: Arc<crate::privacy::Keyring>,
         outbox: Arc<OutboxProjection>,
-        shutdown: watch::Receiver<bool>,
+        duties: &crate::duty::Duties,
     ) -> Result<Self, MailerError> {
         let mailer = Mailer::new(&mailer_settings(config))?;
         let notify = Self::with_outbox(config, store, clock, secret, keys, mailer, outbox);
-        tokio::spawn(notify.clone().run(shutdown));
+        // One node at a time delivers (the outbox duty); every node folds the outbox.
+        let n = notify.clone();
+        duties.run(crate::duty::OUTBOX, move |stop| {
+            tokio::spawn(n.clone().run(stop))
+        });
         Ok(notify)
     }
 

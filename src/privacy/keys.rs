@@ -11,16 +11,21 @@
 //! Destroying a key overwrites its slot in place with a tombstone (when and under which
 //! gallringsbeslut) and fdatasyncs the file. The tombstone is what every later read shows in
 //! place of the shredded fields; the key itself is gone from the file.
+//!
+//! On a store several nodes share (PostgreSQL), the batches are the same bytes in the
+//! store's shared files (kind [`SHARED_KIND`]) instead of the directory, so every node
+//! opens what any node sealed, and a key destroyed on one is gone for all.
 
 use super::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use avvik_events::SharedFiles;
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
@@ -30,6 +35,8 @@ use crate::secret::Secret;
 
 /// The directory under the data directory.
 pub const KEYS_DIR: &str = "keys";
+/// The kind of the batches among a shared store's files.
+pub const SHARED_KIND: &str = "data-keys";
 /// Wrapped keys per batch file.
 pub const SLOTS: u32 = 1024;
 const SLOT_BYTES: usize = 128;
@@ -145,6 +152,13 @@ impl Version {
 }
 
 impl Wrap {
+    fn from_secret(secret: &Secret) -> Self {
+        Wrap {
+            v1: XChaCha20Poly1305::new(&secret.derive("data-key-wrap-v1").into()),
+            v2: Aes256Gcm::new(&secret.derive("data-key-wrap-v2").into()),
+        }
+    }
+
     /// A live slot holding `key` wrapped for a batch of `version`.
     fn slot(
         &self,
@@ -180,9 +194,162 @@ impl Wrap {
     }
 }
 
-/// The built-in key store: batch files under `<data>/keys/`.
+/// Where the batches are kept.
+#[derive(Clone)]
+enum Place {
+    /// Files under `<data>/keys/`.
+    Dir(PathBuf),
+    /// The files every node of the installation shares.
+    Shared(Arc<dyn SharedFiles>),
+}
+
+fn shared_error(e: avvik_events::StoreError) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+impl Place {
+    fn name(batch: Uuid) -> String {
+        format!("{}.keys", batch.simple())
+    }
+
+    /// A whole batch; `NotFound` if there is none.
+    fn read(&self, batch: Uuid) -> std::io::Result<Vec<u8>> {
+        match self {
+            Place::Dir(dir) => std::fs::read(dir.join(Self::name(batch))),
+            Place::Shared(files) => files
+                .read(SHARED_KIND, &Self::name(batch))
+                .map_err(shared_error)?
+                .ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::NotFound, "no such key batch")
+                }),
+        }
+    }
+
+    /// Stores a new batch, durably: temp file, fsync, rename, fsync the directory; or one
+    /// committed row. `AlreadyExists` if the batch is there.
+    fn write_new(&self, batch: Uuid, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Place::Dir(dir) => {
+                let path = dir.join(Self::name(batch));
+                if path.exists() {
+                    return Err(std::io::ErrorKind::AlreadyExists.into());
+                }
+                let tmp = dir.join(format!(".tmp-{}", batch.simple()));
+                let mut opts = OpenOptions::new();
+                opts.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    opts.mode(0o600);
+                }
+                let mut f = opts.open(&tmp)?;
+                f.write_all(buf)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                File::open(dir)?.sync_all()
+            }
+            Place::Shared(files) => {
+                if files
+                    .create(SHARED_KIND, &Self::name(batch), buf)
+                    .map_err(shared_error)?
+                {
+                    Ok(())
+                } else {
+                    Err(std::io::ErrorKind::AlreadyExists.into())
+                }
+            }
+        }
+    }
+
+    /// Overwrites bytes of a batch in place, durably.
+    fn write_at(&self, batch: Uuid, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Place::Dir(dir) => {
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(dir.join(Self::name(batch)))?;
+                f.write_all_at(bytes, offset)?;
+                f.sync_data()
+            }
+            Place::Shared(files) => {
+                if files
+                    .write_at(SHARED_KIND, &Self::name(batch), offset, bytes)
+                    .map_err(shared_error)?
+                {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no such key batch",
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Every batch there is.
+    fn batches(&self) -> std::io::Result<Vec<Uuid>> {
+        let names = match self {
+            Place::Dir(dir) => std::fs::read_dir(dir)?
+                .filter_map(|e| e.ok())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect(),
+            Place::Shared(files) => files.list(SHARED_KIND).map_err(shared_error)?,
+        };
+        Ok(names
+            .iter()
+            .filter_map(|n| n.strip_suffix(".keys"))
+            .filter_map(|b| Uuid::try_parse(b).ok())
+            .collect())
+    }
+}
+
+/// A key store's batches as they are, for copying them between stores (`avvik migrate`):
+/// the wrapping is not redone, so both sides must use the same secret.
+pub struct KeyBatches(Place);
+
+impl KeyBatches {
+    /// The batches under `data_dir/keys`.
+    pub fn in_dir(data_dir: &Path) -> std::io::Result<Self> {
+        let dir = data_dir.join(KEYS_DIR);
+        std::fs::create_dir_all(&dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(Self(Place::Dir(dir)))
+    }
+
+    /// The batches in a shared store's files.
+    pub fn shared(files: Arc<dyn SharedFiles>) -> Self {
+        Self(Place::Shared(files))
+    }
+
+    /// Whether there is no batch at all.
+    pub fn is_empty(&self) -> std::io::Result<bool> {
+        Ok(self.0.batches()?.is_empty())
+    }
+
+    /// Copies every batch `to` lacks, byte for byte; returns how many.
+    pub fn copy_into(&self, to: &KeyBatches) -> std::io::Result<usize> {
+        let have: std::collections::HashSet<Uuid> = to.0.batches()?.into_iter().collect();
+        let mut n = 0;
+        for batch in self.0.batches()? {
+            if !have.contains(&batch) {
+                to.0.write_new(batch, &self.0.read(batch)?)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The built-in key store: batch files under `<data>/keys/`, or in the files a shared
+/// store gives every node.
 pub struct FileKeyStore {
     dir: PathBuf,
+    place: Place,
     wrap: Wrap,
     /// The batch this process hands out slots from, and the next free slot.
     current: Mutex<Option<(Uuid, u32)>>,
@@ -201,17 +368,28 @@ impl FileKeyStore {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
         }
-        let wrap = Wrap {
-            v1: XChaCha20Poly1305::new(&secret.derive("data-key-wrap-v1").into()),
-            v2: Aes256Gcm::new(&secret.derive("data-key-wrap-v2").into()),
-        };
+        let wrap = Wrap::from_secret(secret);
         Ok(Self {
+            place: Place::Dir(dir.clone()),
             dir,
             wrap,
             current: Mutex::new(None),
             spare: Default::default(),
             cache: RwLock::new(HashMap::default()),
         })
+    }
+
+    /// The key store whose batches are `files` (the shared store's), wrapped under
+    /// `secret`.
+    pub fn shared(files: Arc<dyn SharedFiles>, secret: &Secret) -> Self {
+        Self {
+            dir: PathBuf::new(),
+            place: Place::Shared(files),
+            wrap: Wrap::from_secret(secret),
+            current: Mutex::new(None),
+            spare: Default::default(),
+            cache: RwLock::new(HashMap::default()),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -230,7 +408,7 @@ impl FileKeyStore {
     }
 
     fn new_batch(&self) -> std::io::Result<Uuid> {
-        Self::write_batch(&self.dir, &self.wrap)
+        Self::write_batch(&self.place, &self.wrap)
     }
 
     /// Makes the next batch ahead, unless one is ready or being made.
@@ -239,10 +417,10 @@ impl FileKeyStore {
         if spare.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
             return;
         }
-        let (dir, wrap) = (self.dir.clone(), self.wrap.clone());
+        let (place, wrap) = (self.place.clone(), self.wrap.clone());
         let made = std::thread::Builder::new()
             .name("avvik-key-batch".into())
-            .spawn(move || match Self::write_batch(&dir, &wrap) {
+            .spawn(move || match Self::write_batch(&place, &wrap) {
                 Ok(b) => {
                     let mut s = spare.lock().unwrap_or_else(|p| p.into_inner());
                     if s.is_none() {
@@ -257,8 +435,8 @@ impl FileKeyStore {
         }
     }
 
-    /// Writes a new batch of wrapped keys: temp file, fsync, rename, fsync the directory.
-    fn write_batch(dir: &Path, wrap: &Wrap) -> std::io::Result<Uuid> {
+    /// Writes a new batch of wrapped keys (durable before it returns).
+    fn write_batch(place: &Place, wrap: &Wrap) -> std::io::Result<Uuid> {
         let batch = Uuid::new_v4();
         let mut buf = Vec::with_capacity(HEADER.len() + SLOTS as usize * SLOT_BYTES);
         buf.extend_from_slice(HEADER);
@@ -269,33 +447,29 @@ impl FileKeyStore {
             buf.extend_from_slice(&wrap.slot(Version::V2, KeyId { batch, slot }, &key)?);
             key.fill(0);
         }
-        let path = dir.join(format!("{}.keys", batch.simple()));
-        let tmp = dir.join(format!(".tmp-{}", batch.simple()));
-        let mut opts = OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp)?;
-        f.write_all(&buf)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        File::open(dir)?.sync_all()?;
+        place.write_new(batch, &buf)?;
         Ok(batch)
     }
 
     fn read_slot(&self, id: KeyId) -> std::io::Result<(Version, [u8; SLOT_BYTES])> {
-        let mut f = File::open(self.batch_path(id.batch))?;
-        let mut header = [0u8; 16];
-        f.read_exact(&mut header)?;
-        let version = Version::of(&header).ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "not an avvik key batch")
-        })?;
-        f.seek(SeekFrom::Start(Self::offset(id)))?;
+        if let Place::Dir(_) = self.place {
+            let mut f = File::open(self.batch_path(id.batch))?;
+            let mut header = [0u8; 16];
+            f.read_exact(&mut header)?;
+            let version = Version::of(&header).ok_or_else(not_a_batch)?;
+            f.seek(SeekFrom::Start(Self::offset(id)))?;
+            let mut rec = [0u8; SLOT_BYTES];
+            f.read_exact(&mut rec)?;
+            return Ok((version, rec));
+        }
+        let bytes = self.place.read(id.batch)?;
+        let version = bytes
+            .get(..HEADER.len())
+            .and_then(Version::of)
+            .ok_or_else(not_a_batch)?;
+        let off = Self::offset(id) as usize;
         let mut rec = [0u8; SLOT_BYTES];
-        f.read_exact(&mut rec)?;
+        rec.copy_from_slice(bytes.get(off..off + SLOT_BYTES).ok_or_else(not_a_batch)?);
         Ok((version, rec))
     }
 
@@ -351,38 +525,34 @@ impl FileKeyStore {
     /// slots unused), wrapped under this installation's secret. A live or destroyed slot is
     /// left as it is.
     pub fn import_key(&self, id: KeyId, key: &DataKey) -> std::io::Result<()> {
-        let path = self.batch_path(id.batch);
-        if !path.exists() {
+        if let Err(e) = self.place.read(id.batch) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(e);
+            }
             let mut buf = Vec::with_capacity(HEADER.len() + SLOTS as usize * SLOT_BYTES);
             buf.extend_from_slice(HEADER);
             buf.resize(HEADER.len() + SLOTS as usize * SLOT_BYTES, 0);
-            let tmp = self.dir.join(format!(".tmp-{}", id.batch.simple()));
-            let mut opts = OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
+            match self.place.write_new(id.batch, &buf) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+                _ => {}
             }
-            let mut f = opts.open(&tmp)?;
-            f.write_all(&buf)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            File::open(&self.dir)?.sync_all()?;
         }
         let (version, rec) = self.read_slot(id)?;
         if rec[0] == LIVE || rec[0] == DESTROYED {
             return Ok(());
         }
         let out = self.wrap.slot(version, id, &key.0)?;
-        let f = OpenOptions::new().write(true).open(&path)?;
-        f.write_all_at(&out, Self::offset(id))?;
-        f.sync_data()?;
+        self.place.write_at(id.batch, Self::offset(id), &out)?;
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
         Ok(())
     }
+}
+
+fn not_a_batch() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, "not an avvik key batch")
 }
 
 /// `s` cut to at most `max` bytes at a character boundary.
@@ -435,7 +605,7 @@ impl KeyStore for FileKeyStore {
         }
         // A miss reads and unwraps the whole batch at once: replaying a log meets the keys of
         // one batch one after the other, and one read beats 128.
-        let (version, bytes) = match std::fs::read(self.batch_path(id.batch)) {
+        let (version, bytes) = match self.place.read(id.batch) {
             Ok(b) => match b.get(..HEADER.len()).and_then(Version::of) {
                 Some(v) => (v, b),
                 None => return KeyState::Missing("not an avvik key batch".into()),
@@ -474,11 +644,7 @@ impl KeyStore for FileKeyStore {
         out[1..9].copy_from_slice(&tombstone.at.timestamp().to_be_bytes());
         out[9..11].copy_from_slice(&(decision.len() as u16).to_be_bytes());
         out[11..11 + decision.len()].copy_from_slice(decision.as_bytes());
-        let f = OpenOptions::new()
-            .write(true)
-            .open(self.batch_path(id.batch))?;
-        f.write_all_at(&out, Self::offset(id))?;
-        f.sync_data()?;
+        self.place.write_at(id.batch, Self::offset(id), &out)?;
         self.cache
             .write()
             .unwrap_or_else(|p| p.into_inner())

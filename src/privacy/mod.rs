@@ -108,6 +108,23 @@ impl Keyring {
         Ok(Arc::new(k))
     }
 
+    /// The key store for `store`: the files every node shares when the store has them
+    /// (PostgreSQL), else `data_dir/keys`. Gallring intents and attachment files stay in
+    /// `data_dir`.
+    pub fn open_for(
+        store: &dyn avvik_events::EventStore,
+        data_dir: &std::path::Path,
+        secret: &crate::secret::Secret,
+    ) -> std::io::Result<Arc<Self>> {
+        let Some(files) = store.shared_files() else {
+            return Self::open_dir(data_dir, secret);
+        };
+        std::fs::create_dir_all(data_dir)?;
+        let mut k = Self::new(Arc::new(FileKeyStore::shared(files, secret)), secret);
+        k.data_dir = Some(data_dir.to_path_buf());
+        Ok(Arc::new(k))
+    }
+
     pub fn keys(&self) -> &dyn KeyStore {
         self.keys.as_ref()
     }

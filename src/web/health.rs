@@ -62,6 +62,9 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<serde_json::
             "missing_recipients": missing,
             "webhooks_degraded": webhooks_degraded,
             "webhooks": webhooks,
+            // The single-runner duties and whether this node runs each (true) or another
+            // node sharing the store does (false).
+            "duties": state.duties.held().into_iter().collect::<std::collections::BTreeMap<_, _>>(),
         })),
     )
 }

@@ -154,17 +154,21 @@ enum Outcome {
 
 impl Webhooks {
     /// The configured webhooks (secrets read now: a missing file or variable is an error
-    /// naming the key) over `outbox`, and the delivery loop when there is any webhook.
+    /// naming the key) over `outbox`, and the delivery loop when there is any webhook,
+    /// while this node holds the webhooks duty.
     pub fn start(
         config: &Config,
         store: Arc<dyn EventStore>,
         clock: Arc<dyn Clock>,
         outbox: Arc<WebhookOutboxProjection>,
-        shutdown: watch::Receiver<bool>,
+        duties: &crate::duty::Duties,
     ) -> Result<Self, ConfigError> {
         let me = Self::new(config, store, clock, outbox)?;
         if !me.inner.hooks.is_empty() {
-            tokio::spawn(me.clone().run(shutdown));
+            let w = me.clone();
+            duties.run(crate::duty::WEBHOOKS, move |stop| {
+                tokio::spawn(w.clone().run(stop))
+            });
         }
         Ok(me)
     }

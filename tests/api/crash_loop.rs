@@ -17,20 +17,20 @@ use serde_json::{json, Value};
 use crate::helpers::Server;
 use crate::notify::smtp::{Mode, SmtpSink};
 
-const LEDNING: &str = "ledning@kommunen.example";
-const KS: &str = "ks@kommunen.example";
+pub(crate) const LEDNING: &str = "ledning@kommunen.example";
+pub(crate) const KS: &str = "ks@kommunen.example";
 
 #[derive(Default, Clone)]
-struct Acked {
+pub(crate) struct Acked {
     /// title → reference, for reports answered 201.
-    reports: HashMap<String, String>,
+    pub(crate) reports: HashMap<String, String>,
     /// titles attempted (answered or not).
-    attempted: BTreeSet<String>,
+    pub(crate) attempted: BTreeSet<String>,
     /// references whose major classification was answered 200.
-    major: BTreeSet<String>,
+    pub(crate) major: BTreeSet<String>,
 }
 
-async fn drive(base: String, token: String, cycle: usize, acked: Arc<Mutex<Acked>>) {
+pub(crate) async fn drive(base: String, token: String, cycle: usize, acked: Arc<Mutex<Acked>>) {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -85,7 +85,7 @@ async fn drive(base: String, token: String, cycle: usize, acked: Arc<Mutex<Acked
     }
 }
 
-async fn start(data: std::path::PathBuf, env: Vec<(&'static str, String)>) -> Server {
+pub(crate) async fn start(data: std::path::PathBuf, env: Vec<(&'static str, String)>) -> Server {
     tokio::task::spawn_blocking(move || {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         Server::start(&data, &env)
@@ -95,7 +95,7 @@ async fn start(data: std::path::PathBuf, env: Vec<(&'static str, String)>) -> Se
 }
 
 /// Every deviation the token may see, page by page.
-async fn list_all(base: &str, token: &str, filter: &str) -> Vec<Value> {
+pub(crate) async fn list_all(base: &str, token: &str, filter: &str) -> Vec<Value> {
     let client = reqwest::Client::new();
     let mut items = Vec::new();
     loop {
@@ -122,7 +122,7 @@ async fn list_all(base: &str, token: &str, filter: &str) -> Vec<Value> {
 }
 
 /// Checks the running server against what was answered.
-async fn check(base: &str, token: &str, acked: &Acked, cycle: usize) {
+pub(crate) async fn check(base: &str, token: &str, acked: &Acked, cycle: usize) {
     let client = reqwest::Client::new();
     let v: Value = client
         .get(format!("{base}/api/v1/audit/verify"))
@@ -220,22 +220,7 @@ async fn crash_loop(data: std::path::PathBuf, cycles: usize, store: Vec<(&'stati
     let token = crate::helpers::cli_ciso_token_with(&data, &store_env);
 
     let sink = SmtpSink::start(Mode::Normal).await;
-    let mut env: Vec<(&'static str, String)> = vec![
-        ("AVVIK_HTTP__RATE_LIMIT_PER_MINUTE", "0".into()),
-        ("AVVIK_MAIL__TRANSPORT", "smtp".into()),
-        ("AVVIK_MAIL__SMTP__HOST", "127.0.0.1".into()),
-        ("AVVIK_MAIL__SMTP__PORT", sink.port().to_string()),
-        ("AVVIK_MAIL__SMTP__TLS", "none".into()),
-        ("AVVIK_MAIL__SMTP__TIMEOUT_S", "5".into()),
-        (
-            "AVVIK_RECIPIENTS__LEDNINGSGRUPP",
-            format!("[\"{LEDNING}\"]"),
-        ),
-        ("AVVIK_RECIPIENTS__KOMMUNSTYRELSEN", format!("[\"{KS}\"]")),
-        ("AVVIK_NOTIFICATIONS__RETRY_FIRST_S", "1".into()),
-        ("AVVIK_NOTIFICATIONS__RETRY_MAX_S", "2".into()),
-        ("AVVIK_NOTIFICATIONS__POLL_INTERVAL_S", "1".into()),
-    ];
+    let mut env = escalation_env(&sink);
     env.extend(store.iter().cloned());
     let acked = Arc::new(Mutex::new(Acked::default()));
     let mut rng = rand::thread_rng();
@@ -272,6 +257,23 @@ async fn crash_loop(data: std::path::PathBuf, cycles: usize, store: Vec<(&'stati
     let acked_major = acked.lock().unwrap().major.clone();
     assert!(acked_major.is_subset(&majors));
     assert!(!majors.is_empty(), "some deviations were classified major");
+    let delivered = assert_escalated_once(&sink, &majors).await;
+    let a = acked.lock().unwrap().clone();
+    eprintln!(
+        "crash loop: {cycles} cycles, {} acknowledged reports and {} acknowledged major classifications checked after every restart, {} escalations delivered, lost: 0",
+        a.reports.len(),
+        a.major.len(),
+        delivered
+    );
+    tokio::task::spawn_blocking(move || server.kill9())
+        .await
+        .unwrap();
+}
+
+/// Waits until every major deviation's escalation has reached both recipient lists at the
+/// loopback SMTP server, and checks that any repeat carries the same Message-ID. Returns
+/// how many (deviation, recipient) escalations arrived.
+pub(crate) async fn assert_escalated_once(sink: &SmtpSink, majors: &BTreeSet<String>) -> usize {
     let escalated = |m: &[crate::notify::smtp::Received]| -> BTreeSet<(String, String)> {
         m.iter()
             .filter(|x| x.subject().contains("Större avvikelse"))
@@ -323,14 +325,26 @@ async fn crash_loop(data: std::path::PathBuf, cycles: usize, store: Vec<(&'stati
             "{k:?} escalated under several Message-IDs: {v:?}"
         );
     }
-    let a = acked.lock().unwrap().clone();
-    eprintln!(
-        "crash loop: {cycles} cycles, {} acknowledged reports and {} acknowledged major classifications checked after every restart, {} escalations delivered, lost: 0",
-        a.reports.len(),
-        a.major.len(),
-        got.len()
-    );
-    tokio::task::spawn_blocking(move || server.kill9())
-        .await
-        .unwrap();
+    got.len()
+}
+
+/// Unlimited requests, e-mail over SMTP to `sink`, one recipient per list, fast retries:
+/// the settings under which every major escalation must arrive.
+pub(crate) fn escalation_env(sink: &SmtpSink) -> Vec<(&'static str, String)> {
+    vec![
+        ("AVVIK_HTTP__RATE_LIMIT_PER_MINUTE", "0".into()),
+        ("AVVIK_MAIL__TRANSPORT", "smtp".into()),
+        ("AVVIK_MAIL__SMTP__HOST", "127.0.0.1".into()),
+        ("AVVIK_MAIL__SMTP__PORT", sink.port().to_string()),
+        ("AVVIK_MAIL__SMTP__TLS", "none".into()),
+        ("AVVIK_MAIL__SMTP__TIMEOUT_S", "5".into()),
+        (
+            "AVVIK_RECIPIENTS__LEDNINGSGRUPP",
+            format!("[\"{LEDNING}\"]"),
+        ),
+        ("AVVIK_RECIPIENTS__KOMMUNSTYRELSEN", format!("[\"{KS}\"]")),
+        ("AVVIK_NOTIFICATIONS__RETRY_FIRST_S", "1".into()),
+        ("AVVIK_NOTIFICATIONS__RETRY_MAX_S", "2".into()),
+        ("AVVIK_NOTIFICATIONS__POLL_INTERVAL_S", "1".into()),
+    ]
 }

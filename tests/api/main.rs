@@ -51,5 +51,6 @@ mod reports_http;
 mod security;
 mod staff_ui;
 mod tls;
+mod two_nodes;
 mod uploads;
 mod webhooks;

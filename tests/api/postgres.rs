@@ -79,11 +79,25 @@ async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_th
     assert!(!data.join("events").exists());
 
     // PostgreSQL → sled, verbatim: the chain verifies and every answered report is there.
+    // Run on a node (its data directory set), the secret the data keys are wrapped under
+    // goes along with the keys, so the sealed fields still open.
     let copy = dir.path().join("copy");
     let from = format!("postgres:{}", db.url());
     let to = format!("sled:{}", copy.display());
-    let (code, out, err) = avvik(&["migrate", "--from", &from, "--to", &to], &[]);
+    let node_dir = [("AVVIK_STORE__DATA_DIR", data.to_str().unwrap())];
+    let (code, out, err) = avvik(&["migrate", "--from", &from, "--to", &to], &node_dir);
     assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("data-key batches"), "{out}");
+    assert_eq!(
+        std::fs::read(copy.join("secret.key")).unwrap(),
+        std::fs::read(data.join("secret.key")).unwrap()
+    );
+    let titles = stored_titles(copy.to_str().unwrap());
+    assert!(!titles.is_empty());
+    assert!(
+        titles.iter().all(|t| t.starts_with("Rapport ")),
+        "sealed titles open after the copy: {titles:?}"
+    );
     assert!(
         !out.contains(pg_cluster::Cluster::shared().password()),
         "{out}"
@@ -122,9 +136,47 @@ async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_th
     // A second copy into a store that holds a log is refused.
     let (code, _, _) = avvik(&["migrate", "--from", &from, "--to", &to], &[]);
     assert_ne!(code, 0);
+    // A node with the installation's secret starts on it; one with another secret is
+    // refused, naming the file to copy.
     let data2 = dir.path().join("data2");
+    std::fs::create_dir_all(&data2).unwrap();
+    std::fs::copy(data.join("secret.key"), data2.join("secret.key")).unwrap();
     let server = Server::start(&data2, &envs(&on_postgres(back.url())));
     server.kill9();
+    let data3 = dir.path().join("data3");
+    let (code, out, err) = avvik(
+        &["serve"],
+        &[
+            ("AVVIK_STORE__BACKEND", "postgres"),
+            ("AVVIK_STORE__POSTGRES__URL", back.url()),
+            ("AVVIK_STORE__DATA_DIR", data3.to_str().unwrap()),
+            ("AVVIK_HTTP__ADDR", "127.0.0.1:0"),
+        ],
+    );
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("secret.key"), "{err}");
+}
+
+/// The titles of the reports in a sled data directory, opened with its keys.
+fn stored_titles(data: &str) -> Vec<String> {
+    let (code, out, err) = avvik(
+        &[
+            "replay",
+            "--data",
+            data,
+            "--as-of",
+            &format!("seq:{}", u64::MAX),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["title"].as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 /// `avvik serve` with the log at `url` stops, naming the key, without `secret`.

@@ -2,7 +2,8 @@
 //! of avvik processes (`schema`); one writer thread per process commits queued appends in
 //! one transaction each, under a lock on the head row (`writer`); the head follows other
 //! processes' commits by `LISTEN`/`NOTIFY` and a poll (`follow`); import fills an empty
-//! database from an export (`transfer`). The rules of an append are
+//! database from an export (`transfer`); files every process shares sit beside the log
+//! (`files`), and single-runner duties are advisory locks (`lease`). The rules of an append are
 //! [`crate::store::rules`], shared with every backend.
 //!
 //! # Synchronous and async calls
@@ -34,12 +35,15 @@ use uuid::Uuid;
 use crate::record::{NewEvent, RecordedEvent};
 use crate::store::rules::ChainTip;
 use crate::store::{
-    BoxFuture, CounterOf, EventStore, ExpectedVersion, Head, NumberedBuild, Result, StoreError,
+    BoxFuture, CounterOf, EventStore, ExpectedVersion, Head, NumberedBuild, Result, SharedFiles,
+    StoreError,
 };
 use crate::verify::VerifyReport;
 
 mod conn;
+mod files;
 mod follow;
+mod lease;
 mod schema;
 mod transfer;
 mod writer;
@@ -500,5 +504,19 @@ impl EventStore for PostgresEventStore {
 
     fn import(&self, input: &mut dyn std::io::BufRead, counter_of: &CounterOf) -> Result<Head> {
         transfer::import(self, input, counter_of)
+    }
+
+    fn shared_files(&self) -> Option<Arc<dyn SharedFiles>> {
+        Some(Arc::new(files::PgFiles {
+            shared: self.shared.clone(),
+        }))
+    }
+
+    fn duty(&self, name: &str) -> watch::Receiver<bool> {
+        let (held, rx) = watch::channel(false);
+        self.shared
+            .io
+            .spawn(lease::hold(self.shared.clone(), name.to_string(), held));
+        rx
     }
 }

@@ -6,6 +6,7 @@
 //! | `avvik_events` | each record's exact stored bytes (`bytea`: the chain hashes the bytes), with its seq, id, stream and version as indexed columns |
 //! | `avvik_head` | one row: the head's seq, hash and commit time. Every commit locks it (`FOR UPDATE`), so commits from any number of processes are serialized and each reads the true tip |
 //! | `avvik_counters` | the gap-free counters |
+//! | `avvik_files` | files every process of the installation shares, by kind and name (the data keys' batches, the installation's secret check): see [`super::files`] |
 
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Client;
@@ -49,6 +50,17 @@ CREATE TABLE IF NOT EXISTS avvik_head (
 CREATE TABLE IF NOT EXISTS avvik_counters (
     name text PRIMARY KEY,
     value bigint NOT NULL
+);
+";
+
+/// Tables added after the first layout, created when missing by any version that uses
+/// them (adding a table changes nothing the older code reads).
+const CREATE_SIDE: &str = "
+CREATE TABLE IF NOT EXISTS avvik_files (
+    kind text NOT NULL,
+    name text NOT NULL,
+    bytes bytea NOT NULL,
+    PRIMARY KEY (kind, name)
 );
 ";
 
@@ -97,6 +109,26 @@ pub(crate) async fn ensure(client: &Client, health: &Health) -> Result<()> {
         return Err(StoreError::Storage(format!(
             "the PostgreSQL event tables have layout version {version}; this avvik reads version {SCHEMA_VERSION}"
         )));
+    }
+    let side: Option<String> = client
+        .query_one("SELECT to_regclass('avvik_files')::text", &[])
+        .await
+        .map_err(failed)?
+        .get(0);
+    if side.is_none() {
+        client.batch_execute("BEGIN").await.map_err(failed)?;
+        let created = async {
+            client
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+                .await?;
+            client.batch_execute(CREATE_SIDE).await?;
+            client.batch_execute("COMMIT").await
+        }
+        .await;
+        if let Err(e) = created {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(failed(e));
+        }
     }
     Ok(())
 }

@@ -24,6 +24,7 @@ use std::future::Future;
 use std::io::Write;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
@@ -114,6 +115,29 @@ pub type NumberedBuild = Box<dyn FnOnce(u64) -> Vec<NewEvent> + Send>;
 /// rebuild counters from the log alone.
 pub type CounterOf = dyn Fn(&RecordedEvent) -> Option<(String, u64)> + Send + Sync;
 
+/// Files every process of an installation shares, by kind and name: what a node would
+/// otherwise keep in its own data directory but every node must see alike (the data
+/// keys' batches). Calls block for a round trip to the database; each write is durable
+/// when it returns.
+pub trait SharedFiles: Send + Sync {
+    /// The file's bytes, `None` if there is no such file.
+    fn read(&self, kind: &str, name: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores a new file; `false` (and nothing written) if it exists already.
+    fn create(&self, kind: &str, name: &str, bytes: &[u8]) -> Result<bool>;
+    /// Overwrites `bytes.len()` bytes at `offset` of an existing file, and lets the old
+    /// bytes go from the database's pages; `false` if there is no such file or it is
+    /// shorter.
+    fn write_at(&self, kind: &str, name: &str, offset: u64, bytes: &[u8]) -> Result<bool>;
+    /// The names of the files of `kind`, sorted.
+    fn list(&self, kind: &str) -> Result<Vec<String>>;
+}
+
+/// A duty no other process can hold: held from the start, for good.
+fn always_held() -> watch::Receiver<bool> {
+    static HELD: OnceLock<watch::Sender<bool>> = OnceLock::new();
+    HELD.get_or_init(|| watch::channel(true).0).subscribe()
+}
+
 /// An append-only, hash-chained event log.
 ///
 /// A backend stores records and indexes; what an append means (the chain, idempotency,
@@ -202,6 +226,23 @@ pub trait EventStore: Send + Sync {
     /// the gap-free counters. Returns the new head; appends continue from it.
     /// The walk is [`rules::read_export`].
     fn import(&self, input: &mut dyn std::io::BufRead, counter_of: &CounterOf) -> Result<Head>;
+
+    /// The files every process sharing this store sees; `None` for a store only one
+    /// process opens (sled), whose processes keep such files in their data directory.
+    fn shared_files(&self) -> Option<Arc<dyn SharedFiles>> {
+        None
+    }
+
+    /// Whether this process runs the single-runner duty `name` (the outbox's delivery,
+    /// the IMAP collector, the scheduler): true while it holds it, false while another
+    /// process sharing the store does. A store only one process opens holds every duty
+    /// from the start; a shared one holds a duty for one process at a time and moves it
+    /// when that process is gone (PostgreSQL: `postgres::lease`). The duty is let go when
+    /// every receiver is dropped.
+    fn duty(&self, name: &str) -> watch::Receiver<bool> {
+        let _ = name;
+        always_held()
+    }
 }
 
 /// Iterates over all records from `from_seq`, fetching in chunks.

@@ -1,0 +1,255 @@
+//! Two `avvik serve` nodes on one PostgreSQL database (a throw-away cluster): both take
+//! reports and classifications, one is SIGKILLed midway — the one delivering the outbox —
+//! and the survivor carries on: every acknowledged report is there once, the chain
+//! verifies, the outbox duty has moved to the survivor within 10 s, and every major
+//! escalation reaches the loopback SMTP server (repeats only with the same Message-ID).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::crash_loop::{assert_escalated_once, check, escalation_env, list_all, start, Acked};
+use crate::helpers::Server;
+use crate::notify::smtp::{Mode, SmtpSink};
+
+/// Reports sent in all, over both nodes.
+const REPORTS: usize = 2_000;
+/// Concurrent clients per node.
+const CLIENTS: usize = 4;
+
+async fn readyz(base: &str) -> Option<Value> {
+    let r = reqwest::Client::new()
+        .get(format!("{base}/readyz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    r.json().await.ok()
+}
+
+async fn holds_outbox(base: &str) -> bool {
+    readyz(base)
+        .await
+        .is_some_and(|v| v["duties"]["outbox"] == true)
+}
+
+/// Client `worker` sends reports (every third classified major) to its node until `REPORTS`
+/// have been attempted in all; a node that stops answering is left for the other, as a
+/// load balancer would. A request without an answer is attempted, not acknowledged.
+async fn client(
+    worker: usize,
+    bases: [String; 2],
+    down: Arc<[AtomicBool; 2]>,
+    token: String,
+    sent: Arc<AtomicUsize>,
+    acked: Arc<Mutex<Acked>>,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut node = worker % 2;
+    loop {
+        let i = sent.fetch_add(1, Ordering::SeqCst);
+        if i >= REPORTS {
+            return;
+        }
+        if down[node].load(Ordering::SeqCst) {
+            node = 1 - node;
+        }
+        let base = &bases[node];
+        let title = format!("Två noder {worker}-{i}");
+        acked.lock().unwrap().attempted.insert(title.clone());
+        let r = http
+            .post(format!("{base}/api/v1/deviations"))
+            .json(&json!({"title": title, "description": "två noder", "sector": "Socialtjänsten"}))
+            .send()
+            .await;
+        let reference = match r {
+            Ok(r) if r.status() == 201 => {
+                let v: Value = r.json().await.unwrap();
+                v["reference"].as_str().unwrap().to_string()
+            }
+            Ok(r) => panic!("node {node} answered {} to a report", r.status()),
+            Err(_) => {
+                down[node].store(true, Ordering::SeqCst);
+                continue;
+            }
+        };
+        acked
+            .lock()
+            .unwrap()
+            .reports
+            .insert(title, reference.clone());
+        if i.is_multiple_of(3) {
+            // Classified on either node: the other one's register has it or catches up.
+            let on = &bases[if down[1 - node].load(Ordering::SeqCst) {
+                node
+            } else {
+                1 - node
+            }];
+            let mut done = false;
+            for _ in 0..50 {
+                let r = http
+                    .post(format!("{on}/api/v1/deviations/{reference}/classification"))
+                    .bearer_auth(&token)
+                    .json(&json!({"severity": "major", "category": "obehörig åtkomst", "personal_data_breach": "no", "nis2_significant": false}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 200 => {
+                        done = true;
+                        break;
+                    }
+                    // Not folded in on that node yet: read-your-writes is per node.
+                    Ok(r) if r.status() == 404 => {
+                        tokio::time::sleep(Duration::from_millis(20)).await
+                    }
+                    Ok(r) => panic!("classification answered {}", r.status()),
+                    Err(_) => break,
+                }
+            }
+            if done {
+                acked.lock().unwrap().major.insert(reference);
+            }
+        }
+    }
+}
+
+/// Waits until the node's register has folded in the whole log and the log stands still.
+async fn settled(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = None;
+    while Instant::now() < deadline {
+        if let Some(v) = readyz(base).await {
+            let head = v["head_seq"].as_u64();
+            if head.is_some() && v["register_seq"].as_u64() == head && last == head {
+                return;
+            }
+            last = head;
+        }
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    panic!("{base} did not settle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_one_killed_midway_lose_nothing_and_the_survivor_takes_the_outbox() {
+    let db = crate::postgres::pg_cluster::Cluster::shared().database();
+    let dir = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let store = [
+        ("AVVIK_STORE__BACKEND", "postgres".to_string()),
+        ("AVVIK_STORE__POSTGRES__URL", db.url().to_string()),
+    ];
+    let store_env: Vec<(&str, &str)> = store.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let token = crate::helpers::cli_ciso_token_with(&data_a, &store_env);
+    // The second node gets the first one's secret, as the README says.
+    std::fs::create_dir_all(&data_b).unwrap();
+    std::fs::copy(data_a.join("secret.key"), data_b.join("secret.key")).unwrap();
+
+    let sink = SmtpSink::start(Mode::Normal).await;
+    let mut env = escalation_env(&sink);
+    env.extend(store.iter().cloned());
+    let a = start(data_a.clone(), env.clone()).await;
+    let b = start(data_b.clone(), env.clone()).await;
+    // One of them delivers the outbox, not both.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let holder = loop {
+        let (ha, hb) = (holds_outbox(&a.base).await, holds_outbox(&b.base).await);
+        assert!(!(ha && hb), "both nodes hold the outbox duty");
+        if ha || hb {
+            break if ha { 0 } else { 1 };
+        }
+        assert!(Instant::now() < deadline, "no node took the outbox duty");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut nodes: [Option<Server>; 2] = [Some(a), Some(b)];
+    let bases = [
+        nodes[0].as_ref().unwrap().base.clone(),
+        nodes[1].as_ref().unwrap().base.clone(),
+    ];
+    let survivor = bases[1 - holder].clone();
+
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let down = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+    let mut clients = Vec::new();
+    for w in 0..2 * CLIENTS {
+        clients.push(tokio::spawn(client(
+            w,
+            bases.clone(),
+            down.clone(),
+            token.clone(),
+            sent.clone(),
+            acked.clone(),
+        )));
+    }
+    // Midway, the node that delivers the outbox is killed.
+    while sent.load(Ordering::SeqCst) < REPORTS / 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let killed = nodes[holder].take().unwrap();
+    tokio::task::spawn_blocking(move || killed.kill9())
+        .await
+        .unwrap();
+    let killed_at = Instant::now();
+    down[holder].store(true, Ordering::SeqCst);
+    // The survivor takes the outbox duty over within 10 s.
+    loop {
+        if holds_outbox(&survivor).await {
+            break;
+        }
+        assert!(
+            killed_at.elapsed() < Duration::from_secs(10),
+            "the outbox duty did not move to the survivor within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "two nodes: the outbox duty moved {:?} after the SIGKILL",
+        killed_at.elapsed()
+    );
+    for c in clients {
+        c.await.unwrap();
+    }
+
+    // Every acknowledged report is there once, with its reference; the chain verifies;
+    // every acknowledged major classification holds.
+    settled(&survivor).await;
+    let snapshot = acked.lock().unwrap().clone();
+    assert!(
+        snapshot.reports.len() > REPORTS / 2,
+        "most reports were answered: {}",
+        snapshot.reports.len()
+    );
+    check(&survivor, &token, &snapshot, 0).await;
+    let all = list_all(&survivor, &token, "").await;
+    let mut titles: HashMap<String, usize> = HashMap::new();
+    for d in &all {
+        *titles
+            .entry(d["title"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let twice: Vec<_> = titles.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "reports stored more than once: {twice:?}");
+
+    // Every major deviation's escalation arrives, delivered by the survivor for whatever
+    // the killed node had not sent.
+    let majors: BTreeSet<String> = list_all(&survivor, &token, "&severity=major")
+        .await
+        .iter()
+        .map(|d| d["reference"].as_str().unwrap().to_string())
+        .collect();
+    assert!(snapshot.major.is_subset(&majors));
+    let delivered = assert_escalated_once(&sink, &majors).await;
+    eprintln!(
+        "two nodes: {} acknowledged reports, {} major, {} escalations delivered, lost: 0",
+        snapshot.reports.len(),
+        snapshot.major.len(),
+        delivered
+    );
+}
