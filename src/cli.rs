@@ -285,9 +285,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let copied = crate::store::copy(&from, &to, &config.store.data_dir)?;
             println!(
-                "copied {} records and {} data-key batches from {} to {}; head hash {}",
+                "copied {} records, {} data-key batches and {} files from {} to {}; head hash {}",
                 copied.head.seq,
                 copied.key_batches,
+                copied.files,
                 crate::store::shown(&from),
                 crate::store::shown(&to),
                 copied.head.hash

@@ -65,6 +65,8 @@ pub struct Copied {
     pub head: avvik_events::Head,
     /// Data-key batches copied with the log.
     pub key_batches: usize,
+    /// Attachment and quarantine files copied with the log.
+    pub files: usize,
     /// What the operator still has to do, if anything (in English, for the terminal).
     pub note: Option<String>,
 }
@@ -78,11 +80,127 @@ pub struct Copied {
 pub fn copy(from: &str, to: &str, node_dir: &std::path::Path) -> anyhow::Result<Copied> {
     let head = copy_log(from, to)?;
     let (key_batches, note) = copy_keys(&place(from)?, &place(to)?, node_dir)?;
+    let files = copy_blobs(&place(from)?, &place(to)?)?;
     Ok(Copied {
         head,
         key_batches,
+        files,
         note,
     })
+}
+
+/// The directories of a sled data directory whose files the log names (attachments,
+/// quarantined messages), which a shared store keeps as its shared files.
+const BLOB_DIRS: [&str; 2] = [crate::privacy::ATTACHMENTS_DIR, "quarantine"];
+
+/// The attachment and quarantine files follow the log, under the same names; returns
+/// how many were copied.
+fn copy_blobs(from: &Place, to: &Place) -> anyhow::Result<usize> {
+    use anyhow::Context;
+    use avvik_events::{EventStore, PostgresEventStore, PostgresOptions};
+    let kind = crate::privacy::BLOBS_KIND;
+    // The stores stay open while their files are used.
+    let open = |url: &str| -> anyhow::Result<(
+        PostgresEventStore,
+        std::sync::Arc<dyn avvik_events::SharedFiles>,
+    )> {
+        let store = PostgresEventStore::connect(url, PostgresOptions::default())
+            .with_context(|| format!("opening postgres:{}", shown_url(url)))?;
+        let files = store
+            .shared_files()
+            .context("the PostgreSQL store has no shared files")?;
+        Ok((store, files))
+    };
+    let source = match from {
+        Place::Postgres(url) => Some(open(url)?),
+        Place::Sled(_) => None,
+    };
+    // Every file's name; the bytes are read one file at a time.
+    let names: Vec<String> = match (from, &source) {
+        (Place::Sled(dir), _) => {
+            let mut out = Vec::new();
+            for d in BLOB_DIRS {
+                walk(dir, &dir.join(d), &mut out)?;
+            }
+            out
+        }
+        (_, Some((_, files))) => files.list(kind)?,
+        _ => unreachable!("a PostgreSQL source is open"),
+    };
+    let read = |name: &str| -> anyhow::Result<Vec<u8>> {
+        match (from, &source) {
+            (Place::Sled(dir), _) => Ok(std::fs::read(dir.join(name))?),
+            (_, Some((_, files))) => files
+                .read(kind, name)?
+                .with_context(|| format!("the shared file {name} went missing")),
+            _ => unreachable!("a PostgreSQL source has its files"),
+        }
+    };
+    let mut n = 0;
+    match to {
+        Place::Sled(dir) => {
+            for name in &names {
+                // Names come from the store: plain relative paths only.
+                if name
+                    .split('/')
+                    .any(|p| p.is_empty() || p == "." || p == "..")
+                {
+                    anyhow::bail!("refusing the shared file name {name:?}");
+                }
+                let path = dir.join(name);
+                if path.exists() {
+                    continue;
+                }
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let mut f = std::fs::File::create(&path)?;
+                std::io::Write::write_all(&mut f, &read(name)?)?;
+                f.sync_all()?;
+                n += 1;
+            }
+        }
+        Place::Postgres(url) => {
+            let (_store, files) = open(url)?;
+            for name in &names {
+                if files.create(kind, name, &read(name)?)? {
+                    n += 1;
+                }
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// The files under `dir` (recursively), as `/`-separated names relative to `root`.
+fn walk(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    out: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(root, &path, out)?;
+        } else if !path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(".tmp-"))
+        {
+            let rel = path.strip_prefix(root)?;
+            let parts: Option<Vec<&str>> = rel.iter().map(|p| p.to_str()).collect();
+            match parts {
+                Some(parts) => out.push(parts.join("/")),
+                None => anyhow::bail!("{} is not a UTF-8 name", path.display()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The data keys (and the secret they are wrapped under) follow the log: a sled data

@@ -2190,6 +2190,14 @@ mod postgres_only {
         assert!(!fa.write_at("keys", "y", 0, &[0]).unwrap(), "no such file");
         assert!(fa.create("other", "x", &[5]).unwrap(), "kinds are apart");
         assert_eq!(fb.list("keys").unwrap(), vec!["x".to_string()]);
+        assert!(fa.create("blobs", "attachments/d1/a", &[1]).unwrap());
+        assert!(fa.create("blobs", "attachments/d1/b", &[2]).unwrap());
+        assert!(fa.create("blobs", "attachments/d2/a", &[3]).unwrap());
+        assert_eq!(fb.remove_prefix("blobs", "attachments/d1/").unwrap(), 2);
+        assert_eq!(
+            fa.list("blobs").unwrap(),
+            vec!["attachments/d2/a".to_string()]
+        );
         // A store only one process opens has none.
         let dir = tempfile::tempdir().unwrap();
         let sled = SledEventStore::open(dir.path(), StoreOptions::default()).unwrap();

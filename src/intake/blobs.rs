@@ -2,16 +2,34 @@
 //! messages (`quarantine/<sha256>.eml`) under the data directory. Content-addressed, so a
 //! repeat writes nothing new; written to a temporary file, fsynced, renamed and the
 //! directory fsynced, so a file an event names is on disk before the event is.
+//!
+//! On a store several nodes share (PostgreSQL), the same names are files in the store's
+//! shared files (kind [`crate::privacy::BLOBS_KIND`]), committed before the event that
+//! names them, so every node serves what any node received.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-pub const ATTACHMENTS_DIR: &str = "attachments";
+use avvik_events::{EventStore, SharedFiles};
+
+pub use crate::privacy::ATTACHMENTS_DIR;
 pub const QUARANTINE_DIR: &str = "quarantine";
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BlobStore {
     root: PathBuf,
+    /// The shared store's files, when the store has them; else `root`.
+    shared: Option<Arc<dyn SharedFiles>>,
+}
+
+impl std::fmt::Debug for BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobStore")
+            .field("root", &self.root)
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
 }
 
 /// Is `s` a lower-case hex SHA-256 (and so safe as a file name)?
@@ -23,7 +41,45 @@ impl BlobStore {
     pub fn new(data_dir: &Path) -> Self {
         Self {
             root: data_dir.to_path_buf(),
+            shared: None,
         }
+    }
+
+    /// The blobs of `store`: its shared files if it has them, else under `data_dir`.
+    pub fn for_store(store: &dyn EventStore, data_dir: &Path) -> Self {
+        Self {
+            root: data_dir.to_path_buf(),
+            shared: store.shared_files(),
+        }
+    }
+
+    /// Writes `bytes` as the file at `path` (under the root) durably, unless it is there.
+    fn put(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        match (&self.shared, self.name(path)) {
+            (Some(files), Some(name)) => files
+                .create(crate::privacy::BLOBS_KIND, &name, bytes)
+                .map(|_| ())
+                .map_err(|e| std::io::Error::other(e.to_string())),
+            _ => put(path, bytes),
+        }
+    }
+
+    /// Reads the file at `path` (under the root); `NotFound` if there is none.
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        match (&self.shared, self.name(path)) {
+            (Some(files), Some(name)) => files
+                .read(crate::privacy::BLOBS_KIND, &name)
+                .map_err(|e| std::io::Error::other(e.to_string()))?
+                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")),
+            _ => std::fs::read(path),
+        }
+    }
+
+    /// A path's name among the shared files: relative to the root, `/`-separated.
+    fn name(&self, path: &Path) -> Option<String> {
+        let rel = path.strip_prefix(&self.root).ok()?;
+        let parts: Vec<&str> = rel.iter().map(|p| p.to_str()).collect::<Option<_>>()?;
+        Some(parts.join("/"))
     }
 
     /// The relative path a quarantined message is kept at (as events record it).
@@ -42,13 +98,13 @@ impl BlobStore {
     /// Stores an attachment durably (a no-op when it is already there).
     pub fn put_attachment(&self, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {
         let path = self.attachment_path(sha256).ok_or_else(bad_name)?;
-        put(&path, bytes)
+        self.put(&path, bytes)
     }
 
     /// Stores a quarantined message durably (a no-op when it is already there).
     pub fn put_quarantined(&self, sha256: &str, bytes: &[u8]) -> std::io::Result<()> {
         let path = self.quarantine_path(sha256).ok_or_else(bad_name)?;
-        put(&path, bytes)
+        self.put(&path, bytes)
     }
 
     /// Where a deviation's (sealed) attachment is: `attachments/<deviation>/<sha256>`.
@@ -71,7 +127,7 @@ impl BlobStore {
         let path = self
             .deviation_attachment_path(deviation, sha256)
             .ok_or_else(bad_name)?;
-        put(&path, sealed)
+        self.put(&path, sealed)
     }
 
     /// A deviation's attachment as stored: `Ok(Some(sealed))` under the deviation,
@@ -85,7 +141,7 @@ impl BlobStore {
         let path = self
             .deviation_attachment_path(deviation, sha256)
             .ok_or_else(bad_name)?;
-        match std::fs::read(path) {
+        match self.read(&path) {
             Ok(b) => Ok(Some(b)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -93,11 +149,11 @@ impl BlobStore {
     }
 
     pub fn read_attachment(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.attachment_path(sha256).ok_or_else(bad_name)?)
+        self.read(&self.attachment_path(sha256).ok_or_else(bad_name)?)
     }
 
     pub fn read_quarantined(&self, sha256: &str) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.quarantine_path(sha256).ok_or_else(bad_name)?)
+        self.read(&self.quarantine_path(sha256).ok_or_else(bad_name)?)
     }
 }
 

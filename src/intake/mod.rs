@@ -190,6 +190,7 @@ impl Intake {
         .map(|a| a.as_str().to_lowercase())
         .collect();
         own.dedup();
+        let blobs = BlobStore::for_store(services.store.as_ref(), &config.store.data_dir);
         Self {
             services,
             limits: Limits {
@@ -198,7 +199,7 @@ impl Intake {
             },
             own_addresses: own,
             trusted_authserv_ids: config.intake.trusted_authserv_ids.clone(),
-            blobs: BlobStore::new(&config.store.data_dir),
+            blobs,
             view,
             serial: tokio::sync::Mutex::new(()),
         }

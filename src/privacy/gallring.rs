@@ -89,6 +89,12 @@ pub fn finish(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }
+    if let Some(files) = keys.shared_files() {
+        let prefix = format!("{}/{}/", super::ATTACHMENTS_DIR, deviation.simple());
+        files
+            .remove_prefix(super::BLOBS_KIND, &prefix)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
     let path = pending_dir(keys_dir).join(deviation.simple().to_string());
     match std::fs::remove_file(&path) {
         Ok(()) => {}

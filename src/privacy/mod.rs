@@ -43,6 +43,9 @@ const AAD_PREFIX: &[u8] = b"avvik-sealed-v1\0";
 /// Where attachment files of a deviation are kept, under the data directory
 /// (`attachments/<deviation>/<sha256>`, sealed with the deviation's key).
 pub const ATTACHMENTS_DIR: &str = "attachments";
+/// The kind of the attachment and quarantine files among a shared store's files (named
+/// as under the data directory: `attachments/<deviation>/<sha256>` …).
+pub const BLOBS_KIND: &str = "blobs";
 
 /// What a field reads as when its key is gone without a gallring (a lost key store).
 pub const KEY_MISSING_TEXT: &str = "[krypterad uppgift: nyckeln saknas]";
@@ -55,6 +58,8 @@ pub struct Keyring {
     key_of: RwLock<HashMap<Uuid, KeyId>>,
     /// The data directory (gallring intents, attachment files); `None` in unit tests.
     data_dir: Option<std::path::PathBuf>,
+    /// The files every node shares, on a shared store (where the attachments are then).
+    shared: Option<Arc<dyn avvik_events::SharedFiles>>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -83,6 +88,7 @@ impl Keyring {
             index_key: secret.derive("blind-index-v1"),
             key_of: RwLock::new(HashMap::default()),
             data_dir: None,
+            shared: None,
         }
     }
 
@@ -120,9 +126,18 @@ impl Keyring {
             return Self::open_dir(data_dir, secret);
         };
         std::fs::create_dir_all(data_dir)?;
-        let mut k = Self::new(Arc::new(FileKeyStore::shared(files, secret)), secret);
+        let mut k = Self::new(
+            Arc::new(FileKeyStore::shared(files.clone(), secret)),
+            secret,
+        );
         k.data_dir = Some(data_dir.to_path_buf());
+        k.shared = Some(files);
         Ok(Arc::new(k))
+    }
+
+    /// The files every node shares, on a shared store.
+    pub fn shared_files(&self) -> Option<&Arc<dyn avvik_events::SharedFiles>> {
+        self.shared.as_ref()
     }
 
     pub fn keys(&self) -> &dyn KeyStore {

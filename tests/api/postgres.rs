@@ -75,6 +75,28 @@ async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_th
     }
     let acked: BTreeSet<String> = acked.lock().unwrap().iter().cloned().collect();
     assert!(acked.len() > 20, "load reached the server: {}", acked.len());
+    // One report with a file: the file is kept in the database too, not in the directory.
+    let server = Server::start(&data, &envs(&pg));
+    let web = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let home = format!("{}/", server.base);
+    let html = web.get(&home).send().await.unwrap().text().await.unwrap();
+    let t = crate::staff_ui::csrf_token(&html);
+    let r = web
+        .post(&home)
+        .multipart(crate::uploads::report_form(
+            &t,
+            ("utskrift.pdf", crate::uploads::PDF),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    server.kill9();
+    assert!(!data.join("attachments").exists());
     // Nothing was written to sled in the data directory.
     assert!(!data.join("events").exists());
 
@@ -87,7 +109,12 @@ async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_th
     let node_dir = [("AVVIK_STORE__DATA_DIR", data.to_str().unwrap())];
     let (code, out, err) = avvik(&["migrate", "--from", &from, "--to", &to], &node_dir);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("data-key batches"), "{out}");
+    assert!(out.contains("data-key batches and 1 files"), "{out}");
+    assert_eq!(
+        walk_files(&copy.join("attachments")),
+        1,
+        "the sealed file is under the copy's attachments"
+    );
     assert_eq!(
         std::fs::read(copy.join("secret.key")).unwrap(),
         std::fs::read(data.join("secret.key")).unwrap()
@@ -95,7 +122,9 @@ async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_th
     let titles = stored_titles(copy.to_str().unwrap());
     assert!(!titles.is_empty());
     assert!(
-        titles.iter().all(|t| t.starts_with("Rapport ")),
+        titles
+            .iter()
+            .all(|t| t.starts_with("Rapport ") || t == "Utskrift med elevuppgifter i skrivaren"),
         "sealed titles open after the copy: {titles:?}"
     );
     assert!(
@@ -133,6 +162,7 @@ async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_th
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains(&head), "{out}");
+    assert!(out.contains("and 1 files"), "{out}");
     // A second copy into a store that holds a log is refused.
     let (code, _, _) = avvik(&["migrate", "--from", &from, "--to", &to], &[]);
     assert_ne!(code, 0);
@@ -155,6 +185,24 @@ async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_th
     );
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("secret.key"), "{err}");
+}
+
+/// How many files are under `dir`, at any depth.
+fn walk_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        walk_files(&p)
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// The titles of the reports in a sled data directory, opened with its keys.

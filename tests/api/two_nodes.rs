@@ -173,6 +173,25 @@ async fn two_nodes_one_killed_midway_lose_nothing_and_the_survivor_takes_the_out
         nodes[1].as_ref().unwrap().base.clone(),
     ];
     let survivor = bases[1 - holder].clone();
+    // A file reported on the node about to die.
+    let web = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let home = format!("{}/", bases[holder]);
+    let html = web.get(&home).send().await.unwrap().text().await.unwrap();
+    let t = crate::staff_ui::csrf_token(&html);
+    let r = web
+        .post(&home)
+        .multipart(crate::uploads::report_form(
+            &t,
+            ("utskrift.pdf", crate::uploads::PDF),
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the form with a file is taken");
 
     let acked = Arc::new(Mutex::new(Acked::default()));
     let sent = Arc::new(AtomicUsize::new(0));
@@ -220,7 +239,10 @@ async fn two_nodes_one_killed_midway_lose_nothing_and_the_survivor_takes_the_out
     // Every acknowledged report is there once, with its reference; the chain verifies;
     // every acknowledged major classification holds.
     settled(&survivor).await;
-    let snapshot = acked.lock().unwrap().clone();
+    let mut snapshot = acked.lock().unwrap().clone();
+    snapshot
+        .attempted
+        .insert("Utskrift med elevuppgifter i skrivaren".to_string());
     assert!(
         snapshot.reports.len() > REPORTS / 2,
         "most reports were answered: {}",
@@ -236,6 +258,24 @@ async fn two_nodes_one_killed_midway_lose_nothing_and_the_survivor_takes_the_out
     }
     let twice: Vec<_> = titles.iter().filter(|(_, n)| **n > 1).collect();
     assert!(twice.is_empty(), "reports stored more than once: {twice:?}");
+
+    // The file reported on the killed node is served by the survivor.
+    let with_file = all
+        .iter()
+        .find(|d| d["title"] == "Utskrift med elevuppgifter i skrivaren")
+        .expect("the report with a file is there");
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{survivor}/api/v1/deviations/{}/attachments/{}",
+            with_file["reference"].as_str().unwrap(),
+            with_file["attachments"][0]["sha256"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), crate::uploads::PDF);
 
     // Every major deviation's escalation arrives, delivered by the survivor for whatever
     // the killed node had not sent.

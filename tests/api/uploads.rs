@@ -27,7 +27,7 @@ async fn token(c: &reqwest::Client, url: &str) -> String {
     crate::staff_ui::csrf_token(&html)
 }
 
-fn report_form(token: &str, file: (&str, &[u8])) -> Form {
+pub(crate) fn report_form(token: &str, file: (&str, &[u8])) -> Form {
     Form::new()
         .text("authenticity_token", token.to_string())
         .text("title", "Utskrift med elevuppgifter i skrivaren")

@@ -101,11 +101,8 @@ impl SharedFiles for PgFiles {
                 .map_err(|e| shared.health.failed("overwrite a shared file", &e))?;
             if n == 1 {
                 // The row's earlier version stays in the table's pages until vacuumed;
-                // vacuum now, so an overwritten key does not linger (best effort: the
-                // autovacuum gets there too).
-                if let Err(e) = c.batch_execute("VACUUM avvik_files").await {
-                    tracing::warn!(error = %super::conn::error_text(&e), "vacuuming the shared files after an overwrite failed");
-                }
+                // vacuum now, so an overwritten key does not linger.
+                vacuum(&c).await;
             }
             Ok(n == 1)
         })
@@ -124,5 +121,31 @@ impl SharedFiles for PgFiles {
                 .map_err(|e| shared.health.failed("list shared files", &e))?;
             Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
         })
+    }
+
+    fn remove_prefix(&self, kind: &str, prefix: &str) -> Result<u64> {
+        let (shared, kind, prefix) = (self.shared.clone(), kind.to_string(), prefix.to_string());
+        self.blocking("remove shared files", async move {
+            let c = shared.reader().await?;
+            let n = c
+                .execute_typed(
+                    "DELETE FROM avvik_files WHERE kind = $1 AND starts_with(name, $2)",
+                    &[(&kind, Type::TEXT), (&prefix, Type::TEXT)],
+                )
+                .await
+                .map_err(|e| shared.health.failed("remove shared files", &e))?;
+            if n > 0 {
+                vacuum(&c).await;
+            }
+            Ok(n)
+        })
+    }
+}
+
+/// Lets removed or overwritten rows' bytes go from the table's pages now (best effort:
+/// the autovacuum gets there too).
+async fn vacuum(c: &tokio_postgres::Client) {
+    if let Err(e) = c.batch_execute("VACUUM avvik_files").await {
+        tracing::warn!(error = %super::conn::error_text(&e), "vacuuming the shared files failed");
     }
 }

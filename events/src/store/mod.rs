@@ -130,6 +130,9 @@ pub trait SharedFiles: Send + Sync {
     fn write_at(&self, kind: &str, name: &str, offset: u64, bytes: &[u8]) -> Result<bool>;
     /// The names of the files of `kind`, sorted.
     fn list(&self, kind: &str) -> Result<Vec<String>>;
+    /// Removes every file of `kind` whose name starts with `prefix`, and lets their bytes
+    /// go from the database's pages; returns how many.
+    fn remove_prefix(&self, kind: &str, prefix: &str) -> Result<u64>;
 }
 
 /// A duty no other process can hold: held from the start, for good.
@@ -229,6 +232,7 @@ pub trait EventStore: Send + Sync {
 
     /// The files every process sharing this store sees; `None` for a store only one
     /// process opens (sled), whose processes keep such files in their data directory.
+    /// They answer while the store is open (afterwards: `Closed`).
     fn shared_files(&self) -> Option<Arc<dyn SharedFiles>> {
         None
     }
