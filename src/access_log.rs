@@ -4,7 +4,9 @@
 //! holds the content itself (no titles, no file names, no searched-for addresses or texts).
 //!
 //! It is **its own hash-chained log, not the main chain**: a second `SledEventStore` in
-//! `<data_dir>/access`, with its own chain and its own `verify`, written through a
+//! `<data_dir>/access` (with the log in PostgreSQL: a second PostgreSQL log in the schema
+//! [`PG_SCHEMA`] of the same database, which every node writes and follows, so each node
+//! shows every node's entries), with its own chain and its own `verify`, written through a
 //! [`CommandHandler`] over that store like every other write. Why a log of its own:
 //! - reads far outnumber writes; in the main chain they would dominate the register's
 //!   history and the start-up replay;
@@ -32,6 +34,9 @@ use crate::domain::{Fact, Reference};
 
 /// The directory under the data directory that holds the access log's store.
 pub const ACCESS_DIR: &str = "access";
+
+/// The PostgreSQL schema that holds the access log when the main log is in PostgreSQL.
+pub const PG_SCHEMA: &str = "avvik_access";
 
 /// The stream of entries that concern no single deviation.
 pub const NO_DEVIATION: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_00ac_ce55_0000);
@@ -253,6 +258,61 @@ impl AccessLog {
             },
         )?;
         Self::with_store(Arc::new(store), clock)
+    }
+
+    /// The access log beside the configured main log: in `<data_dir>/access` (sled), or
+    /// in the schema [`PG_SCHEMA`] of the PostgreSQL database (`store.postgres.url`).
+    pub fn open_for(
+        config: &crate::config::Config,
+        data_dir: &Path,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AccessLogError> {
+        match config.store.backend {
+            crate::config::StoreBackend::Sled => Self::open(data_dir, clock),
+            crate::config::StoreBackend::Postgres => {
+                let store = avvik_events::PostgresEventStore::connect(
+                    &config.store.postgres.url,
+                    avvik_events::PostgresOptions {
+                        schema: Some(PG_SCHEMA.into()),
+                        ..avvik_events::PostgresOptions::default()
+                    },
+                )?;
+                Self::with_store(Arc::new(store), clock)
+            }
+        }
+    }
+
+    /// Keeps the index current with entries other processes sharing the store write
+    /// (nodes on one PostgreSQL database), until `shutdown`.
+    pub fn follow(&self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let from = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            index.entries.keys().next_back().map_or(1, |s| s + 1)
+        };
+        let index = self.index.clone();
+        let mut sub = avvik_events::Subscription::new(self.store.clone(), from);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    next = sub.next() => match next {
+                        Ok(rec) => {
+                            if let Some(e) = AccessEntry::from_record(&rec) {
+                                index.write().unwrap_or_else(|p| p.into_inner()).add(e);
+                            }
+                        }
+                        Err(StoreError::Closed) => return,
+                        Err(StoreError::Corrupt { seq, reason }) => {
+                            tracing::warn!(seq, %reason, "an access-log record cannot be read");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "the access log could not follow other nodes' entries; retrying");
+                            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        }
+                    },
+                }
+            }
+        });
     }
 
     /// Over a store already open (tests use this with a store that fails).

@@ -231,24 +231,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             to_seq,
         } => {
             let store = open_log(&data)?;
+            let with_data = data.is_some();
             let dir = data_dir(data);
             // An export is a reading of every deviation: in the access log first, or not at all.
             let to = to_seq.unwrap_or(u64::MAX).min(store.head().seq);
-            crate::access_log::AccessLog::open(
-                &dir,
-                std::sync::Arc::new(crate::clock::SystemClock),
-            )
-            .context("opening the access log")?
-            .record(
-                "system:cli",
-                crate::access_log::AccessKind::Export {
-                    from_seq,
-                    to_seq: to,
-                },
-                None,
-            )
-            .await
-            .context("recording the export in the access log")?;
+            let clock = std::sync::Arc::new(crate::clock::SystemClock);
+            // With `--data`, the sled data directory's own access log.
+            let access_log = if with_data {
+                crate::access_log::AccessLog::open(&dir, clock)
+            } else {
+                crate::access_log::AccessLog::open_for(&config, &dir, clock)
+            };
+            access_log
+                .context("opening the access log")?
+                .record(
+                    "system:cli",
+                    crate::access_log::AccessKind::Export {
+                        from_seq,
+                        to_seq: to,
+                    },
+                    None,
+                )
+                .await
+                .context("recording the export in the access log")?;
             let stdout = std::io::stdout();
             let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
             let n = store.export(from_seq, to, &mut out)?;

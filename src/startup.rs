@@ -136,17 +136,23 @@ impl Application {
 
     pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
         let store = open_store(&config)?;
-        let access_log = crate::access_log::AccessLog::open(&config.store.data_dir, clock.clone())
-            .with_context(|| {
-                format!(
-                    "opening the access log in {}",
-                    config
-                        .store
-                        .data_dir
-                        .join(crate::access_log::ACCESS_DIR)
-                        .display()
-                )
-            })?;
+        let access_log =
+            crate::access_log::AccessLog::open_for(&config, &config.store.data_dir, clock.clone())
+                .with_context(|| match config.store.backend {
+                    StoreBackend::Sled => format!(
+                        "opening the access log in {}",
+                        config
+                            .store
+                            .data_dir
+                            .join(crate::access_log::ACCESS_DIR)
+                            .display()
+                    ),
+                    StoreBackend::Postgres => format!(
+                "opening the access log in PostgreSQL, schema {} (key `store.postgres.url` = {})",
+                crate::access_log::PG_SCHEMA,
+                config.store.postgres.shown()
+            ),
+                })?;
         let secret =
             crate::secret::Secret::load_or_create(&config.store.data_dir).with_context(|| {
                 format!(
@@ -174,6 +180,9 @@ impl Application {
         // Install the metrics recorder before anything records.
         crate::web::metrics::handle();
         let (shutdown_tx, _) = watch::channel(false);
+        if config.store.backend == StoreBackend::Postgres {
+            access_log.follow(shutdown_tx.subscribe());
+        }
         let projections = Projections::start(
             store.clone(),
             keys.clone(),

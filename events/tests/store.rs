@@ -2168,6 +2168,48 @@ mod postgres_only {
             .unwrap();
     }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_log_in_a_schema_of_its_own_is_a_chain_apart_that_its_processes_share() {
+        let db = database();
+        let main = connect(db.url(), PostgresOptions::default());
+        let apart = || PostgresOptions {
+            schema: Some("avvik_access".into()),
+            ..PostgresOptions::default()
+        };
+        let a = connect(db.url(), apart());
+        let b = connect(db.url(), apart());
+        main.append(
+            Uuid::now_v7(),
+            ExpectedVersion::Any,
+            vec![ev("Main", json!({}))],
+        )
+        .await
+        .unwrap();
+        for _ in 0..3 {
+            a.append(
+                Uuid::now_v7(),
+                ExpectedVersion::Any,
+                vec![ev("Seen", json!({}))],
+            )
+            .await
+            .unwrap();
+        }
+        let mut head = b.watch_head();
+        tokio::time::timeout(Duration::from_secs(5), head.wait_for(|s| *s >= 3))
+            .await
+            .expect("the other process follows the schema's log")
+            .unwrap();
+        assert_eq!(b.read_batch(1, 10).unwrap().len(), 3);
+        assert_eq!(main.head().seq, 1, "the main chain is untouched");
+        assert_eq!(main.read_batch(1, 10).unwrap()[0].event_type, "Main");
+        assert!(b.verify().unwrap().ok);
+        let bad = PostgresOptions {
+            schema: Some("x; DROP TABLE avvik_events".into()),
+            ..PostgresOptions::default()
+        };
+        assert!(PostgresEventStore::connect(db.url(), bad).is_err());
+    }
+
     #[test]
     fn shared_files_are_seen_by_every_store_and_overwritten_in_place() {
         let db = database();

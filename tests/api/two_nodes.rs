@@ -1,8 +1,9 @@
 //! Two `avvik serve` nodes on one PostgreSQL database (a throw-away cluster): both take
 //! reports and classifications, one is SIGKILLed midway — the one delivering the outbox —
 //! and the survivor carries on: every acknowledged report is there once, the chain
-//! verifies, the outbox duty has moved to the survivor within 10 s, and every major
-//! escalation reaches the loopback SMTP server (repeats only with the same Message-ID).
+//! verifies, the outbox duty has moved to the survivor within 10 s, every major
+//! escalation reaches the loopback SMTP server (repeats only with the same Message-ID),
+//! and what the killed node took in (a file, a läslogg entry) the survivor shows.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -211,6 +212,23 @@ async fn two_nodes_one_killed_midway_lose_nothing_and_the_survivor_takes_the_out
     while sent.load(Ordering::SeqCst) < REPORTS / 2 {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A CISO reads one deviation on the node about to die: the läslogg entry it writes
+    // is shown on the survivor too.
+    let seen = acked
+        .lock()
+        .unwrap()
+        .reports
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/deviations/{seen}", bases[holder]))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let killed = nodes[holder].take().unwrap();
     tokio::task::spawn_blocking(move || killed.kill9())
         .await
@@ -276,6 +294,24 @@ async fn two_nodes_one_killed_midway_lose_nothing_and_the_survivor_takes_the_out
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), crate::uploads::PDF);
+
+    let log: Value = reqwest::Client::new()
+        .get(format!("{survivor}/api/v1/audit/access?reference={seen}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        log["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["what"]["kind"] == "deviation_api"),
+        "the read on the killed node is in the survivor's läslogg: {log:#}"
+    );
 
     // Every major deviation's escalation arrives, delivered by the survivor for whatever
     // the killed node had not sent.

@@ -31,6 +31,10 @@ pub(crate) struct Target {
     tls: Tls,
     /// `user@host:port/dbname`, for messages.
     pub(crate) name: String,
+    /// The schema the tables are in, when not the default one.
+    pub(crate) schema: Option<String>,
+    /// The channel commits notify.
+    pub(crate) channel: String,
 }
 
 impl Target {
@@ -41,11 +45,40 @@ impl Target {
     /// a connection that may be read or altered on the way is no place for a hash chain.
     /// `sslmode=disable` connects in plain text. Without `sslmode` (or with `prefer`), a
     /// loopback host or a Unix socket connects in plain text and any other host with TLS.
-    pub(crate) fn parse(url: &str, connect_timeout: Duration) -> Result<Self> {
+    ///
+    /// `schema` puts the tables in a schema of their own (`search_path` of every
+    /// connection), for a second log in the same database; its commits notify a channel
+    /// of their own.
+    pub(crate) fn parse(
+        url: &str,
+        connect_timeout: Duration,
+        schema: Option<&str>,
+    ) -> Result<Self> {
         let (url, verify) = without_verify_mode(url);
         let mut config = Config::from_str(&url).map_err(|e| {
             StoreError::Storage(format!("the PostgreSQL connection URL is not valid: {e}"))
         })?;
+        if let Some(schema) = schema {
+            let plain = schema.len() <= 48
+                && schema.starts_with(|c: char| c.is_ascii_lowercase())
+                && schema
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !plain {
+                return Err(StoreError::Storage(format!(
+                    "the schema name {schema:?} must be lower-case letters, digits and _"
+                )));
+            }
+            let options = match config.get_options() {
+                Some(o) if !o.is_empty() => format!("{o} -c search_path={schema}"),
+                _ => format!("-c search_path={schema}"),
+            };
+            config.options(&options);
+        }
+        let channel = schema.map_or_else(
+            || super::schema::CHANNEL.to_string(),
+            |s| format!("{s}_head"),
+        );
         config.connect_timeout(connect_timeout);
         if config.get_application_name().is_none() {
             config.application_name("avvik");
@@ -68,7 +101,13 @@ impl Target {
             Tls::Plain
         };
         let name = describe(&config);
-        Ok(Self { config, tls, name })
+        Ok(Self {
+            config,
+            tls,
+            name,
+            schema: schema.map(str::to_string),
+            channel,
+        })
     }
 
     /// Opens one connection and starts driving it on the current runtime. Notifications
@@ -355,7 +394,7 @@ mod tests {
     #[test]
     fn plain_only_on_loopback_unless_asked() {
         let t = Duration::from_secs(1);
-        let plain = |url: &str| matches!(Target::parse(url, t).unwrap().tls, Tls::Plain);
+        let plain = |url: &str| matches!(Target::parse(url, t, None).unwrap().tls, Tls::Plain);
         assert!(plain("postgres://avvik:pw@127.0.0.1:5432/avvik"));
         assert!(plain("postgres://avvik:pw@localhost/avvik"));
         assert!(plain("postgres://avvik:pw@[::1]:5432/avvik"));
@@ -370,7 +409,7 @@ mod tests {
             "postgres://avvik@127.0.0.1/avvik?sslmode=verify-full",
             "host=127.0.0.1 user=avvik sslmode=verify-ca",
         ] {
-            match Target::parse(url, t) {
+            match Target::parse(url, t, None) {
                 Ok(target) => assert!(matches!(target.tls, Tls::Rustls(_)), "{url}"),
                 Err(StoreError::Storage(m)) => assert!(m.contains("CA certificates"), "{m}"),
                 Err(e) => panic!("{url}: {e}"),
@@ -381,9 +420,10 @@ mod tests {
     #[test]
     fn messages_name_the_target_but_never_the_password() {
         let t = Duration::from_secs(1);
-        let target = Target::parse("postgres://avvik:s3cret@127.0.0.1:5433/events", t).unwrap();
+        let target =
+            Target::parse("postgres://avvik:s3cret@127.0.0.1:5433/events", t, None).unwrap();
         assert_eq!(target.name, "avvik@127.0.0.1:5433/events");
-        let err = Target::parse("postgres://avvik:s3cret@127.0.0.1:notaport/x", t)
+        let err = Target::parse("postgres://avvik:s3cret@127.0.0.1:notaport/x", t, None)
             .err()
             .expect("bad port");
         assert!(!err.to_string().contains("s3cret"), "{err}");

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_postgres::Client;
 
-use super::schema::{self, CHANNEL};
+use super::schema;
 use super::Shared;
 
 /// A connection listening on the head channel, and what it hears.
@@ -59,7 +59,7 @@ pub(crate) async fn listen(shared: &Shared) -> Option<Listener> {
     let connect = async {
         let client = shared.target.connect(Some(tx)).await?;
         client
-            .batch_execute(&format!("LISTEN {CHANNEL}"))
+            .batch_execute(&format!("LISTEN {}", shared.target.channel))
             .await
             .map_err(|e| shared.health.failed("LISTEN", &e))?;
         Ok(client)

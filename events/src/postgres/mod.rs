@@ -67,6 +67,9 @@ pub struct PostgresOptions {
     /// How often the head row is read, in case a notification of another process's
     /// commit was lost.
     pub poll_interval: Duration,
+    /// A schema of its own for the tables (created if missing), for a second log in the
+    /// same database (the access log); `None`: the connection's default schema.
+    pub schema: Option<String>,
 }
 
 impl Default for PostgresOptions {
@@ -78,6 +81,7 @@ impl Default for PostgresOptions {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
+            schema: None,
         }
     }
 }
@@ -193,7 +197,7 @@ impl PostgresEventStore {
     /// `sslmode=disable` connects in plain text; without `sslmode` a loopback host or a
     /// Unix socket connects in plain text and any other host with TLS.
     pub fn connect(url: &str, opts: PostgresOptions) -> Result<Self> {
-        let target = Target::parse(url, opts.connect_timeout)?;
+        let target = Target::parse(url, opts.connect_timeout, opts.schema.as_deref())?;
         let (head_tx, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             target,
@@ -209,7 +213,8 @@ impl PostgresEventStore {
             shared.clone().io.block_on(async move {
                 let open = async {
                     let client = shared.target.connect(None).await?;
-                    schema::ensure(&client, &shared.health).await?;
+                    schema::ensure(&client, &shared.health, shared.target.schema.as_deref())
+                        .await?;
                     // Listen first, then read the head: a commit by another process in
                     // between is heard, not missed until the next poll.
                     let listener = follow::listen(&shared).await;

@@ -21,7 +21,8 @@ pub(crate) type Param<'a> = (&'a (dyn ToSql + Sync), Type);
 /// The layout this code reads and writes.
 pub(crate) const SCHEMA_VERSION: i32 = 1;
 
-/// The channel a commit notifies with its new head seq.
+/// The channel a commit notifies with its new head seq (tables in a schema of their own:
+/// `<schema>_head`).
 pub(crate) const CHANNEL: &str = "avvik_head";
 
 /// Serializes the creation of the tables between processes opening an empty database at
@@ -65,8 +66,26 @@ CREATE TABLE IF NOT EXISTS avvik_files (
 ";
 
 /// Creates the tables if they are missing and checks the layout's version.
-pub(crate) async fn ensure(client: &Client, health: &Health) -> Result<()> {
+pub(crate) async fn ensure(client: &Client, health: &Health, schema: Option<&str>) -> Result<()> {
     let failed = |e: tokio_postgres::Error| health.failed("schema set-up", &e);
+    if let Some(schema) = schema {
+        // A name checked by `Target::parse`: lower-case letters, digits and _.
+        client.batch_execute("BEGIN").await.map_err(failed)?;
+        let created = async {
+            client
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+                .await?;
+            client
+                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .await?;
+            client.batch_execute("COMMIT").await
+        }
+        .await;
+        if let Err(e) = created {
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(failed(e));
+        }
+    }
     let exists: Option<String> = client
         .query_one("SELECT to_regclass('avvik_schema')::text", &[])
         .await
@@ -248,7 +267,11 @@ pub(crate) async fn upsert_counters(
 
 /// Moves the head row to `tip` and notifies other processes of its seq (delivered at
 /// COMMIT).
-pub(crate) async fn set_head(client: &Client, tip: &ChainTip) -> Result<(), tokio_postgres::Error> {
+pub(crate) async fn set_head(
+    client: &Client,
+    tip: &ChainTip,
+    channel: &str,
+) -> Result<(), tokio_postgres::Error> {
     let seq = tip.seq as i64;
     let hash = tip.hash.as_slice();
     let head: [Param; 3] = [
@@ -261,7 +284,7 @@ pub(crate) async fn set_head(client: &Client, tip: &ChainTip) -> Result<(), toki
         &head,
     );
     let payload = tip.seq.to_string();
-    let notice: [Param; 2] = [(&CHANNEL, Type::TEXT), (&payload, Type::TEXT)];
+    let notice: [Param; 2] = [(&channel, Type::TEXT), (&payload, Type::TEXT)];
     let notify = client.execute_typed("SELECT pg_notify($1, $2)", &notice);
     tokio::try_join!(update, notify)?;
     Ok(())

@@ -179,10 +179,11 @@ pub(super) fn import(
     };
     let counters: Vec<(String, u64)> = log.counters.into_iter().collect();
     let tip = log.tip;
+    let channel = store.shared.target.channel.clone();
     let committed = on(store, &client, "import", move |c| async move {
         schema::insert_rows(&c, &rows).await?;
         schema::upsert_counters(&c, &counters).await?;
-        schema::set_head(&c, &tip).await?;
+        schema::set_head(&c, &tip, &channel).await?;
         c.batch_execute("COMMIT").await
     });
     if let Err(e) = committed {

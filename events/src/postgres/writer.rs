@@ -412,7 +412,7 @@ impl Writer {
                         tokio::try_join!(
                             schema::insert_rows(&client, rows),
                             schema::upsert_counters(&client, counters),
-                            schema::set_head(&client, tip),
+                            schema::set_head(&client, tip, &shared.target.channel),
                             client.batch_execute(end),
                         )
                         .map_err(failed)?;
