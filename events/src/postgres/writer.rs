@@ -19,11 +19,7 @@ use crate::store::rules::{AppendView, ChainTip};
 use crate::store::{Result, StoreError};
 
 pub(crate) use crate::store::job::Job;
-use crate::store::job::Reply;
-
-/// How long the writer waits, at most, for the callers of the last commit to append again.
-const LINGER_STEP: std::time::Duration = std::time::Duration::from_micros(100);
-const LINGER_STEPS: u32 = 3;
+use crate::store::job::{Queue, Reply};
 
 pub(crate) struct Writer {
     pub(crate) shared: Arc<Shared>,
@@ -171,25 +167,10 @@ impl Writer {
         }
     }
 
-    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Job>) {
+        let mut queue = Queue::new(rx, self.max_batch);
         let mut jobs: Vec<Job> = Vec::with_capacity(self.max_batch);
-        let mut answered = 0;
-        while let Some(first) = rx.blocking_recv() {
-            jobs.push(first);
-            let mut waits = 0;
-            while jobs.len() < self.max_batch {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    // The callers just answered append again within microseconds; wait a
-                    // little for them so they share this commit instead of the next.
-                    Err(_) if jobs.len() < answered && waits < LINGER_STEPS => {
-                        waits += 1;
-                        std::thread::sleep(LINGER_STEP);
-                    }
-                    Err(_) => break,
-                }
-            }
-            answered = jobs.len();
+        while queue.next_batch(&mut jobs) {
             self.commit(&mut jobs);
         }
         tracing::debug!("PostgreSQL event store writer stopped");

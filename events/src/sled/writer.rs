@@ -18,7 +18,7 @@ use crate::store::rules::{AppendView, ChainTip};
 use crate::store::{Result, StoreError};
 
 pub(crate) use crate::store::job::Job;
-use crate::store::job::Reply;
+use crate::store::job::{Queue, Reply};
 
 /// The single writer: owns the head, turns queued jobs into one batch and one flush.
 pub(crate) struct Writer {
@@ -110,16 +110,10 @@ impl AppendView for View<'_> {
 }
 
 impl Writer {
-    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Job>) {
+    pub(crate) fn run(mut self, rx: mpsc::Receiver<Job>) {
+        let mut queue = Queue::new(rx, self.max_batch);
         let mut jobs: Vec<Job> = Vec::with_capacity(self.max_batch);
-        while let Some(first) = rx.blocking_recv() {
-            jobs.push(first);
-            while jobs.len() < self.max_batch {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    Err(_) => break,
-                }
-            }
+        while queue.next_batch(&mut jobs) {
             self.commit(&mut jobs);
         }
         tracing::debug!("event store writer stopped");
