@@ -2210,6 +2210,34 @@ mod postgres_only {
         assert!(PostgresEventStore::connect(db.url(), bad).is_err());
     }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn sync_head_reads_another_process_commit_at_once() {
+        let db = database();
+        // A poll so slow it never comes: only the notification or sync_head can tell b.
+        let slow = || PostgresOptions {
+            poll_interval: Duration::from_secs(3600),
+            ..PostgresOptions::default()
+        };
+        let a = connect(db.url(), slow());
+        let b = connect(db.url(), slow());
+        for _ in 0..20 {
+            let rec = a
+                .append(
+                    Uuid::now_v7(),
+                    ExpectedVersion::Any,
+                    vec![ev("Tick", json!({}))],
+                )
+                .await
+                .unwrap();
+            let head = b.sync_head().await.unwrap().expect("a shared store syncs");
+            assert!(head.seq >= rec[0].seq, "b's head is a's at once");
+            assert!(b.head().seq >= rec[0].seq, "and published");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let sled = SledEventStore::open(dir.path(), StoreOptions::default()).unwrap();
+        assert_eq!(sled.sync_head().await.unwrap(), None);
+    }
+
     #[test]
     fn shared_files_are_seen_by_every_store_and_overwritten_in_place() {
         let db = database();

@@ -10,6 +10,7 @@ pub mod audit_ui;
 pub mod body;
 pub mod calendar;
 pub mod commands;
+pub mod consistency;
 pub mod csrf;
 pub mod error;
 pub mod exports;
@@ -101,6 +102,11 @@ pub fn router(state: AppState) -> Router {
     let routes = routes.layer(axum::middleware::from_fn_with_state(
         state.clone(),
         recipients::banner,
+    ));
+    // Nodes sharing a store: this node catches up with every node's commits first.
+    let routes = routes.layer(axum::middleware::from_fn_with_state(
+        state.services.clone(),
+        consistency::catch_up,
     ));
     let routes = security::with_rate_limit(routes, per_minute, proxies);
     // Overload: past `max_in_flight` requests at once, answer 503 at once (load shedding)

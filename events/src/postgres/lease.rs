@@ -26,6 +26,10 @@ pub(crate) const CHECK: Duration = Duration::from_secs(1);
 /// How long a check may take before the holder gives the duty up.
 pub(crate) const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How long the lock may be out of reach before it is said at warn, and how often then.
+const UNREACHABLE_WARN: Duration = Duration::from_secs(10);
+const UNREACHABLE_SAY: Duration = Duration::from_secs(60);
+
 /// The advisory lock key of a duty: the first 8 bytes of SHA-256("avvik-duty\0" + name).
 pub(crate) fn lock_key(name: &str) -> i64 {
     let mut h = Sha256::new();
@@ -41,12 +45,28 @@ pub(crate) fn lock_key(name: &str) -> i64 {
 pub(crate) async fn hold(shared: Arc<Shared>, name: String, held: watch::Sender<bool>) {
     let key = lock_key(&name);
     let mut conn: Option<Client> = None;
+    // Since when the lock could not even be tried, and when that was last said.
+    let mut failing: Option<(std::time::Instant, Option<std::time::Instant>)> = None;
     while !held.is_closed() {
         if conn.as_ref().is_none_or(|c| c.is_closed()) {
             conn = match connect(&shared).await {
-                Ok(c) => Some(c),
+                Ok(c) => {
+                    failing = None;
+                    Some(c)
+                }
                 Err(e) => {
-                    tracing::debug!(duty = %name, error = %e, "cannot try the duty's lock yet");
+                    // Never silent: nobody here runs the duty, and this node cannot tell
+                    // whether another does.
+                    let now = std::time::Instant::now();
+                    let (since, said) = failing.get_or_insert((now, None));
+                    if now - *since >= UNREACHABLE_WARN
+                        && said.is_none_or(|t| now - t >= UNREACHABLE_SAY)
+                    {
+                        *said = Some(now);
+                        tracing::warn!(duty = %name, error = %e, "cannot reach the database to take the duty; this node does not run it");
+                    } else {
+                        tracing::debug!(duty = %name, error = %e, "cannot try the duty's lock yet");
+                    }
                     None
                 }
             };

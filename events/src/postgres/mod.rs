@@ -517,6 +517,21 @@ impl EventStore for PostgresEventStore {
         }))
     }
 
+    fn sync_head(&self) -> BoxFuture<'_, Result<Option<Head>>> {
+        let shared = self.shared.clone();
+        let read = self.nonblocking("head", async move {
+            let reader = shared.reader().await?;
+            schema::read_head(&reader, false)
+                .await
+                .map_err(|e| e.into_store(&shared.health))
+        });
+        Box::pin(async move {
+            let tip = read.await?;
+            self.shared.publish(tip);
+            Ok(Some(self.head()))
+        })
+    }
+
     fn duty(&self, name: &str) -> watch::Receiver<bool> {
         let (held, rx) = watch::channel(false);
         self.shared

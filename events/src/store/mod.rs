@@ -237,6 +237,14 @@ pub trait EventStore: Send + Sync {
         None
     }
 
+    /// For a store several processes share: reads the head as any process has moved it,
+    /// publishes it (so subscriptions follow at once, before the notification arrives)
+    /// and returns it. `None` for a store only this process writes, whose head is always
+    /// current.
+    fn sync_head(&self) -> BoxFuture<'_, Result<Option<Head>>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// Whether this process runs the single-runner duty `name` (the outbox's delivery,
     /// the IMAP collector, the scheduler): true while it holds it, false while another
     /// process sharing the store does. A store only one process opens holds every duty
