@@ -28,8 +28,9 @@ fn envs<'a>(v: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     v.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
-/// The references of the reports in a sled data directory.
-fn stored_references(data: &str) -> BTreeSet<String> {
+/// The deviations of a sled data directory as `avvik replay` shows them (sealed fields
+/// opened with the directory's keys).
+fn replayed(data: &str) -> Vec<Value> {
     let (code, out, err) = avvik(
         &[
             "replay",
@@ -42,9 +43,12 @@ fn stored_references(data: &str) -> BTreeSet<String> {
     );
     assert_eq!(code, 0, "{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
-    v["items"]
-        .as_array()
-        .unwrap()
+    v["items"].as_array().unwrap().clone()
+}
+
+/// The references of the reports in a sled data directory.
+fn stored_references(data: &str) -> BTreeSet<String> {
+    replayed(data)
         .iter()
         .map(|d| d["reference"].as_str().unwrap().to_string())
         .collect()
@@ -77,24 +81,7 @@ async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_th
     assert!(acked.len() > 20, "load reached the server: {}", acked.len());
     // One report with a file: the file is kept in the database too, not in the directory.
     let server = Server::start(&data, &envs(&pg));
-    let web = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let home = format!("{}/", server.base);
-    let html = web.get(&home).send().await.unwrap().text().await.unwrap();
-    let t = crate::staff_ui::csrf_token(&html);
-    let r = web
-        .post(&home)
-        .multipart(crate::uploads::report_form(
-            &t,
-            ("utskrift.pdf", crate::uploads::PDF),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
+    crate::uploads::report_a_pdf(&server.base).await;
     server.kill9();
     assert!(!data.join("attachments").exists());
     // Nothing was written to sled in the data directory.
@@ -207,21 +194,7 @@ fn walk_files(dir: &std::path::Path) -> usize {
 
 /// The titles of the reports in a sled data directory, opened with its keys.
 fn stored_titles(data: &str) -> Vec<String> {
-    let (code, out, err) = avvik(
-        &[
-            "replay",
-            "--data",
-            data,
-            "--as-of",
-            &format!("seq:{}", u64::MAX),
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{err}");
-    let v: Value = serde_json::from_str(&out).unwrap();
-    v["items"]
-        .as_array()
-        .unwrap()
+    replayed(data)
         .iter()
         .map(|d| d["title"].as_str().unwrap_or_default().to_string())
         .collect()

@@ -169,24 +169,7 @@ async fn two_nodes_one_killed_midway_lose_nothing_and_the_survivor_takes_the_out
     ];
     let survivor = bases[1 - holder].clone();
     // A file reported on the node about to die.
-    let web = reqwest::Client::builder()
-        .cookie_store(true)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let home = format!("{}/", bases[holder]);
-    let html = web.get(&home).send().await.unwrap().text().await.unwrap();
-    let t = crate::staff_ui::csrf_token(&html);
-    let r = web
-        .post(&home)
-        .multipart(crate::uploads::report_form(
-            &t,
-            ("utskrift.pdf", crate::uploads::PDF),
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "the form with a file is taken");
+    crate::uploads::report_a_pdf(&bases[holder]).await;
 
     let acked = Arc::new(Mutex::new(Acked::default()));
     let sent = Arc::new(AtomicUsize::new(0));

@@ -27,7 +27,7 @@ async fn token(c: &reqwest::Client, url: &str) -> String {
     crate::staff_ui::csrf_token(&html)
 }
 
-pub(crate) fn report_form(token: &str, file: (&str, &[u8])) -> Form {
+fn report_form(token: &str, file: (&str, &[u8])) -> Form {
     Form::new()
         .text("authenticity_token", token.to_string())
         .text("title", "Utskrift med elevuppgifter i skrivaren")
@@ -40,6 +40,21 @@ pub(crate) fn report_form(token: &str, file: (&str, &[u8])) -> Form {
                 .mime_str("application/pdf")
                 .unwrap(),
         )
+}
+
+/// Reports on the public form at `base` with a PDF attached (title "Utskrift med
+/// elevuppgifter i skrivaren"), as a browser would.
+pub(crate) async fn report_a_pdf(base: &str) {
+    let web = browser();
+    let home = format!("{base}/");
+    let t = token(&web, &home).await;
+    let r = web
+        .post(&home)
+        .multipart(report_form(&t, ("utskrift.pdf", PDF)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "the form with a file is taken");
 }
 
 #[tokio::test]

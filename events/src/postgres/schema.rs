@@ -65,59 +65,50 @@ CREATE TABLE IF NOT EXISTS avvik_files (
 );
 ";
 
+/// Runs `sql` (one or more statements) in a transaction that holds the set-up lock, so
+/// processes opening an empty database at once do not race.
+async fn locked_ddl(client: &Client, sql: &str) -> Result<(), tokio_postgres::Error> {
+    client.batch_execute("BEGIN").await?;
+    let done = async {
+        client
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
+            .await?;
+        client.batch_execute(sql).await?;
+        client.batch_execute("COMMIT").await
+    }
+    .await;
+    if done.is_err() {
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    done
+}
+
+/// Whether the table `name` exists (in the connection's schema).
+async fn exists(client: &Client, name: &str) -> Result<bool, tokio_postgres::Error> {
+    let found: Option<String> = client
+        .query_one("SELECT to_regclass($1)::text", &[&name])
+        .await?
+        .get(0);
+    Ok(found.is_some())
+}
+
 /// Creates the tables if they are missing and checks the layout's version.
 pub(crate) async fn ensure(client: &Client, health: &Health, schema: Option<&str>) -> Result<()> {
     let failed = |e: tokio_postgres::Error| health.failed("schema set-up", &e);
     if let Some(schema) = schema {
         // A name checked by `Target::parse`: lower-case letters, digits and _.
-        client.batch_execute("BEGIN").await.map_err(failed)?;
-        let created = async {
-            client
-                .execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-                .await?;
-            client
-                .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-                .await?;
-            client.batch_execute("COMMIT").await
-        }
-        .await;
-        if let Err(e) = created {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(failed(e));
-        }
+        locked_ddl(client, &format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+            .await
+            .map_err(failed)?;
     }
-    let exists: Option<String> = client
-        .query_one("SELECT to_regclass('avvik_schema')::text", &[])
-        .await
-        .map_err(failed)?
-        .get(0);
-    if exists.is_none() {
-        client.batch_execute("BEGIN").await.map_err(failed)?;
-        let created = async {
-            client
-                .execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-                .await?;
-            client.batch_execute(CREATE).await?;
-            client
-                .execute(
-                    "INSERT INTO avvik_schema (id, version) VALUES (1, $1) ON CONFLICT DO NOTHING",
-                    &[&SCHEMA_VERSION],
-                )
-                .await?;
-            client
-                .execute(
-                    "INSERT INTO avvik_head (id, seq, hash, at_micros) VALUES (1, 0, $1, 0) \
-                     ON CONFLICT DO NOTHING",
-                    &[&ChainTip::EMPTY.hash.as_slice()],
-                )
-                .await?;
-            client.batch_execute("COMMIT").await
-        }
-        .await;
-        if let Err(e) = created {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(failed(e));
-        }
+    if !exists(client, "avvik_schema").await.map_err(failed)? {
+        let empty = hex::encode(ChainTip::EMPTY.hash);
+        let first = format!(
+            "{CREATE}
+INSERT INTO avvik_schema (id, version) VALUES (1, {SCHEMA_VERSION}) ON CONFLICT DO NOTHING;
+INSERT INTO avvik_head (id, seq, hash, at_micros) VALUES (1, 0, '\\x{empty}', 0) ON CONFLICT DO NOTHING;"
+        );
+        locked_ddl(client, &first).await.map_err(failed)?;
     }
     let version: i32 = client
         .query_one("SELECT version FROM avvik_schema WHERE id = 1", &[])
@@ -129,25 +120,8 @@ pub(crate) async fn ensure(client: &Client, health: &Health, schema: Option<&str
             "the PostgreSQL event tables have layout version {version}; this avvik reads version {SCHEMA_VERSION}"
         )));
     }
-    let side: Option<String> = client
-        .query_one("SELECT to_regclass('avvik_files')::text", &[])
-        .await
-        .map_err(failed)?
-        .get(0);
-    if side.is_none() {
-        client.batch_execute("BEGIN").await.map_err(failed)?;
-        let created = async {
-            client
-                .execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
-                .await?;
-            client.batch_execute(CREATE_SIDE).await?;
-            client.batch_execute("COMMIT").await
-        }
-        .await;
-        if let Err(e) = created {
-            let _ = client.batch_execute("ROLLBACK").await;
-            return Err(failed(e));
-        }
+    if !exists(client, "avvik_files").await.map_err(failed)? {
+        locked_ddl(client, CREATE_SIDE).await.map_err(failed)?;
     }
     Ok(())
 }
