@@ -363,10 +363,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::SUCCESS)
             }
             KeysCommand::Import { data, file } => {
-                let secret = crate::secret::Secret::load_or_create(&data)?;
-                let store = crate::privacy::FileKeyStore::open(&data, &secret)?;
-                let n = crate::cli_keys::import_keys(&store, &file)?;
-                println!("imported {n} keys into {}", data.display());
+                // With `--data`, that directory's key store; else the configured one (the
+                // database's shared files when the log is in PostgreSQL).
+                let shared = match (&data, config.store.backend) {
+                    (None, crate::config::StoreBackend::Postgres) => Some(open_log(&None)?),
+                    _ => None,
+                };
+                let dir = data_dir(data);
+                let secret = crate::secret::Secret::load_or_create(&dir)?;
+                let (keys, place) = match shared.as_ref().and_then(|s| s.shared_files()) {
+                    Some(files) => {
+                        secret
+                            .check_shared(shared.as_deref().expect("the shared store is open"))?;
+                        (
+                            crate::privacy::FileKeyStore::shared(files, &secret),
+                            "the PostgreSQL store".to_string(),
+                        )
+                    }
+                    None => (
+                        crate::privacy::FileKeyStore::open(&dir, &secret)?,
+                        dir.display().to_string(),
+                    ),
+                };
+                let n = crate::cli_keys::import_keys(&keys, &file)?;
+                println!("imported {n} keys into {place}");
+                drop(shared);
                 Ok(ExitCode::SUCCESS)
             }
         },
@@ -446,10 +467,11 @@ pub enum KeysCommand {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Put the keys of an export file into a data directory's key store.
+    /// Put the keys of an export file into the key store: the configured one (in
+    /// PostgreSQL, the database's), or with `--data` a sled data directory's.
     Import {
         #[arg(long)]
-        data: PathBuf,
+        data: Option<PathBuf>,
         file: PathBuf,
     },
 }

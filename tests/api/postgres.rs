@@ -172,6 +172,80 @@ async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_th
     );
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("secret.key"), "{err}");
+
+    // A key transfer from PostgreSQL into another installation on PostgreSQL: the log
+    // alone does not open there; with the keys imported into its database it does.
+    let node_env = |url: &str, dir: &std::path::Path| {
+        vec![
+            ("AVVIK_STORE__BACKEND", "postgres".to_string()),
+            ("AVVIK_STORE__POSTGRES__URL", url.to_string()),
+            ("AVVIK_STORE__DATA_DIR", dir.to_str().unwrap().to_string()),
+        ]
+    };
+    let keys_file = dir.path().join("keys.json");
+    let on_back = node_env(back.url(), &data);
+    let (code, out, err) = avvik(
+        &[
+            "keys",
+            "export",
+            "--transfer",
+            "Återläsningstest",
+            "--out",
+            keys_file.to_str().unwrap(),
+        ],
+        &envs(&on_back),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, log, err) = avvik(&["export"], &envs(&on_back));
+    assert_eq!(code, 0, "{err}");
+    let other = dir.path().join("other");
+    let log_file = dir.path().join("log.ndjson");
+    std::fs::write(&log_file, &log).unwrap();
+    let (code, _, err) = avvik(
+        &[
+            "import",
+            "--data",
+            other.to_str().unwrap(),
+            log_file.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let third = pg_cluster::Cluster::shared().database();
+    let (code, out, err) = avvik(
+        &[
+            "migrate",
+            "--from",
+            &format!("sled:{}", other.display()),
+            "--to",
+            &format!("postgres:{}", third.url()),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let on_third = node_env(third.url(), &other);
+    let titles = |env: &[(&'static str, String)]| -> Vec<String> {
+        let (code, out, err) = avvik(
+            &["replay", "--as-of", &format!("seq:{}", u64::MAX)],
+            &envs(env),
+        );
+        assert_eq!(code, 0, "{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["title"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert!(!titles(&on_third).iter().any(|t| t.starts_with("Rapport ")));
+    let (code, out, err) = avvik(
+        &["keys", "import", keys_file.to_str().unwrap()],
+        &envs(&on_third),
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("into the PostgreSQL store"), "{out}");
+    assert!(titles(&on_third).iter().any(|t| t.starts_with("Rapport ")));
 }
 
 /// How many files are under `dir`, at any depth.
