@@ -124,14 +124,14 @@ pub trait SharedFiles: Send + Sync {
     fn read(&self, kind: &str, name: &str) -> Result<Option<Vec<u8>>>;
     /// Stores a new file; `false` (and nothing written) if it exists already.
     fn create(&self, kind: &str, name: &str, bytes: &[u8]) -> Result<bool>;
-    /// Overwrites `bytes.len()` bytes at `offset` of an existing file, and lets the old
-    /// bytes go from the database's pages; `false` if there is no such file or it is
-    /// shorter.
+    /// Overwrites `bytes.len()` bytes at `offset` of an existing file, and has the old
+    /// version removed from the database at once (vacuumed); `false` if there is no such
+    /// file or it is shorter.
     fn write_at(&self, kind: &str, name: &str, offset: u64, bytes: &[u8]) -> Result<bool>;
     /// The names of the files of `kind`, sorted.
     fn list(&self, kind: &str) -> Result<Vec<String>>;
-    /// Removes every file of `kind` whose name starts with `prefix`, and lets their bytes
-    /// go from the database's pages; returns how many.
+    /// Removes every file of `kind` whose name starts with `prefix` (vacuumed at once);
+    /// returns how many.
     fn remove_prefix(&self, kind: &str, prefix: &str) -> Result<u64>;
 }
 
