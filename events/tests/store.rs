@@ -2493,6 +2493,41 @@ mod postgres_only {
     }
 
     #[tokio::test(flavor = "multi_thread")]
+    async fn a_holder_cut_off_from_the_database_gives_its_duty_up_and_another_takes_it() {
+        let cluster = Cluster::shared();
+        let db = database();
+        let mut relay = Relay::start(cluster.port()).await;
+        let via_relay = db.url().replace(
+            &format!(":{}/", cluster.port()),
+            &format!(":{}/", relay.port),
+        );
+        let a = connect(&via_relay, PostgresOptions::default());
+        let mut on_a = a.duty("outbox");
+        tokio::time::timeout(Duration::from_secs(10), on_a.wait_for(|h| *h))
+            .await
+            .expect("a takes the free duty")
+            .unwrap();
+        let b = connect(db.url(), PostgresOptions::default());
+        let mut on_b = b.duty("outbox");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!*on_b.borrow());
+        // a's way to the database goes: a stops running the duty, b takes it over.
+        relay.cut();
+        tokio::time::timeout(Duration::from_secs(10), on_a.wait_for(|h| !*h))
+            .await
+            .expect("the cut-off holder gives the duty up")
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), on_b.wait_for(|h| *h))
+            .await
+            .expect("the other store takes it within 10 s")
+            .unwrap();
+        // a's way back: b keeps the duty, a waits.
+        relay.restore().await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(*on_b.borrow() && !*on_a.borrow(), "one holder at a time");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
     async fn an_unreachable_database_fails_calls_promptly_and_the_store_recovers() {
         let cluster = Cluster::shared();
         let db = database();
