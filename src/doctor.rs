@@ -67,7 +67,98 @@ pub async fn diagnose(config: &Config) -> Vec<Finding> {
     out.push(check_recipients(config).await);
     out.push(check_disk(config));
     out.push(check_clock(config));
+    if config.store.backend == crate::config::StoreBackend::Postgres {
+        out.push(check_shared_secret(config));
+    }
     out
+}
+
+/// With the log in PostgreSQL: this node's `secret.key` must be the installation's, or
+/// the node is refused at start-up (read only: records nothing).
+fn check_shared_secret(config: &Config) -> Finding {
+    let dir = &config.store.data_dir;
+    let copy_fix = || {
+        (
+            format!("Kopiera secret.key från store.data_dir på en nod som redan körs till {} (rättigheter 0600).", dir.display()),
+            format!("Copy secret.key from store.data_dir on a node already running to {} (mode 0600).", dir.display()),
+        )
+    };
+    let store = match crate::startup::open_store(config) {
+        Ok(s) => s,
+        Err(e) => {
+            return Finding::bad(
+                Level::Fail,
+                "nodes",
+                (
+                    format!(
+                        "PostgreSQL (store.postgres.url = {}) kan inte nås: {e:#}",
+                        config.store.postgres.shown()
+                    ),
+                    format!(
+                        "PostgreSQL (store.postgres.url = {}) cannot be reached: {e:#}",
+                        config.store.postgres.shown()
+                    ),
+                ),
+                (
+                    "Rätta store.postgres.url eller starta databasen.".into(),
+                    "Correct store.postgres.url or start the database.".into(),
+                ),
+            )
+        }
+    };
+    let secret = match crate::secret::Secret::load(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            return Finding::bad(
+                Level::Fail,
+                "nodes",
+                (
+                    format!("secret.key i {} kan inte läsas: {e}", dir.display()),
+                    format!("secret.key in {} cannot be read: {e}", dir.display()),
+                ),
+                copy_fix(),
+            )
+        }
+    };
+    let installed = crate::secret::Secret::installation_recorded(&*store).unwrap_or(false);
+    match (secret, installed) {
+        (None, false) => Finding::ok(
+            "nodes",
+            "Första noden: secret.key skapas vid start och blir installationens.",
+            "First node: secret.key is created at start and becomes the installation's.",
+        ),
+        (None, true) => Finding::bad(
+            Level::Fail,
+            "nodes",
+            (
+                format!("Det finns ingen secret.key i {}, men databasen används redan av andra noder: den här noden skulle vägras vid start.", dir.display()),
+                format!("There is no secret.key in {}, but other nodes already use the database: this node would be refused at start.", dir.display()),
+            ),
+            copy_fix(),
+        ),
+        (Some(s), _) => match s.matches_shared(&*store) {
+            Ok(Some(false)) => Finding::bad(
+                Level::Fail,
+                "nodes",
+                (
+                    format!("secret.key i {} är inte installationens: noden skulle vägras vid start.", dir.display()),
+                    format!("secret.key in {} is not the installation's: the node would be refused at start.", dir.display()),
+                ),
+                copy_fix(),
+            ),
+            Ok(_) => Finding::ok(
+                "nodes",
+                "secret.key är installationens; noden kan dela databasen med de andra.",
+                "secret.key is the installation's; the node can share the database with the others.",
+            ),
+            Err(e) => Finding::bad(
+                Level::Warn,
+                "nodes",
+                (format!("Installationens nyckelkontroll kan inte läsas: {e:#}"), format!("The installation's secret check cannot be read: {e:#}")),
+                ("Kontrollera databasen.".into(), "Check the database.".into()),
+            ),
+        },
+    }
 }
 
 fn check_config(config: &Config) -> Finding {

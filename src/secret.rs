@@ -80,6 +80,33 @@ impl Secret {
         Ok(())
     }
 
+    /// Whether the shared store has an installation's secret check recorded (some node
+    /// started on it); `false` for a store that is not shared.
+    pub fn installation_recorded(store: &dyn avvik_events::EventStore) -> anyhow::Result<bool> {
+        let Some(files) = store.shared_files() else {
+            return Ok(false);
+        };
+        let stored = files
+            .read(SHARED_KIND, SHARED_CHECK)
+            .map_err(|e| anyhow::anyhow!("reading the installation's secret check: {e}"))?;
+        Ok(stored.is_some())
+    }
+
+    /// Whether this secret is the one the shared store's installation uses: `None` when
+    /// the store is not shared or no check is recorded yet (read only).
+    pub fn matches_shared(
+        &self,
+        store: &dyn avvik_events::EventStore,
+    ) -> anyhow::Result<Option<bool>> {
+        let Some(files) = store.shared_files() else {
+            return Ok(None);
+        };
+        let stored = files
+            .read(SHARED_KIND, SHARED_CHECK)
+            .map_err(|e| anyhow::anyhow!("reading the installation's secret check: {e}"))?;
+        Ok(stored.map(|s| s[..] == self.derive("installation-check-v1")[..]))
+    }
+
     /// On a store several nodes share: records which secret the installation uses the
     /// first time, and refuses a node whose secret is another (its links, cookies and
     /// data-key wrapping would not work with the others'). What is stored is a derived

@@ -306,3 +306,49 @@ async fn two_nodes_one_killed_midway_lose_nothing_and_the_survivor_takes_the_out
         delivered
     );
 }
+
+#[test]
+fn doctor_says_whether_a_node_has_the_installations_secret() {
+    let db = crate::postgres::pg_cluster::Cluster::shared().database();
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("a"), dir.path().join("b"));
+    let env = |data: &std::path::Path| {
+        vec![
+            ("AVVIK_STORE__BACKEND", "postgres".to_string()),
+            ("AVVIK_STORE__POSTGRES__URL", db.url().to_string()),
+            ("AVVIK_STORE__DATA_DIR", data.to_str().unwrap().to_string()),
+        ]
+    };
+    let doctor = |data: &std::path::Path| -> String {
+        let env = env(data);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (_, out, err) = crate::helpers::avvik(&["doctor"], &env);
+        let line = out
+            .lines()
+            .skip_while(|l| !l.contains(" nodes "))
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(!line.is_empty(), "{out}{err}");
+        line
+    };
+    // A database nobody has started on yet: the first node's secret becomes it.
+    assert!(doctor(&first).starts_with("[OK"), "{}", doctor(&first));
+    let first_env = env(&first);
+    let first_env: Vec<(&str, &str)> = first_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    crate::helpers::cli_ciso_token_with(&first, &first_env);
+    assert!(doctor(&first).starts_with("[OK"));
+    // A second node without the file, or with another one, is told to copy it.
+    let without = doctor(&second);
+    assert!(without.starts_with("[FEL"), "{without}");
+    assert!(without.contains("secret.key"), "{without}");
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::write(second.join("secret.key"), [7u8; 32]).unwrap();
+    let other = doctor(&second);
+    assert!(
+        other.starts_with("[FEL") && other.contains("Kopiera secret.key"),
+        "{other}"
+    );
+    std::fs::copy(first.join("secret.key"), second.join("secret.key")).unwrap();
+    assert!(doctor(&second).starts_with("[OK"));
+}
