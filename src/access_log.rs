@@ -38,6 +38,39 @@ pub const ACCESS_DIR: &str = "access";
 /// The PostgreSQL schema that holds the access log when the main log is in PostgreSQL.
 pub const PG_SCHEMA: &str = "avvik_access";
 
+/// An access log an earlier version kept in the data directory (`dir`) while the main log
+/// was in PostgreSQL goes into the database's access log, verbatim, when that one is still
+/// empty; if both hold entries the local one is kept where it is and said at warn.
+fn adopt_local(store: &dyn EventStore, dir: &Path) -> Result<(), AccessLogError> {
+    if !dir.join("events").exists() {
+        return Ok(());
+    }
+    let local = SledEventStore::open(dir, StoreOptions::default())?;
+    let head = local.head();
+    if head.seq == 0 {
+        return Ok(());
+    }
+    if store.head().seq > 0 {
+        tracing::warn!(dir = %dir.display(), entries = head.seq, "a local access log from an earlier version is kept in the data directory (the database's access log already has entries); `avvik export --data` on it shows it");
+        return Ok(());
+    }
+    let (reader, mut writer) = std::io::pipe().map_err(StoreError::from)?;
+    let imported = std::thread::scope(|scope| {
+        let export = scope.spawn(move || {
+            let n = local.export(1, head.seq, &mut writer);
+            drop(writer);
+            n
+        });
+        let mut input = std::io::BufReader::new(reader);
+        let imported = store.import(&mut input, &|_| None);
+        let _ = std::io::copy(&mut input, &mut std::io::sink());
+        let _ = export.join();
+        imported
+    })?;
+    tracing::warn!(entries = imported.seq, dir = %dir.display(), "took over the access log an earlier version kept in the data directory into the database");
+    Ok(())
+}
+
 /// The stream of entries that concern no single deviation.
 pub const NO_DEVIATION: Uuid = Uuid::from_u128(0x0190_0000_0000_7000_8000_00ac_ce55_0000);
 
@@ -277,6 +310,7 @@ impl AccessLog {
                         ..avvik_events::PostgresOptions::default()
                     },
                 )?;
+                adopt_local(&store, &data_dir.join(ACCESS_DIR))?;
                 Self::with_store(Arc::new(store), clock)
             }
         }

@@ -161,6 +161,8 @@ impl Application {
                 )
             })?;
         secret.check_shared(store.as_ref())?;
+        crate::store::adopt_local_files(store.as_ref(), &config.store.data_dir)
+            .context("taking over the data keys and files in the data directory")?;
         let keys =
             crate::privacy::Keyring::open_for(store.as_ref(), &config.store.data_dir, &secret)
                 .with_context(|| match store.shared_files() {

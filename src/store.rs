@@ -266,6 +266,57 @@ fn copy_keys(
     }
 }
 
+/// With the log in PostgreSQL, at start-up: data keys and attachment or quarantine files
+/// an earlier version kept in this node's data directory are copied into the database's
+/// shared files (those already there are left as they are), so every node opens them and
+/// nothing an earlier version sealed reads as missing. The local files are left in place.
+/// Returns how many key batches and files were taken over.
+pub fn adopt_local_files(
+    store: &dyn avvik_events::EventStore,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(usize, usize)> {
+    use crate::privacy::keys::{KeyBatches, KEYS_DIR};
+    let Some(files) = store.shared_files() else {
+        return Ok((0, 0));
+    };
+    let batches = if data_dir.join(KEYS_DIR).exists() {
+        KeyBatches::in_dir(data_dir)?.copy_into(&KeyBatches::shared(files.clone()))?
+    } else {
+        0
+    };
+    let mut names = Vec::new();
+    for d in BLOB_DIRS {
+        walk(data_dir, &data_dir.join(d), &mut names)?;
+    }
+    let there: std::collections::HashSet<String> = if names.is_empty() {
+        Default::default()
+    } else {
+        files
+            .list(crate::privacy::BLOBS_KIND)?
+            .into_iter()
+            .collect()
+    };
+    let mut taken = 0;
+    for name in names.iter().filter(|n| !there.contains(*n)) {
+        if files.create(
+            crate::privacy::BLOBS_KIND,
+            name,
+            &std::fs::read(data_dir.join(name))?,
+        )? {
+            taken += 1;
+        }
+    }
+    if batches + taken > 0 {
+        tracing::warn!(
+            key_batches = batches,
+            files = taken,
+            dir = %data_dir.display(),
+            "took over data keys and files an earlier version kept in the data directory into the database; the local copies can be removed once backed up"
+        );
+    }
+    Ok((batches, taken))
+}
+
 fn shown_url(url: &str) -> String {
     crate::config::PostgresConfig { url: url.into() }.shown()
 }

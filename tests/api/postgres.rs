@@ -465,3 +465,96 @@ async fn postgres_stopped_under_load_answers_503_and_avvik_recovers_by_itself() 
     assert!(app.app_state.services.store.verify().unwrap().ok);
     app.stop().await;
 }
+
+/// An installation that ran an earlier version with the log in PostgreSQL kept the data
+/// keys, the attachments and the läslogg in the data directory. Started on this version,
+/// a node takes them over into the database: nothing sealed earlier reads as missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_an_earlier_version_kept_in_the_data_directory_are_taken_over() {
+    let db = pg_cluster::Cluster::shared().database();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = crate::helpers::cli_ciso_token(&data);
+    let server = Server::start(&data, &[("AVVIK_HTTP__RATE_LIMIT_PER_MINUTE", "0")]);
+    crate::uploads::report_a_pdf(&server.base).await;
+    let http = reqwest::Client::new();
+    let list: Value = http
+        .get(format!("{}/api/v1/deviations", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let d = list["items"][0].clone();
+    let reference = d["reference"].as_str().unwrap().to_string();
+    let sha = d["attachments"][0]["sha256"].as_str().unwrap().to_string();
+    // A read the läslogg records, before the move.
+    let r = http
+        .get(format!("{}/api/v1/deviations/{reference}", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    server.kill9();
+    // The log moves to PostgreSQL; the keys and files stay behind only in the directory,
+    // as an earlier version left them.
+    let (code, out, err) = avvik(
+        &[
+            "migrate",
+            "--from",
+            &format!("sled:{}", data.display()),
+            "--to",
+            &format!("postgres:{}", db.url()),
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    db.psql("DELETE FROM avvik_files WHERE kind <> 'installation'");
+    std::fs::remove_dir_all(data.join("events")).unwrap();
+
+    let server = Server::start(&data, &envs(&on_postgres(db.url())));
+    // The läslogg from before is the database's now: the read above is in it (asked
+    // first, so no read on this node can be the one found).
+    let log: Value = http
+        .get(format!(
+            "{}/api/v1/audit/access?user=ciso@kommunen.example",
+            server.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = log["entries"].as_array().unwrap();
+    assert!(
+        entries.iter().any(|e| e["what"]["kind"] == "deviation_api"),
+        "{log:#}"
+    );
+    let v: Value = http
+        .get(format!("{}/api/v1/deviations/{reference}", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["title"], "Utskrift med elevuppgifter i skrivaren", "{v}");
+    let r = http
+        .get(format!(
+            "{}/api/v1/deviations/{reference}/attachments/{sha}",
+            server.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), crate::uploads::PDF);
+    server.kill9();
+}
