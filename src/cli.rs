@@ -483,6 +483,7 @@ fn open_keys(
 ) -> anyhow::Result<std::sync::Arc<crate::privacy::Keyring>> {
     let secret = crate::secret::Secret::load_or_create(dir)?;
     secret.check_shared(store)?;
+    crate::store::adopt_local_files(store, dir)?;
     Ok(crate::privacy::Keyring::open_for(store, dir, &secret)?)
 }
 

@@ -103,6 +103,7 @@ async fn services(
     let (tx, rx) = tokio::sync::watch::channel(false);
     let secret = crate::secret::Secret::load_or_create(&dir)?;
     secret.check_shared(store.as_ref())?;
+    crate::store::adopt_local_files(store.as_ref(), &dir)?;
     let keys = crate::privacy::Keyring::open_for(store.as_ref(), &dir, &secret)?;
     let register = RegisterProjection::start_register(store.clone(), keys.clone(), rx);
     let head = store.head().seq;
