@@ -54,19 +54,11 @@ fn adopt_local(store: &dyn EventStore, dir: &Path) -> Result<(), AccessLogError>
         tracing::warn!(dir = %dir.display(), entries = head.seq, "a local access log from an earlier version is kept in the data directory (the database's access log already has entries); `avvik export --data` on it shows it");
         return Ok(());
     }
-    let (reader, mut writer) = std::io::pipe().map_err(StoreError::from)?;
-    let imported = std::thread::scope(|scope| {
-        let export = scope.spawn(move || {
-            let n = local.export(1, head.seq, &mut writer);
-            drop(writer);
-            n
-        });
-        let mut input = std::io::BufReader::new(reader);
-        let imported = store.import(&mut input, &|_| None);
-        let _ = std::io::copy(&mut input, &mut std::io::sink());
-        let _ = export.join();
-        imported
-    })?;
+    let (exported, imported) =
+        crate::store::piped(&local, head.seq, |input| store.import(input, &|_| None))
+            .map_err(StoreError::from)?;
+    exported?;
+    let imported = imported?;
     tracing::warn!(entries = imported.seq, dir = %dir.display(), "took over the access log an earlier version kept in the data directory into the database");
     Ok(())
 }

@@ -80,16 +80,26 @@ impl Secret {
         Ok(())
     }
 
+    /// The check value this secret leaves in a shared store.
+    fn check_value(&self) -> [u8; 32] {
+        self.derive("installation-check-v1")
+    }
+
+    /// The check value recorded in a shared store (`None`: none yet), or `Ok(None)` for
+    /// a store that is not shared.
+    fn recorded_check(store: &dyn avvik_events::EventStore) -> anyhow::Result<Option<Vec<u8>>> {
+        let Some(files) = store.shared_files() else {
+            return Ok(None);
+        };
+        files
+            .read(SHARED_KIND, SHARED_CHECK)
+            .map_err(|e| anyhow::anyhow!("reading the installation's secret check: {e}"))
+    }
+
     /// Whether the shared store has an installation's secret check recorded (some node
     /// started on it); `false` for a store that is not shared.
     pub fn installation_recorded(store: &dyn avvik_events::EventStore) -> anyhow::Result<bool> {
-        let Some(files) = store.shared_files() else {
-            return Ok(false);
-        };
-        let stored = files
-            .read(SHARED_KIND, SHARED_CHECK)
-            .map_err(|e| anyhow::anyhow!("reading the installation's secret check: {e}"))?;
-        Ok(stored.is_some())
+        Ok(Self::recorded_check(store)?.is_some())
     }
 
     /// Whether this secret is the one the shared store's installation uses: `None` when
@@ -98,13 +108,7 @@ impl Secret {
         &self,
         store: &dyn avvik_events::EventStore,
     ) -> anyhow::Result<Option<bool>> {
-        let Some(files) = store.shared_files() else {
-            return Ok(None);
-        };
-        let stored = files
-            .read(SHARED_KIND, SHARED_CHECK)
-            .map_err(|e| anyhow::anyhow!("reading the installation's secret check: {e}"))?;
-        Ok(stored.map(|s| s[..] == self.derive("installation-check-v1")[..]))
+        Ok(Self::recorded_check(store)?.map(|s| s[..] == self.check_value()[..]))
     }
 
     /// On a store several nodes share: records which secret the installation uses the
@@ -115,14 +119,10 @@ impl Secret {
         let Some(files) = store.shared_files() else {
             return Ok(());
         };
-        let check = self.derive("installation-check-v1");
         files
-            .create(SHARED_KIND, SHARED_CHECK, &check)
+            .create(SHARED_KIND, SHARED_CHECK, &self.check_value())
             .map_err(|e| anyhow::anyhow!("recording the installation's secret check: {e}"))?;
-        let stored = files
-            .read(SHARED_KIND, SHARED_CHECK)
-            .map_err(|e| anyhow::anyhow!("reading the installation's secret check: {e}"))?;
-        if stored.as_deref() != Some(&check[..]) {
+        if self.matches_shared(store)? != Some(true) {
             anyhow::bail!(
                 "this node's secret key ({FILE} in store.data_dir) is not the one the other nodes on this database use: copy {FILE} from a node already running into store.data_dir, then start again"
             );

@@ -117,13 +117,7 @@ fn copy_blobs(from: &Place, to: &Place) -> anyhow::Result<usize> {
     };
     // Every file's name; the bytes are read one file at a time.
     let names: Vec<String> = match (from, &source) {
-        (Place::Sled(dir), _) => {
-            let mut out = Vec::new();
-            for d in BLOB_DIRS {
-                walk(dir, &dir.join(d), &mut out)?;
-            }
-            out
-        }
+        (Place::Sled(dir), _) => local_blob_names(dir)?,
         (_, Some((_, files))) => files.list(kind)?,
         _ => unreachable!("a PostgreSQL source is open"),
     };
@@ -170,6 +164,15 @@ fn copy_blobs(from: &Place, to: &Place) -> anyhow::Result<usize> {
         }
     }
     Ok(n)
+}
+
+/// The attachment and quarantine files of a data directory, by their names relative to it.
+fn local_blob_names(dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for d in BLOB_DIRS {
+        walk(dir, &dir.join(d), &mut names)?;
+    }
+    Ok(names)
 }
 
 /// The files under `dir` (recursively), as `/`-separated names relative to `root`.
@@ -284,10 +287,7 @@ pub fn adopt_local_files(
     } else {
         0
     };
-    let mut names = Vec::new();
-    for d in BLOB_DIRS {
-        walk(data_dir, &data_dir.join(d), &mut names)?;
-    }
+    let names = local_blob_names(data_dir)?;
     let there: std::collections::HashSet<String> = if names.is_empty() {
         Default::default()
     } else {
@@ -321,6 +321,32 @@ fn shown_url(url: &str) -> String {
     crate::config::PostgresConfig { url: url.into() }.shown()
 }
 
+/// Streams `source`'s records `1..=to_seq` as an NDJSON export into `import` over a pipe,
+/// the export on a thread of its own, without holding the log in memory. Returns what the
+/// export and the import each came to (an import that stopped early leaves the rest of the
+/// export drained, so the exporting thread can finish).
+pub fn piped<T: Send>(
+    source: &dyn avvik_events::EventStore,
+    to_seq: u64,
+    import: impl FnOnce(&mut dyn std::io::BufRead) -> T + Send,
+) -> std::io::Result<(Result<u64, avvik_events::StoreError>, T)> {
+    let (reader, mut writer) = std::io::pipe()?;
+    std::thread::scope(|scope| {
+        let export = scope.spawn(move || {
+            let n = source.export(1, to_seq, &mut writer);
+            drop(writer);
+            n
+        });
+        let mut input = std::io::BufReader::with_capacity(1 << 16, reader);
+        let imported = import(&mut input);
+        let _ = std::io::copy(&mut input, &mut std::io::sink());
+        let exported = export
+            .join()
+            .map_err(|_| std::io::Error::other("the export thread panicked"))?;
+        Ok((exported, imported))
+    })
+}
+
 fn copy_log(from: &str, to: &str) -> anyhow::Result<avvik_events::Head> {
     use anyhow::Context;
     use avvik_events::{EventStore, PostgresEventStore, PostgresOptions, SledEventStore};
@@ -341,30 +367,14 @@ fn copy_log(from: &str, to: &str) -> anyhow::Result<avvik_events::Head> {
             );
         }
     }
-    let (reader, mut writer) = std::io::pipe()?;
-    let copied = std::thread::scope(|scope| -> anyhow::Result<avvik_events::Head> {
-        let export = scope.spawn(move || {
-            let n = source.export(1, head.seq, &mut writer);
-            drop(writer);
-            n
-        });
-        let mut input = std::io::BufReader::with_capacity(1 << 16, reader);
-        let imported = match &to_place {
-            Place::Sled(dir) => {
-                SledEventStore::import(dir, store_options(), &mut input, &counter_of)
-            }
-            Place::Postgres(url) => {
-                PostgresEventStore::import(url, PostgresOptions::default(), &mut input, &counter_of)
-            }
-        };
-        // Drain what the import did not read, so the exporting thread can finish.
-        let _ = std::io::copy(&mut input, &mut std::io::sink());
-        let exported = export
-            .join()
-            .map_err(|_| anyhow::anyhow!("the export thread panicked"))?;
-        exported.with_context(|| format!("reading {}", shown(from)))?;
-        imported.with_context(|| format!("writing {}", shown(to)))
+    let (exported, imported) = piped(source.as_ref(), head.seq, |input| match &to_place {
+        Place::Sled(dir) => SledEventStore::import(dir, store_options(), input, &counter_of),
+        Place::Postgres(url) => {
+            PostgresEventStore::import(url, PostgresOptions::default(), input, &counter_of)
+        }
     })?;
+    exported.with_context(|| format!("reading {}", shown(from)))?;
+    let copied = imported.with_context(|| format!("writing {}", shown(to)))?;
     if copied.seq != head.seq || copied.hash != head.hash {
         anyhow::bail!(
             "the copy ends at seq {} hash {}, the source at seq {} hash {}",

@@ -16,23 +16,10 @@ pub(crate) struct PgFiles {
     pub(crate) shared: Arc<Shared>,
 }
 
-impl PgFiles {
-    fn blocking<T: Send + 'static>(
-        &self,
-        what: &'static str,
-        f: impl std::future::Future<Output = Result<T>> + Send + 'static,
-    ) -> Result<T> {
-        let shared = self.shared.clone();
-        self.shared
-            .io
-            .block_on(async move { shared.health.within(shared.timeout, what, f).await })
-    }
-}
-
 impl SharedFiles for PgFiles {
     fn read(&self, kind: &str, name: &str) -> Result<Option<Vec<u8>>> {
         let (shared, kind, name) = (self.shared.clone(), kind.to_string(), name.to_string());
-        self.blocking("read a shared file", async move {
+        self.shared.blocking("read a shared file", async move {
             let c = shared.reader().await?;
             let rows = c
                 .query_typed(
@@ -52,7 +39,7 @@ impl SharedFiles for PgFiles {
             name.to_string(),
             bytes.to_vec(),
         );
-        self.blocking("write a shared file", async move {
+        self.shared.blocking("write a shared file", async move {
             let c = shared.reader().await?;
             let n = c
                 .execute_typed(
@@ -83,7 +70,7 @@ impl SharedFiles for PgFiles {
             .ok_or_else(|| crate::store::StoreError::InvalidAppend("offset too large".into()))?;
         let len = i32::try_from(bytes.len())
             .map_err(|_| crate::store::StoreError::InvalidAppend("write too large".into()))?;
-        self.blocking("overwrite a shared file", async move {
+        self.shared.blocking("overwrite a shared file", async move {
             let c = shared.reader().await?;
             let n = c
                 .execute_typed(
@@ -110,7 +97,7 @@ impl SharedFiles for PgFiles {
 
     fn list(&self, kind: &str) -> Result<Vec<String>> {
         let (shared, kind) = (self.shared.clone(), kind.to_string());
-        self.blocking("list shared files", async move {
+        self.shared.blocking("list shared files", async move {
             let c = shared.reader().await?;
             let rows = c
                 .query_typed(
@@ -125,7 +112,7 @@ impl SharedFiles for PgFiles {
 
     fn remove_prefix(&self, kind: &str, prefix: &str) -> Result<u64> {
         let (shared, kind, prefix) = (self.shared.clone(), kind.to_string(), prefix.to_string());
-        self.blocking("remove shared files", async move {
+        self.shared.blocking("remove shared files", async move {
             let c = shared.reader().await?;
             let n = c
                 .execute_typed(

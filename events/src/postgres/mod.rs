@@ -109,6 +109,18 @@ impl Shared {
         self.head_tx.send_replace(tip.seq);
     }
 
+    /// Runs `f` on the store's runtime within the timeout and waits for it, from any
+    /// thread but the runtime's own (see the module docs).
+    pub(crate) fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        what: &'static str,
+        f: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let shared = self.clone();
+        self.io
+            .block_on(async move { shared.health.within(shared.timeout, what, f).await })
+    }
+
     pub(crate) fn give_back(&self, client: Client) {
         self.pool.give_back(client);
     }
@@ -273,10 +285,7 @@ impl PostgresEventStore {
         what: &'static str,
         read: impl std::future::Future<Output = Result<T>> + Send + 'static,
     ) -> Result<T> {
-        let shared = self.shared.clone();
-        self.shared
-            .io
-            .block_on(async move { shared.health.within(shared.timeout, what, read).await })
+        self.shared.blocking(what, read)
     }
 
     /// Runs a read on the store's runtime; the answer can be awaited anywhere.
