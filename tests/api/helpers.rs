@@ -546,3 +546,36 @@ pub async fn bearer_get(app: &TestApp, token: &str, path: &str) -> (u16, String)
         .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
+
+/// `GET url` with a bearer token, to a server anywhere (the real binary as a child too).
+pub async fn get_authed(url: String, token: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `get_authed`, its body as JSON.
+pub async fn get_json(url: String, token: &str) -> serde_json::Value {
+    get_authed(url, token).await.json().await.unwrap()
+}
+
+/// How many files are under `dir`, at any depth.
+pub fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|es| {
+            es.flatten()
+                .map(|e| {
+                    let p = e.path();
+                    if p.is_dir() {
+                        count_files(&p)
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -99,7 +99,7 @@ async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_th
     let out = migrate(&from, &to, &node_dir);
     assert!(out.contains("data-key batches and 1 files"), "{out}");
     assert_eq!(
-        walk_files(&copy.join("attachments")),
+        crate::helpers::count_files(&copy.join("attachments")),
         1,
         "the sealed file is under the copy's attachments"
     );
@@ -112,7 +112,7 @@ async fn on_postgres_every_answered_report_survives_sigkill_and_migrate_keeps_th
     assert!(
         titles
             .iter()
-            .all(|t| t.starts_with("Rapport ") || t == "Utskrift med elevuppgifter i skrivaren"),
+            .all(|t| t.starts_with("Rapport ") || t == crate::uploads::PDF_REPORT_TITLE),
         "sealed titles open after the copy: {titles:?}"
     );
     assert!(
@@ -230,24 +230,6 @@ fn migrate(from: &str, to: &str, env: &[(&str, &str)]) -> String {
     let (code, out, err) = avvik(&["migrate", "--from", from, "--to", to], env);
     assert_eq!(code, 0, "{out}{err}");
     out
-}
-
-/// How many files are under `dir`, at any depth.
-fn walk_files(dir: &std::path::Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        walk_files(&p)
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 /// The titles of the reports in a sled data directory, opened with its keys.
@@ -461,26 +443,17 @@ async fn files_an_earlier_version_kept_in_the_data_directory_are_taken_over() {
     let token = crate::helpers::cli_ciso_token(&data);
     let server = Server::start(&data, &[("AVVIK_HTTP__RATE_LIMIT_PER_MINUTE", "0")]);
     crate::uploads::report_a_pdf(&server.base).await;
-    let http = reqwest::Client::new();
-    let list: Value = http
-        .get(format!("{}/api/v1/deviations", server.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value =
+        crate::helpers::get_json(format!("{}/api/v1/deviations", server.base), &token).await;
     let d = list["items"][0].clone();
     let reference = d["reference"].as_str().unwrap().to_string();
     let sha = d["attachments"][0]["sha256"].as_str().unwrap().to_string();
     // A read the läslogg records, before the move.
-    let r = http
-        .get(format!("{}/api/v1/deviations/{reference}", server.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = crate::helpers::get_authed(
+        format!("{}/api/v1/deviations/{reference}", server.base),
+        &token,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     server.kill9();
     // The log moves to PostgreSQL; the keys and files stay behind only in the directory,
@@ -496,42 +469,33 @@ async fn files_an_earlier_version_kept_in_the_data_directory_are_taken_over() {
     let server = Server::start(&data, &envs(&on_postgres(db.url())));
     // The läslogg from before is the database's now: the read above is in it (asked
     // first, so no read on this node can be the one found).
-    let log: Value = http
-        .get(format!(
+    let log: Value = crate::helpers::get_json(
+        format!(
             "{}/api/v1/audit/access?user=ciso@kommunen.example",
             server.base
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        ),
+        &token,
+    )
+    .await;
     let entries = log["entries"].as_array().unwrap();
     assert!(
         entries.iter().any(|e| e["what"]["kind"] == "deviation_api"),
         "{log:#}"
     );
-    let v: Value = http
-        .get(format!("{}/api/v1/deviations/{reference}", server.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["title"], "Utskrift med elevuppgifter i skrivaren", "{v}");
-    let r = http
-        .get(format!(
+    let v: Value = crate::helpers::get_json(
+        format!("{}/api/v1/deviations/{reference}", server.base),
+        &token,
+    )
+    .await;
+    assert_eq!(v["title"], crate::uploads::PDF_REPORT_TITLE, "{v}");
+    let r = crate::helpers::get_authed(
+        format!(
             "{}/api/v1/deviations/{reference}/attachments/{sha}",
             server.base
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        ),
+        &token,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), crate::uploads::PDF);
     server.kill9();

@@ -34,23 +34,6 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     out
 }
 
-fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|es| {
-            es.flatten()
-                .map(|e| {
-                    let p = e.path();
-                    if p.is_dir() {
-                        count_files(&p)
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
     let r = app
         .client
@@ -255,7 +238,7 @@ async fn a_personnummer_is_sealed_on_disk_and_gallring_removes_it_everywhere() {
     .await;
     assert_eq!(s, 404);
     assert_eq!(
-        count_files(&data.join("attachments")),
+        crate::helpers::count_files(&data.join("attachments")),
         0,
         "the attachment files are gone"
     );

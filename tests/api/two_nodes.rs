@@ -199,12 +199,11 @@ async fn two_nodes_one_killed_midway_lose_nothing_and_the_survivor_takes_the_out
         .next()
         .unwrap()
         .clone();
-    let r = reqwest::Client::new()
-        .get(format!("{}/api/v1/deviations/{seen}", bases[holder]))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = crate::helpers::get_authed(
+        format!("{}/api/v1/deviations/{seen}", bases[holder]),
+        &token,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     let killed = nodes[holder].take().unwrap();
     tokio::task::spawn_blocking(move || killed.kill9())
@@ -237,7 +236,7 @@ async fn two_nodes_one_killed_midway_lose_nothing_and_the_survivor_takes_the_out
     let mut snapshot = acked.lock().unwrap().clone();
     snapshot
         .attempted
-        .insert("Utskrift med elevuppgifter i skrivaren".to_string());
+        .insert(crate::uploads::PDF_REPORT_TITLE.to_string());
     assert!(
         snapshot.reports.len() > REPORTS / 2,
         "most reports were answered: {}",
@@ -257,30 +256,25 @@ async fn two_nodes_one_killed_midway_lose_nothing_and_the_survivor_takes_the_out
     // The file reported on the killed node is served by the survivor.
     let with_file = all
         .iter()
-        .find(|d| d["title"] == "Utskrift med elevuppgifter i skrivaren")
+        .find(|d| d["title"] == crate::uploads::PDF_REPORT_TITLE)
         .expect("the report with a file is there");
-    let r = reqwest::Client::new()
-        .get(format!(
+    let r = crate::helpers::get_authed(
+        format!(
             "{survivor}/api/v1/deviations/{}/attachments/{}",
             with_file["reference"].as_str().unwrap(),
             with_file["attachments"][0]["sha256"].as_str().unwrap()
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+        ),
+        &token,
+    )
+    .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), crate::uploads::PDF);
 
-    let log: Value = reqwest::Client::new()
-        .get(format!("{survivor}/api/v1/audit/access?reference={seen}"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log: Value = crate::helpers::get_json(
+        format!("{survivor}/api/v1/audit/access?reference={seen}"),
+        &token,
+    )
+    .await;
     assert!(
         log["entries"]
             .as_array()

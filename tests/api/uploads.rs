@@ -30,7 +30,7 @@ async fn token(c: &reqwest::Client, url: &str) -> String {
 fn report_form(token: &str, file: (&str, &[u8])) -> Form {
     Form::new()
         .text("authenticity_token", token.to_string())
-        .text("title", "Utskrift med elevuppgifter i skrivaren")
+        .text("title", PDF_REPORT_TITLE)
         .text("description", "Låg kvar en hel dag")
         .text("anonymous", "ja")
         .part(
@@ -42,8 +42,11 @@ fn report_form(token: &str, file: (&str, &[u8])) -> Form {
         )
 }
 
-/// Reports on the public form at `base` with a PDF attached (title "Utskrift med
-/// elevuppgifter i skrivaren"), as a browser would.
+/// The title `report_a_pdf` reports under.
+pub const PDF_REPORT_TITLE: &str = "Utskrift med elevuppgifter i skrivaren";
+
+/// Reports on the public form at `base` with a PDF attached (title [`PDF_REPORT_TITLE`]),
+/// as a browser would.
 pub(crate) async fn report_a_pdf(base: &str) {
     let web = browser();
     let home = format!("{base}/");
