@@ -331,12 +331,17 @@ pub(crate) async fn assert_escalated_once(sink: &SmtpSink, majors: &BTreeSet<Str
 /// Unlimited requests, e-mail over SMTP to `sink`, one recipient per list, fast retries:
 /// the settings under which every major escalation must arrive.
 pub(crate) fn escalation_env(sink: &SmtpSink) -> Vec<(&'static str, String)> {
+    escalation_env_at("127.0.0.1", sink.port(), "none")
+}
+
+/// `escalation_env` to an SMTP server at `host:port` with TLS mode `tls`.
+pub(crate) fn escalation_env_at(host: &str, port: u16, tls: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AVVIK_HTTP__RATE_LIMIT_PER_MINUTE", "0".into()),
         ("AVVIK_MAIL__TRANSPORT", "smtp".into()),
-        ("AVVIK_MAIL__SMTP__HOST", "127.0.0.1".into()),
-        ("AVVIK_MAIL__SMTP__PORT", sink.port().to_string()),
-        ("AVVIK_MAIL__SMTP__TLS", "none".into()),
+        ("AVVIK_MAIL__SMTP__HOST", host.into()),
+        ("AVVIK_MAIL__SMTP__PORT", port.to_string()),
+        ("AVVIK_MAIL__SMTP__TLS", tls.into()),
         ("AVVIK_MAIL__SMTP__TIMEOUT_S", "5".into()),
         (
             "AVVIK_RECIPIENTS__LEDNINGSGRUPP",

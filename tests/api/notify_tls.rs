@@ -16,30 +16,14 @@ use crate::helpers::LoggedServer;
 use crate::notify::smtp::{Received, SmtpSink, TlsMode};
 use crate::tls::{test_ca, TestCa};
 
-const LEDNING: &str = "ledning@kommunen.example";
-const KS: &str = "ks@kommunen.example";
+use crate::crash_loop::{KS, LEDNING};
 
 /// `avvik serve` mailing the sink on `localhost:port` with `tls`, trusting only `ca`.
 async fn start_server(data: PathBuf, port: u16, tls: &str, ca: &Path) -> LoggedServer {
-    let env: Vec<(&'static str, String)> = vec![
-        ("AVVIK_HTTP__RATE_LIMIT_PER_MINUTE", "0".into()),
-        ("AVVIK_MAIL__TRANSPORT", "smtp".into()),
-        // The name in the server certificate: the client checks it.
-        ("AVVIK_MAIL__SMTP__HOST", "localhost".into()),
-        ("AVVIK_MAIL__SMTP__PORT", port.to_string()),
-        ("AVVIK_MAIL__SMTP__TLS", tls.into()),
-        ("AVVIK_MAIL__SMTP__TIMEOUT_S", "5".into()),
-        (
-            "AVVIK_RECIPIENTS__LEDNINGSGRUPP",
-            format!("[\"{LEDNING}\"]"),
-        ),
-        ("AVVIK_RECIPIENTS__KOMMUNSTYRELSEN", format!("[\"{KS}\"]")),
-        ("AVVIK_NOTIFICATIONS__RETRY_FIRST_S", "1".into()),
-        ("AVVIK_NOTIFICATIONS__RETRY_MAX_S", "2".into()),
-        ("AVVIK_NOTIFICATIONS__POLL_INTERVAL_S", "1".into()),
-        // Replaces the system CA store for rustls-native-certs (lettre's roots).
-        ("SSL_CERT_FILE", ca.to_str().unwrap().into()),
-    ];
+    // The name in the server certificate: the client checks it.
+    let mut env = crate::crash_loop::escalation_env_at("localhost", port, tls);
+    // Replaces the system CA store for rustls-native-certs (lettre's roots).
+    env.push(("SSL_CERT_FILE", ca.to_str().unwrap().into()));
     tokio::task::spawn_blocking(move || {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         LoggedServer::start(&data, &env)

@@ -50,14 +50,18 @@ pub const PDF_REPORT_TITLE: &str = "Utskrift med elevuppgifter i skrivaren";
 pub(crate) async fn report_a_pdf(base: &str) {
     let web = browser();
     let home = format!("{base}/");
-    let t = token(&web, &home).await;
-    let r = web
-        .post(&home)
-        .multipart(report_form(&t, ("utskrift.pdf", PDF)))
+    let r = post_report(&web, &home, ("utskrift.pdf", PDF)).await;
+    assert_eq!(r.status(), 303, "the form with a file is taken");
+}
+
+/// Posts the public form at `home` with `file` attached, with a fresh CSRF token.
+async fn post_report(web: &reqwest::Client, home: &str, file: (&str, &[u8])) -> reqwest::Response {
+    let t = token(web, home).await;
+    web.post(home)
+        .multipart(report_form(&t, file))
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 303, "the form with a file is taken");
+        .unwrap()
 }
 
 #[tokio::test]
@@ -68,13 +72,7 @@ async fn files_come_from_the_form_and_the_status_page_and_html_named_pdf_is_refu
     let home = format!("{}/", app.base);
 
     // HTML bytes under a PDF name: refused at the input, nothing filed.
-    let t = token(&web, &home).await;
-    let r = web
-        .post(&home)
-        .multipart(report_form(&t, ("report.pdf", HTML_AS_PDF)))
-        .send()
-        .await
-        .unwrap();
+    let r = post_report(&web, &home, ("report.pdf", HTML_AS_PDF)).await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
     assert!(
@@ -98,13 +96,7 @@ async fn files_come_from_the_form_and_the_status_page_and_html_named_pdf_is_refu
         .contains("innehållet stämmer inte med filnamnet"));
 
     // A real PDF: filed with the report.
-    let t = token(&web, &home).await;
-    let r = web
-        .post(&home)
-        .multipart(report_form(&t, ("utskrift.pdf", PDF)))
-        .send()
-        .await
-        .unwrap();
+    let r = post_report(&web, &home, ("utskrift.pdf", PDF)).await;
     assert_eq!(r.status(), 303);
     let receipt = web
         .get(format!("{}/receipt", app.base))
