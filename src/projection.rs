@@ -14,7 +14,7 @@ use avvik_events::{EventStore, RecordView, RecordedEvent, StoreError, Subscripti
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::domain::{DeviationEvent, EventMeta};
+use crate::domain::{Deviation, DeviationEvent, EventMeta};
 use crate::privacy::{ForDecode, Keyring, Spliced};
 
 /// A state folded from the log record by record: the register, the outbox, the intake view.
@@ -23,6 +23,14 @@ pub trait LogFold: Send + Sync + 'static {
     /// A deviation event, decoded once for every state at start-up. Must leave the state
     /// as `apply` of the same record would.
     fn apply_deviation(&mut self, ev: &DecodedDeviation);
+    /// A deviation event at start-up that the register folded first in the same pass
+    /// (`replay_sharing`): `after` is the register's state of the deviation after it
+    /// (`None`: the event left none). A fold that keeps deviations takes this state
+    /// instead of evolving a copy of its own; the default ignores it.
+    fn apply_evolved(&mut self, ev: &DecodedDeviation, after: Option<&Arc<Deviation>>) {
+        let _ = after;
+        self.apply_deviation(ev)
+    }
     /// The last seq folded in.
     fn seq(&self) -> u64;
     /// Called after new records are folded in and their seq is published.
@@ -36,6 +44,14 @@ pub trait LogFold: Send + Sync + 'static {
             "a stored record cannot be read; skipped (avvik verify names it)"
         );
     }
+}
+
+/// A fold whose deviation states others may share (the register): folding a deviation
+/// event returns the state it reached.
+pub trait SharedStates: LogFold {
+    /// As `apply_deviation`; returns the deviation's state after the event (`None`: the
+    /// event did not decode or left no deviation).
+    fn apply_shared(&mut self, ev: &DecodedDeviation) -> Option<Arc<Deviation>>;
 }
 
 /// Follows the log from `from` until `shutdown`: new records are opened (`Keyring::open`)
@@ -241,6 +257,25 @@ impl RawChunk {
     }
 }
 
+/// Decoded records as the folding threads get them, in log order.
+struct Folded {
+    decoded: Vec<Decoded>,
+    /// With the register folding first: for each record, the deviation's state after it
+    /// (`None` for records that are not deviation events or left no deviation).
+    after: Option<Vec<Option<Arc<Deviation>>>>,
+}
+
+impl Folded {
+    fn apply_to(&self, fold: &mut dyn LogFold) {
+        for (i, d) in self.decoded.iter().enumerate() {
+            match (&self.after, d) {
+                (Some(after), Decoded::Deviation(dd)) => fold.apply_evolved(dd, after[i].as_ref()),
+                _ => d.apply_to(fold),
+            }
+        }
+    }
+}
+
 /// Folds the records `from..=to` into every one of `folds` in one pass over the log: the
 /// calling thread reads the stored bytes, decoding threads (one per core) decode and open
 /// them a chunk at a time, and each fold applies the decoded records on a thread of its
@@ -252,29 +287,85 @@ pub fn replay(
     to: u64,
     folds: &mut [&mut dyn LogFold],
 ) -> Result<(), StoreError> {
+    replay_inner(store, keys, from, to, None, folds)
+}
+
+/// As `replay`, with the register (`first`) ahead of the others: it folds each chunk on its thread and hands the
+/// deviation states it reached on to `folds` (`LogFold::apply_evolved`), so a fold that
+/// keeps deviations (the outbox) shares the register's states instead of holding a second
+/// copy of every deviation.
+pub fn replay_sharing(
+    store: &dyn EventStore,
+    keys: &Keyring,
+    from: u64,
+    to: u64,
+    first: &mut dyn SharedStates,
+    folds: &mut [&mut dyn LogFold],
+) -> Result<(), StoreError> {
+    replay_inner(store, keys, from, to, Some(first), folds)
+}
+
+fn replay_inner(
+    store: &dyn EventStore,
+    keys: &Keyring,
+    from: u64,
+    to: u64,
+    first: Option<&mut dyn SharedStates>,
+    folds: &mut [&mut dyn LogFold],
+) -> Result<(), StoreError> {
     let workers = decoders();
     let (raw_tx, raw_rx) = mpsc::sync_channel::<RawChunk>(workers * 2);
     let raw_rx = std::sync::Mutex::new(raw_rx);
     std::thread::scope(|scope| {
         let mut senders = Vec::with_capacity(folds.len());
         for fold in folds.iter_mut() {
-            let (tx, rx) = mpsc::sync_channel::<Arc<Vec<Decoded>>>(4);
+            let (tx, rx) = mpsc::sync_channel::<Arc<Folded>>(4);
             senders.push(tx);
             let fold: &mut dyn LogFold = &mut **fold;
             scope.spawn(move || {
                 for chunk in rx {
-                    for d in chunk.iter() {
-                        d.apply_to(fold);
-                    }
+                    chunk.apply_to(fold);
                 }
             });
         }
         // A fold thread that panicked has dropped its receiver; the scope re-raises its
         // panic when it ends, so a failed send needs no handling here.
-        let hand_over = move |chunk: Vec<Decoded>| {
+        let to_folds = move |chunk: Folded| {
             let chunk = Arc::new(chunk);
             for tx in &senders {
                 let _ = tx.send(chunk.clone());
+            }
+        };
+        let hand_over: Box<dyn Fn(Vec<Decoded>) + Send + '_> = match first {
+            None => Box::new(move |decoded| {
+                to_folds(Folded {
+                    decoded,
+                    after: None,
+                })
+            }),
+            Some(reg) => {
+                let (tx, rx) = mpsc::sync_channel::<Vec<Decoded>>(4);
+                scope.spawn(move || {
+                    for decoded in rx {
+                        let after = decoded
+                            .iter()
+                            .map(|d| match d {
+                                Decoded::Deviation(dd) => reg.apply_shared(dd),
+                                other => {
+                                    other.apply_to(&mut *reg);
+                                    None
+                                }
+                            })
+                            .collect();
+                        to_folds(Folded {
+                            decoded,
+                            after: Some(after),
+                        });
+                    }
+                });
+                Box::new(move |decoded| {
+                    let _ = tx.send(decoded);
+                })
             }
         };
         let (done_tx, done_rx) = mpsc::sync_channel::<(usize, Vec<Decoded>)>(workers * 2);

@@ -2,6 +2,7 @@
 //! followed live, and rebuilt up to any earlier point for auditors.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use avvik_events::{EventStore, RecordedEvent, StoreError};
 use chrono::{DateTime, Utc};
@@ -11,8 +12,10 @@ use crate::domain::{evolve, Deviation, DeviationEvent, EventMeta, Reference};
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Register {
-    /// Boxed: the map grows by moving its entries, and a deviation is some 500 bytes.
-    deviations: HashMap<Uuid, Box<Deviation>>,
+    /// Behind an `Arc`: the map grows by moving its entries, a deviation is some 500 bytes,
+    /// and the outbox shares these states instead of keeping copies of its own
+    /// (`projection::replay_sharing`).
+    deviations: HashMap<Uuid, Arc<Deviation>>,
     by_reference: HashMap<Reference, Uuid>,
     by_token_hash: HashMap<String, Uuid>,
     seq: u64,
@@ -63,34 +66,42 @@ impl Register {
         }
     }
 
+    /// Folds one deviation event in; returns the deviation's state after it (`None`: the
+    /// event did not decode or left no deviation).
     fn apply_event(
         &mut self,
         meta: &EventMeta,
         stream: Uuid,
         event: Result<&DeviationEvent, &String>,
-    ) {
+    ) -> Option<Arc<Deviation>> {
         self.seq = meta.seq;
         let ev = match event {
             Ok(ev) => ev,
             Err(e) => {
                 self.undecodable += 1;
                 tracing::error!(seq = meta.seq, error = %e, "stored deviation event does not decode");
-                return;
+                return None;
             }
         };
         let prev = self.deviations.remove(&stream);
         let was_new = prev.is_none();
-        if let Some(d) = evolve(prev.map(|d| *d), stream, ev, meta) {
-            if was_new {
-                self.by_reference.insert(d.reference, d.id);
-                self.by_token_hash.insert(d.status_token_hash.clone(), d.id);
-            }
-            self.deviations.insert(stream, Box::new(d));
+        // A state the outbox still shares is copied; otherwise it is moved.
+        let d = Arc::new(evolve(prev.map(Arc::unwrap_or_clone), stream, ev, meta)?);
+        if was_new {
+            self.by_reference.insert(d.reference, d.id);
+            self.by_token_hash.insert(d.status_token_hash.clone(), d.id);
         }
+        self.deviations.insert(stream, d.clone());
+        Some(d)
     }
 
     pub fn get(&self, id: Uuid) -> Option<&Deviation> {
         self.deviations.get(&id).map(|d| &**d)
+    }
+
+    /// The deviation's current state as the register holds it (shared, not copied).
+    pub fn shared(&self, id: Uuid) -> Option<&Arc<Deviation>> {
+        self.deviations.get(&id)
     }
 
     pub fn by_reference(&self, r: Reference) -> Option<&Deviation> {
@@ -133,13 +144,19 @@ impl crate::projection::LogFold for Register {
         Register::apply(self, rec)
     }
     fn apply_deviation(&mut self, d: &crate::projection::DecodedDeviation) {
-        self.apply_event(&d.meta, d.stream, d.event.as_ref())
+        self.apply_event(&d.meta, d.stream, d.event.as_ref());
     }
     fn seq(&self) -> u64 {
         Register::seq(self)
     }
     fn skip_unreadable(&mut self, seq: u64, reason: &str) {
         Register::skip_unreadable(self, seq, reason)
+    }
+}
+
+impl crate::projection::SharedStates for Register {
+    fn apply_shared(&mut self, d: &crate::projection::DecodedDeviation) -> Option<Arc<Deviation>> {
+        self.apply_event(&d.meta, d.stream, d.event.as_ref())
     }
 }
 

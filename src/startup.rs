@@ -98,12 +98,13 @@ impl Projections {
                     WebhookOutbox::new(hooks),
                 );
                 let head = s2.head().seq;
-                crate::projection::replay(
+                crate::projection::replay_sharing(
                     s2.as_ref(),
                     &k2,
                     1,
                     head,
-                    &mut [&mut r, &mut o, &mut i, &mut w],
+                    &mut r,
+                    &mut [&mut o, &mut i, &mut w],
                 )
                 .map(|()| (r, o, i, w))
             },

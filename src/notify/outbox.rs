@@ -204,8 +204,9 @@ pub struct Outbox {
     ack_by_notice: HashMap<Uuid, Acknowledgement>,
     /// Deviations that may still call for a reminder.
     watched: HashSet<Uuid>,
-    /// Notification records per deviation, for its timeline.
-    records: HashMap<Uuid, Vec<RecordedEvent>>,
+    /// The streams holding each deviation's notification records (its notices' and their
+    /// acknowledgements'), for its timeline: the records stay in the log, not in memory.
+    streams: HashMap<Uuid, Vec<Uuid>>,
     /// The recipient lists, from their stream (the configuration's until it has events).
     recipients: Recipients,
     owed: HashMap<Uuid, Owed>,
@@ -232,7 +233,7 @@ impl Outbox {
             acks: HashMap::new(),
             ack_by_notice: HashMap::new(),
             watched: HashSet::new(),
-            records: HashMap::new(),
+            streams: HashMap::new(),
             recipients: Recipients::default(),
             owed: HashMap::new(),
             owed_open: Default::default(),
@@ -306,15 +307,25 @@ impl Outbox {
         }
     }
 
-    /// A deviation event decoded at start-up: as `apply` of its record.
-    fn apply_decoded(&mut self, d: &crate::projection::DecodedDeviation) {
+    /// A deviation event decoded at start-up: as `apply` of its record. With `shared`, the
+    /// register folded it first and this is the state it reached (`Some(None)`: none),
+    /// which the outbox keeps instead of evolving a copy of its own.
+    fn apply_decoded(
+        &mut self,
+        d: &crate::projection::DecodedDeviation,
+        shared: Option<Option<&Arc<Deviation>>>,
+    ) {
         if d.meta.seq <= self.seq {
             return;
         }
         self.seq = d.meta.seq;
-        match &d.event {
-            Ok(ev) => self.apply_deviation(&d.meta, d.id, d.stream, ev),
-            Err(e) => Self::undecodable_deviation(d.meta.seq, e),
+        match (&d.event, shared) {
+            (Ok(ev), None) => self.apply_deviation(&d.meta, d.id, d.stream, ev),
+            (Ok(ev), Some(after)) => {
+                let before = self.deviations.remove(&d.stream);
+                self.evolved(&d.meta, d.id, d.stream, ev, before, after.cloned())
+            }
+            (Err(e), _) => Self::undecodable_deviation(d.meta.seq, e),
         }
     }
 
@@ -324,12 +335,24 @@ impl Outbox {
     }
 
     fn apply_deviation(&mut self, meta: &EventMeta, id: Uuid, stream: Uuid, ev: &DeviationEvent) {
-        let prev = self.deviations.remove(&stream);
-        let before = prev.clone();
-        let Some(next) = evolve(prev.map(Arc::unwrap_or_clone), stream, ev, meta) else {
+        let before = self.deviations.remove(&stream);
+        let next = evolve(before.clone().map(Arc::unwrap_or_clone), stream, ev, meta);
+        self.evolved(meta, id, stream, ev, before, next.map(Arc::new))
+    }
+
+    /// A deviation went from `before` to `next` by event `id`: the notices it calls for.
+    fn evolved(
+        &mut self,
+        meta: &EventMeta,
+        id: Uuid,
+        stream: Uuid,
+        ev: &DeviationEvent,
+        before: Option<Arc<Deviation>>,
+        next: Option<Arc<Deviation>>,
+    ) {
+        let Some(next) = next else {
             return;
         };
-        let next = Arc::new(next);
         self.deviations.insert(stream, next.clone());
         if let DeviationEvent::Classified(c) = ev {
             let was = before.as_ref().and_then(|d| d.severity);
@@ -403,7 +426,7 @@ impl Outbox {
             o.recorded_at.get_or_insert(rec.at);
         }
         if let Some(d) = e.deviation_id {
-            self.records.entry(d).or_default().push(rec.clone());
+            self.note_stream(d, rec.stream);
         }
     }
 
@@ -585,10 +608,7 @@ impl Outbox {
         }
         self.index(deviation_id, trigger, id);
         if let Some(deviation_id) = deviation_id {
-            self.records
-                .entry(deviation_id)
-                .or_default()
-                .push(rec.clone());
+            self.note_stream(deviation_id, rec.stream);
         }
     }
 
@@ -615,10 +635,7 @@ impl Outbox {
         }
         self.ack_by_notice.insert(ack.notification_id, ack.clone());
         self.acks.entry(ack.deviation_id).or_default().push(ack);
-        self.records
-            .entry(e.deviation_id)
-            .or_default()
-            .push(rec.clone());
+        self.note_stream(e.deviation_id, rec.stream);
         self.rewatch(e.deviation_id);
     }
 
@@ -811,8 +828,17 @@ impl Outbox {
         self.acks.get(&deviation_id).cloned().unwrap_or_default()
     }
 
-    pub fn timeline_for(&self, deviation_id: Uuid) -> Vec<RecordedEvent> {
-        self.records.get(&deviation_id).cloned().unwrap_or_default()
+    /// The streams holding a deviation's notification records (sent, failed, abandoned,
+    /// undeliverable, acknowledged), for its timeline.
+    pub fn timeline_streams(&self, deviation_id: Uuid) -> Vec<Uuid> {
+        self.streams.get(&deviation_id).cloned().unwrap_or_default()
+    }
+
+    fn note_stream(&mut self, deviation_id: Uuid, stream: Uuid) {
+        let streams = self.streams.entry(deviation_id).or_default();
+        if !streams.contains(&stream) {
+            streams.push(stream);
+        }
     }
 
     /// The escalation e-mail a signed acknowledgement link names, if it exists.
@@ -910,7 +936,14 @@ impl crate::projection::LogFold for Outbox {
         Outbox::apply(self, rec)
     }
     fn apply_deviation(&mut self, d: &crate::projection::DecodedDeviation) {
-        self.apply_decoded(d)
+        self.apply_decoded(d, None)
+    }
+    fn apply_evolved(
+        &mut self,
+        d: &crate::projection::DecodedDeviation,
+        after: Option<&Arc<Deviation>>,
+    ) {
+        self.apply_decoded(d, Some(after))
     }
     fn seq(&self) -> u64 {
         Outbox::seq(self)

@@ -149,7 +149,7 @@ async fn a_failing_delivery_backs_off_to_the_cap_and_is_abandoned_at_the_give_up
         }
         other => panic!("abandoned expected, got {other:?}"),
     }
-    let timeline = f.notify.timeline_for(id);
+    let timeline = f.notify.timeline_for(id).unwrap();
     assert_eq!(
         timeline.last().map(|r| r.event_type.as_str()),
         Some("NotificationAbandoned")
@@ -209,7 +209,7 @@ async fn a_rebuilt_outbox_knows_what_was_sent() {
 async fn start_up_replay_folds_as_the_live_path_does() {
     use crate::domain::{Aspects, Classification, PersonalDataBreach, Severity};
     use crate::intake::projection::IntakeView;
-    use crate::projection::replay;
+    use crate::projection::{replay, replay_sharing};
     use crate::register::Register;
 
     let f = fixture(true).await;
@@ -260,6 +260,7 @@ async fn start_up_replay_folds_as_the_live_path_does() {
     let head = f.store.head().seq;
 
     let rules = Arc::new(Rules::from_config(&f.config));
+    // Each fold on its own (as `Register::fold` and `Outbox::fold` replay) ...
     let (mut reg, mut outbox, mut intake) = (
         Register::new(),
         Outbox::new(rules.clone()),
@@ -273,6 +274,21 @@ async fn start_up_replay_folds_as_the_live_path_does() {
         &mut [&mut reg, &mut outbox, &mut intake],
     )
     .unwrap();
+    // ... and with the register first, sharing its states (as the service starts).
+    let (mut shared_reg, mut shared_outbox, mut shared_intake) = (
+        Register::new(),
+        Outbox::new(rules.clone()),
+        IntakeView::default(),
+    );
+    replay_sharing(
+        f.store.as_ref(),
+        &f.keys,
+        1,
+        head,
+        &mut shared_reg,
+        &mut [&mut shared_outbox, &mut shared_intake],
+    )
+    .unwrap();
 
     let (mut live_reg, mut live_outbox, mut live_intake) =
         (Register::new(), Outbox::new(rules), IntakeView::default());
@@ -283,29 +299,45 @@ async fn start_up_replay_folds_as_the_live_path_does() {
         live_outbox.apply(&rec);
         live_intake.apply(&rec);
     }
-    assert_eq!(reg, live_reg);
-    assert_eq!((reg.len(), reg.undecodable, reg.seq()), (3, 1, head));
-    assert_eq!(reg.accounts.list().len(), 1);
-    assert_eq!(outbox.seq(), live_outbox.seq());
     let now = f.clock.now();
-    for id in ids {
-        assert_eq!(
-            outbox.notices_for(id, now),
-            live_outbox.notices_for(id, now)
-        );
-        assert_eq!(outbox.timeline_for(id), live_outbox.timeline_for(id));
-        assert_eq!(
-            outbox.deviation(id).map(|d| &**d),
-            live_outbox.deviation(id).map(|d| &**d)
-        );
-    }
-    assert!(!outbox.notices_for(ids[0], now).is_empty());
     let due = |o: &Outbox| {
         let (due, expired) = o.due(now);
         let mut due: Vec<String> = due.iter().map(|d| format!("{d:?}")).collect();
         due.sort();
         (due, format!("{expired:?}"))
     };
-    assert_eq!(due(&outbox), due(&live_outbox));
-    assert_eq!(intake.seq(), live_intake.seq());
+    for (reg, outbox, intake) in [
+        (&reg, &outbox, &intake),
+        (&shared_reg, &shared_outbox, &shared_intake),
+    ] {
+        assert_eq!(reg, &live_reg);
+        assert_eq!((reg.len(), reg.undecodable, reg.seq()), (3, 1, head));
+        assert_eq!(reg.accounts.list().len(), 1);
+        assert_eq!(outbox.seq(), live_outbox.seq());
+        for id in ids {
+            assert_eq!(
+                outbox.notices_for(id, now),
+                live_outbox.notices_for(id, now)
+            );
+            assert_eq!(
+                outbox.timeline_streams(id),
+                live_outbox.timeline_streams(id)
+            );
+            assert_eq!(
+                outbox.deviation(id).map(|d| &**d),
+                live_outbox.deviation(id).map(|d| &**d)
+            );
+        }
+        assert!(!outbox.notices_for(ids[0], now).is_empty());
+        assert_eq!(due(outbox), due(&live_outbox));
+        assert_eq!(intake.seq(), live_intake.seq());
+    }
+    // Sharing: the outbox holds the register's states, not copies of its own.
+    for id in ids {
+        let (theirs, ours) = (shared_reg.shared(id), shared_outbox.deviation(id));
+        assert!(
+            theirs.zip(ours).is_some_and(|(a, b)| Arc::ptr_eq(a, b)),
+            "the outbox keeps its own copy of {id}"
+        );
+    }
 }

@@ -279,8 +279,15 @@ impl Notify {
 
     /// The stored notification events about a deviation (sent, failed, abandoned,
     /// acknowledged), in log order, for its timeline.
-    pub fn timeline_for(&self, deviation_id: Uuid) -> Vec<RecordedEvent> {
-        self.inner.outbox.read().timeline_for(deviation_id)
+    /// Read from the log: the outbox keeps only which streams hold them.
+    pub fn timeline_for(&self, deviation_id: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
+        let streams = self.inner.outbox.read().timeline_streams(deviation_id);
+        let mut records = Vec::new();
+        for stream in streams {
+            records.extend(self.inner.store.read_stream(stream, 1)?);
+        }
+        records.sort_by_key(|r| r.seq);
+        Ok(records)
     }
 
     /// The escalation e-mail an acknowledgement link names.

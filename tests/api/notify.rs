@@ -273,6 +273,7 @@ async fn an_escalation_waits_out_an_smtp_outage_and_the_failures_are_events() {
 
     let failed: Vec<_> = notify
         .timeline_for(id)
+        .unwrap()
         .into_iter()
         .filter(|r| r.event_type == "NotificationFailed")
         .collect();
@@ -417,6 +418,7 @@ async fn an_acknowledgement_link_records_once_and_forged_links_are_refused() {
     assert_eq!(notify.acknowledgements_for(id).len(), 1);
     let acks_in_log = notify
         .timeline_for(id)
+        .unwrap()
         .iter()
         .filter(|r| r.event_type == "EscalationAcknowledged")
         .count();

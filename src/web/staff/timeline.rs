@@ -65,7 +65,12 @@ pub fn entries(state: &AppState, id: Uuid) -> Result<Vec<TimelineEntry>, PageErr
         .read_stream(id, 1)
         .map_err(|e| PageError::Internal(e.into()))?;
     // E-mail deliveries and acknowledgements live in their own streams; merge by seq.
-    records.extend(state.notify.timeline_for(id));
+    records.extend(
+        state
+            .notify
+            .timeline_for(id)
+            .map_err(|e| PageError::Internal(e.into()))?,
+    );
     records.sort_by_key(|r| r.seq);
     records.dedup_by_key(|r| r.seq);
     for r in &mut records {
