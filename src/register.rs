@@ -12,7 +12,7 @@ use crate::domain::{evolve, Deviation, DeviationEvent, EventMeta, Reference};
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Register {
-    /// Behind an `Arc`: the map grows by moving its entries, a deviation is some 500 bytes,
+    /// Behind an `Arc`: the map grows by moving its entries, a deviation is some 660 bytes,
     /// and the outbox shares these states instead of keeping copies of its own
     /// (`projection::replay_sharing`).
     deviations: HashMap<Uuid, Arc<Deviation>>,

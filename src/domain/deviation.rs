@@ -398,16 +398,16 @@ pub struct Deviation {
     /// Set once the deviation is gallrad: its personal and free-text fields then read as
     /// `shredding.text`.
     #[serde(default)]
-    pub shredded: Option<Shredding>,
+    pub shredded: Option<Box<Shredding>>,
     /// The breach record (GDPR art. 33(3)), as last saved.
     #[serde(default)]
-    pub breach_record: Option<Saved<BreachRecord>>,
+    pub breach_record: Option<Box<Saved<BreachRecord>>>,
     /// The NIS2 record, as last saved.
     #[serde(default)]
-    pub nis2_record: Option<Saved<Nis2Record>>,
+    pub nis2_record: Option<Box<Saved<Nis2Record>>>,
     /// The decision on telling the people affected (art. 34) and when it went out.
     #[serde(default)]
-    pub affected_notice: Option<AffectedNotice>,
+    pub affected_notice: Option<Box<AffectedNotice>>,
     /// The handläggare (a staff e-mail address).
     #[serde(default)]
     pub owner: Option<String>,
@@ -417,7 +417,7 @@ pub struct Deviation {
     /// The incident this deviation is a report of (or a duplicate of): classification,
     /// escalation and filings happen there.
     #[serde(default)]
-    pub incident: Option<IncidentLink>,
+    pub incident: Option<Box<IncidentLink>>,
     /// The supplier involved (an organisation's name).
     #[serde(default)]
     pub supplier: Option<String>,
@@ -1030,39 +1030,39 @@ pub fn evolve(
                     d.incident_handling_ended_at = Some(e.ended_at)
                 }
                 DeviationEvent::BreachRecordSaved(r) => {
-                    d.breach_record = Some(Saved {
+                    d.breach_record = Some(Box::new(Saved {
                         record: (**r).clone(),
                         version: d.breach_record.as_ref().map_or(0, |s| s.version) + 1,
                         by: meta.actor.clone(),
                         at: meta.at,
-                    })
+                    }))
                 }
                 DeviationEvent::Nis2RecordSaved(r) => {
-                    d.nis2_record = Some(Saved {
+                    d.nis2_record = Some(Box::new(Saved {
                         record: (**r).clone(),
                         version: d.nis2_record.as_ref().map_or(0, |s| s.version) + 1,
                         by: meta.actor.clone(),
                         at: meta.at,
-                    })
+                    }))
                 }
                 DeviationEvent::AffectedNoticeDecided(n) => {
                     let sent = d.affected_notice.take().map(|a| a.sent).unwrap_or_default();
-                    d.affected_notice = Some(AffectedNotice {
+                    d.affected_notice = Some(Box::new(AffectedNotice {
                         decision: n.decision,
                         text: n.text.clone(),
                         decided_by: meta.actor.clone(),
                         decided_at: meta.at,
                         sent,
-                    })
+                    }))
                 }
                 DeviationEvent::LinkedToIncident(l) => {
-                    d.incident = Some(IncidentLink {
+                    d.incident = Some(Box::new(IncidentLink {
                         id: l.incident,
                         reference: l.incident_reference,
                         relation: l.relation,
                         by: meta.actor.clone(),
                         at: meta.at,
-                    })
+                    }))
                 }
                 DeviationEvent::UnlinkedFromIncident(_) => d.incident = None,
                 DeviationEvent::AttachmentAdded(a) => d.attachments.push(Attachment {
@@ -1096,12 +1096,12 @@ pub fn evolve(
                 DeviationEvent::Shredded(s) => {
                     let text = shredded_text(meta.at, &s.decision);
                     d.scrub(&text);
-                    d.shredded = Some(Shredding {
+                    d.shredded = Some(Box::new(Shredding {
                         at: meta.at,
                         by: meta.actor.clone(),
                         decision: s.decision.clone(),
                         text,
-                    });
+                    }));
                 }
             }
             d.recompute_deadlines();
@@ -1112,4 +1112,23 @@ pub fn evolve(
     d.last_seq = meta.seq;
     d.updated_at = meta.at;
     Some(d)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::Deviation;
+
+    /// The register holds every deviation in memory (800,000 of them in the start-up
+    /// benchmark): the records most deviations never get (breach and NIS2 records, the
+    /// art. 34 notice, gallring, an incident link) are boxed, so an absent one costs a
+    /// pointer rather than its whole size. A new large inline field shows up here.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_deviation_stays_small_in_memory() {
+        let size = std::mem::size_of::<Deviation>();
+        assert!(
+            size <= 700,
+            "Deviation is {size} bytes inline; box what most deviations lack"
+        );
+    }
 }
