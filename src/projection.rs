@@ -54,11 +54,21 @@ pub trait SharedStates: LogFold {
     fn apply_shared(&mut self, ev: &DecodedDeviation) -> Option<Arc<Deviation>>;
 }
 
-/// Follows the log from `from` until `shutdown`: new records are opened (`Keyring::open`)
-/// and applied under the write lock (what is already there in one go, up to 4096), then
-/// `publish` gets the seq reached.
+/// Records per hand-over while following the log.
+const FOLLOW_BATCH: usize = 4096;
+
+/// How long a follower with a leader waits for the leader to reach a batch's seq before it
+/// applies the batch anyway (then without the leader's states).
+const LEAD_WAIT: Duration = Duration::from_secs(1);
+
+/// Follows the log from `from` until `shutdown`: new records are read and opened
+/// (`Keyring::open`) what is already there in one go, up to 4096, then applied under the
+/// write lock, then `publish` gets the seq reached. With `lead` (the register's published
+/// seq, for the outbox), a batch waits briefly until the leader has folded it, so the
+/// deviation states the leader reached can be shared rather than evolved again.
 /// A record that cannot be read goes to `skip_unreadable` once; other read errors are
 /// logged and retried every 500 ms.
+#[allow(clippy::too_many_arguments)]
 pub async fn follow_log<T: LogFold>(
     store: Arc<dyn EventStore>,
     keys: Arc<Keyring>,
@@ -66,6 +76,7 @@ pub async fn follow_log<T: LogFold>(
     mut shutdown: watch::Receiver<bool>,
     state: &RwLock<T>,
     what: &'static str,
+    mut lead: Option<watch::Receiver<u64>>,
     publish: impl Fn(u64),
 ) {
     let write = || state.write().unwrap_or_else(|p| p.into_inner());
@@ -74,40 +85,42 @@ pub async fn follow_log<T: LogFold>(
         tokio::select! {
             _ = shutdown.changed() => break,
             next = sub.next() => {
-                let seq = match next {
-                    Ok(mut first) => {
-                        keys.open_record(&mut first);
-                        let mut s = write();
-                        s.apply(&first);
-                        loop {
-                            match sub.try_next() {
-                                Ok(Some(mut rec)) => {
-                                    keys.open_record(&mut rec);
-                                    s.apply(&rec);
-                                    if s.seq().is_multiple_of(4096) {
-                                        break;
-                                    }
-                                }
-                                Err(StoreError::Corrupt { seq, reason }) => {
-                                    s.skip_unreadable(seq, &reason)
-                                }
-                                // Nothing more now, or an error `next` will meet again.
-                                Ok(None) | Err(_) => break,
-                            }
-                        }
-                        s.seq()
-                    }
+                // Each read record, or the seq and reason of one that cannot be read.
+                let mut batch: Vec<Result<RecordedEvent, (u64, String)>> = Vec::new();
+                match next {
+                    Ok(first) => batch.push(Ok(first)),
                     Err(StoreError::Closed) => break,
-                    Err(StoreError::Corrupt { seq, reason }) => {
-                        let mut s = write();
-                        s.skip_unreadable(seq, &reason);
-                        s.seq()
-                    }
+                    Err(StoreError::Corrupt { seq, reason }) => batch.push(Err((seq, reason))),
                     Err(e) => {
                         tracing::error!(error = %e, "{what} could not read the log; retrying");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
                     }
+                }
+                while batch.len() < FOLLOW_BATCH {
+                    match sub.try_next() {
+                        Ok(Some(rec)) => batch.push(Ok(rec)),
+                        Err(StoreError::Corrupt { seq, reason }) => batch.push(Err((seq, reason))),
+                        // Nothing more now, or an error `next` will meet again.
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                for rec in batch.iter_mut().flatten() {
+                    keys.open_record(rec);
+                }
+                if let (Some(lead), Some(Ok(last))) = (lead.as_mut(), batch.last()) {
+                    let last = last.seq;
+                    let _ = tokio::time::timeout(LEAD_WAIT, lead.wait_for(|s| *s >= last)).await;
+                }
+                let seq = {
+                    let mut s = write();
+                    for rec in &batch {
+                        match rec {
+                            Ok(rec) => s.apply(rec),
+                            Err((seq, reason)) => s.skip_unreadable(*seq, reason),
+                        }
+                    }
+                    s.seq()
                 };
                 publish(seq);
             }
@@ -466,6 +479,19 @@ impl<T: LogFold> Projection<T> {
         keys: Arc<Keyring>,
         shutdown: watch::Receiver<bool>,
     ) {
+        self.install_following(state, store, keys, shutdown, None)
+    }
+
+    /// As `install`; with `lead`, each new batch first waits (briefly) until the leader's
+    /// published seq covers it (`follow_log`).
+    pub fn install_following(
+        self: &Arc<Self>,
+        state: T,
+        store: Arc<dyn EventStore>,
+        keys: Arc<Keyring>,
+        shutdown: watch::Receiver<bool>,
+        lead: Option<watch::Receiver<u64>>,
+    ) {
         let seq = state.seq();
         *self.write() = state;
         // Ready first, then the (always notifying) seq update, so a waiter that sees the
@@ -475,9 +501,16 @@ impl<T: LogFold> Projection<T> {
         tracing::info!(seq, "{} caught up", self.what);
         let me = self.clone();
         tokio::spawn(async move {
-            follow_log(store, keys, seq + 1, shutdown, &me.state, me.what, |seq| {
-                me.publish(seq)
-            })
+            follow_log(
+                store,
+                keys,
+                seq + 1,
+                shutdown,
+                &me.state,
+                me.what,
+                lead,
+                |seq| me.publish(seq),
+            )
             .await;
         });
     }
@@ -493,6 +526,16 @@ impl<T: LogFold> Projection<T> {
 
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state if no writer holds it now (never waits: for a fold that shares another's
+    /// states while it holds its own write lock).
+    pub fn try_read(&self) -> Option<RwLockReadGuard<'_, T>> {
+        match self.state.try_read() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
     }
 
     pub fn is_ready(&self) -> bool {

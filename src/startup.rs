@@ -110,7 +110,11 @@ impl Projections {
             },
             move |(r, o, i, w)| {
                 register.install(r, store.clone(), keys.clone(), shutdown.clone());
-                outbox.install(o, store.clone(), keys.clone(), shutdown.clone());
+                let mut o = o;
+                let peer = register.clone();
+                o.share_with(move |id| peer.try_read()?.shared(id).cloned());
+                let lead = Some(register.subscribe());
+                outbox.install_following(o, store.clone(), keys.clone(), shutdown.clone(), lead);
                 webhooks.install(w, store.clone(), keys.clone(), shutdown.clone());
                 intake.install(i, store, keys, shutdown);
             },

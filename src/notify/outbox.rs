@@ -183,10 +183,30 @@ pub struct EscalationNotice {
     pub acknowledged: Option<Acknowledgement>,
 }
 
+/// Where the outbox finds a deviation's state to share after start-up: the register's,
+/// when it holds one (never waiting for it).
+#[derive(Clone, Default)]
+struct Peer(Option<Arc<StateOf>>);
+
+/// A deviation's current state, by id.
+type StateOf = dyn Fn(Uuid) -> Option<Arc<Deviation>> + Send + Sync;
+
+impl std::fmt::Debug for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Peer(register)"
+        } else {
+            "Peer(none)"
+        })
+    }
+}
+
 /// The fold.
 #[derive(Debug)]
 pub struct Outbox {
     rules: Arc<Rules>,
+    /// The register's states, shared instead of evolved again when they are the same.
+    peer: Peer,
     seq: u64,
     deviations: HashMap<Uuid, Arc<Deviation>>,
     triggered: HashMap<Uuid, Triggered>,
@@ -222,6 +242,7 @@ impl Outbox {
     pub fn new(rules: Arc<Rules>) -> Self {
         Self {
             rules,
+            peer: Peer::default(),
             seq: 0,
             deviations: HashMap::new(),
             triggered: HashMap::new(),
@@ -244,6 +265,16 @@ impl Outbox {
 
     pub fn seq(&self) -> u64 {
         self.seq
+    }
+
+    /// From now on, a deviation event whose result `peer` already holds (the same stream
+    /// at the same seq) takes that state instead of evolving a copy: after start-up the
+    /// outbox then still shares the register's deviations.
+    pub fn share_with(
+        &mut self,
+        peer: impl Fn(Uuid) -> Option<Arc<Deviation>> + Send + Sync + 'static,
+    ) {
+        self.peer = Peer(Some(Arc::new(peer)));
     }
 
     pub fn rules(&self) -> &Rules {
@@ -336,8 +367,17 @@ impl Outbox {
 
     fn apply_deviation(&mut self, meta: &EventMeta, id: Uuid, stream: Uuid, ev: &DeviationEvent) {
         let before = self.deviations.remove(&stream);
-        let next = evolve(before.clone().map(Arc::unwrap_or_clone), stream, ev, meta);
-        self.evolved(meta, id, stream, ev, before, next.map(Arc::new))
+        // The register's state after this very event is what evolving would give.
+        let shared = (self.peer.0.as_ref())
+            .and_then(|peer| peer(stream))
+            .filter(|d| d.last_seq == meta.seq);
+        let next = match shared {
+            Some(d) => Some(d),
+            None => {
+                evolve(before.clone().map(Arc::unwrap_or_clone), stream, ev, meta).map(Arc::new)
+            }
+        };
+        self.evolved(meta, id, stream, ev, before, next)
     }
 
     /// A deviation went from `before` to `next` by event `id`: the notices it calls for.

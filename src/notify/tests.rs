@@ -341,3 +341,68 @@ async fn start_up_replay_folds_as_the_live_path_does() {
         );
     }
 }
+
+/// After start-up the register and the outbox follow the log each on its own; the outbox
+/// still takes the register's state after each deviation event rather than evolving a
+/// copy (a long-running service would otherwise come to hold every changed deviation
+/// twice).
+#[tokio::test]
+async fn the_live_outbox_shares_the_registers_states() {
+    use crate::domain::{Aspects, Classification, PersonalDataBreach, Severity};
+
+    let f = fixture(true).await;
+    let before_start = reported(&f).await;
+    let (stop, _) = watch::channel(false);
+    let p = crate::startup::Projections::start(
+        f.store.clone(),
+        f.keys.clone(),
+        Arc::new(Rules::from_config(&f.config)),
+        Default::default(),
+        &stop,
+    );
+    let caught_up = || async {
+        let head = f.store.head().seq;
+        let wait = std::time::Duration::from_secs(10);
+        assert!(p.register.wait_for(head, wait).await && p.outbox.wait_for(head, wait).await);
+    };
+    caught_up().await;
+    let live = [reported(&f).await, reported(&f).await];
+    caught_up().await;
+    let classified = DeviationEvent::Classified(Classification {
+        severity: Severity::Major,
+        aspects: Aspects::default(),
+        category: "Obehörig åtkomst".into(),
+        personal_data_breach: PersonalDataBreach::No,
+        nis2_significant: false,
+        rationale: "Röjt".into(),
+        role: "ciso".into(),
+    });
+    for stream in [before_start, live[0]] {
+        f.store
+            .append(
+                stream,
+                ExpectedVersion::Any,
+                vec![NewEvent::new(
+                    classified.type_name(),
+                    classified.to_data(),
+                    "user:ciso@kommunen.example",
+                    f.clock.now(),
+                )],
+            )
+            .await
+            .unwrap();
+        caught_up().await;
+    }
+    let (register, outbox) = (p.register.read(), p.outbox.read());
+    for id in [before_start, live[0], live[1]] {
+        let (theirs, ours) = (register.shared(id), outbox.deviation(id));
+        assert!(
+            theirs.zip(ours).is_some_and(|(a, b)| Arc::ptr_eq(a, b)),
+            "the outbox keeps its own copy of {id}"
+        );
+    }
+    assert_eq!(
+        register.get(before_start).and_then(|d| d.severity),
+        Some(Severity::Major)
+    );
+}
