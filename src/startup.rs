@@ -395,3 +395,117 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down");
 }
+
+/// The projections as the service starts them.
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use avvik_events::{EventStore, ExpectedVersion, NewEvent, SledEventStore, StoreOptions};
+    use chrono::Utc;
+    use tokio::sync::watch;
+    use uuid::Uuid;
+
+    use super::Projections;
+    use crate::config::Config;
+    use crate::domain::{
+        Aspects, Channel, Classification, DeviationEvent, PersonalDataBreach, Reference, Reported,
+        Severity,
+    };
+    use crate::notify::rules::Rules;
+
+    async fn append(store: &dyn EventStore, stream: Uuid, ev: &DeviationEvent) {
+        store
+            .append(
+                stream,
+                ExpectedVersion::Any,
+                vec![NewEvent::new(
+                    ev.type_name(),
+                    ev.to_data(),
+                    "user:ciso@kommunen.example",
+                    Utc::now(),
+                )],
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn reported(store: &dyn EventStore, number: u64) -> Uuid {
+        let id = Uuid::now_v7();
+        let now = Utc::now();
+        let ev = DeviationEvent::Reported(Reported {
+            reference: Reference::new(2026, number),
+            title: "Borttappad dator".into(),
+            description: "Lämnad på tåget.".into(),
+            occurred_at: None,
+            discovered_at: now,
+            sector: None,
+            asset: None,
+            personal_data: false,
+            reporter: None,
+            channel: Channel::Web,
+            status_token_hash: format!("{number:064}"),
+            reported_at: now,
+        });
+        append(store, id, &ev).await;
+        id
+    }
+
+    /// After start-up the register and the outbox follow the log each on its own; the
+    /// outbox still takes the register's state after each deviation event rather than
+    /// evolving a copy (a long-running service would otherwise come to hold every changed
+    /// deviation twice).
+    #[tokio::test]
+    async fn the_live_outbox_shares_the_registers_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn EventStore> =
+            Arc::new(SledEventStore::open(dir.path(), StoreOptions::default()).unwrap());
+        let config = Config::defaults().unwrap();
+        let before_start = reported(store.as_ref(), 1).await;
+        let (stop, _) = watch::channel(false);
+        let p = Projections::start(
+            store.clone(),
+            crate::privacy::Keyring::in_memory(),
+            Arc::new(Rules::from_config(&config)),
+            Default::default(),
+            &stop,
+        );
+        let caught_up = || async {
+            let head = store.head().seq;
+            let wait = Duration::from_secs(10);
+            assert!(p.register.wait_for(head, wait).await && p.outbox.wait_for(head, wait).await);
+        };
+        caught_up().await;
+        let live = [
+            reported(store.as_ref(), 2).await,
+            reported(store.as_ref(), 3).await,
+        ];
+        caught_up().await;
+        let classified = DeviationEvent::Classified(Classification {
+            severity: Severity::Major,
+            aspects: Aspects::default(),
+            category: "Obehörig åtkomst".into(),
+            personal_data_breach: PersonalDataBreach::No,
+            nis2_significant: false,
+            rationale: "Röjt".into(),
+            role: "ciso".into(),
+        });
+        for stream in [before_start, live[0]] {
+            append(store.as_ref(), stream, &classified).await;
+            caught_up().await;
+        }
+        let (register, outbox) = (p.register.read(), p.outbox.read());
+        for id in [before_start, live[0], live[1]] {
+            let (theirs, ours) = (register.shared(id), outbox.deviation(id));
+            assert!(
+                theirs.zip(ours).is_some_and(|(a, b)| Arc::ptr_eq(a, b)),
+                "the outbox keeps its own copy of {id}"
+            );
+        }
+        assert_eq!(
+            register.get(before_start).and_then(|d| d.severity),
+            Some(Severity::Major)
+        );
+    }
+}
