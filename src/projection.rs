@@ -110,7 +110,10 @@ pub async fn follow_log<T: LogFold>(
                 }
                 if let (Some(lead), Some(Ok(last))) = (lead.as_mut(), batch.last()) {
                     let last = last.seq;
-                    let _ = tokio::time::timeout(LEAD_WAIT, lead.wait_for(|s| *s >= last)).await;
+                    tokio::select! {
+                        _ = shutdown.changed() => break,
+                        _ = tokio::time::timeout(LEAD_WAIT, lead.wait_for(|s| *s >= last)) => {}
+                    }
                 }
                 let seq = {
                     let mut s = write();

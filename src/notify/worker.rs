@@ -279,7 +279,7 @@ impl Notify {
 
     /// The stored notification events about a deviation (sent, failed, abandoned,
     /// acknowledged), in log order, for its timeline.
-    /// Read from the log: the outbox keeps only which streams hold them.
+    /// Read from the log (the outbox keeps only which streams hold them) and opened.
     pub fn timeline_for(&self, deviation_id: Uuid) -> Result<Vec<RecordedEvent>, StoreError> {
         let streams = self.inner.outbox.read().timeline_streams(deviation_id);
         let mut records = Vec::new();
@@ -287,6 +287,9 @@ impl Notify {
             records.extend(self.inner.store.read_stream(stream, 1)?);
         }
         records.sort_by_key(|r| r.seq);
+        for r in &mut records {
+            self.inner.keys.open_record(r);
+        }
         Ok(records)
     }
 

@@ -64,7 +64,11 @@ pub fn entries(state: &AppState, id: Uuid) -> Result<Vec<TimelineEntry>, PageErr
         .store
         .read_stream(id, 1)
         .map_err(|e| PageError::Internal(e.into()))?;
-    // E-mail deliveries and acknowledgements live in their own streams; merge by seq.
+    for r in &mut records {
+        state.services.keys.open_record(r);
+    }
+    // E-mail deliveries and acknowledgements live in their own streams (read opened);
+    // merge by seq.
     records.extend(
         state
             .notify
@@ -73,9 +77,6 @@ pub fn entries(state: &AppState, id: Uuid) -> Result<Vec<TimelineEntry>, PageErr
     );
     records.sort_by_key(|r| r.seq);
     records.dedup_by_key(|r| r.seq);
-    for r in &mut records {
-        state.services.keys.open_record(r);
-    }
     Ok(records.iter().rev().map(entry).collect())
 }
 
