@@ -433,21 +433,7 @@ mod tests {
 
     async fn reported(store: &dyn EventStore, number: u64) -> Uuid {
         let id = Uuid::now_v7();
-        let now = Utc::now();
-        let ev = DeviationEvent::Reported(Reported {
-            reference: Reference::new(2026, number),
-            title: "Borttappad dator".into(),
-            description: "Lämnad på tåget.".into(),
-            occurred_at: None,
-            discovered_at: now,
-            sector: None,
-            asset: None,
-            personal_data: false,
-            reporter: None,
-            channel: Channel::Web,
-            status_token_hash: format!("{number:064}"),
-            reported_at: now,
-        });
+        let ev = DeviationEvent::Reported(Reported::example(number, Utc::now()));
         append(store, id, &ev).await;
         id
     }

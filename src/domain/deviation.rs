@@ -1115,6 +1115,28 @@ pub fn evolve(
 }
 
 #[cfg(test)]
+impl Reported {
+    /// A web report without a reporter, for tests: reference 2026-`number`, discovered and
+    /// reported at `at`.
+    pub(crate) fn example(number: u64, at: DateTime<Utc>) -> Self {
+        Reported {
+            reference: Reference::new(2026, number),
+            title: "Borttappad dator".into(),
+            description: "Lämnad på tåget.".into(),
+            occurred_at: None,
+            discovered_at: at,
+            sector: None,
+            asset: None,
+            personal_data: false,
+            reporter: None,
+            channel: Channel::Web,
+            status_token_hash: format!("{number:064}"),
+            reported_at: at,
+        }
+    }
+}
+
+#[cfg(test)]
 mod size_tests {
     use super::Deviation;
 

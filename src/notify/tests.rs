@@ -13,7 +13,7 @@ use super::rules::Rules;
 use super::{DeliveryReport, DeliveryState, Notify, Rule};
 use crate::clock::{Clock, ManualClock};
 use crate::config::Config;
-use crate::domain::{Channel, DeviationEvent, Reference, Reported};
+use crate::domain::{DeviationEvent, Reported};
 use crate::secret::Secret;
 
 const CISO: &str = "ciso@kommunen.example";
@@ -69,20 +69,7 @@ async fn fixture(ok: bool) -> Fixture {
 async fn reported(f: &Fixture) -> Uuid {
     let id = Uuid::now_v7();
     let now = f.clock.now();
-    let ev = DeviationEvent::Reported(Reported {
-        reference: Reference::new(2026, 1),
-        title: "Borttappad dator".into(),
-        description: "Lämnad på tåget.".into(),
-        occurred_at: None,
-        discovered_at: now,
-        sector: None,
-        asset: None,
-        personal_data: false,
-        reporter: None,
-        channel: Channel::Web,
-        status_token_hash: "00".repeat(32),
-        reported_at: now,
-    });
+    let ev = DeviationEvent::Reported(Reported::example(1, now));
     f.store
         .append(
             id,
