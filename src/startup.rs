@@ -410,8 +410,7 @@ mod tests {
     use super::Projections;
     use crate::config::Config;
     use crate::domain::{
-        Aspects, Channel, Classification, DeviationEvent, PersonalDataBreach, Reference, Reported,
-        Severity,
+        Aspects, Classification, DeviationEvent, PersonalDataBreach, Reported, Severity,
     };
     use crate::notify::rules::Rules;
 
