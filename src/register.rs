@@ -12,12 +12,13 @@ use crate::domain::{evolve, Deviation, DeviationEvent, EventMeta, Reference};
 
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Register {
-    /// Behind an `Arc`: the map grows by moving its entries, a deviation is some 660 bytes,
+    /// Behind an `Arc`: the map grows by moving its entries, a deviation is some 640 bytes,
     /// and the outbox shares these states instead of keeping copies of its own
     /// (`projection::replay_sharing`).
     deviations: HashMap<Uuid, Arc<Deviation>>,
     by_reference: HashMap<Reference, Uuid>,
-    by_token_hash: HashMap<String, Uuid>,
+    /// By the SHA-256 of the status link's token (the register's only copy of it).
+    by_token_hash: HashMap<[u8; 32], Uuid>,
     seq: u64,
     /// Staff accounts and roles, folded from the same log.
     pub accounts: crate::domain::account::Accounts,
@@ -89,7 +90,12 @@ impl Register {
         let d = Arc::new(evolve(prev.map(Arc::unwrap_or_clone), stream, ev, meta)?);
         if was_new {
             self.by_reference.insert(d.reference, d.id);
-            self.by_token_hash.insert(d.status_token_hash.clone(), d.id);
+            if let Some(hash) = match ev {
+                DeviationEvent::Reported(r) => token_hash_bytes(&r.status_token_hash),
+                _ => None,
+            } {
+                self.by_token_hash.insert(hash, d.id);
+            }
         }
         self.deviations.insert(stream, d.clone());
         Some(d)
@@ -109,7 +115,8 @@ impl Register {
     }
 
     pub fn by_token_hash(&self, hash: &str) -> Option<&Deviation> {
-        self.by_token_hash.get(hash).and_then(|id| self.get(*id))
+        let hash = token_hash_bytes(hash)?;
+        self.by_token_hash.get(&hash).and_then(|id| self.get(*id))
     }
 
     pub fn len(&self) -> usize {
@@ -137,6 +144,17 @@ impl Register {
         crate::projection::replay(store, keys, 1, to_seq, &mut [&mut reg])?;
         Ok(reg)
     }
+}
+
+/// A status token's hash (64 lowercase hex digits, as `service::token_hash` writes it) as
+/// bytes; `None` for anything else, which then finds no deviation.
+fn token_hash_bytes(hex: &str) -> Option<[u8; 32]> {
+    if !hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex, &mut out).ok()?;
+    Some(out)
 }
 
 impl crate::projection::LogFold for Register {
@@ -212,5 +230,40 @@ impl RegisterProjection {
         shutdown: tokio::sync::watch::Receiver<bool>,
     ) -> std::sync::Arc<Self> {
         Self::start(Register::new, "register", store, keys, shutdown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The status-link lookup keeps the token's hash as 32 bytes; it finds the deviation by
+    /// the hash `service::token_hash` writes and nothing by any other spelling.
+    #[test]
+    fn a_status_link_finds_its_deviation_by_the_hash_only() {
+        let at = Utc::now();
+        let stream = Uuid::now_v7();
+        let token = "a-status-token";
+        let mut reported = crate::domain::Reported::example(7, at);
+        reported.status_token_hash = avvik_events::hash_hex(token.as_bytes());
+        let mut reg = Register::new();
+        let meta = EventMeta {
+            seq: 1,
+            at,
+            actor: "reporter:anonymous".into(),
+        };
+        reg.apply_event(
+            &meta,
+            stream,
+            Ok(&DeviationEvent::Reported(reported.clone())),
+        );
+        let hash = avvik_events::hash_hex(token.as_bytes());
+        assert_eq!(reg.by_token_hash(&hash).map(|d| d.id), Some(stream));
+        assert!(reg.by_token_hash(&hash.to_uppercase()).is_none());
+        assert!(reg.by_token_hash(&hash[..62]).is_none());
+        assert!(reg.by_token_hash("").is_none());
+        assert!(reg
+            .by_token_hash(&avvik_events::hash_hex(b"another"))
+            .is_none());
     }
 }

@@ -432,9 +432,6 @@ pub struct Deviation {
     /// Seq of the last event applied.
     pub last_seq: u64,
     pub updated_at: DateTime<Utc>,
-    #[serde(skip)]
-    #[schema(ignore)]
-    pub status_token_hash: String,
 }
 
 impl Deviation {
@@ -924,7 +921,6 @@ pub fn evolve(
                 version: 0,
                 last_seq: 0,
                 updated_at: meta.at,
-                status_token_hash: r.status_token_hash.clone(),
             };
             d.recompute_deadlines();
             d
