@@ -352,7 +352,8 @@ impl Services {
             .map(|d| d.join(crate::privacy::keys::KEYS_DIR));
         let kids = self.keys.key_ids_of(self.store.as_ref(), id);
         if let Some(dir) = &keys_dir {
-            gallring::begin(dir, id, &kids, self.clock.now(), decision).map_err(StoreError::Io)?;
+            gallring::begin(&self.keys, dir, id, &kids, self.clock.now(), decision)
+                .map_err(StoreError::Io)?;
         }
         let cmd = Command::Shred(crate::domain::deviation::Shredded {
             decision: decision.to_string(),
@@ -362,7 +363,7 @@ impl Services {
             Ok(d) => d,
             Err(e) => {
                 if let Some(dir) = &keys_dir {
-                    let _ = std::fs::remove_file(dir.join("pending").join(id.simple().to_string()));
+                    gallring::abandon(&self.keys, dir, id);
                 }
                 return Err(e);
             }

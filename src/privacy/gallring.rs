@@ -2,7 +2,9 @@
 //! destroyed and its attachment files removed. An intent file written before the event
 //! makes the destruction survive a crash in between: at the next start, [`recover`]
 //! destroys the key of every intent whose event is in the log (the key store follows the
-//! log) and drops the intents whose event never got there.
+//! log) and drops the intents whose event never got there. On a store several nodes share
+//! (PostgreSQL) the intent is kept in the database too, so that whichever node starts next
+//! finishes a gallring that a node which died midway never comes back to.
 
 use std::path::{Path, PathBuf};
 
@@ -14,6 +16,11 @@ use uuid::Uuid;
 use super::{KeyId, Keyring, Tombstone};
 
 const PENDING_DIR: &str = "pending";
+/// The shared store's files holding the intents, named by the deviation.
+const SHARED_KIND: &str = "gallring-intents";
+/// A shared intent whose event is not in the log is dropped only once it is older than
+/// this: until then the node that wrote it may still be storing the event.
+const SHARED_GRACE_MINUTES: i64 = 10;
 /// The stored type of the gallring event.
 pub const SHREDDED: &str = "DeviationShredded";
 
@@ -40,8 +47,14 @@ pub fn failpoint(name: &str) {
     }
 }
 
-/// Written durably before the gallring event is appended.
+fn io(e: avvik_events::StoreError) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+/// Written durably before the gallring event is appended: in the data directory, and on a
+/// shared store in the database as well.
 pub fn begin(
+    keys: &Keyring,
     keys_dir: &Path,
     deviation: Uuid,
     kids: &[KeyId],
@@ -56,16 +69,35 @@ pub fn begin(
         at,
         decision: decision.to_string(),
     };
-    let path = dir.join(deviation.simple().to_string());
-    let tmp = dir.join(format!(".tmp-{}", deviation.simple()));
+    let bytes = serde_json::to_vec(&intent)?;
+    let name = deviation.simple().to_string();
+    let path = dir.join(&name);
+    let tmp = dir.join(format!(".tmp-{name}"));
     {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec(&intent)?)?;
+        f.write_all(&bytes)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, &path)?;
-    std::fs::File::open(&dir)?.sync_all()
+    std::fs::File::open(&dir)?.sync_all()?;
+    if let Some(files) = keys.shared_files() {
+        // A leftover of an earlier attempt is replaced.
+        files.remove_prefix(SHARED_KIND, &name).map_err(io)?;
+        files.create(SHARED_KIND, &name, &bytes).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// The gallring event was not stored: the intent goes.
+pub fn abandon(keys: &Keyring, keys_dir: &Path, deviation: Uuid) {
+    let name = deviation.simple().to_string();
+    let _ = std::fs::remove_file(pending_dir(keys_dir).join(&name));
+    if let Some(files) = keys.shared_files() {
+        if let Err(e) = files.remove_prefix(SHARED_KIND, &name) {
+            tracing::warn!(%deviation, error = %e, "a gallring intent could not be removed from the shared store; the next start drops it");
+        }
+    }
 }
 
 /// After the event is stored: destroys the key and the deviation's attachment files, then
@@ -95,8 +127,8 @@ pub fn finish(
             .remove_prefix(super::BLOBS_KIND, &prefix)
             .map_err(|e| std::io::Error::other(e.to_string()))?;
     }
-    let path = pending_dir(keys_dir).join(deviation.simple().to_string());
-    match std::fs::remove_file(&path) {
+    let name = deviation.simple().to_string();
+    match std::fs::remove_file(pending_dir(keys_dir).join(&name)) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
@@ -104,20 +136,24 @@ pub fn finish(
     if let Ok(d) = std::fs::File::open(pending_dir(keys_dir)) {
         let _ = d.sync_all();
     }
+    if let Some(files) = keys.shared_files() {
+        files.remove_prefix(SHARED_KIND, &name).map_err(io)?;
+    }
     tracing::info!(%deviation, "gallring finished: data key destroyed");
     Ok(())
 }
 
-/// At start-up: finishes every gallring whose event is stored, forgets the others.
+/// At start-up: finishes every gallring whose event is stored, forgets the others — the
+/// intents in the data directory and, on a shared store, every node's in the database.
 pub fn recover(store: &dyn EventStore, keys: &Keyring, data_dir: &Path) -> std::io::Result<()> {
     let keys_dir = data_dir.join(super::keys::KEYS_DIR);
     let dir = pending_dir(&keys_dir);
     let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Ok(e) => Some(e),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
-    for entry in entries {
+    for entry in entries.into_iter().flatten() {
         let path = entry?.path();
         if path
             .file_name()
@@ -137,43 +173,73 @@ pub fn recover(store: &dyn EventStore, keys: &Keyring, data_dir: &Path) -> std::
                 continue;
             }
         };
-        let records = store
-            .read_stream(intent.deviation, 1)
-            .map_err(std::io::Error::other)?;
-        let stored = records.iter().find(|r| r.event_type == SHREDDED);
-        match stored {
-            Some(rec) => {
-                let decision = rec
-                    .data
-                    .get("decision")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or(&intent.decision)
-                    .to_string();
-                let mut kids: Vec<KeyId> =
-                    intent.kids.iter().filter_map(|k| KeyId::parse(k)).collect();
-                for k in records.iter().filter_map(|r| super::kid_in(&r.data)) {
-                    if !kids.contains(&k) {
-                        kids.push(k);
-                    }
-                }
-                tracing::warn!(deviation = %intent.deviation, "a gallring was cut short; destroying its key now");
-                finish(
-                    keys,
-                    &keys_dir,
-                    data_dir,
-                    intent.deviation,
-                    &kids,
-                    &Tombstone {
-                        at: rec.at,
-                        decision,
-                    },
-                )?;
-            }
-            None => {
-                tracing::warn!(deviation = %intent.deviation, "a gallring was not recorded before a stop; nothing destroyed");
-                std::fs::remove_file(&path)?;
-            }
+        if !settle(store, keys, &keys_dir, data_dir, &intent)? {
+            tracing::warn!(deviation = %intent.deviation, "a gallring was not recorded before a stop; nothing destroyed");
+            std::fs::remove_file(&path)?;
+            abandon(keys, &keys_dir, intent.deviation);
+        }
+    }
+    let Some(files) = keys.shared_files() else {
+        return Ok(());
+    };
+    for name in files.list(SHARED_KIND).map_err(io)? {
+        let Some(bytes) = files.read(SHARED_KIND, &name).map_err(io)? else {
+            continue;
+        };
+        let Ok(intent) = serde_json::from_slice::<Intent>(&bytes) else {
+            tracing::warn!(
+                name,
+                "an unreadable gallring intent in the shared store; left for the operator"
+            );
+            continue;
+        };
+        if !settle(store, keys, &keys_dir, data_dir, &intent)?
+            && Utc::now() - intent.at > chrono::Duration::minutes(SHARED_GRACE_MINUTES)
+        {
+            tracing::warn!(deviation = %intent.deviation, "a gallring another node began was never recorded; nothing destroyed");
+            files.remove_prefix(SHARED_KIND, &name).map_err(io)?;
         }
     }
     Ok(())
+}
+
+/// Finishes the gallring `intent` names if its event is in the log; `false` if it is not.
+fn settle(
+    store: &dyn EventStore,
+    keys: &Keyring,
+    keys_dir: &Path,
+    data_dir: &Path,
+    intent: &Intent,
+) -> std::io::Result<bool> {
+    let records = store
+        .read_stream(intent.deviation, 1)
+        .map_err(std::io::Error::other)?;
+    let Some(rec) = records.iter().find(|r| r.event_type == SHREDDED) else {
+        return Ok(false);
+    };
+    let decision = rec
+        .data
+        .get("decision")
+        .and_then(|v| v.as_str())
+        .unwrap_or(&intent.decision)
+        .to_string();
+    let mut kids: Vec<KeyId> = intent.kids.iter().filter_map(|k| KeyId::parse(k)).collect();
+    for k in records.iter().filter_map(|r| super::kid_in(&r.data)) {
+        if !kids.contains(&k) {
+            kids.push(k);
+        }
+    }
+    tracing::warn!(deviation = %intent.deviation, "a gallring was cut short; destroying its key now");
+    finish(
+        keys,
+        keys_dir,
+        data_dir,
+        intent.deviation,
+        &kids,
+        &Tombstone {
+            at: rec.at,
+            decision,
+        },
+    )?;
+    Ok(true)
 }

@@ -500,3 +500,56 @@ async fn files_an_earlier_version_kept_in_the_data_directory_are_taken_over() {
     assert_eq!(r.bytes().await.unwrap().as_ref(), crate::uploads::PDF);
     server.kill9();
 }
+
+/// Two nodes on one database: the node doing a gallring dies between storing the event and
+/// destroying the key, and never comes back (its data directory is gone). Another node,
+/// started afterwards, finishes it: the intent was in the database, not only in the dead
+/// node's directory.
+#[tokio::test]
+async fn a_gallring_cut_short_on_a_node_that_never_returns_is_finished_by_another() {
+    let db = pg_cluster::Cluster::shared().database();
+    let dir = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let pg = on_postgres(db.url());
+    let token = crate::helpers::cli_ciso_token_with(&data_a, &envs(&pg));
+    std::fs::create_dir_all(&data_b).unwrap();
+    std::fs::copy(data_a.join("secret.key"), data_b.join("secret.key")).unwrap();
+
+    let mut env_a = envs(&pg);
+    env_a.push(("AVVIK_FAILPOINT", "gallring-after-event"));
+    let a = Server::start(&data_a, &env_a);
+    a.wait_ready();
+    let reference = crate::privacy::closed_with_personnummer(&a.base, &token).await;
+    let before_gallring = chrono::Utc::now().to_rfc3339();
+    crate::privacy::gallring_cut_short(&a.base, &token, &reference).await;
+    a.kill9();
+    std::fs::remove_dir_all(&data_a).unwrap();
+    let intents = || db.psql("SELECT count(*) FROM avvik_files WHERE kind = 'gallring-intents'");
+    assert_eq!(intents().trim(), "1", "the intent is in the database");
+
+    let b = Server::start(&data_b, &envs(&pg));
+    b.wait_ready();
+    let d =
+        crate::helpers::get_json(format!("{}/api/v1/deviations/{reference}", b.base), &token).await;
+    assert!(
+        d["description"]
+            .as_str()
+            .unwrap()
+            .ends_with("enligt beslut KS 2026/9"),
+        "node B shows the deviation gallrad: {d}"
+    );
+    drop(b);
+    assert_eq!(intents().trim(), "0", "nothing left for a later start");
+    // The key is destroyed: in the register as it stood before the gallring, the sealed
+    // fields read as the key's tombstone, not the personnummer.
+    let data_b = data_b.to_str().unwrap();
+    let mut node_b = envs(&pg);
+    node_b.push(("AVVIK_STORE__DATA_DIR", data_b));
+    let (code, out, err) = avvik(&["replay", "--as-of", &before_gallring], &node_b);
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.contains("19121212"), "the key is still live: {out}");
+    assert!(
+        out.contains("enligt beslut KS 2026/9"),
+        "the sealed fields read as the key's tombstone: {out}"
+    );
+}

@@ -10,7 +10,7 @@ use avvik::intake::record::Source;
 use serde_json::{json, Value};
 
 use crate::helpers::bearer_get as get;
-use crate::helpers::{avvik, cli_ciso_token, Server, TestApp};
+use crate::helpers::{avvik, cli_ciso_token, get_json, Server, TestApp};
 
 const PNR: &str = "19121212-1212";
 const ATTACHMENT_SECRET: &str = "Bilagans personnummer 20010101-2382";
@@ -308,16 +308,11 @@ async fn a_personnummer_is_sealed_on_disk_and_gallring_removes_it_everywhere() {
     );
 }
 
-#[tokio::test]
-async fn a_crash_between_the_gallring_event_and_the_key_destruction_finishes_at_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let token = cli_ciso_token(&data);
-    let server = Server::start(&data, &[("AVVIK_FAILPOINT", "gallring-after-event")]);
-    server.wait_ready();
+/// Reports a deviation with a personnummer and closes it; returns its reference.
+pub async fn closed_with_personnummer(base: &str, token: &str) -> String {
     let client = reqwest::Client::new();
     let r: Value = client
-        .post(format!("{}/api/v1/deviations", server.base))
+        .post(format!("{base}/api/v1/deviations"))
         .json(&json!({"title": "Fel mottagare", "description": format!("Personnummer {PNR}")}))
         .send()
         .await
@@ -327,27 +322,38 @@ async fn a_crash_between_the_gallring_event_and_the_key_destruction_finishes_at_
         .unwrap();
     let reference = r["reference"].as_str().unwrap().to_string();
     let close = client
-        .post(format!(
-            "{}/api/v1/deviations/{reference}/close",
-            server.base
-        ))
-        .bearer_auth(&token)
+        .post(format!("{base}/api/v1/deviations/{reference}/close"))
+        .bearer_auth(token)
         .json(&json!({"resolution": "Klart"}))
         .send()
         .await
         .unwrap();
     assert_eq!(close.status(), 200);
-    // The process dies right after the event is stored: no answer.
-    let shred = client
-        .post(format!(
-            "{}/api/v1/deviations/{reference}/shred",
-            server.base
-        ))
-        .bearer_auth(&token)
+    reference
+}
+
+/// On a server started with `AVVIK_FAILPOINT=gallring-after-event`: has the deviation
+/// gallrad, which kills the server right after the gallring event is stored (before the
+/// key is destroyed).
+pub async fn gallring_cut_short(base: &str, token: &str, reference: &str) {
+    let shred = reqwest::Client::new()
+        .post(format!("{base}/api/v1/deviations/{reference}/shred"))
+        .bearer_auth(token)
         .json(&json!({"decision": "KS 2026/9"}))
         .send()
         .await;
     assert!(shred.is_err() || !shred.unwrap().status().is_success());
+}
+
+#[tokio::test]
+async fn a_crash_between_the_gallring_event_and_the_key_destruction_finishes_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = cli_ciso_token(&data);
+    let server = Server::start(&data, &[("AVVIK_FAILPOINT", "gallring-after-event")]);
+    server.wait_ready();
+    let reference = closed_with_personnummer(&server.base, &token).await;
+    gallring_cut_short(&server.base, &token, &reference).await;
     server.kill9();
     let pending = data.join("keys/pending");
     assert_eq!(
@@ -358,15 +364,11 @@ async fn a_crash_between_the_gallring_event_and_the_key_destruction_finishes_at_
 
     let server = Server::start(&data, &[]);
     server.wait_ready();
-    let d: Value = client
-        .get(format!("{}/api/v1/deviations/{reference}", server.base))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let d = get_json(
+        format!("{}/api/v1/deviations/{reference}", server.base),
+        &token,
+    )
+    .await;
     assert!(
         d["description"]
             .as_str()
