@@ -1,6 +1,6 @@
 //! Single-runner duties: the work only one node of an installation may do at a time —
 //! delivering the outbox's e-mails, delivering webhooks, collecting mail over IMAP,
-//! running the schedule. The store says which process holds each
+//! running the schedule, and on a shared store finishing the gallrings a dead node began. The store says which process holds each
 //! ([`EventStore::duty`]): on sled the one process that has the data directory, from the
 //! start; on PostgreSQL one process at a time through an advisory lock, moved to another
 //! node within seconds when the holder dies.
@@ -26,6 +26,9 @@ pub const WEBHOOKS: &str = "webhooks";
 pub const IMAP: &str = "imap-collector";
 /// Running the scheduled jobs (the annual report, reminders, deadlines).
 pub const SCHEDULER: &str = "scheduler";
+/// On a shared store: finishing the gallrings a node that died began (its intent is in the
+/// database), every few minutes.
+pub const GALLRING: &str = "gallring";
 
 /// Each duty asked for, with whether this node holds it.
 type Held = Arc<Mutex<Vec<(&'static str, watch::Receiver<bool>)>>>;

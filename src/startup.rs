@@ -123,6 +123,45 @@ impl Projections {
     }
 }
 
+/// How often the node holding the `gallring` duty looks for gallrings other nodes left.
+const GALLRING_SWEEP: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs `gallring::recover_shared` at once and then every `every`, until `stop`.
+fn finish_gallrings_every(
+    every: std::time::Duration,
+    store: Arc<dyn EventStore>,
+    keys: Arc<crate::privacy::Keyring>,
+    data_dir: std::path::PathBuf,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = tick.tick() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+            let (s, k, d) = (store.clone(), keys.clone(), data_dir.clone());
+            let done = tokio::task::spawn_blocking(move || {
+                crate::privacy::gallring::recover_shared(s.as_ref(), &k, &d)
+            })
+            .await;
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "finishing gallrings other nodes began failed; trying again later")
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "finishing gallrings other nodes began panicked; trying again later")
+                }
+            }
+        }
+    })
+}
+
 pub struct Application {
     listener: TcpListener,
     state: AppState,
@@ -221,6 +260,12 @@ impl Application {
         let scheduler_task = duties.run(crate::duty::SCHEDULER, move |stop| {
             sched.clone().spawn(stop)
         });
+        if store.shared_files().is_some() {
+            let (s, k, d) = (store.clone(), keys.clone(), config.store.data_dir.clone());
+            duties.run(crate::duty::GALLRING, move |stop| {
+                finish_gallrings_every(GALLRING_SWEEP, s.clone(), k.clone(), d.clone(), stop)
+            });
+        }
         // E-mail notices: the outbox follows the log, delivery runs until shutdown.
         let notify = crate::notify::Notify::start(
             &config,

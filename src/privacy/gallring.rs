@@ -179,6 +179,19 @@ pub fn recover(store: &dyn EventStore, keys: &Keyring, data_dir: &Path) -> std::
             abandon(keys, &keys_dir, intent.deviation);
         }
     }
+    recover_shared(store, keys, data_dir)
+}
+
+/// On a shared store: finishes every gallring any node began whose event is stored, and
+/// drops those whose event never got there once they are ten minutes old. Run at
+/// start-up and, by the node holding the `gallring` duty, every few minutes, so a running
+/// node finishes what a node that died left (`startup`).
+pub fn recover_shared(
+    store: &dyn EventStore,
+    keys: &Keyring,
+    data_dir: &Path,
+) -> std::io::Result<()> {
+    let keys_dir = data_dir.join(super::keys::KEYS_DIR);
     let Some(files) = keys.shared_files() else {
         return Ok(());
     };

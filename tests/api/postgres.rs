@@ -508,17 +508,14 @@ async fn files_an_earlier_version_kept_in_the_data_directory_are_taken_over() {
 #[tokio::test]
 async fn a_gallring_cut_short_on_a_node_that_never_returns_is_finished_by_another() {
     let db = pg_cluster::Cluster::shared().database();
-    let dir = tempfile::tempdir().unwrap();
-    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
-    let pg = on_postgres(db.url());
-    let token = crate::helpers::cli_ciso_token_with(&data_a, &envs(&pg));
-    std::fs::create_dir_all(&data_b).unwrap();
-    std::fs::copy(data_a.join("secret.key"), data_b.join("secret.key")).unwrap();
-
-    let mut env_a = envs(&pg);
-    env_a.push(("AVVIK_FAILPOINT", "gallring-after-event"));
-    let a = Server::start(&data_a, &env_a);
-    a.wait_ready();
+    let DyingNode {
+        _dir,
+        data_a,
+        data_b,
+        pg,
+        token,
+        a,
+    } = dying_node(db.url());
     let reference = crate::privacy::closed_with_personnummer(&a.base, &token).await;
     let before_gallring = chrono::Utc::now().to_rfc3339();
     crate::privacy::gallring_cut_short(&a.base, &token, &reference).await;
@@ -540,16 +537,102 @@ async fn a_gallring_cut_short_on_a_node_that_never_returns_is_finished_by_anothe
     );
     drop(b);
     assert_eq!(intents().trim(), "0", "nothing left for a later start");
-    // The key is destroyed: in the register as it stood before the gallring, the sealed
-    // fields read as the key's tombstone, not the personnummer.
-    let data_b = data_b.to_str().unwrap();
-    let mut node_b = envs(&pg);
-    node_b.push(("AVVIK_STORE__DATA_DIR", data_b));
-    let (code, out, err) = avvik(&["replay", "--as-of", &before_gallring], &node_b);
+    key_destroyed(&pg, &data_b, &before_gallring);
+}
+
+/// The key of the deviation gallrad (decision KS 2026/9) after `before_gallring` is
+/// destroyed: in the register as it stood then, its sealed fields read as the key's
+/// tombstone, not the personnummer. `node` is a data directory with the installation's
+/// secret.
+fn key_destroyed(pg: &[(&'static str, String)], node: &std::path::Path, before_gallring: &str) {
+    let mut env = envs(pg);
+    env.push(("AVVIK_STORE__DATA_DIR", node.to_str().unwrap()));
+    let (code, out, err) = avvik(&["replay", "--as-of", before_gallring], &env);
     assert_eq!(code, 0, "{err}");
     assert!(!out.contains("19121212"), "the key is still live: {out}");
     assert!(
         out.contains("enligt beslut KS 2026/9"),
         "the sealed fields read as the key's tombstone: {out}"
     );
+}
+
+/// Two nodes running on one database; the one holding the `gallring` duty dies between
+/// storing a gallring event and destroying the key. The survivor, still running, takes the
+/// duty over and finishes the gallring without a restart.
+#[tokio::test]
+async fn a_running_node_finishes_the_gallring_a_dead_node_left() {
+    let db = pg_cluster::Cluster::shared().database();
+    let DyingNode {
+        _dir,
+        data_a: _,
+        data_b,
+        pg,
+        token,
+        a,
+    } = dying_node(db.url());
+    let holds = |base: String| async move {
+        let r = crate::two_nodes::readyz(&base).await.unwrap_or_default();
+        r["duties"]["gallring"].as_bool()
+    };
+    // A, started first, takes the duty; B waits for it.
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    while holds(a.base.clone()).await != Some(true) {
+        assert!(
+            std::time::Instant::now() < until,
+            "node A never took the gallring duty"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let b = Server::start(&data_b, &envs(&pg));
+    b.wait_ready();
+    assert_eq!(holds(b.base.clone()).await, Some(false));
+
+    let reference = crate::privacy::closed_with_personnummer(&a.base, &token).await;
+    let before_gallring = chrono::Utc::now().to_rfc3339();
+    crate::privacy::gallring_cut_short(&a.base, &token, &reference).await;
+    a.kill9();
+    let intents = || db.psql("SELECT count(*) FROM avvik_files WHERE kind = 'gallring-intents'");
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while intents().trim() != "0" {
+        assert!(
+            std::time::Instant::now() < until,
+            "the running node did not finish the gallring within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(holds(b.base.clone()).await, Some(true));
+    drop(b);
+    key_destroyed(&pg, &data_b, &before_gallring);
+}
+
+/// Two nodes' data directories with the installation's secret, a CISO token, and node A
+/// started on the database at `url`, set to die right after storing a gallring event.
+struct DyingNode {
+    _dir: tempfile::TempDir,
+    data_a: std::path::PathBuf,
+    data_b: std::path::PathBuf,
+    pg: Vec<(&'static str, String)>,
+    token: String,
+    a: Server,
+}
+
+fn dying_node(url: &str) -> DyingNode {
+    let dir = tempfile::tempdir().unwrap();
+    let (data_a, data_b) = (dir.path().join("a"), dir.path().join("b"));
+    let pg = on_postgres(url);
+    let token = crate::helpers::cli_ciso_token_with(&data_a, &envs(&pg));
+    std::fs::create_dir_all(&data_b).unwrap();
+    std::fs::copy(data_a.join("secret.key"), data_b.join("secret.key")).unwrap();
+    let mut env_a = envs(&pg);
+    env_a.push(("AVVIK_FAILPOINT", "gallring-after-event"));
+    let a = Server::start(&data_a, &env_a);
+    a.wait_ready();
+    DyingNode {
+        _dir: dir,
+        data_a,
+        data_b,
+        pg,
+        token,
+        a,
+    }
 }

@@ -21,7 +21,7 @@ const REPORTS: usize = 2_000;
 /// Concurrent clients per node.
 const CLIENTS: usize = 4;
 
-async fn readyz(base: &str) -> Option<Value> {
+pub async fn readyz(base: &str) -> Option<Value> {
     let r = reqwest::Client::new()
         .get(format!("{base}/readyz"))
         .timeout(Duration::from_secs(5))
