@@ -139,4 +139,6 @@ pub use types::{
 #[cfg(test)]
 mod deadline_tests;
 #[cfg(test)]
+mod deviation_tests;
+#[cfg(test)]
 mod proptests;
