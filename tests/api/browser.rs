@@ -12,7 +12,7 @@
 //! with a message saying how to get it; nothing is skipped silently.
 //!
 //! For more flows (staff pages): `Browser::start()`, `goto`, `tab_to`, `type_text`,
-//! `press`, `fill`, `text`, `wait_for_path`, `run_axe()` / `assert_accessible(what)`.
+//! `press`, `fill`, `text`, `wait_for_path`, `click_and_load`, `run_axe()` / `assert_accessible(what)`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -242,6 +242,35 @@ impl Browser {
             .click()
             .await
             .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Clicks an element that loads a new page (a GET form's submit, a link) and waits until
+    /// the new page has replaced the old one: for when the new page has the same elements as
+    /// the old one (the register filtered), so `wait_for` would find the old page's.
+    pub async fn click_and_load(&self, css: &str) {
+        self.client
+            .execute("window.avvikOldPage = true;", vec![])
+            .await
+            .expect("mark the page");
+        self.click(css).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let loaded = self
+                .client
+                .execute(
+                    "return window.avvikOldPage === undefined && document.readyState === 'complete';",
+                    vec![],
+                )
+                .await
+                .ok()
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false);
+            if loaded {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{css} did not load a new page");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The `value` property of an input.

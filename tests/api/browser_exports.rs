@@ -108,7 +108,7 @@ async fn the_ciso_exports_the_filtered_register_and_a_case_pdf() {
         )
         .await
         .expect("sector chosen");
-    b.click("form.filters button[type=submit]").await;
+    b.click_and_load("form.filters button[type=submit]").await;
     b.wait_for("#export-xlsx").await;
     let shown = page_rows(&b).await;
     let refs: Vec<&str> = shown.iter().map(|r| r[0].as_str()).collect();
